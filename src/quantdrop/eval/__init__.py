@@ -1,0 +1,1 @@
+"""Evaluation: benchmarks, backends, the resumable store and the runner."""
