@@ -1,0 +1,138 @@
+"""C-Eval: Chinese four-option exam questions over 52 subjects (Huang et al., "C-Eval: A Multi-Level
+Multi-Discipline Chinese Evaluation Suite for Foundation Models", arXiv 2305.08322); a general-capability
+benchmark of "Quantitative Analysis of Performance Drop in DeepSeek Model Quantization" (arXiv 2505.02390,
+which reports the 12,342-question test set), weight 1, one sample.
+
+Data: hub `ceval/ceval-exam`, one config per subject (id, question, A, B, C, D, answer, explanation), or
+its archive layout under `--data-dir` (ceval/val/<subject>_val.csv). The test split's answers are not
+public, so quantdrop scores the `val` split (1,346 questions) and labels the row "C-Eval (val)". A run with
+`split="test"` records each chosen letter (scored 0, "unextracted", as no answer can be checked) and
+`write_submission` turns the responses into the JSON the official site grades: {subject: {id: letter}}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.benchmarks._base import CHOICE_PLACEHOLDERS, CHOICE_TEMPLATE_ZH, ChoiceBenchmark
+from quantdrop.eval.benchmarks._data import load_rows, subject_of
+from quantdrop.eval.scoring.choice import LETTERS, extract_choice
+from quantdrop.eval.scoring.text import resolve_template, strip_reasoning
+from quantdrop.eval.types import Completion, Item, Score
+
+HUB_ID = "ceval/ceval-exam"
+FIELDS = ("id", "question", "A", "B", "C", "D")
+SIZES = {"val": 1346, "test": 12342, "dev": 260}
+# The 52 subjects (the hub's config names), as in lm-evaluation-harness' ceval task list.
+SUBJECTS = (
+    "computer_network", "operating_system", "computer_architecture", "college_programming",
+    "college_physics", "college_chemistry", "advanced_mathematics", "probability_and_statistics",
+    "discrete_mathematics", "electrical_engineer", "metrology_engineer", "high_school_mathematics",
+    "high_school_physics", "high_school_chemistry", "high_school_biology", "middle_school_mathematics",
+    "middle_school_biology", "middle_school_physics", "middle_school_chemistry", "veterinary_medicine",
+    "college_economics", "business_administration", "marxism", "mao_zedong_thought", "education_science",
+    "teacher_qualification", "high_school_politics", "high_school_geography", "middle_school_politics",
+    "middle_school_geography", "modern_chinese_history", "ideological_and_moral_cultivation", "logic",
+    "law", "chinese_language_and_literature", "art_studies", "professional_tour_guide",
+    "legal_professional", "high_school_chinese", "high_school_history", "middle_school_history",
+    "civil_servant", "sports_science", "plant_protection", "basic_medicine", "clinical_medicine",
+    "urban_and_rural_planner", "accountant", "fire_engineer", "environmental_impact_assessment_engineer",
+    "tax_accountant", "physician",
+)
+NO_ANSWERS = "C-Eval test answers are not public: the letter is kept for the submission file"
+
+
+class Ceval(ChoiceBenchmark):
+    name = "ceval"
+    default_samples = 1
+    weight = 1.0
+
+    def __init__(self, template: str, data_dir: Path | None = None, split: str = "val",
+                 submission: str | Path | None = None) -> None:
+        super().__init__(template=template, data_dir=data_dir)
+        if split not in SIZES:
+            raise QuantdropError(f"unknown C-Eval split {split!r} (one of: {', '.join(SIZES)})")
+        self.split = split
+        default = "ceval-test-submission.json" if split == "test" else None
+        self.submission_path = Path(submission or default) if (submission or default) else None
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"C-Eval ({self.split})"
+
+    @property
+    def full_size(self) -> int:  # type: ignore[override]
+        return SIZES[self.split]
+
+    def load(self, data_dir: Path | str | None = None) -> list[Item]:
+        required = FIELDS if self.split == "test" else (*FIELDS, "answer")
+        rows, self.loaded_from = load_rows(self.name, hub_id=HUB_ID, hub_config=SUBJECTS, split=self.split,
+                                           data_dir=self._source(data_dir), required=required)
+        items = []
+        for number, row in enumerate(rows, 1):
+            subject, answer = subject_of(row), str(row.get("answer") or "").strip() or None
+            if self.split != "test" and answer not in LETTERS:
+                raise QuantdropError(f"ceval row {number} ({subject}): 'answer' must be one of A-D, "
+                                     f"got {row.get('answer')!r}")
+            qid = str(row["id"]).strip()
+            items.append(Item(id=f"{subject}/{qid}", target=answer, meta={"subject": subject, "qid": qid},
+                              prompt=self.prompt(row["question"], [row[letter] for letter in LETTERS])))
+        return items
+
+    def score(self, item: Item, completion: Completion) -> Score:
+        if item.target is not None or completion.error:
+            return super().score(item, completion)
+        answer = strip_reasoning(completion.text)
+        letter = extract_choice(answer) if answer is not None else None
+        return Score(0.0, "unextracted", extracted=letter, detail=NO_ANSWERS)
+
+    def write_submission(self, responses: Iterable[tuple[Item, str]], path: str | Path | None = None) -> Path:
+        """Write the official submission file from (item, response text) pairs, to `path` or to the
+        `submission=` option (default for a test-split run: ceval-test-submission.json)."""
+        target = path or self.submission_path
+        if target is None:
+            raise QuantdropError("no path for the C-Eval submission file (pass submission=PATH)")
+        return write_submission(responses, target)
+
+
+def submission(responses: Iterable[tuple[Item, str]]) -> dict[str, dict[str, str]]:
+    """{subject: {question id: letter}} from (item, response text); "" where no letter was found.
+
+    With several samples of one item, the first response counts.
+    """
+    result: dict[str, dict[str, str]] = {}
+    for item, text in responses:
+        subject, qid = item.meta["subject"], item.meta["qid"]
+        if qid in result.get(subject, {}):
+            continue
+        answer = strip_reasoning(text)
+        result.setdefault(subject, {})[qid] = (extract_choice(answer) if answer is not None else None) or ""
+    return result
+
+
+def write_submission(responses: Iterable[tuple[Item, str]], path: str | Path) -> Path:
+    """Write the C-Eval submission JSON atomically (a temp file in the target directory, then rename)."""
+    path = Path(path)
+    data = submission(responses)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def create(*, template: str | None = None, data_dir: Path | str | None = None, split: str = "val",
+           submission: str | Path | None = None, **_: Any) -> Ceval:
+    return Ceval(template=resolve_template(template, CHOICE_TEMPLATE_ZH, CHOICE_PLACEHOLDERS, "ceval"),
+                 data_dir=Path(data_dir) if data_dir is not None else None, split=split,
+                 submission=submission)

@@ -1,0 +1,72 @@
+"""Multiple-choice scoring: find the letter a response chose, robustly, or say that it chose none.
+
+The prompts ask for a last line "Answer: X" (simple-evals' ANSWER_PATTERN_MULTICHOICE) or "答案：X"; models
+also write "**Answer:** X", "the answer is (X)", "\\boxed{X}", "答案是X", "故选X", or end with a bare "X".
+The last explicit statement wins (models revise themselves); a bare letter on the final line is the
+fallback. A response where no letter can be found is "unextracted", which is not the same as wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from quantdrop.eval.scoring.text import strip_reasoning
+from quantdrop.eval.types import Completion, Item, Score
+
+LETTERS = "ABCD"
+
+# Between a cue ("Answer:", "答案是", "\boxed{") and the letter: spaces, markdown, `$`, brackets, and the
+# LaTeX wrappers models put around a letter.
+_GAP = r"(?:[\s:*$(\[{]|\\boxed\{|\\text(?:bf)?\{|\\mathrm\{|\\mathbf\{|(?i:option|choice)\b)*"
+_END = r"(?![A-Za-z0-9])"
+
+
+def _patterns(letters: str) -> list[re.Pattern[str]]:
+    letter = f"([{re.escape(letters)}])"
+    return [
+        # English: "Answer: B", "**Answer:** B", "The answer is (B)", "Final answer: $\boxed{B}$".
+        re.compile(r"(?i:answer)(?:\s+(?i:is|would\s+be|should\s+be))?" + _GAP + letter + _END),
+        # Chinese: "答案：B", "答案是 B", "答案为（B）", "正确答案应选B".
+        re.compile(r"答案\s*(?:应该?|就)?\s*(?:是|为|选)?" + _GAP + r"(?:选项)?" + _GAP + letter + _END),
+        # "故选B", "应选 C", "选：D" (not "选项A", which names an option while discussing it).
+        re.compile(r"选(?!项)" + _GAP + letter + _END),
+        # A boxed letter: "\boxed{B}", "\boxed{\text{B}}", "\boxed{(B)}".
+        re.compile(r"\\boxed\{" + _GAP + letter + _END),
+    ]
+
+
+_FINAL_LINE = re.compile(r"^[\s*_#>(\[$\\{}]*(?:\\text(?:bf)?\{)?\s*([A-Z])\s*[)\].:}$*_\s]*$")
+
+
+def extract_choice(text: str, letters: str = LETTERS) -> str | None:
+    """The letter a response chose (the last explicit statement), or None if it chose none."""
+    text = unicodedata.normalize("NFKC", text)  # full-width "：", "（Ｂ）" -> ":", "(B)"
+    best: tuple[int, str] | None = None
+    for pattern in _patterns(letters):
+        for match in pattern.finditer(text):
+            if best is None or match.start(1) > best[0]:
+                best = (match.start(1), match.group(1))
+    if best is not None:
+        return best[1]
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines:
+        bare = _FINAL_LINE.match(lines[-1])
+        if bare and bare.group(1) in letters:
+            return bare.group(1)
+    return None
+
+
+def score_choice(item: Item, completion: Completion, letters: str = LETTERS) -> Score:
+    """Score a multiple-choice completion against `item.target` (a letter)."""
+    if completion.error:
+        return Score(0.0, "error", detail=completion.error)
+    answer = strip_reasoning(completion.text)
+    if answer is None:
+        return Score(0.0, "unextracted", detail="the reasoning (<think>) never ended")
+    letter = extract_choice(answer, letters)
+    if letter is None:
+        return Score(0.0, "unextracted", detail="no answer letter found")
+    if letter == item.target:
+        return Score(1.0, "correct", extracted=letter)
+    return Score(0.0, "wrong", extracted=letter, detail=f"expected {item.target}")

@@ -1,0 +1,215 @@
+"""Math answer checking with math-verify, under our own per-item timeout.
+
+math-verify's own timeouts use `signal.alarm`, which only works in the main thread, while the runner
+scores off its event loop in worker threads; and an alarm cannot interrupt long C-level arithmetic
+(sympy on `10^{10^{10}}`). So we turn its timeouts off (`parsing_timeout=None`, `timeout_seconds=None`)
+and run each check in a small pool of long-lived worker processes: a check that outlives its deadline
+gets its worker killed and replaced, and counts as not verified ("wrong", detail says timed out). Workers
+are fresh interpreters (`python -m quantdrop.eval.scoring.math`, JSON lines over pipes): never a fork of
+this multi-threaded process, and no re-import of the caller's main script as multiprocessing's spawn
+does. Each imports math-verify once and says "ready" before the deadline of its first check starts.
+
+Answers are compared the way lighteval and open-r1 do for MATH-500/AIME: the gold answer is parsed from
+`\\boxed{gold}`; the response with LaTeX extraction that prefers the last `\\boxed{}`, then plain
+expressions; `verify(gold, pred)`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+from dataclasses import asdict, dataclass
+
+from quantdrop.eval.scoring.text import strip_reasoning
+from quantdrop.eval.types import Completion, Item, Score
+
+DEFAULT_TIMEOUT_S = 10.0
+_START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class MathCheck:
+    """The outcome of one check: status "correct", "wrong" or "unextracted"."""
+
+    status: str
+    extracted: str | None = None
+    detail: str = ""
+
+
+def check_answer(gold: str, response: str) -> MathCheck:
+    """Compare one response with the gold answer, in this process and without a timeout."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout disabled" warning
+    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None)
+    if not gold_parsed:
+        gold_parsed = parse(f"${gold}$", parsing_timeout=None)
+    pred = parse(
+        response,
+        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
+        parsing_timeout=None,
+    )
+    if not pred:
+        return MathCheck("unextracted", detail="no final answer found")
+    extracted = str(pred[-1])
+    if not gold_parsed:
+        return MathCheck("wrong", extracted, detail=f"the gold answer {gold!r} could not be parsed")
+    ok = verify(gold_parsed, pred, timeout_seconds=None)
+    return MathCheck("correct" if ok else "wrong", extracted)
+
+
+def _serve() -> None:
+    """A worker process (`python -m quantdrop.eval.scoring.math`): JSON lines in, JSON lines out."""
+    import math_verify  # noqa: F401  (import once, before saying ready)
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            result = check_answer(request["gold"], request["response"])
+        except Exception as err:  # math-verify bugs on odd input: not verified, never a crash
+            result = MathCheck("wrong", detail=f"math-verify failed: {type(err).__name__}: {err}")
+        print(json.dumps(asdict(result)), flush=True)
+
+
+class _Worker:
+    """One checker process, started with the same interpreter (not forked from this process)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
+        )
+        if self.readline(_START_TIMEOUT_S) != "ready":
+            self.kill()
+            raise RuntimeError("a math-verify worker process did not start (is math-verify installed?)")
+
+    def readline(self, timeout: float) -> str | None:
+        """The worker's next line, or None if none came within `timeout` seconds or it died."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.proc.stdout.readline()
+        return line.rstrip("\n") if line else None
+
+    def ask(self, gold: str, response: str, timeout: float) -> MathCheck | None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps({"gold": gold, "response": response}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        line = self.readline(timeout)
+        return MathCheck(**json.loads(line)) if line else None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+
+
+class MathChecker:
+    """A pool of math-verify worker processes with a hard per-check deadline (thread-safe)."""
+
+    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.max_workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.timeout = timeout
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._all: set[_Worker] = set()
+
+    def check(self, gold: str, response: str) -> MathCheck:
+        worker = self._acquire()
+        result = worker.ask(gold, response, self.timeout)
+        if result is not None:
+            self._idle.put(worker)
+            return result
+        died = worker.proc.poll() is not None
+        self._discard(worker)
+        if died:
+            return MathCheck("wrong", detail="the math-verify worker died on this answer")
+        return MathCheck("wrong", detail=f"math-verify timed out after {self.timeout:g} s")
+
+    def _acquire(self) -> _Worker:
+        while True:
+            with self._lock:
+                try:
+                    return self._idle.get_nowait()
+                except queue.Empty:
+                    pass
+                if self._started < self.max_workers:
+                    self._started += 1
+                    break
+            try:  # all busy: wait for one (re-checking, as a timed-out worker frees a slot instead)
+                return self._idle.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        try:
+            worker = _Worker()
+        except BaseException:
+            with self._lock:
+                self._started -= 1
+            raise
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    def _discard(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+            self._started -= 1
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all, self._started = list(self._all), set(), 0
+        while True:
+            try:
+                self._idle.get_nowait()
+            except queue.Empty:
+                break
+        for worker in workers:
+            worker.kill()
+
+
+_checker: MathChecker | None = None
+_checker_lock = threading.Lock()
+
+
+def default_checker() -> MathChecker:
+    """The process-wide checker (created on first use, closed at exit)."""
+    global _checker
+    with _checker_lock:
+        if _checker is None:
+            _checker = MathChecker()
+            atexit.register(_checker.close)
+        return _checker
+
+
+def score_math(item: Item, completion: Completion, checker: MathChecker | None = None) -> Score:
+    """Score a math completion against `item.target` (the gold answer as LaTeX)."""
+    if completion.error:
+        return Score(0.0, "error", detail=completion.error)
+    answer = strip_reasoning(completion.text)
+    if answer is None:
+        return Score(0.0, "unextracted", detail="the reasoning (<think>) never ended")
+    result = (checker or default_checker()).check(str(item.target), answer)
+    value = 1.0 if result.status == "correct" else 0.0
+    return Score(value, result.status, extracted=result.extracted, detail=result.detail)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    _serve()
