@@ -1,0 +1,117 @@
+"""A GGUF in-process through llama-cpp-python, with the chat template stored in the GGUF.
+
+One model per process (loaded once, reused by every benchmark of a run); generation runs in one
+worker thread, so requests are served one at a time while the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.types import Completion, Message, SamplingParams
+
+CPU_CTX_CAP = 16384  # default n_ctx ceiling: a larger KV cache rarely fits a CPU box's RAM
+PROMPT_ALLOWANCE = 2048  # tokens reserved for the prompt when n_ctx is derived from max_tokens
+_HASH_CHUNK = 1 << 20
+_HASH_SPOTS = 16
+
+_LOADED: dict[tuple[str, int, int | None], Any] = {}  # one model per process
+
+
+def gguf_fingerprint(path: str | os.PathLike[str]) -> str:
+    """Size plus a SHA-256 over 16 spread 1 MiB chunks (header, tensors, tail): it tells any two
+    quantizations apart, and costs milliseconds even for a 400 GB model."""
+    p = Path(path)
+    size = p.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with p.open("rb") as f:
+        for k in range(_HASH_SPOTS):
+            f.seek(max(0, min(size - _HASH_CHUNK, k * size // _HASH_SPOTS)) if k else 0)
+            digest.update(f.read(_HASH_CHUNK))
+    return json.dumps({"kind": "gguf", "name": p.name, "size": size, "hash": digest.hexdigest()[:16]},
+                      sort_keys=True)
+
+
+def default_n_ctx(n_ctx_train: int, max_tokens: int) -> int:
+    """min(model's training context, max_tokens + a prompt allowance), capped for CPU."""
+    want = max_tokens + PROMPT_ALLOWANCE
+    return max(512, min(want, n_ctx_train or want, CPU_CTX_CAP))
+
+
+class LlamaCppBackend:
+    """Chat completions from a GGUF loaded with llama_cpp.Llama."""
+
+    def __init__(self, model: str | os.PathLike[str], *, n_ctx: int | None = None, threads: int | None = None,
+                 max_tokens: int = 32768) -> None:
+        path = Path(model)
+        if not path.is_file():
+            raise QuantdropError(f"no GGUF model at {path}")
+        try:
+            from quantdrop.inventory import read_gguf_inventory
+
+            n_ctx_train = read_gguf_inventory(path).hparams.n_ctx_train
+        except QuantdropError:
+            raise
+        except Exception as err:
+            raise QuantdropError(f"{path} is not a readable GGUF ({type(err).__name__}: {err})") from None
+        self.path = path
+        self.n_ctx = n_ctx or default_n_ctx(n_ctx_train, max_tokens)
+        self.threads = threads
+        self.context_length: int | None = self.n_ctx
+        self.fingerprint = gguf_fingerprint(path)
+        self._llm: Any = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+
+    def load(self) -> None:
+        """Load the model (once per process); refuse a GGUF without a chat template."""
+        key = (str(self.path.resolve()), self.n_ctx, self.threads)
+        if key not in _LOADED:
+            try:
+                from llama_cpp import Llama
+            except ImportError as err:
+                raise QuantdropError(f"in-process evaluation needs llama-cpp-python ({err})") from None
+            _LOADED.clear()  # one model per process: drop the previous one first
+            try:
+                llm = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.threads,
+                            chat_format="chat_template.default", verbose=False)
+            except (ValueError, RuntimeError) as err:
+                raise QuantdropError(f"llama.cpp could not load {self.path}: {err}") from None
+            if "tokenizer.chat_template" not in llm.metadata:
+                raise QuantdropError(f"{self.path} has no chat template (tokenizer.chat_template); "
+                                     "serve it with a template and use --endpoint")
+            _LOADED[key] = llm
+        self._llm = _LOADED[key]
+
+    def _generate(self, messages: list[Message], params: SamplingParams) -> Completion:
+        start = time.perf_counter()
+        # llama-cpp-python caps max_tokens at n_ctx minus the prompt (llama.py, _create_completion).
+        out = self._llm.create_chat_completion(
+            messages=messages, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
+            seed=params.seed)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Completion(text=choice["message"].get("content") or "", finish_reason=choice.get("finish_reason") or "stop",
+                          prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                          completion_tokens=int(usage.get("completion_tokens", 0)),
+                          latency_s=time.perf_counter() - start)
+
+    async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        if self._llm is None:
+            self.load()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._generate, list(messages), params)
+        except ValueError as err:  # e.g. a prompt longer than the context: this item cannot be asked
+            return Completion(finish_reason="error", error=f"llama.cpp: {err}")
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=True)

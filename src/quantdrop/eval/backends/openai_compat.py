@@ -1,0 +1,176 @@
+"""OpenAI-compatible chat completions over HTTP (httpx, async), spread over one or more servers.
+
+One request per sample (`n` is never sent above 1: llama-server rejects it). Each request goes to
+the least busy endpoint. Transient failures (429, 5xx, timeouts, refused or dropped connections)
+are retried with exponential backoff and jitter (honouring Retry-After), preferring another
+endpoint; a request that still fails, or a 4xx that retrying cannot fix, comes back as a
+`Completion` with `error` set: recorded, never scored as a wrong answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.types import Completion, Message, SamplingParams
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_BACKOFF_S = 30.0
+
+
+def normalize_endpoint(url: str) -> str:
+    """"http://host:8000/v1/" and "http://host:8000" -> "http://host:8000" (we add /v1/...)."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise QuantdropError(f"endpoint {url!r} is not an http(s) URL (e.g. http://127.0.0.1:8080)")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+class OpenAICompatBackend:
+    """Chat completions from OpenAI-compatible servers. Call `await connect()` before use."""
+
+    def __init__(self, endpoints: Sequence[str], *, model_name: str | None = None, api_key: str | None = None,
+                 concurrency: int = 8, timeout: float = 1800.0, retries: int = 4, backoff: float = 0.5) -> None:
+        if not endpoints:
+            raise QuantdropError("no --endpoint given")
+        self.endpoints = [normalize_endpoint(e) for e in endpoints]
+        self.model_name = model_name
+        self.retries, self.backoff = retries, backoff
+        self.context_length: int | None = None
+        self.fingerprint = ""
+        self._busy = dict.fromkeys(self.endpoints, 0)
+        self._turn = 0
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        pool = max(concurrency, 1) + len(self.endpoints)
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool))
+
+    @classmethod
+    def from_options(cls, endpoints: Sequence[str], *, model_name: str | None, api_key_env: str | None,
+                     **kwargs: Any) -> OpenAICompatBackend:
+        api_key = None
+        if api_key_env:
+            api_key = os.environ.get(api_key_env)
+            if not api_key:
+                raise QuantdropError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        return cls(endpoints, model_name=model_name, api_key=api_key, **kwargs)
+
+    async def connect(self) -> None:
+        """Check every endpoint answers `GET /v1/models`; learn the model name and context length."""
+        models: list[str] = []
+        for url in self.endpoints:
+            try:
+                resp = await self._client.get(f"{url}/v1/models", timeout=15.0)
+            except httpx.HTTPError as err:
+                raise QuantdropError(f"endpoint {url} is unreachable ({type(err).__name__}: {err or 'no answer'})") \
+                    from None
+            if resp.status_code in (401, 403):
+                raise QuantdropError(f"endpoint {url} refused our credentials (HTTP {resp.status_code}); "
+                                     "pass the key's variable with --api-key-env")
+            if resp.status_code != 200:
+                continue  # some servers have no /v1/models; chat may still work
+            try:
+                data = resp.json().get("data") or []
+            except ValueError:
+                data = []
+            entries = [d for d in data if isinstance(d, dict)]
+            if self.model_name and entries and self.model_name not in {d.get("id") for d in entries}:
+                served = ", ".join(str(d.get("id")) for d in entries)
+                raise QuantdropError(f"endpoint {url} does not serve model {self.model_name!r} (it serves: {served})")
+            match = [d for d in entries if d.get("id") == self.model_name] or entries[:1]
+            if match:
+                models.append(str(match[0].get("id")))
+                ctx = match[0].get("max_model_len") or (match[0].get("meta") or {}).get("n_ctx_train")
+                if isinstance(ctx, int) and ctx > 0:
+                    self.context_length = min(self.context_length or ctx, ctx)
+        if self.model_name is None:
+            if len(set(models)) > 1:
+                raise QuantdropError(f"the endpoints serve different models ({', '.join(sorted(set(models)))}); "
+                                     "name one with --model-name")
+            self.model_name = models[0] if models else "default"
+        self.fingerprint = json.dumps({"kind": "openai", "model": self.model_name, "endpoints": sorted(self.endpoints)})
+
+    def _pick(self, avoid: str | None) -> str:
+        """The least busy endpoint (round robin among equals), avoiding the one that just failed."""
+        candidates = [e for e in self.endpoints if e != avoid] or self.endpoints
+        n = len(candidates)
+        self._turn += 1
+        order = [candidates[(self._turn + k) % n] for k in range(n)]
+        return min(order, key=lambda e: self._busy[e])
+
+    async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        body: dict[str, Any] = {
+            "model": self.model_name, "messages": list(messages), "temperature": params.temperature,
+            "top_p": params.top_p, "max_tokens": params.max_tokens, "seed": params.seed, "n": 1, "stream": False,
+        }
+        start = time.perf_counter()
+        last_error, failed = "", None
+        for attempt in range(self.retries + 1):
+            url = self._pick(failed)
+            self._busy[url] += 1
+            retry_after = None
+            try:
+                resp = await self._client.post(f"{url}/v1/chat/completions", json=body)
+            except httpx.TimeoutException:
+                last_error = f"timeout from {url}"
+            except httpx.TransportError as err:  # refused, reset, dropped mid-response
+                last_error = f"{type(err).__name__} from {url}: {err}".rstrip(": ")
+            else:
+                if resp.status_code == 200:
+                    try:
+                        return _parse(resp.json(), time.perf_counter() - start)
+                    except (ValueError, KeyError, IndexError, TypeError) as err:
+                        last_error = f"malformed response from {url}: {type(err).__name__}: {err}"
+                        break  # a server that answers garbage will not answer better next time
+                last_error = f"HTTP {resp.status_code} from {url}: {_error_text(resp)}"
+                if resp.status_code not in RETRY_STATUS:
+                    break
+                retry_after = _retry_after(resp)
+            finally:
+                self._busy[url] -= 1
+            failed = url
+            if attempt < self.retries:
+                delay = self.backoff * 2**attempt * (0.5 + random.random())
+                await asyncio.sleep(min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay))
+        return Completion(finish_reason="error", latency_s=time.perf_counter() - start, error=last_error)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _parse(data: dict[str, Any], latency: float) -> Completion:
+    choice = data["choices"][0]
+    message = choice.get("message") or {}
+    text = message.get("content") or ""
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning:  # servers that split the reasoning off (vLLM, DeepSeek's API): put it back in place
+        text = f"<think>\n{reasoning}\n</think>\n{text}"
+    usage = data.get("usage") or {}
+    return Completion(text=text, finish_reason=choice.get("finish_reason") or "stop",
+                      prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                      completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency)
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        err = resp.json().get("error")
+        msg = err.get("message") if isinstance(err, dict) else err
+    except (ValueError, AttributeError):
+        msg = None
+    return " ".join(str(msg or resp.text or resp.reason_phrase).split())[:200]
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(resp.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None

@@ -1,0 +1,320 @@
+"""`quantdrop results`: the paper's table from an evaluation store.
+
+Rows are benchmarks (the paper's order), then Average, Weighted avg. and Accuracy drop; columns
+are labels; cells "mean (±std)" across sample runs, as in arXiv 2505.02390 Tables 2-5. With a
+baseline, a cell whose paired-bootstrap 95% CI of the difference excludes zero is marked, so the
+table says which drops are real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.store import Store
+from quantdrop.stats import (
+    PAPER_ORDER,
+    PAPER_WEIGHTS,
+    Interval,
+    accuracy_drop,
+    average,
+    benchmark_key,
+    bootstrap_ci,
+    mean_std,
+    paired_bootstrap_diff,
+    run_accuracies,
+    weighted_average,
+)
+
+FORMATS = ("md", "csv", "json")
+
+
+@dataclass
+class BenchResult:
+    """One label's result on one benchmark, from the store (percentages)."""
+
+    label: str
+    benchmark: str
+    title: str  # the table label, marked partial: "MATH-500 (311/500)"
+    n_items: int
+    samples: int
+    runs: list[float]  # accuracy of each sample run
+    mean: float
+    std: float
+    ci: Interval
+    counts: dict[str, int]  # correct, wrong, unextracted, error, truncated, pending
+    loaded_from: str = ""
+    weight: float | None = None
+    item_means: dict[str, float] = field(default_factory=dict, repr=False)  # for paired comparisons
+
+    @property
+    def complete(self) -> bool:
+        return self.counts.get("pending", 0) == 0 and self.counts.get("error", 0) == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("item_means")
+        return d
+
+
+def summarize(store: Store, run_id: int) -> BenchResult:
+    """A run's statistics: per-sample-run accuracy, mean ± std, bootstrap CI and counts."""
+    run = next(r for r in store.runs() if r.id == run_id)
+    samples = int(run.protocol.get("samples", 1))
+    ids = store.item_ids(run_id)
+    index = {item: k for k, item in enumerate(ids)}
+    matrix = np.full((len(ids), samples), np.nan)
+    counts: Counter[str] = Counter()
+    for row in store.rows(run_id):
+        if row.item_id not in index or row.sample >= samples:
+            continue
+        counts[row.status or "unscored"] += 1
+        counts["truncated"] += row.completion.truncated
+        if row.status in ("correct", "wrong", "unextracted") and row.value is not None:
+            matrix[index[row.item_id], row.sample] = row.value
+    counts["pending"] = len(ids) * samples - sum(counts[s] for s in ("correct", "wrong", "unextracted", "error"))
+    runs = run_accuracies(matrix)
+    mean, std = mean_std(runs)
+    scored = ~np.isnan(matrix)
+    item_means = {item: float(np.nanmean(matrix[k])) for item, k in index.items() if scored[k].any()}
+    return BenchResult(
+        label=run.label, benchmark=run.benchmark, title=run.table_label, n_items=len(ids), samples=samples,
+        runs=runs, mean=mean, std=std, ci=bootstrap_ci(matrix),
+        counts={k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")},
+        loaded_from=run.loaded_from, weight=run.weight, item_means=item_means)
+
+
+@dataclass
+class Table:
+    labels: list[str]
+    benchmarks: list[str]  # keys, in the paper's order
+    titles: dict[str, str]
+    cells: dict[tuple[str, str], BenchResult]  # (benchmark, label)
+    average: dict[str, float]
+    weighted: dict[str, float]
+    baseline: str | None = None
+    drop: dict[str, float] = field(default_factory=dict)  # fraction, of the weighted averages
+    diffs: dict[tuple[str, str], Interval] = field(default_factory=dict)  # (benchmark | "weighted", label)
+    notes: list[str] = field(default_factory=list)
+
+
+def _weights(results: list[BenchResult]) -> dict[str, float]:
+    return {r.benchmark: (r.weight if r.weight is not None else PAPER_WEIGHTS.get(benchmark_key(r.benchmark), 1.0))
+            for r in results}
+
+
+def results_table(store: str | Path, baseline: str | None = None, labels: list[str] | None = None) -> Table:
+    """The paper's table for the labels in `store` (all, in the order first evaluated, by default)."""
+    with Store(store, create=False) as db:
+        runs = db.runs()
+        known = list(dict.fromkeys(r.label for r in runs))
+        if not known:
+            raise QuantdropError(f"{store} holds no evaluation runs yet")
+        if isinstance(labels, str):
+            labels = labels.split(",")
+        labels = list(labels or known)
+        for name in [*labels, *([baseline] if baseline else [])]:
+            if name not in known:
+                raise QuantdropError(f"no label {name!r} in {store} (labels: {', '.join(known)})")
+        if baseline and baseline not in labels:
+            labels.insert(0, baseline)
+        results = [summarize(db, r.id) for r in runs if r.label in labels]
+    keys = list(dict.fromkeys(r.benchmark for r in results))
+    rank = {k: i for i, k in enumerate(PAPER_ORDER)}
+    first = {k: i for i, k in enumerate(keys)}
+    keys.sort(key=lambda k: (rank.get(benchmark_key(k), len(rank)), first[k]))
+    cells = {(r.benchmark, r.label): r for r in results}
+    weights = _weights(results)
+    table = Table(labels=labels, benchmarks=keys, titles={}, cells=cells, average={}, weighted={}, baseline=baseline)
+    for key in keys:
+        titles = list(dict.fromkeys(cells[(key, lab)].title for lab in labels if (key, lab) in cells))
+        table.titles[key] = titles[0] if len(titles) == 1 else f"{titles[0].split(' (')[0]} (item counts differ)"
+    for lab in labels:
+        scores = {k: cells[(k, lab)].mean for k in keys if (k, lab) in cells}
+        table.average[lab] = average(scores)
+        table.weighted[lab] = weighted_average(scores, weights)
+    if baseline:
+        _compare(table, weights)
+    for lab in labels:
+        bad = Counter()
+        for k in keys:
+            if (k, lab) in cells:
+                bad.update({c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n})
+        if bad:
+            table.notes.append(f"{lab}: " + ", ".join(f"{n} {c}" for c, n in sorted(bad.items())))
+    return table
+
+
+def _compare(table: Table, weights: dict[str, float]) -> None:
+    """Accuracy drop and paired-bootstrap differences of each label against the baseline,
+    over the benchmarks both have."""
+    base = table.baseline
+    for lab in table.labels:
+        if lab == base:
+            continue
+        common = [k for k in table.benchmarks if (k, base) in table.cells and (k, lab) in table.cells]
+        if not common:
+            continue
+        b = weighted_average({k: table.cells[(k, base)].mean for k in common}, weights)
+        v = weighted_average({k: table.cells[(k, lab)].mean for k in common}, weights)
+        table.drop[lab] = accuracy_drop(b, v)
+        for k in common:
+            table.diffs[(k, lab)] = paired_bootstrap_diff({k: table.cells[(k, base)].item_means},
+                                                          {k: table.cells[(k, lab)].item_means})
+        table.diffs[("weighted", lab)] = paired_bootstrap_diff(
+            {k: table.cells[(k, base)].item_means for k in common},
+            {k: table.cells[(k, lab)].item_means for k in common}, weights={k: weights[k] for k in common})
+        if len(common) < len(table.benchmarks):
+            table.notes.append(f"{lab}: accuracy drop over the {len(common)} benchmarks it shares with {base}")
+
+
+# -- formatting -------------------------------------------------------------------------------
+def _num(x: float) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.2f}"
+
+
+def _cell(table: Table, key: str, lab: str) -> str:
+    r = table.cells.get((key, lab))
+    if r is None or math.isnan(r.mean):
+        return "-"
+    text = f"{r.mean:.2f} (±{r.std:.2f})" if len(r.runs) > 1 else f"{r.mean:.2f}"
+    diff = table.diffs.get((key, lab))
+    if diff is not None and diff.excludes_zero:
+        text += " *"
+    return text + ("" if r.complete else " †")
+
+
+def format_markdown(table: Table) -> str:
+    head = ["Benchmark", *table.labels]
+    rows = [[table.titles[k], *(_cell(table, k, lab) for lab in table.labels)] for k in table.benchmarks]
+    rows.append(["Average", *(_num(table.average[lab]) for lab in table.labels)])
+    weighted = []
+    for lab in table.labels:
+        diff = table.diffs.get(("weighted", lab))
+        weighted.append(_num(table.weighted[lab]) + (" *" if diff is not None and diff.excludes_zero else ""))
+    rows.append(["Weighted avg.", *weighted])
+    if table.baseline:
+        rows.append(["Accuracy drop", *("-" if lab == table.baseline or lab not in table.drop else
+                                        ("0" if table.drop[lab] == 0 else f"{100 * table.drop[lab]:.2f}%")
+                                        for lab in table.labels)])
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    fmt = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, rows)]
+    foot = []
+    if any(d.excludes_zero for d in table.diffs.values()):
+        foot.append(f"* the paired bootstrap 95% CI of the difference from {table.baseline} excludes 0.")
+    if any(not r.complete for r in table.cells.values()):
+        foot.append("† incomplete: requests pending or failed; run the same `quantdrop eval` again to finish.")
+    foot += [f"{n}." for n in table.notes]
+    return "\n".join(lines + ([""] + foot if foot else []))
+
+
+def table_dict(table: Table) -> dict[str, Any]:
+    return {
+        "labels": table.labels, "baseline": table.baseline,
+        "benchmarks": [{"benchmark": k, "title": table.titles[k],
+                        "results": {lab: table.cells[(k, lab)].to_dict() for lab in table.labels
+                                    if (k, lab) in table.cells},
+                        "diff_vs_baseline": {lab: asdict(table.diffs[(k, lab)]) for lab in table.labels
+                                             if (k, lab) in table.diffs}} for k in table.benchmarks],
+        "average": table.average, "weighted_average": table.weighted, "accuracy_drop": table.drop,
+        "weighted_diff_vs_baseline": {lab: asdict(table.diffs[("weighted", lab)]) for lab in table.labels
+                                      if ("weighted", lab) in table.diffs},
+        "notes": table.notes,
+    }
+
+
+def format_csv(table: Table) -> str:
+    """Long format: one line per (row, label) with the numbers a spreadsheet wants."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["row", "label", "mean", "std", "ci_low", "ci_high", "n_items", "samples", "errors", "truncated",
+                "unextracted", "pending", "diff", "diff_low", "diff_high"])
+    for k in table.benchmarks:
+        for lab in table.labels:
+            r = table.cells.get((k, lab))
+            if r is None:
+                continue
+            d = table.diffs.get((k, lab))
+            w.writerow([table.titles[k], lab, _f(r.mean), _f(r.std), _f(r.ci.low), _f(r.ci.high), r.n_items,
+                        r.samples, r.counts["error"], r.counts["truncated"], r.counts["unextracted"],
+                        r.counts["pending"], *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", ""))])
+    for lab in table.labels:
+        w.writerow(["Average", lab, _f(table.average[lab]), *[""] * 12])
+        d = table.diffs.get(("weighted", lab))
+        w.writerow(["Weighted avg.", lab, _f(table.weighted[lab]), *[""] * 9,
+                    *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", ""))])
+        if lab in table.drop:
+            w.writerow(["Accuracy drop", lab, _f(100 * table.drop[lab]), *[""] * 12])
+    return out.getvalue()
+
+
+def _f(x: float) -> str:
+    return "" if x is None or math.isnan(x) else f"{x:.4f}"
+
+
+def format_table(table: Table, fmt: str = "md") -> str:
+    if fmt == "md":
+        return format_markdown(table)
+    if fmt == "csv":
+        return format_csv(table)
+    if fmt == "json":
+        return json.dumps(json_safe(table_dict(table)), indent=2, allow_nan=False)
+    raise QuantdropError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
+
+
+def json_safe(x: Any) -> Any:
+    """NaN (no data) becomes null: strict JSON has no NaN."""
+    if isinstance(x, float):
+        return None if math.isnan(x) else x
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    return x
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same directory (no half-written file)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- CLI --------------------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default="quantdrop-eval.sqlite", help="the evaluation store (SQLite)")
+    parser.add_argument("--baseline", help="label to compare against (adds the Accuracy drop row)")
+    parser.add_argument("--labels", type=lambda s: [x for x in s.split(",") if x],
+                        help="comma-separated labels, in column order (default: all)")
+    parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
+    parser.add_argument("--output", "-o", help="write to this file instead of stdout")
+
+
+def main(args: argparse.Namespace) -> int:
+    table = results_table(args.store, baseline=args.baseline, labels=args.labels)
+    text = format_table(table, args.fmt)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0

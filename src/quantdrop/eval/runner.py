@@ -1,0 +1,273 @@
+"""Evaluate a GGUF (in-process) or OpenAI-compatible endpoints on benchmarks, resumably.
+
+`evaluate()` validates everything first (benchmarks, data, endpoints, the store's earlier runs
+under this label), then asks every pending (item, sample) pair, sample by sample, with
+`concurrency` requests in flight. Each response is committed to the store as it arrives, then
+scored off the event loop (scorers may be slow: math-verify, the code sandbox). Running the same
+command again resumes: done pairs are skipped, failed requests are asked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.results import BenchResult, summarize
+from quantdrop.eval.store import Store
+from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Score
+
+SEED_SCHEME = "sha256(benchmark/item/sample)[:4]"  # part of the protocol: same seeds for every variant
+SCORE_WORKERS = min(4, os.cpu_count() or 1)
+
+
+def derive_seed(benchmark: str, item_id: str, sample: int) -> int:
+    """The sampling seed of one (item, sample): the same for every model variant."""
+    return int.from_bytes(hashlib.sha256(f"{benchmark}/{item_id}/{sample}".encode()).digest()[:4], "big")
+
+
+def get_benchmark(name: str, **options: Any) -> Benchmark:
+    """A registered benchmark by CLI name, or any `package.module:factory` (your own benchmark)."""
+    if ":" in name:
+        module_name, _, factory = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), factory)(**options)
+        except (ImportError, AttributeError) as err:
+            raise QuantdropError(f"cannot load benchmark {name!r}: {err}") from None
+    try:
+        from quantdrop.eval.benchmarks import get_benchmark as registry
+    except ImportError as err:
+        raise QuantdropError(f"the benchmark registry is not available ({err})") from None
+    return registry(name, **options)
+
+
+@dataclass
+class _Bench:
+    """One benchmark of this evaluation, prepared: its items, run id and protocol."""
+
+    key: str
+    bench: Benchmark
+    items: list[Item]
+    samples: int
+    protocol: dict[str, Any]
+    run_id: int = 0
+
+
+def _template_hash(bench: Benchmark) -> str | None:
+    template = getattr(bench, "template", None)
+    if template is None:
+        return None
+    text = template if isinstance(template, str) else json.dumps(template, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _check_options(model: str | None, endpoint: list[str] | None, bench: list[str], label: str,
+                   limit: int | None, samples: int | None, max_tokens: int, temperature: float, top_p: float,
+                   concurrency: int) -> None:
+    if (model is None) == (not endpoint):
+        raise QuantdropError("give either a GGUF model path or --endpoint URL (not both, not neither)")
+    if not bench:
+        raise QuantdropError("no benchmark given (--bench math500,aime2024,...)")
+    if not label or not label.strip():
+        raise QuantdropError("--label must name the variant (e.g. Q4_K_M)")
+    for name, value, low in (("--limit", limit, 1), ("--samples", samples, 1), ("--max-tokens", max_tokens, 1),
+                             ("--concurrency", concurrency, 1)):
+        if value is not None and value < low:
+            raise QuantdropError(f"{name} must be at least {low}, got {value}")
+    if temperature < 0:
+        raise QuantdropError(f"--temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise QuantdropError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def _load_benchmarks(names: list[str], limit: int | None, samples: int | None, data_dir: str | None,
+                     template: str | None) -> list[_Bench]:
+    out = []
+    options: dict[str, Any] = {"data_dir": Path(data_dir) if data_dir else None}
+    if template is not None:
+        options["template"] = template
+    for name in dict.fromkeys(n.strip() for n in names if n.strip()):
+        bench = get_benchmark(name, **options)
+        items = bench.load(options["data_dir"])
+        if not items:
+            raise QuantdropError(f"{name}: no items found ({getattr(bench, 'loaded_from', 'no source')})")
+        ids = [it.id for it in items]
+        if len(set(ids)) != len(ids):
+            raise QuantdropError(f"{name}: item ids are not unique; results could not be keyed")
+        n_samples = samples or bench.default_samples
+        out.append(_Bench(key=bench.name if ":" not in name else name, bench=bench,
+                          items=items[:limit] if limit else items, samples=n_samples,
+                          protocol={"samples": n_samples, "template": _template_hash(bench), "seeds": SEED_SCHEME}))
+    return out
+
+
+def _make_backend(model: str | None, endpoint: list[str] | None, model_name: str | None, api_key_env: str | None,
+                  concurrency: int, timeout: float, retries: int, n_ctx: int | None, threads: int | None,
+                  max_tokens: int) -> Any:
+    if model is not None:
+        from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
+
+        return LlamaCppBackend(model, n_ctx=n_ctx, threads=threads, max_tokens=max_tokens)
+    from quantdrop.eval.backends.openai_compat import OpenAICompatBackend
+
+    return OpenAICompatBackend.from_options(endpoint or [], model_name=model_name, api_key_env=api_key_env,
+                                            concurrency=concurrency, timeout=timeout, retries=retries)
+
+
+def evaluate(model: str | None = None, *, endpoint: list[str] | None = None, model_name: str | None = None,
+             api_key_env: str | None = None, bench: list[str], label: str, limit: int | None = None,
+             samples: int | None = None, store: str = "quantdrop-eval.sqlite", max_tokens: int = 32768,
+             temperature: float = 0.6, top_p: float = 0.95, concurrency: int = 8, data_dir: str | None = None,
+             n_ctx: int | None = None, threads: int | None = None, template: str | None = None,
+             timeout: float = 1800.0, retries: int = 4, progress: bool = True) -> list[BenchResult]:
+    """Evaluate one model variant (`label`) on benchmarks; returns each benchmark's result so far.
+
+    `model` is a GGUF path (in-process llama.cpp) or None with `endpoint` URLs (OpenAI-compatible).
+    `samples` defaults to each benchmark's paper setting; `max_tokens` is capped by the backend's
+    context; `timeout` and `retries` bound each HTTP request.
+    """
+    if isinstance(bench, str):
+        bench = bench.split(",")
+    _check_options(model, endpoint, bench, label, limit, samples, max_tokens, temperature, top_p, concurrency)
+    benches = _load_benchmarks(bench, limit, samples, data_dir, template)  # bad names and data fail here
+    backend = _make_backend(model, endpoint, model_name, api_key_env, concurrency, timeout, retries, n_ctx,
+                            threads, max_tokens)
+    return asyncio.run(_evaluate(backend, benches, label=label, store_path=store, max_tokens=max_tokens,
+                                 temperature=temperature, top_p=top_p,
+                                 concurrency=1 if model is not None else concurrency, progress=progress))
+
+
+async def _evaluate(backend: Any, benches: list[_Bench], *, label: str, store_path: str, max_tokens: int,
+                    temperature: float, top_p: float, concurrency: int, progress: bool) -> list[BenchResult]:
+    try:
+        if hasattr(backend, "connect"):
+            await backend.connect()  # unreachable endpoints fail here, before any work
+        effective = min(max_tokens, backend.context_length) if backend.context_length else max_tokens
+        if effective < max_tokens:
+            _note(f"max tokens capped at {effective} by the backend's context length", progress)
+        fingerprint = json.loads(backend.fingerprint)
+        with Store(store_path) as store:
+            for b in benches:  # refuse a conflicting earlier run before loading any model
+                b.protocol.update(temperature=temperature, top_p=top_p, max_tokens=effective)
+                b.run_id = store.open_run(label=label, benchmark=b.key, title=b.bench.title,
+                                          full_size=b.bench.full_size, weight=getattr(b.bench, "weight", None),
+                                          fingerprint=fingerprint, protocol=b.protocol,
+                                          loaded_from=str(getattr(b.bench, "loaded_from", "")))
+                store.add_items(b.run_id, [it.id for it in b.items])
+            if hasattr(backend, "load"):
+                await asyncio.get_running_loop().run_in_executor(None, backend.load)
+            results = []
+            with ThreadPoolExecutor(SCORE_WORKERS, thread_name_prefix="score") as scorers:
+                for b in benches:
+                    params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=effective)
+                    await _run_bench(backend, store, b, params, concurrency, scorers, progress)
+                    results.append(summarize(store, b.run_id))
+            return results
+    finally:
+        await backend.aclose()
+
+
+def _note(text: str, progress: bool) -> None:
+    if progress:
+        print(text, file=sys.stderr)
+
+
+class _Tally:
+    """Live counts for the progress bar."""
+
+    def __init__(self) -> None:
+        self.done = self.tokens = self.errors = self.truncated = 0
+        self.start = time.perf_counter()
+
+    def add(self, c: Completion) -> None:
+        self.done += 1
+        self.tokens += c.completion_tokens
+        self.errors += c.error is not None
+        self.truncated += c.truncated
+
+    def fields(self) -> dict[str, str]:
+        dt = max(time.perf_counter() - self.start, 1e-9)
+        return {"rate": f"{self.done / dt:.1f} it/s", "tps": f"{self.tokens / dt:.0f} tok/s",
+                "errors": f"{self.errors} err", "trunc": f"{self.truncated} trunc"}
+
+
+def _progress_bar(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[tps]}"),
+                    TextColumn("{task.fields[errors]}"), TextColumn("{task.fields[trunc]}"), TimeElapsedColumn(),
+                    console=Console(stderr=True), disable=not enabled, transient=False)
+
+
+async def _run_bench(backend: Any, store: Store, b: _Bench, params: SamplingParams, concurrency: int,
+                     scorers: ThreadPoolExecutor, progress: bool) -> None:
+    done = store.done(b.run_id)
+    todo: list[tuple[Item, int]] = []  # sample-major: an interrupted run still has whole sample runs
+    rescore: list[tuple[Item, int]] = []
+    for sample in range(b.samples):
+        for item in b.items:
+            status = done.get((item.id, sample), "missing")
+            if status == "missing":
+                todo.append((item, sample))
+            elif status is None or status == "error":  # unscored, or its scorer failed last time
+                rescore.append((item, sample))
+    total = len(b.items) * b.samples
+    loop = asyncio.get_running_loop()
+    score_slots = asyncio.Semaphore(SCORE_WORKERS * 4)  # backpressure on requests when scoring lags
+    scoring: set[asyncio.Task] = set()
+    tally = _Tally()
+    label = getattr(b.bench, "title", b.key)
+    if b.items and len(b.items) < b.bench.full_size:
+        label = f"{label} ({len(b.items)}/{b.bench.full_size})"
+    _note(f"{label}: {len(b.items)} items x {b.samples} samples from {getattr(b.bench, 'loaded_from', '?')}; "
+          f"{total - len(todo)} responses already stored", progress)
+
+    with _progress_bar(progress) as bar:
+        task = bar.add_task(label, total=total, completed=total - len(todo), **tally.fields())
+
+        async def score(item: Item, sample: int, c: Completion) -> None:
+            try:
+                result = await loop.run_in_executor(scorers, b.bench.score, item, c)
+            except Exception as err:  # a scorer bug must not kill the run; it shows as an error
+                result = Score(0.0, "error", detail=f"scorer failed: {type(err).__name__}: {err}")
+            store.put_score(b.run_id, item.id, sample, result)
+
+        def start_scoring(item: Item, sample: int, c: Completion) -> None:
+            t = asyncio.create_task(score(item, sample, c))
+            scoring.add(t)
+            t.add_done_callback(lambda t: (scoring.discard(t), score_slots.release()))
+
+        stored = {(r.item_id, r.sample): r.completion for r in store.rows(b.run_id)} if rescore else {}
+        for item, sample in rescore:  # responses stored by a run killed before it scored them
+            await score_slots.acquire()
+            start_scoring(item, sample, stored[(item.id, sample)])
+
+        pairs: Iterator[tuple[Item, int]] = iter(todo)
+
+        async def worker() -> None:
+            for item, sample in pairs:  # workers share one iterator: each pair is asked once
+                seed = derive_seed(b.key, item.id, sample)
+                c = await backend.complete(b.bench.messages(item), SamplingParams(
+                    temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens, seed=seed))
+                store.put_response(b.run_id, item.id, sample, seed, c)  # committed before anything else
+                tally.add(c)
+                bar.update(task, advance=1, **tally.fields())
+                if c.error is None:
+                    await score_slots.acquire()
+                    start_scoring(item, sample, c)
+
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, max(len(todo), 1)))))
+        if scoring:
+            await asyncio.gather(*scoring)

@@ -1,0 +1,227 @@
+"""The evaluation store: one SQLite file (WAL), every response committed as it arrives.
+
+A run is one (label, benchmark): it records the model fingerprint and the protocol (samples,
+sampling parameters, max tokens, prompt template), and refuses a second writer that differs in
+either, so one label never mixes two models or two protocols. Responses are keyed by
+(run, item, sample): re-running the same command skips what is done, and a `kill -9` loses at
+most the requests in flight (a committed row survives; a half-written one never exists).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.types import Completion, Score
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    label TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    title TEXT NOT NULL,
+    full_size INTEGER NOT NULL,
+    weight REAL,
+    fingerprint TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    loaded_from TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    UNIQUE (label, benchmark)
+);
+CREATE TABLE IF NOT EXISTS items (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    item_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (run_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS responses (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    item_id TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    finish_reason TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency_s REAL NOT NULL,
+    error TEXT,
+    status TEXT,            -- correct | wrong | unextracted | error; NULL: not scored yet
+    value REAL,
+    extracted TEXT,
+    detail TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, item_id, sample)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    label: str
+    benchmark: str
+    title: str
+    full_size: int
+    weight: float | None
+    fingerprint: dict[str, Any]
+    protocol: dict[str, Any]
+    loaded_from: str
+    n_items: int
+
+    @property
+    def table_label(self) -> str:
+        """The row label: the title, marked partial when fewer items than the full set."""
+        if self.n_items < self.full_size:
+            return f"{self.title} ({self.n_items}/{self.full_size})"
+        return self.title
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored response and its score (status None: the response awaits scoring)."""
+
+    item_id: str
+    sample: int
+    completion: Completion
+    status: str | None
+    value: float | None
+    extracted: str | None
+
+
+def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two fingerprints name the same model: a GGUF by size and hash; an endpoint by model
+    name and at least one server in common (replicas may come and go between sessions)."""
+    if a.get("kind") != b.get("kind"):
+        return False
+    if a.get("kind") == "gguf":
+        return (a.get("size"), a.get("hash")) == (b.get("size"), b.get("hash"))
+    return a.get("model") == b.get("model") and bool(set(a.get("endpoints", [])) & set(b.get("endpoints", [])))
+
+
+def describe(fingerprint: dict[str, Any]) -> str:
+    if fingerprint.get("kind") == "gguf":
+        return f"GGUF {fingerprint.get('name', '?')} ({fingerprint.get('size')} bytes, hash {fingerprint.get('hash')})"
+    return f"model {fingerprint.get('model')!r} at {', '.join(fingerprint.get('endpoints', []))}"
+
+
+class Store:
+    """An open evaluation store. Use as a context manager; one writer process at a time per label."""
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise QuantdropError(f"no evaluation store at {self.path}")
+        if create and not self.path.parent.is_dir():
+            raise QuantdropError(f"cannot create the store {self.path}: no directory {self.path.parent}")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a killed process
+            self.db.executescript(_SCHEMA)
+            found = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise QuantdropError(f"{self.path} is not a quantdrop evaluation store ({err})") from None
+        if found is None:
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(found[0]) != SCHEMA_VERSION:
+            raise QuantdropError(f"{self.path} has store schema {found[0]}, this quantdrop reads {SCHEMA_VERSION}")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- runs ------------------------------------------------------------------------------------
+    def open_run(self, *, label: str, benchmark: str, title: str, full_size: int, weight: float | None,
+                 fingerprint: dict[str, Any], protocol: dict[str, Any], loaded_from: str = "") -> int:
+        """The id of the run (label, benchmark), created if new. A different model or protocol under
+        the same label is refused: its numbers would not be one experiment."""
+        row = self.db.execute("SELECT id, fingerprint, protocol FROM runs WHERE label=? AND benchmark=?",
+                              (label, benchmark)).fetchone()
+        if row is None:
+            cur = self.db.execute(
+                "INSERT INTO runs (label, benchmark, title, full_size, weight, fingerprint, protocol, loaded_from,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (label, benchmark, title, full_size, weight, json.dumps(fingerprint, sort_keys=True),
+                 json.dumps(protocol, sort_keys=True), loaded_from, time.time()))
+            return int(cur.lastrowid)
+        run_id, old_fp, old_protocol = int(row[0]), json.loads(row[1]), json.loads(row[2])
+        if not same_model(old_fp, fingerprint):
+            raise QuantdropError(
+                f"label {label!r} in {self.path} holds {benchmark} results of {describe(old_fp)}, not "
+                f"{describe(fingerprint)}; use another --label or --store")
+        if old_protocol != protocol:
+            diff = ", ".join(f"{k} {old_protocol.get(k)!r} there vs {protocol.get(k)!r} now"
+                             for k in sorted(set(old_protocol) | set(protocol))
+                             if old_protocol.get(k) != protocol.get(k))
+            raise QuantdropError(
+                f"label {label!r} in {self.path} was evaluated on {benchmark} with a different protocol "
+                f"({diff}); resuming would mix them: use another --label or --store, or the same options")
+        if loaded_from:
+            self.db.execute("UPDATE runs SET loaded_from=? WHERE id=?", (loaded_from, run_id))
+        return run_id
+
+    def add_items(self, run_id: int, item_ids: Iterable[str]) -> None:
+        """Record the run's item set (in order); items already recorded keep their place."""
+        with self.db:
+            self.db.execute("BEGIN")
+            start = self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM items WHERE run_id=?",
+                                    (run_id,)).fetchone()[0]
+            known = {r[0] for r in self.db.execute("SELECT item_id FROM items WHERE run_id=?", (run_id,))}
+            new = [i for i in item_ids if i not in known]
+            self.db.executemany("INSERT INTO items VALUES (?,?,?)",
+                                [(run_id, item, start + k) for k, item in enumerate(new)])
+
+    def runs(self, labels: Iterable[str] | None = None) -> list[Run]:
+        rows = self.db.execute(
+            "SELECT r.id, label, benchmark, title, full_size, weight, fingerprint, protocol, loaded_from,"
+            " (SELECT COUNT(*) FROM items i WHERE i.run_id = r.id) FROM runs r ORDER BY r.id").fetchall()
+        wanted = None if labels is None else list(labels)
+        out = [Run(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8], r[9]) for r in rows]
+        return out if wanted is None else [r for r in out if r.label in wanted]
+
+    def item_ids(self, run_id: int) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE run_id=? ORDER BY position",
+                                              (run_id,))]
+
+    # -- responses -------------------------------------------------------------------------------
+    def done(self, run_id: int) -> dict[tuple[str, int], str | None]:
+        """(item, sample) -> status of every stored response that needs no new request
+        (a failed request, status 'error' with an error text, is asked again)."""
+        return {(r[0], r[1]): r[2] for r in self.db.execute(
+            "SELECT item_id, sample, status FROM responses WHERE run_id=? AND error IS NULL", (run_id,))}
+
+    def put_response(self, run_id: int, item_id: str, sample: int, seed: int, c: Completion) -> None:
+        """Commit a response (or a failed request) now; it replaces an earlier failed attempt."""
+        status, value = ("error", None) if c.error else (None, None)
+        self.db.execute(
+            "INSERT OR REPLACE INTO responses (run_id, item_id, sample, seed, text, finish_reason, prompt_tokens,"
+            " completion_tokens, latency_s, error, status, value, extracted, detail, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL,NULL,?)",
+            (run_id, item_id, sample, seed, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens,
+             c.latency_s, c.error, status, value, time.time()))
+
+    def put_score(self, run_id: int, item_id: str, sample: int, score: Score) -> None:
+        self.db.execute("UPDATE responses SET status=?, value=?, extracted=?, detail=? "
+                        "WHERE run_id=? AND item_id=? AND sample=?",
+                        (score.status, score.value, score.extracted, score.detail, run_id, item_id, sample))
+
+    def rows(self, run_id: int) -> list[Row]:
+        return [Row(r[0], r[1], Completion(text=r[2], finish_reason=r[3], prompt_tokens=r[4], completion_tokens=r[5],
+                                           latency_s=r[6], error=r[7]), r[8], r[9], r[10])
+                for r in self.db.execute(
+                    "SELECT item_id, sample, text, finish_reason, prompt_tokens, completion_tokens, latency_s, error,"
+                    " status, value, extracted FROM responses WHERE run_id=? ORDER BY item_id, sample", (run_id,))]

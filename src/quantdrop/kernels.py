@@ -1,0 +1,107 @@
+"""ggml's own quantization kernels, bound with ctypes from llama-cpp-python's libggml-base.
+
+ctypes releases the GIL during each foreign call, so row chunks quantize in parallel threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from quantdrop.errors import QuantdropError
+
+_SYMBOLS = ("ggml_quantize_chunk", "ggml_quantize_init", "ggml_quantize_requires_imatrix", "ggml_row_size",
+            "ggml_validate_row_data", "ggml_type_name", "ggml_blck_size", "ggml_type_size")
+
+
+def _library_path() -> Path:
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        raise QuantdropError("llama-cpp-python is not installed (pip install llama-cpp-python)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "lib" / "libggml-base.so"
+    if not path.exists():
+        raise QuantdropError(f"{path}: ggml's library is missing from the llama-cpp-python install")
+    return path
+
+
+@cache
+def ggml() -> ctypes.CDLL:
+    """The library, with its symbols checked and typed, and gguf's type table checked against it."""
+    path = _library_path()
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as err:
+        raise QuantdropError(f"cannot load {path}: {err}") from None
+    missing = [s for s in _SYMBOLS if not hasattr(lib, s)]
+    if missing:
+        raise QuantdropError(f"{path} lacks {', '.join(missing)}: llama-cpp-python too old or too new")
+    c_i64, c_sz = ctypes.c_int64, ctypes.c_size_t
+    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, c_i64, c_i64, c_i64,
+                                        ctypes.c_void_p]
+    lib.ggml_quantize_chunk.restype = c_sz
+    lib.ggml_quantize_init.argtypes = [ctypes.c_int]
+    lib.ggml_quantize_init.restype = None
+    lib.ggml_quantize_requires_imatrix.argtypes = [ctypes.c_int]
+    lib.ggml_quantize_requires_imatrix.restype = ctypes.c_bool
+    lib.ggml_row_size.argtypes = [ctypes.c_int, c_i64]
+    lib.ggml_row_size.restype = c_sz
+    lib.ggml_validate_row_data.argtypes = [ctypes.c_int, ctypes.c_void_p, c_sz]
+    lib.ggml_validate_row_data.restype = ctypes.c_bool
+    lib.ggml_type_name.argtypes = [ctypes.c_int]
+    lib.ggml_type_name.restype = ctypes.c_char_p
+    lib.ggml_blck_size.argtypes = [ctypes.c_int]
+    lib.ggml_blck_size.restype = ctypes.c_int64
+    lib.ggml_type_size.argtypes = [ctypes.c_int]
+    lib.ggml_type_size.restype = c_sz
+    for qtype in (GGMLQuantizationType.Q2_K, GGMLQuantizationType.Q4_K, GGMLQuantizationType.Q8_0,
+                  GGMLQuantizationType.IQ2_XXS):
+        block, size = GGML_QUANT_SIZES[qtype]
+        name = (lib.ggml_type_name(qtype) or b"").decode()
+        if name.upper() != qtype.name or lib.ggml_blck_size(qtype) != block or lib.ggml_type_size(qtype) != size:
+            raise QuantdropError(f"gguf's type table disagrees with {path} on {qtype.name}: "
+                                 "install matching gguf and llama-cpp-python versions")
+    return lib
+
+
+def requires_imatrix(qtype: GGMLQuantizationType) -> bool:
+    return bool(ggml().ggml_quantize_requires_imatrix(qtype))
+
+
+def row_size(qtype: GGMLQuantizationType, n_per_row: int) -> int:
+    return int(ggml().ggml_row_size(qtype, n_per_row))
+
+
+def prepare(qtype: GGMLQuantizationType) -> None:
+    """ggml_quantize_init: builds the IQ types' lookup tables once, before threads use them."""
+    ggml().ggml_quantize_init(qtype)
+
+
+def quantize_rows(qtype: GGMLQuantizationType, rows: np.ndarray, out: memoryview | np.ndarray,
+                  imatrix: np.ndarray | None = None) -> int:
+    """Quantize a contiguous float32 block of rows (n_rows x n_per_row) into `out`; returns bytes written.
+
+    `imatrix` holds one importance per column (n_per_row floats) or None.
+    """
+    if rows.dtype != np.float32 or not rows.flags.c_contiguous or rows.ndim != 2:
+        raise ValueError("rows must be a C-contiguous float32 matrix")
+    n_rows, n_per_row = rows.shape
+    dst = np.frombuffer(out, dtype=np.uint8) if not isinstance(out, np.ndarray) else out
+    need = n_rows * row_size(qtype, n_per_row)
+    if dst.nbytes < need:
+        raise ValueError(f"output buffer holds {dst.nbytes} bytes, {need} needed")
+    imat_ptr = None
+    if imatrix is not None:
+        imatrix = np.ascontiguousarray(imatrix, dtype=np.float32)
+        imat_ptr = imatrix.ctypes.data
+    written = ggml().ggml_quantize_chunk(qtype, rows.ctypes.data, dst.ctypes.data, 0, n_rows, n_per_row, imat_ptr)
+    return int(written)
+
+
+def validate(qtype: GGMLQuantizationType, data: np.ndarray) -> bool:
+    """ggml_validate_row_data: false when the quantized data holds NaN/Inf scales."""
+    return bool(ggml().ggml_validate_row_data(qtype, data.ctypes.data, data.nbytes))

@@ -1,0 +1,343 @@
+"""`quantdrop quantize SRC OUT --recipe R`: stream a GGUF through ggml's own kernels.
+
+Bit-identical to llama.cpp's `llama_model_quantize` where the recipe means the same thing: the
+same per-tensor types (one resolver, ported from llama-quant.cpp) and the same kernels
+(ggml_quantize_chunk from the libggml that llama-cpp-python built). Memory stays bounded by a slab
+of rows, not the model; the output appears only when complete (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+from gguf.quants import dequantize
+
+from quantdrop import __version__, kernels
+from quantdrop.errors import QuantdropError
+from quantdrop.inventory import open_gguf, read_gguf_inventory
+from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
+from quantdrop.recipes.llamacpp import QUANTIZED
+
+FLOAT_SOURCES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
+SLAB_BYTES = 64 * 1024 * 1024  # float32 rows converted at a time: bounds peak memory per tensor
+_SKIPPED_KEYS = {"general.architecture", "general.file_type", "general.quantization_version",
+                 "general.alignment", "split.no", "split.count", "split.tensors.count"}
+GGML_QNT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path | None
+    plan: ResolvedPlan
+    seconds: float
+    bytes_written: int
+
+
+def _read_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """llama.cpp's GGUF imatrix: `<tensor>.in_sum2` / `<tensor>.counts`, normalized per expert
+    (tools/quantize/quantize.cpp load_imatrix); an expert with no count gets ones."""
+    reader = open_gguf(path)
+    sums = {t.name[: -len(".in_sum2")]: t for t in reader.tensors if t.name.endswith(".in_sum2")}
+    counts = {t.name[: -len(".counts")]: t for t in reader.tensors if t.name.endswith(".counts")}
+    if not sums:
+        raise QuantdropError(f"{path}: not an imatrix in llama.cpp's GGUF format (no *.in_sum2 tensors)")
+    out = {}
+    for name, s in sums.items():
+        if name not in counts:
+            raise QuantdropError(f"{path}: imatrix entry {name} has no counts")
+        c = np.asarray(counts[name].data, dtype=np.float32).reshape(-1)
+        v = np.asarray(s.data, dtype=np.float32).reshape(len(c), -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = np.where(c[:, None] > 0, v / np.where(c > 0, c, 1)[:, None], 1.0).astype(np.float32)
+        if not np.isfinite(norm).all():
+            raise QuantdropError(f"{path}: imatrix contains non-finite values for {name}")
+        out[name] = norm.reshape(-1)
+    return out
+
+
+def _to_f32(raw: np.ndarray, qtype: GGMLQuantizationType, n_per_row: int) -> np.ndarray:
+    """Source rows (as stored) -> C-contiguous float32 rows, exactly as ggml converts them."""
+    if qtype == GGMLQuantizationType.F32:
+        return np.ascontiguousarray(raw.view(np.float32).reshape(-1, n_per_row))
+    if qtype == GGMLQuantizationType.F16:
+        return raw.view(np.float16).reshape(-1, n_per_row).astype(np.float32)
+    if qtype == GGMLQuantizationType.BF16:
+        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(-1, n_per_row)
+    return np.ascontiguousarray(dequantize(raw.view(np.uint8), qtype).reshape(-1, n_per_row), dtype=np.float32)
+
+
+def _check_sources(plan: ResolvedPlan, allow_requantize: bool) -> None:
+    for e in plan.entries:
+        if e.type == e.src_type or e.src_type in FLOAT_SOURCES:
+            continue
+        if not allow_requantize:
+            raise QuantdropError(f"{e.name} is {e.src_type.name}: requantizing a quantized source loses "
+                                 "accuracy twice; pass --allow-requantize to do it anyway")
+
+
+def _check_imatrix(plan: ResolvedPlan, imatrix: dict[str, np.ndarray] | None) -> None:
+    if imatrix is not None:
+        return
+    for e in plan.entries:
+        if e.type != e.src_type and (e.requires_imatrix or
+                                     (e.type in QUANTIZED and kernels.requires_imatrix(e.type))):
+            raise QuantdropError(f"{e.name} -> {e.type.name} needs an importance matrix: pass --imatrix FILE "
+                                 "(llama.cpp's GGUF imatrix) or choose a type that does not need one")
+
+
+def _file_size_estimate(plan: ResolvedPlan) -> int:
+    return sum(GGUFWriter.ggml_pad(e.nbytes, 32) for e in plan.entries) + 16 * 1024 * 1024
+
+
+def _copy_metadata(reader: GGUFReader, writer: GGUFWriter) -> None:
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF.") or key in _SKIPPED_KEYS:
+            continue
+        vtype = GGUFValueType(f.types[0])
+        sub = GGUFValueType(f.types[-1]) if vtype == GGUFValueType.ARRAY else None
+        writer.add_key_value(key, f.contents(), vtype, sub)
+
+
+def _add_quantdrop_keys(writer: GGUFWriter, plan: ResolvedPlan) -> None:
+    if plan.file_type is not None:
+        writer.add_file_type(plan.file_type)
+    writer.add_quantization_version(GGML_QNT_VERSION)
+    r = plan.recipe
+    writer.add_string("quantdrop.version", __version__)
+    writer.add_string("quantdrop.recipe.name", r.name)
+    writer.add_uint32("quantdrop.recipe.version", r.version)
+    writer.add_string("quantdrop.recipe.default", r.default.name)
+    writer.add_string("quantdrop.recipe.base", r.base or "")
+    writer.add_array("quantdrop.recipe.rules", [rule.describe() for rule in r.rules] or [""])
+
+
+class _Quantizer:
+    """Quantizes one tensor at a time, slab by slab, with rows spread over a thread pool."""
+
+    def __init__(self, threads: int, imatrix: dict[str, np.ndarray] | None) -> None:
+        self.threads = max(1, threads)
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.imatrix = imatrix
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown()
+
+    def _imatrix_for(self, e: TensorPlan) -> np.ndarray | None:
+        if self.imatrix is None or e.name not in self.imatrix:
+            return None
+        im = self.imatrix[e.name]
+        n_expert = e.shape[2] if len(e.shape) > 2 else 1
+        if im.size != e.shape[0] * n_expert:
+            if e.name in ("token_embd.weight", "per_layer_token_embd.weight"):
+                return None  # llama.cpp ignores a mismatching token_embd entry too
+            raise QuantdropError(f"imatrix size {im.size} does not match {e.name} ({e.shape[0]} x {n_expert})")
+        return im.reshape(n_expert, e.shape[0])
+
+    def _quantize_block(self, qtype: GGMLQuantizationType, rows: np.ndarray, imat: np.ndarray | None) -> bytes:
+        n_rows, n_per_row = rows.shape
+        rsize = kernels.row_size(qtype, n_per_row)
+        out = np.empty(n_rows * rsize, dtype=np.uint8)
+        per_chunk = max(1, min(-(-n_rows // self.threads), max(1, (1 << 18) // n_per_row)))
+        starts = range(0, n_rows, per_chunk)
+
+        def work(start: int) -> int:
+            stop = min(n_rows, start + per_chunk)
+            return kernels.quantize_rows(qtype, rows[start:stop], out[start * rsize: stop * rsize], imat)
+
+        written = sum(self.pool.map(work, starts)) if self.pool and len(starts) > 1 else sum(map(work, starts))
+        if written != out.nbytes:
+            raise QuantdropError(f"ggml wrote {written} bytes, expected {out.nbytes}")
+        if not kernels.validate(qtype, out):
+            raise QuantdropError(f"quantized data validation failed (non-finite values) for type {qtype.name}")
+        return out.tobytes()
+
+    def stream(self, e: TensorPlan, raw: np.ndarray, write, advance) -> None:  # noqa: ANN001
+        """Write tensor `e` (source bytes `raw`, flat uint8) through `write`, reporting source bytes."""
+        src_row = kernels.row_size(e.src_type, e.shape[0]) if e.src_type in QUANTIZED else None
+        src_row = src_row or raw.nbytes // max(1, e.n_elements // e.shape[0])
+        n_rows = raw.nbytes // src_row
+        if e.type == e.src_type:
+            slab_rows = max(1, SLAB_BYTES // src_row)
+            for r in range(0, n_rows, slab_rows):
+                chunk = raw[r * src_row: min(n_rows, r + slab_rows) * src_row]
+                write(chunk.tobytes())
+                advance(chunk.nbytes)
+            return
+        imat = self._imatrix_for(e)
+        rows_per_expert = e.shape[1] if len(e.shape) > 1 else 1
+        slab_rows = max(1, SLAB_BYTES // (4 * e.shape[0]))
+        r = 0
+        while r < n_rows:
+            stop = min(n_rows, r + slab_rows)
+            expert = None
+            if imat is not None:  # chunks never cross an expert: each has its own importance slice
+                expert = r // rows_per_expert
+                stop = min(stop, (expert + 1) * rows_per_expert)
+            f32 = _to_f32(raw[r * src_row: stop * src_row], e.src_type, e.shape[0])
+            if e.type in QUANTIZED:
+                data = self._quantize_block(e.type, f32, None if expert is None else imat[expert])
+            elif e.type == GGMLQuantizationType.F16:
+                data = f32.astype(np.float16).tobytes()
+            elif e.type == GGMLQuantizationType.F32:
+                data = f32.tobytes()
+            else:
+                data = self._quantize_block(e.type, f32, None)  # BF16: ggml's rounding
+            write(data)
+            advance((stop - r) * src_row)
+            r = stop
+
+
+def _progress(enabled: bool):  # noqa: ANN202
+    if not enabled:
+        return nullcontext(None)
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+
+def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *, recipe: str = "Q4_K_M",
+             threads: int | None = None, imatrix: str | os.PathLike[str] | None = None,
+             allow_requantize: bool = False, force: bool = False, dry_run: bool = False,
+             progress: bool = False) -> QuantizeResult:
+    """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file)."""
+    t0 = time.perf_counter()
+    reader = open_gguf(src)
+    the_recipe = load_recipe(recipe)
+    inventory = read_gguf_inventory(src, reader)
+    imat = _read_imatrix(imatrix) if imatrix else None
+    plan = resolve(the_recipe, inventory, has_imatrix=imat is not None)
+    _check_sources(plan, allow_requantize)
+    kernels.ggml()  # a clear error now if the library is missing, not after the first tensor
+    _check_imatrix(plan, imat)
+    if dry_run or dst is None:
+        return QuantizeResult(None, plan, time.perf_counter() - t0, 0)
+
+    out = Path(dst)
+    if out.exists() and not force:
+        raise QuantdropError(f"{out} exists (pass --force to overwrite)")
+    if out.is_dir():
+        raise QuantdropError(f"{out} is a directory")
+    if not out.parent.exists():
+        raise QuantdropError(f"{out.parent}: no such directory")
+    need, free = _file_size_estimate(plan), shutil.disk_usage(out.parent).free
+    if need > free:
+        raise QuantdropError(f"not enough free space in {out.parent}: need {need / 2**30:.2f} GiB, "
+                             f"have {free / 2**30:.2f} GiB")
+    for qtype in {e.type for e in plan.entries if e.type in QUANTIZED}:
+        kernels.prepare(qtype)
+
+    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    by_name = {t.name: t for t in reader.tensors}
+    writer = GGUFWriter(tmp, inventory.hparams.arch)
+    quantizer = _Quantizer(threads or os.cpu_count() or 1, imat)
+    written = 0
+    try:
+        _copy_metadata(reader, writer)
+        _add_quantdrop_keys(writer, plan)
+        for e in plan.entries:
+            writer.add_tensor_info(e.name, tuple(reversed(e.shape)), np.dtype(np.float32), e.nbytes, raw_dtype=e.type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        fout = writer.fout[0]
+        total = sum(int(by_name[e.name].n_bytes) for e in plan.entries)
+        with ExitStack() as stack:
+            bar = stack.enter_context(_progress(progress))
+            task = bar.add_task(f"{the_recipe.name}", total=total) if bar else None
+
+            def advance(n: int) -> None:
+                if bar:
+                    bar.update(task, advance=n)
+
+            for e in plan.entries:
+                writer.write_padding(fout, fout.tell())
+                start = fout.tell()
+                raw = np.asarray(by_name[e.name].data).reshape(-1).view(np.uint8)
+                quantizer.stream(e, raw, fout.write, advance)
+                if fout.tell() - start != e.nbytes:
+                    raise QuantdropError(f"{e.name}: wrote {fout.tell() - start} bytes, planned {e.nbytes}")
+                writer.write_padding(fout, e.nbytes)
+                written += e.nbytes
+        fout.flush()
+        os.fsync(fout.fileno())
+        writer.close()
+        os.replace(tmp, out)
+        dir_fd = os.open(out.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as err:
+        raise QuantdropError(f"writing {out} failed: {err.strerror or err}") from None
+    finally:
+        quantizer.close()
+        if tmp.exists():
+            if writer.fout:
+                for f in writer.fout:
+                    f.close()
+            tmp.unlink()
+    return QuantizeResult(out, plan, time.perf_counter() - t0, written)
+
+
+def plan_as_dict(plan: ResolvedPlan) -> dict:
+    return {
+        "model": plan.model,
+        "recipe": plan.recipe.name,
+        "file_type": plan.file_type,
+        "n_params": plan.n_params,
+        "size_bytes": plan.nbytes,
+        "bits_per_weight": round(plan.bits_per_weight, 4),
+        "bytes_by_type": plan.bytes_by_type,
+        "warnings": plan.warnings,
+        "tensors": [{"name": e.name, "shape": list(e.shape), "src_type": e.src_type.name, "type": e.type.name,
+                     "bytes": e.nbytes, "rule": e.rule} for e in plan.entries],
+    }
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="source GGUF (F32, F16 or BF16; quantized only with --allow-requantize)")
+    parser.add_argument("dst", help="output GGUF")
+    parser.add_argument("--recipe", required=True, help="preset name (see `quantdrop recipes`) or a TOML/YAML file")
+    parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    parser.add_argument("--imatrix", default=None, help="llama.cpp GGUF importance matrix")
+    parser.add_argument("--allow-requantize", action="store_true", help="accept an already quantized source")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def main(args: argparse.Namespace) -> int:
+    result = quantize(args.src, args.dst, recipe=args.recipe, threads=args.threads, imatrix=args.imatrix,
+                      allow_requantize=args.allow_requantize, force=args.force, dry_run=args.dry_run,
+                      progress=not args.json and sys.stderr.isatty())
+    plan = result.plan
+    for w in plan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        d = plan_as_dict(plan)
+        d.update(path=str(result.path) if result.path else None, seconds=round(result.seconds, 3))
+        print(json.dumps(d, indent=1))
+        return 0
+    from quantdrop.recipes.command import print_plan
+
+    if args.dry_run:
+        print_plan(plan)
+    else:
+        print(f"{result.path}: {plan.recipe.name}, {plan.nbytes / 2**20:.1f} MiB, "
+              f"{plan.bits_per_weight:.2f} bits per weight, {result.seconds:.1f} s")
+    return 0

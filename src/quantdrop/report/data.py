@@ -1,0 +1,111 @@
+"""What a report shows, as plain typed data (filled by `quantdrop study` from plan, eval results, proxies).
+
+Percentages are on a 0-100 scale, sizes in bytes. Every section is optional except the model's name:
+a report of sizes alone (no evaluation yet) is still a report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from quantdrop.proxies import ProxyResult
+
+
+@dataclass(frozen=True)
+class DeviceSet:
+    """`count` devices of `capacity_bytes` each, e.g. DeviceSet("8xH100-80G", 8, 80 * 10**9)."""
+
+    name: str
+    count: int
+    capacity_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.count * self.capacity_bytes
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One variant on one device set: the paper's "MU (total)" and "MU (per GPU)", and whether it fits."""
+
+    total_bytes: int
+    per_device_bytes: int  # the most loaded device
+    fits: bool
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    """One column of the paper's Table 1."""
+
+    label: str  # recipe, e.g. "Q4_K_M"
+    size_bytes: int
+    bpw: float
+    placements: dict[str, Placement] = field(default_factory=dict)  # device set name -> placement
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """A row of Table 2: `label` says when a set is partial, e.g. "MATH-500 (311/500)"."""
+
+    title: str
+    weight: float  # the paper's Appendix A.2 weight
+    label: str = ""
+
+    @property
+    def display(self) -> str:
+        return self.label or self.title
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Accuracy of one variant on one benchmark: mean (and std) over sampling runs."""
+
+    mean: float
+    std: float | None = None
+    n: int = 0  # items scored per run
+    runs: int = 1
+
+
+@dataclass(frozen=True)
+class VariantColumn:
+    """One column of Table 2 with its summary rows; `drop` is relative to the baseline, in percent."""
+
+    label: str
+    cells: dict[str, Cell]  # benchmark title -> cell
+    average: float | None = None
+    weighted_avg: float | None = None
+    drop: float | None = None
+    drop_ci: tuple[float, float] | None = None  # paired bootstrap CI of the drop, percent
+    significant: bool | None = None  # the CI excludes 0
+
+
+@dataclass(frozen=True)
+class ResultsTable:
+    """The paper's Table 2: benchmarks x variants, the baseline first."""
+
+    benchmarks: list[BenchmarkRow]
+    columns: list[VariantColumn]
+    baseline: str | None = None
+    ci_level: float = 0.95
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    device_set: str
+    recipe: str | None  # None: nothing fits
+    reason: str
+
+
+@dataclass
+class ReportData:
+    """Everything `write_report` renders."""
+
+    model: str
+    note: str = ""  # e.g. "reference rebuilt from a 4-bit file"
+    device_sets: list[DeviceSet] = field(default_factory=list)
+    sizes: list[SizeRow] = field(default_factory=list)
+    results: ResultsTable | None = None
+    proxies: dict[str, ProxyResult] = field(default_factory=dict)  # variant label -> result
+    reference_label: str = "reference"
+    recommendations: list[Recommendation] | None = None  # None: derived by report.recommend
+    notes: list[str] = field(default_factory=list)  # sandbox isolation, partial datasets, ...

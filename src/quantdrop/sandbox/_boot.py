@@ -1,0 +1,67 @@
+"""The first code that runs inside the sandbox (stdlib only; quantdrop copies this file in).
+
+It is trusted: it drops root to the execution's own uid, sets the resource limits, and then runs the
+program as `__main__`. Its one argument is a JSON object written by `quantdrop.sandbox`.
+"""
+
+import json
+import os
+import resource
+import runpy
+import sys
+
+
+def _user_processes(uid: int) -> int:
+    """How many tasks (processes and threads) `uid` runs now: RLIMIT_NPROC counts them all."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                continue
+    return count
+
+
+def _no_new_privileges() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS): setuid binaries cannot raise privileges again (bwrap does it itself)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(38, 1, 0, 0, 0)
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    os.chdir(cfg["cwd"])
+    uid = cfg.get("uid")
+    if uid is not None and os.geteuid() == 0:
+        os.chown(cfg["cwd"], uid, uid)
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    if cfg.get("no_new_privs"):
+        _no_new_privileges()
+    nproc = cfg["nproc"]
+    if cfg.get("nproc_relative"):  # no namespace of our own: count what this user already runs
+        nproc += _user_processes(os.getuid())
+    limits = {
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_CPU: cfg["cpu_s"],
+        resource.RLIMIT_AS: cfg["memory_bytes"],
+        resource.RLIMIT_FSIZE: cfg["file_bytes"],
+        resource.RLIMIT_NPROC: nproc,
+        resource.RLIMIT_NOFILE: cfg["open_files"],
+    }
+    for which, value in limits.items():
+        hard = value + 1 if which == resource.RLIMIT_CPU else value  # SIGXCPU first, then SIGKILL
+        resource.setrlimit(which, (value, hard))
+    main_path = cfg["main"]
+    sys.argv = [main_path]
+    sys.path.insert(0, os.path.dirname(main_path))  # as `python main.py` would (-I leaves it out)
+    runpy.run_path(main_path, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

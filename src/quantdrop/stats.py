@@ -1,0 +1,183 @@
+"""The paper's statistics, as pure functions (arXiv 2505.02390, Section 4.2 and Appendix A.2).
+
+Scores are percentages (0-100) as in the paper's tables. A benchmark's result is a matrix of
+per-item scores, one column per sample run ("sample k" = the k-th response to every item):
+the paper reports the mean and the standard deviation of the per-run accuracies; we add a
+bootstrap 95% CI over items, and a paired bootstrap for variant-minus-baseline differences.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantdrop.errors import QuantdropError
+
+# Appendix A.2, Table 8: weights of the weighted average, keyed by our benchmark names.
+PAPER_WEIGHTS: dict[str, float] = {
+    "aime2024": 0.2,
+    "math500": 0.5,
+    "gpqa": 0.5,
+    "mbpp": 0.5,
+    "mbppplus": 0.5,
+    "livecodebench": 0.5,
+    "mmlu": 1.0,
+    "cmmlu": 1.0,
+    "ceval": 1.0,
+}
+
+# The paper's row order (Tables 2-5).
+PAPER_ORDER: tuple[str, ...] = tuple(PAPER_WEIGHTS)
+
+_ALIASES = {"aime": "aime2024", "math": "math500", "gpqadiamond": "gpqa", "lcb": "livecodebench"}
+
+
+def benchmark_key(name: str) -> str:
+    """Our key for a benchmark name or table title: "MATH 500", "MATH-500 (311/500)" -> "math500"."""
+    base = re.sub(r"\s*\(.*\)\s*$", "", name).lower().replace("+", "plus")
+    key = re.sub(r"[^a-z0-9]", "", base)
+    return _ALIASES.get(key, key)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def _matrix(scores: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Items x samples as floats; NaN marks a missing score (an error, or not run yet)."""
+    m = np.asarray(scores, dtype=float)
+    if m.ndim == 1:
+        m = m[:, None]
+    if m.ndim != 2:
+        raise QuantdropError(f"scores must be items x samples, got shape {m.shape}")
+    return m
+
+
+def run_accuracies(scores: Sequence[Sequence[float]] | np.ndarray) -> list[float]:
+    """Accuracy (%) of each sample run: column means over the items that have a score."""
+    m = _matrix(scores)
+    out = []
+    for col in m.T:
+        got = col[~np.isnan(col)]
+        if got.size:
+            out.append(float(100.0 * got.mean()))
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard deviation across sample runs, as the paper's "mean (±std)".
+
+    The paper does not say which estimator it used; we use the population std (numpy's default,
+    ddof=0), which is what a plain `np.std` over the per-run accuracies gives.
+    """
+    if not len(values):
+        return math.nan, math.nan
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std())
+
+
+def _item_means(m: np.ndarray) -> np.ndarray:
+    """Each item's mean score over its available samples (NaN if it has none)."""
+    counts = (~np.isnan(m)).sum(axis=1)
+    sums = np.nansum(m, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def bootstrap_ci(scores: Sequence[Sequence[float]] | np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> Interval:
+    """Accuracy (%) with a percentile bootstrap CI, resampling items (with all their samples)."""
+    means = _item_means(_matrix(scores))
+    means = means[~np.isnan(means)]
+    if not means.size:
+        return Interval(math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, means.size, size=(n_boot, means.size))
+    boots = 100.0 * means[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2
+    return Interval(float(100.0 * means.mean()), float(np.quantile(boots, alpha)),
+                    float(np.quantile(boots, 1 - alpha)))
+
+
+def average(scores: Mapping[str, float]) -> float:
+    """The paper's "Average": the plain mean over the benchmarks present."""
+    vals = [v for v in scores.values() if not math.isnan(v)]
+    return float(sum(vals) / len(vals)) if vals else math.nan
+
+
+def weights_for(names: Sequence[str], weights: Mapping[str, float] | None = None) -> list[float]:
+    """The weight of each benchmark name; an unknown name is an error, not a silent weight of 1."""
+    table = PAPER_WEIGHTS if weights is None else {benchmark_key(k): w for k, w in weights.items()}
+    out = []
+    for name in names:
+        key = benchmark_key(name)
+        if key not in table:
+            raise QuantdropError(f"no weight for benchmark {name!r} (known: {', '.join(table)})")
+        out.append(table[key])
+    return out
+
+
+def weighted_average(scores: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
+    """The paper's "Weighted avg.": sum(w * score) / sum(w) over the benchmarks present (Appendix A.2)."""
+    present = {k: v for k, v in scores.items() if not math.isnan(v)}
+    if not present:
+        return math.nan
+    ws = weights_for(list(present), weights)
+    return float(sum(w * v for w, v in zip(ws, present.values(), strict=True)) / sum(ws))
+
+
+def accuracy_drop(baseline: float, variant: float) -> float:
+    """The paper's "Accuracy drop": max(0, (baseline - variant) / baseline), a fraction (0.0068 = 0.68%).
+
+    Applied to weighted averages; a variant that beats the baseline shows 0, as in the paper.
+    """
+    if baseline <= 0 or math.isnan(baseline) or math.isnan(variant):
+        return math.nan
+    return max(0.0, (baseline - variant) / baseline)
+
+
+def paired_bootstrap_diff(baseline: Mapping[str, Mapping[str, float]], variant: Mapping[str, Mapping[str, float]],
+                          *, weights: Mapping[str, float] | None = None, n_boot: int = 2000,
+                          level: float = 0.95, seed: int = 0) -> Interval:
+    """Variant minus baseline (percentage points) with a paired bootstrap CI.
+
+    Both arguments map benchmark -> {item id: the item's mean score in [0, 1]}. Items are paired
+    by id (only items both sides scored count) and resampled together, independently per
+    benchmark. One benchmark gives that benchmark's difference; several give the difference of
+    the weighted averages (the paper's weights unless `weights` is given).
+    """
+    benches = [b for b in baseline if b in variant]
+    if not benches:
+        return Interval(math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    ws = weights_for(benches, weights) if len(benches) > 1 else [1.0]
+    point = 0.0
+    boots = np.zeros(n_boot)
+    used_weight = 0.0
+    for bench, w in zip(benches, ws, strict=True):
+        ids = [i for i in baseline[bench] if i in variant[bench]]
+        if not ids:
+            continue
+        diff = np.array([variant[bench][i] - baseline[bench][i] for i in ids], dtype=float)
+        idx = rng.integers(0, diff.size, size=(n_boot, diff.size))
+        point += w * 100.0 * diff.mean()
+        boots += w * 100.0 * diff[idx].mean(axis=1)
+        used_weight += w
+    if not used_weight:
+        return Interval(math.nan, math.nan, math.nan)
+    alpha = (1.0 - level) / 2
+    boots /= used_weight
+    return Interval(point / used_weight, float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha)))
