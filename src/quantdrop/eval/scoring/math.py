@@ -10,7 +10,7 @@ this multi-threaded process, and no re-import of the caller's main script as mul
 does. Each imports math-verify once and says "ready" before the deadline of its first check starts.
 
 Answers are compared the way lighteval and open-r1 do for MATH-500/AIME: the gold answer is parsed from
-`\\boxed{gold}`; the response with LaTeX extraction that prefers the last `\\boxed{}`, then plain
+`\\boxed{gold}`; the response with LaTeX extraction that prefers its last `\\boxed{}`, then plain
 expressions; `verify(gold, pred)`.
 """
 
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from quantdrop.eval.scoring.text import strip_reasoning
 from quantdrop.eval.types import Completion, Item, Score
@@ -44,6 +45,15 @@ class MathCheck:
     detail: str = ""
 
 
+def _last_boxed() -> Any:
+    from latex2sympy2_extended import NormalizationConfig
+
+    # math-verify's LatexExtractionConfig defaults, except that only the last \boxed{} counts (its
+    # default "all" joins every box of a response that revised itself: \boxed{200} ... \boxed{204}).
+    return NormalizationConfig(basic_latex=True, units=True, malformed_operators=True, nits=True,
+                               boxed="last", equations=False)
+
+
 def check_answer(gold: str, response: str) -> MathCheck:
     """Compare one response with the gold answer, in this process and without a timeout."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
@@ -54,7 +64,8 @@ def check_answer(gold: str, response: str) -> MathCheck:
         gold_parsed = parse(f"${gold}$", parsing_timeout=None)
     pred = parse(
         response,
-        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
+        extraction_config=[LatexExtractionConfig(boxed_match_priority=0, normalization_config=_last_boxed()),
+                           ExprExtractionConfig()],
         parsing_timeout=None,
     )
     if not pred:
