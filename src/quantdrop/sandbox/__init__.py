@@ -14,6 +14,7 @@ This is no place for verdicts: `quantdrop.sandbox.harness` (run inside) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -235,10 +236,8 @@ def _status(killed: str, code: int, stderr: str) -> Status:
 
 
 def _kill_group(proc: subprocess.Popen[bytes], uid: int | None) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # bubblewrap's death takes its whole pid namespace along
-    except ProcessLookupError:
-        pass
+    with contextlib.suppress(ProcessLookupError):  # bubblewrap's death takes its pid namespace along
+        os.killpg(proc.pid, signal.SIGKILL)
     if uid is not None:
         _sweep(uid)
 
@@ -249,10 +248,8 @@ def _sweep(uid: int) -> None:
         found = False
         for pid in _pids_of(uid):
             found = True
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if not found:
             return
         time.sleep(0.01)
