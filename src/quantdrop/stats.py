@@ -97,8 +97,9 @@ def _item_means(m: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def bootstrap_ci(scores: Sequence[Sequence[float]] | np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> Interval:
+def bootstrap_ci(
+    scores: Sequence[Sequence[float]] | np.ndarray, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> Interval:
     """Accuracy (%) with a percentile bootstrap CI, resampling items (with all their samples)."""
     means = _item_means(_matrix(scores))
     means = means[~np.isnan(means)]
@@ -108,8 +109,9 @@ def bootstrap_ci(scores: Sequence[Sequence[float]] | np.ndarray, *, n_boot: int 
     idx = rng.integers(0, means.size, size=(n_boot, means.size))
     boots = 100.0 * means[idx].mean(axis=1)
     alpha = (1.0 - level) / 2
-    return Interval(float(100.0 * means.mean()), float(np.quantile(boots, alpha)),
-                    float(np.quantile(boots, 1 - alpha)))
+    return Interval(
+        float(100.0 * means.mean()), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+    )
 
 
 def average(scores: Mapping[str, float]) -> float:
@@ -149,9 +151,15 @@ def accuracy_drop(baseline: float, variant: float) -> float:
     return max(0.0, (baseline - variant) / baseline)
 
 
-def paired_bootstrap_diff(baseline: Mapping[str, Mapping[str, float]], variant: Mapping[str, Mapping[str, float]],
-                          *, weights: Mapping[str, float] | None = None, n_boot: int = 2000,
-                          level: float = 0.95, seed: int = 0) -> Interval:
+def paired_bootstrap_diff(
+    baseline: Mapping[str, Mapping[str, float]],
+    variant: Mapping[str, Mapping[str, float]],
+    *,
+    weights: Mapping[str, float] | None = None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
     """Variant minus baseline (percentage points) with a paired bootstrap CI.
 
     Both arguments map benchmark -> {item id: the item's mean score in [0, 1]}. Items are paired
@@ -180,4 +188,6 @@ def paired_bootstrap_diff(baseline: Mapping[str, Mapping[str, float]], variant: 
         return Interval(math.nan, math.nan, math.nan)
     alpha = (1.0 - level) / 2
     boots /= used_weight
-    return Interval(point / used_weight, float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha)))
+    return Interval(
+        point / used_weight, float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+    )

@@ -16,18 +16,28 @@ def _csv(text: str) -> list[str]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="a GGUF file, evaluated in-process with llama.cpp")
-    parser.add_argument("--endpoint", action="append", metavar="URL",
-                        help="OpenAI-compatible server, e.g. http://127.0.0.1:8080 (repeat to spread requests)")
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="URL",
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8080 (repeat to spread requests)",
+    )
     parser.add_argument("--model-name", help="model name sent to the endpoint (default: the one it serves)")
     parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
-    parser.add_argument("--bench", type=_csv, required=True,
-                        help="comma-separated: math500,aime2024,gpqa,mmlu,cmmlu,ceval,humaneval,mbpp,mbppplus,"
-                             "livecodebench (or package.module:factory)")
+    parser.add_argument(
+        "--bench",
+        type=_csv,
+        required=True,
+        help="comma-separated: math500,aime2024,gpqa,mmlu,cmmlu,ceval,humaneval,mbpp,mbppplus,"
+        "livecodebench (or package.module:factory)",
+    )
     parser.add_argument("--label", required=True, help="name of this variant in the store, e.g. Q4_K_M")
     parser.add_argument("--limit", type=int, help="only the first N items of each benchmark")
     parser.add_argument("--samples", type=int, help="responses per item (default: the paper's per benchmark)")
     parser.add_argument("--store", default="quantdrop-eval.sqlite", help="SQLite store; re-run to resume")
-    parser.add_argument("--max-tokens", type=int, default=32768, help="generation limit (capped by the context)")
+    parser.add_argument(
+        "--max-tokens", type=int, default=32768, help="generation limit (capped by the context)"
+    )
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (endpoints)")
@@ -52,6 +62,9 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.write(format_table(table, "md") + "\n")
     incomplete = sum(r.counts["error"] + r.counts["pending"] for r in results)
     if incomplete:
-        print(f"quantdrop eval: {incomplete} responses failed or are missing; run the same command again "
-              "to retry them", file=sys.stderr)
+        print(
+            f"quantdrop eval: {incomplete} responses failed or are missing; run the same command again "
+            "to retry them",
+            file=sys.stderr,
+        )
     return 0

@@ -85,16 +85,30 @@ def summarize(store: Store, run_id: int) -> BenchResult:
         counts["truncated"] += row.completion.truncated
         if row.status in ("correct", "wrong", "unextracted") and row.value is not None:
             matrix[index[row.item_id], row.sample] = row.value
-    counts["pending"] = len(ids) * samples - sum(counts[s] for s in ("correct", "wrong", "unextracted", "error"))
+    counts["pending"] = len(ids) * samples - sum(
+        counts[s] for s in ("correct", "wrong", "unextracted", "error")
+    )
     runs = run_accuracies(matrix)
     mean, std = mean_std(runs)
     scored = ~np.isnan(matrix)
     item_means = {item: float(np.nanmean(matrix[k])) for item, k in index.items() if scored[k].any()}
     return BenchResult(
-        label=run.label, benchmark=run.benchmark, title=run.table_label, n_items=len(ids), samples=samples,
-        runs=runs, mean=mean, std=std, ci=bootstrap_ci(matrix),
-        counts={k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")},
-        loaded_from=run.loaded_from, weight=run.weight, item_means=item_means)
+        label=run.label,
+        benchmark=run.benchmark,
+        title=run.table_label,
+        n_items=len(ids),
+        samples=samples,
+        runs=runs,
+        mean=mean,
+        std=std,
+        ci=bootstrap_ci(matrix),
+        counts={
+            k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")
+        },
+        loaded_from=run.loaded_from,
+        weight=run.weight,
+        item_means=item_means,
+    )
 
 
 @dataclass
@@ -112,8 +126,12 @@ class Table:
 
 
 def _weights(results: list[BenchResult]) -> dict[str, float]:
-    return {r.benchmark: (r.weight if r.weight is not None else PAPER_WEIGHTS.get(benchmark_key(r.benchmark), 1.0))
-            for r in results}
+    return {
+        r.benchmark: (
+            r.weight if r.weight is not None else PAPER_WEIGHTS.get(benchmark_key(r.benchmark), 1.0)
+        )
+        for r in results
+    }
 
 
 def results_table(store: str | Path, baseline: str | None = None, labels: list[str] | None = None) -> Table:
@@ -138,10 +156,14 @@ def results_table(store: str | Path, baseline: str | None = None, labels: list[s
     keys.sort(key=lambda k: (rank.get(benchmark_key(k), len(rank)), first[k]))
     cells = {(r.benchmark, r.label): r for r in results}
     weights = _weights(results)
-    table = Table(labels=labels, benchmarks=keys, titles={}, cells=cells, average={}, weighted={}, baseline=baseline)
+    table = Table(
+        labels=labels, benchmarks=keys, titles={}, cells=cells, average={}, weighted={}, baseline=baseline
+    )
     for key in keys:
         titles = list(dict.fromkeys(cells[(key, lab)].title for lab in labels if (key, lab) in cells))
-        table.titles[key] = titles[0] if len(titles) == 1 else f"{titles[0].split(' (')[0]} (item counts differ)"
+        table.titles[key] = (
+            titles[0] if len(titles) == 1 else f"{titles[0].split(' (')[0]} (item counts differ)"
+        )
     for lab in labels:
         scores = {k: cells[(k, lab)].mean for k in keys if (k, lab) in cells}
         table.average[lab] = average(scores)
@@ -152,7 +174,9 @@ def results_table(store: str | Path, baseline: str | None = None, labels: list[s
         bad = Counter()
         for k in keys:
             if (k, lab) in cells:
-                bad.update({c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n})
+                bad.update(
+                    {c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n}
+                )
         if bad:
             table.notes.append(f"{lab}: " + ", ".join(f"{n} {c}" for c, n in sorted(bad.items())))
     return table
@@ -172,13 +196,18 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
         v = weighted_average({k: table.cells[(k, lab)].mean for k in common}, weights)
         table.drop[lab] = accuracy_drop(b, v)
         for k in common:
-            table.diffs[(k, lab)] = paired_bootstrap_diff({k: table.cells[(k, base)].item_means},
-                                                          {k: table.cells[(k, lab)].item_means})
+            table.diffs[(k, lab)] = paired_bootstrap_diff(
+                {k: table.cells[(k, base)].item_means}, {k: table.cells[(k, lab)].item_means}
+            )
         table.diffs[("weighted", lab)] = paired_bootstrap_diff(
             {k: table.cells[(k, base)].item_means for k in common},
-            {k: table.cells[(k, lab)].item_means for k in common}, weights={k: weights[k] for k in common})
+            {k: table.cells[(k, lab)].item_means for k in common},
+            weights={k: weights[k] for k in common},
+        )
         if len(common) < len(table.benchmarks):
-            table.notes.append(f"{lab}: accuracy drop over the {len(common)} benchmarks it shares with {base}")
+            table.notes.append(
+                f"{lab}: accuracy drop over the {len(common)} benchmarks it shares with {base}"
+            )
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -207,9 +236,17 @@ def format_markdown(table: Table) -> str:
         weighted.append(_num(table.weighted[lab]) + (" *" if diff is not None and diff.excludes_zero else ""))
     rows.append(["Weighted avg.", *weighted])
     if table.baseline:
-        rows.append(["Accuracy drop", *("-" if lab == table.baseline or lab not in table.drop else
-                                        ("0" if table.drop[lab] == 0 else f"{100 * table.drop[lab]:.2f}%")
-                                        for lab in table.labels)])
+        rows.append(
+            [
+                "Accuracy drop",
+                *(
+                    "-"
+                    if lab == table.baseline or lab not in table.drop
+                    else ("0" if table.drop[lab] == 0 else f"{100 * table.drop[lab]:.2f}%")
+                    for lab in table.labels
+                ),
+            ]
+        )
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     fmt = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
     lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, rows)]
@@ -217,22 +254,38 @@ def format_markdown(table: Table) -> str:
     if any(d.excludes_zero for d in table.diffs.values()):
         foot.append(f"* the paired bootstrap 95% CI of the difference from {table.baseline} excludes 0.")
     if any(not r.complete for r in table.cells.values()):
-        foot.append("† incomplete: requests pending or failed; run the same `quantdrop eval` again to finish.")
+        foot.append(
+            "† incomplete: requests pending or failed; run the same `quantdrop eval` again to finish."
+        )
     foot += [f"{n}." for n in table.notes]
-    return "\n".join(lines + ([""] + foot if foot else []))
+    return "\n".join([*lines, "", *foot] if foot else lines)
 
 
 def table_dict(table: Table) -> dict[str, Any]:
     return {
-        "labels": table.labels, "baseline": table.baseline,
-        "benchmarks": [{"benchmark": k, "title": table.titles[k],
-                        "results": {lab: table.cells[(k, lab)].to_dict() for lab in table.labels
-                                    if (k, lab) in table.cells},
-                        "diff_vs_baseline": {lab: asdict(table.diffs[(k, lab)]) for lab in table.labels
-                                             if (k, lab) in table.diffs}} for k in table.benchmarks],
-        "average": table.average, "weighted_average": table.weighted, "accuracy_drop": table.drop,
-        "weighted_diff_vs_baseline": {lab: asdict(table.diffs[("weighted", lab)]) for lab in table.labels
-                                      if ("weighted", lab) in table.diffs},
+        "labels": table.labels,
+        "baseline": table.baseline,
+        "benchmarks": [
+            {
+                "benchmark": k,
+                "title": table.titles[k],
+                "results": {
+                    lab: table.cells[(k, lab)].to_dict() for lab in table.labels if (k, lab) in table.cells
+                },
+                "diff_vs_baseline": {
+                    lab: asdict(table.diffs[(k, lab)]) for lab in table.labels if (k, lab) in table.diffs
+                },
+            }
+            for k in table.benchmarks
+        ],
+        "average": table.average,
+        "weighted_average": table.weighted,
+        "accuracy_drop": table.drop,
+        "weighted_diff_vs_baseline": {
+            lab: asdict(table.diffs[("weighted", lab)])
+            for lab in table.labels
+            if ("weighted", lab) in table.diffs
+        },
         "notes": table.notes,
     }
 
@@ -241,22 +294,60 @@ def format_csv(table: Table) -> str:
     """Long format: one line per (row, label) with the numbers a spreadsheet wants."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["row", "label", "mean", "std", "ci_low", "ci_high", "n_items", "samples", "errors", "truncated",
-                "unextracted", "pending", "diff", "diff_low", "diff_high"])
+    w.writerow(
+        [
+            "row",
+            "label",
+            "mean",
+            "std",
+            "ci_low",
+            "ci_high",
+            "n_items",
+            "samples",
+            "errors",
+            "truncated",
+            "unextracted",
+            "pending",
+            "diff",
+            "diff_low",
+            "diff_high",
+        ]
+    )
     for k in table.benchmarks:
         for lab in table.labels:
             r = table.cells.get((k, lab))
             if r is None:
                 continue
             d = table.diffs.get((k, lab))
-            w.writerow([table.titles[k], lab, _f(r.mean), _f(r.std), _f(r.ci.low), _f(r.ci.high), r.n_items,
-                        r.samples, r.counts["error"], r.counts["truncated"], r.counts["unextracted"],
-                        r.counts["pending"], *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", ""))])
+            w.writerow(
+                [
+                    table.titles[k],
+                    lab,
+                    _f(r.mean),
+                    _f(r.std),
+                    _f(r.ci.low),
+                    _f(r.ci.high),
+                    r.n_items,
+                    r.samples,
+                    r.counts["error"],
+                    r.counts["truncated"],
+                    r.counts["unextracted"],
+                    r.counts["pending"],
+                    *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")),
+                ]
+            )
     for lab in table.labels:
         w.writerow(["Average", lab, _f(table.average[lab]), *[""] * 12])
         d = table.diffs.get(("weighted", lab))
-        w.writerow(["Weighted avg.", lab, _f(table.weighted[lab]), *[""] * 9,
-                    *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", ""))])
+        w.writerow(
+            [
+                "Weighted avg.",
+                lab,
+                _f(table.weighted[lab]),
+                *[""] * 9,
+                *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")),
+            ]
+        )
         if lab in table.drop:
             w.writerow(["Accuracy drop", lab, _f(100 * table.drop[lab]), *[""] * 12])
     return out.getvalue()
@@ -304,8 +395,11 @@ def write_atomic(path: str | Path, text: str) -> None:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default="quantdrop-eval.sqlite", help="the evaluation store (SQLite)")
     parser.add_argument("--baseline", help="label to compare against (adds the Accuracy drop row)")
-    parser.add_argument("--labels", type=lambda s: [x for x in s.split(",") if x],
-                        help="comma-separated labels, in column order (default: all)")
+    parser.add_argument(
+        "--labels",
+        type=lambda s: [x for x in s.split(",") if x],
+        help="comma-separated labels, in column order (default: all)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
 

@@ -71,17 +71,30 @@ def _template_hash(bench: Benchmark) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _check_options(model: str | None, endpoint: list[str] | None, bench: list[str], label: str,
-                   limit: int | None, samples: int | None, max_tokens: int, temperature: float, top_p: float,
-                   concurrency: int) -> None:
+def _check_options(
+    model: str | None,
+    endpoint: list[str] | None,
+    bench: list[str],
+    label: str,
+    limit: int | None,
+    samples: int | None,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    concurrency: int,
+) -> None:
     if (model is None) == (not endpoint):
         raise QuantdropError("give either a GGUF model path or --endpoint URL (not both, not neither)")
     if not bench:
         raise QuantdropError("no benchmark given (--bench math500,aime2024,...)")
     if not label or not label.strip():
         raise QuantdropError("--label must name the variant (e.g. Q4_K_M)")
-    for name, value, low in (("--limit", limit, 1), ("--samples", samples, 1), ("--max-tokens", max_tokens, 1),
-                             ("--concurrency", concurrency, 1)):
+    for name, value, low in (
+        ("--limit", limit, 1),
+        ("--samples", samples, 1),
+        ("--max-tokens", max_tokens, 1),
+        ("--concurrency", concurrency, 1),
+    ):
         if value is not None and value < low:
             raise QuantdropError(f"{name} must be at least {low}, got {value}")
     if temperature < 0:
@@ -90,8 +103,9 @@ def _check_options(model: str | None, endpoint: list[str] | None, bench: list[st
         raise QuantdropError(f"--top-p must be in (0, 1], got {top_p}")
 
 
-def _load_benchmarks(names: list[str], limit: int | None, samples: int | None, data_dir: str | None,
-                     template: str | None) -> list[_Bench]:
+def _load_benchmarks(
+    names: list[str], limit: int | None, samples: int | None, data_dir: str | None, template: str | None
+) -> list[_Bench]:
     out = []
     options: dict[str, Any] = {"data_dir": Path(data_dir) if data_dir else None}
     if template is not None:
@@ -105,31 +119,69 @@ def _load_benchmarks(names: list[str], limit: int | None, samples: int | None, d
         if len(set(ids)) != len(ids):
             raise QuantdropError(f"{name}: item ids are not unique; results could not be keyed")
         n_samples = samples or bench.default_samples
-        out.append(_Bench(key=bench.name if ":" not in name else name, bench=bench,
-                          items=items[:limit] if limit else items, samples=n_samples,
-                          protocol={"samples": n_samples, "template": _template_hash(bench), "seeds": SEED_SCHEME}))
+        out.append(
+            _Bench(
+                key=bench.name if ":" not in name else name,
+                bench=bench,
+                items=items[:limit] if limit else items,
+                samples=n_samples,
+                protocol={"samples": n_samples, "template": _template_hash(bench), "seeds": SEED_SCHEME},
+            )
+        )
     return out
 
 
-def _make_backend(model: str | None, endpoint: list[str] | None, model_name: str | None, api_key_env: str | None,
-                  concurrency: int, timeout: float, retries: int, n_ctx: int | None, threads: int | None,
-                  max_tokens: int) -> Any:
+def _make_backend(
+    model: str | None,
+    endpoint: list[str] | None,
+    model_name: str | None,
+    api_key_env: str | None,
+    concurrency: int,
+    timeout: float,
+    retries: int,
+    n_ctx: int | None,
+    threads: int | None,
+    max_tokens: int,
+) -> Any:
     if model is not None:
         from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
 
         return LlamaCppBackend(model, n_ctx=n_ctx, threads=threads, max_tokens=max_tokens)
     from quantdrop.eval.backends.openai_compat import OpenAICompatBackend
 
-    return OpenAICompatBackend.from_options(endpoint or [], model_name=model_name, api_key_env=api_key_env,
-                                            concurrency=concurrency, timeout=timeout, retries=retries)
+    return OpenAICompatBackend.from_options(
+        endpoint or [],
+        model_name=model_name,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout=timeout,
+        retries=retries,
+    )
 
 
-def evaluate(model: str | None = None, *, endpoint: list[str] | None = None, model_name: str | None = None,
-             api_key_env: str | None = None, bench: list[str], label: str, limit: int | None = None,
-             samples: int | None = None, store: str = "quantdrop-eval.sqlite", max_tokens: int = 32768,
-             temperature: float = 0.6, top_p: float = 0.95, concurrency: int = 8, data_dir: str | None = None,
-             n_ctx: int | None = None, threads: int | None = None, template: str | None = None,
-             timeout: float = 1800.0, retries: int = 4, progress: bool = True) -> list[BenchResult]:
+def evaluate(
+    model: str | None = None,
+    *,
+    endpoint: list[str] | None = None,
+    model_name: str | None = None,
+    api_key_env: str | None = None,
+    bench: list[str],
+    label: str,
+    limit: int | None = None,
+    samples: int | None = None,
+    store: str = "quantdrop-eval.sqlite",
+    max_tokens: int = 32768,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    concurrency: int = 8,
+    data_dir: str | None = None,
+    n_ctx: int | None = None,
+    threads: int | None = None,
+    template: str | None = None,
+    timeout: float = 1800.0,
+    retries: int = 4,
+    progress: bool = True,
+) -> list[BenchResult]:
     """Evaluate one model variant (`label`) on benchmarks; returns each benchmark's result so far.
 
     `model` is a GGUF path (in-process llama.cpp) or None with `endpoint` URLs (OpenAI-compatible).
@@ -140,15 +192,36 @@ def evaluate(model: str | None = None, *, endpoint: list[str] | None = None, mod
         bench = bench.split(",")
     _check_options(model, endpoint, bench, label, limit, samples, max_tokens, temperature, top_p, concurrency)
     benches = _load_benchmarks(bench, limit, samples, data_dir, template)  # bad names and data fail here
-    backend = _make_backend(model, endpoint, model_name, api_key_env, concurrency, timeout, retries, n_ctx,
-                            threads, max_tokens)
-    return asyncio.run(_evaluate(backend, benches, label=label, store_path=store, max_tokens=max_tokens,
-                                 temperature=temperature, top_p=top_p,
-                                 concurrency=1 if model is not None else concurrency, progress=progress))
+    backend = _make_backend(
+        model, endpoint, model_name, api_key_env, concurrency, timeout, retries, n_ctx, threads, max_tokens
+    )
+    return asyncio.run(
+        _evaluate(
+            backend,
+            benches,
+            label=label,
+            store_path=store,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            concurrency=1 if model is not None else concurrency,
+            progress=progress,
+        )
+    )
 
 
-async def _evaluate(backend: Any, benches: list[_Bench], *, label: str, store_path: str, max_tokens: int,
-                    temperature: float, top_p: float, concurrency: int, progress: bool) -> list[BenchResult]:
+async def _evaluate(
+    backend: Any,
+    benches: list[_Bench],
+    *,
+    label: str,
+    store_path: str,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    concurrency: int,
+    progress: bool,
+) -> list[BenchResult]:
     try:
         if hasattr(backend, "connect"):
             await backend.connect()  # unreachable endpoints fail here, before any work
@@ -159,10 +232,16 @@ async def _evaluate(backend: Any, benches: list[_Bench], *, label: str, store_pa
         with Store(store_path) as store:
             for b in benches:  # refuse a conflicting earlier run before loading any model
                 b.protocol.update(temperature=temperature, top_p=top_p, max_tokens=effective)
-                b.run_id = store.open_run(label=label, benchmark=b.key, title=b.bench.title,
-                                          full_size=b.bench.full_size, weight=getattr(b.bench, "weight", None),
-                                          fingerprint=fingerprint, protocol=b.protocol,
-                                          loaded_from=str(getattr(b.bench, "loaded_from", "")))
+                b.run_id = store.open_run(
+                    label=label,
+                    benchmark=b.key,
+                    title=b.bench.title,
+                    full_size=b.bench.full_size,
+                    weight=getattr(b.bench, "weight", None),
+                    fingerprint=fingerprint,
+                    protocol=b.protocol,
+                    loaded_from=str(getattr(b.bench, "loaded_from", "")),
+                )
                 store.add_items(b.run_id, [it.id for it in b.items])
             if hasattr(backend, "load"):
                 await asyncio.get_running_loop().run_in_executor(None, backend.load)
@@ -197,22 +276,42 @@ class _Tally:
 
     def fields(self) -> dict[str, str]:
         dt = max(time.perf_counter() - self.start, 1e-9)
-        return {"rate": f"{self.done / dt:.1f} it/s", "tps": f"{self.tokens / dt:.0f} tok/s",
-                "errors": f"{self.errors} err", "trunc": f"{self.truncated} trunc"}
+        return {
+            "rate": f"{self.done / dt:.1f} it/s",
+            "tps": f"{self.tokens / dt:.0f} tok/s",
+            "errors": f"{self.errors} err",
+            "trunc": f"{self.truncated} trunc",
+        }
 
 
 def _progress_bar(enabled: bool) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[tps]}"),
-                    TextColumn("{task.fields[errors]}"), TextColumn("{task.fields[trunc]}"), TimeElapsedColumn(),
-                    console=Console(stderr=True), disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[tps]}"),
+        TextColumn("{task.fields[errors]}"),
+        TextColumn("{task.fields[trunc]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )
 
 
-async def _run_bench(backend: Any, store: Store, b: _Bench, params: SamplingParams, concurrency: int,
-                     scorers: ThreadPoolExecutor, progress: bool) -> None:
+async def _run_bench(
+    backend: Any,
+    store: Store,
+    b: _Bench,
+    params: SamplingParams,
+    concurrency: int,
+    scorers: ThreadPoolExecutor,
+    progress: bool,
+) -> None:
     done = store.done(b.run_id)
     todo: list[tuple[Item, int]] = []  # sample-major: an interrupted run still has whole sample runs
     rescore: list[tuple[Item, int]] = []
@@ -231,8 +330,11 @@ async def _run_bench(backend: Any, store: Store, b: _Bench, params: SamplingPara
     label = getattr(b.bench, "title", b.key)
     if b.items and len(b.items) < b.bench.full_size:
         label = f"{label} ({len(b.items)}/{b.bench.full_size})"
-    _note(f"{label}: {len(b.items)} items x {b.samples} samples from {getattr(b.bench, 'loaded_from', '?')}; "
-          f"{total - len(todo)} responses already stored", progress)
+    _note(
+        f"{label}: {len(b.items)} items x {b.samples} samples from {getattr(b.bench, 'loaded_from', '?')}; "
+        f"{total - len(todo)} responses already stored",
+        progress,
+    )
 
     with _progress_bar(progress) as bar:
         task = bar.add_task(label, total=total, completed=total - len(todo), **tally.fields())
@@ -259,8 +361,15 @@ async def _run_bench(backend: Any, store: Store, b: _Bench, params: SamplingPara
         async def worker() -> None:
             for item, sample in pairs:  # workers share one iterator: each pair is asked once
                 seed = derive_seed(b.key, item.id, sample)
-                c = await backend.complete(b.bench.messages(item), SamplingParams(
-                    temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens, seed=seed))
+                c = await backend.complete(
+                    b.bench.messages(item),
+                    SamplingParams(
+                        temperature=params.temperature,
+                        top_p=params.top_p,
+                        max_tokens=params.max_tokens,
+                        seed=seed,
+                    ),
+                )
                 store.put_response(b.run_id, item.id, sample, seed, c)  # committed before anything else
                 tally.add(c)
                 bar.update(task, advance=1, **tally.fields())

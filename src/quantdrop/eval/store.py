@@ -104,12 +104,15 @@ def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return False
     if a.get("kind") == "gguf":
         return (a.get("size"), a.get("hash")) == (b.get("size"), b.get("hash"))
-    return a.get("model") == b.get("model") and bool(set(a.get("endpoints", [])) & set(b.get("endpoints", [])))
+    return a.get("model") == b.get("model") and bool(
+        set(a.get("endpoints", [])) & set(b.get("endpoints", []))
+    )
 
 
 def describe(fingerprint: dict[str, Any]) -> str:
     if fingerprint.get("kind") == "gguf":
-        return f"GGUF {fingerprint.get('name', '?')} ({fingerprint.get('size')} bytes, hash {fingerprint.get('hash')})"
+        name, size, digest = (fingerprint.get(k) for k in ("name", "size", "hash"))
+        return f"GGUF {name} ({size} bytes, hash {digest})"
     return f"model {fingerprint.get('model')!r} at {', '.join(fingerprint.get('endpoints', []))}"
 
 
@@ -133,7 +136,9 @@ class Store:
         if found is None:
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(found[0]) != SCHEMA_VERSION:
-            raise QuantdropError(f"{self.path} has store schema {found[0]}, this quantdrop reads {SCHEMA_VERSION}")
+            raise QuantdropError(
+                f"{self.path} has store schema {found[0]}, this quantdrop reads {SCHEMA_VERSION}"
+            )
 
     def __enter__(self) -> Store:
         return self
@@ -145,31 +150,56 @@ class Store:
         self.db.close()
 
     # -- runs ------------------------------------------------------------------------------------
-    def open_run(self, *, label: str, benchmark: str, title: str, full_size: int, weight: float | None,
-                 fingerprint: dict[str, Any], protocol: dict[str, Any], loaded_from: str = "") -> int:
+    def open_run(
+        self,
+        *,
+        label: str,
+        benchmark: str,
+        title: str,
+        full_size: int,
+        weight: float | None,
+        fingerprint: dict[str, Any],
+        protocol: dict[str, Any],
+        loaded_from: str = "",
+    ) -> int:
         """The id of the run (label, benchmark), created if new. A different model or protocol under
         the same label is refused: its numbers would not be one experiment."""
-        row = self.db.execute("SELECT id, fingerprint, protocol FROM runs WHERE label=? AND benchmark=?",
-                              (label, benchmark)).fetchone()
+        row = self.db.execute(
+            "SELECT id, fingerprint, protocol FROM runs WHERE label=? AND benchmark=?", (label, benchmark)
+        ).fetchone()
         if row is None:
             cur = self.db.execute(
-                "INSERT INTO runs (label, benchmark, title, full_size, weight, fingerprint, protocol, loaded_from,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (label, benchmark, title, full_size, weight, json.dumps(fingerprint, sort_keys=True),
-                 json.dumps(protocol, sort_keys=True), loaded_from, time.time()))
+                "INSERT INTO runs (label, benchmark, title, full_size, weight, fingerprint, protocol,"
+                " loaded_from, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    label,
+                    benchmark,
+                    title,
+                    full_size,
+                    weight,
+                    json.dumps(fingerprint, sort_keys=True),
+                    json.dumps(protocol, sort_keys=True),
+                    loaded_from,
+                    time.time(),
+                ),
+            )
             return int(cur.lastrowid)
         run_id, old_fp, old_protocol = int(row[0]), json.loads(row[1]), json.loads(row[2])
         if not same_model(old_fp, fingerprint):
             raise QuantdropError(
                 f"label {label!r} in {self.path} holds {benchmark} results of {describe(old_fp)}, not "
-                f"{describe(fingerprint)}; use another --label or --store")
+                f"{describe(fingerprint)}; use another --label or --store"
+            )
         if old_protocol != protocol:
-            diff = ", ".join(f"{k} {old_protocol.get(k)!r} there vs {protocol.get(k)!r} now"
-                             for k in sorted(set(old_protocol) | set(protocol))
-                             if old_protocol.get(k) != protocol.get(k))
+            diff = ", ".join(
+                f"{k} {old_protocol.get(k)!r} there vs {protocol.get(k)!r} now"
+                for k in sorted(set(old_protocol) | set(protocol))
+                if old_protocol.get(k) != protocol.get(k)
+            )
             raise QuantdropError(
                 f"label {label!r} in {self.path} was evaluated on {benchmark} with a different protocol "
-                f"({diff}); resuming would mix them: use another --label or --store, or the same options")
+                f"({diff}); resuming would mix them: use another --label or --store, or the same options"
+            )
         if loaded_from:
             self.db.execute("UPDATE runs SET loaded_from=? WHERE id=?", (loaded_from, run_id))
         return run_id
@@ -178,50 +208,96 @@ class Store:
         """Record the run's item set (in order); items already recorded keep their place."""
         with self.db:
             self.db.execute("BEGIN")
-            start = self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM items WHERE run_id=?",
-                                    (run_id,)).fetchone()[0]
+            start = self.db.execute(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM items WHERE run_id=?", (run_id,)
+            ).fetchone()[0]
             known = {r[0] for r in self.db.execute("SELECT item_id FROM items WHERE run_id=?", (run_id,))}
             new = [i for i in item_ids if i not in known]
-            self.db.executemany("INSERT INTO items VALUES (?,?,?)",
-                                [(run_id, item, start + k) for k, item in enumerate(new)])
+            self.db.executemany(
+                "INSERT INTO items VALUES (?,?,?)", [(run_id, item, start + k) for k, item in enumerate(new)]
+            )
 
     def runs(self, labels: Iterable[str] | None = None) -> list[Run]:
         rows = self.db.execute(
             "SELECT r.id, label, benchmark, title, full_size, weight, fingerprint, protocol, loaded_from,"
-            " (SELECT COUNT(*) FROM items i WHERE i.run_id = r.id) FROM runs r ORDER BY r.id").fetchall()
+            " (SELECT COUNT(*) FROM items i WHERE i.run_id = r.id) FROM runs r ORDER BY r.id"
+        ).fetchall()
         wanted = None if labels is None else list(labels)
-        out = [Run(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8], r[9]) for r in rows]
+        out = [
+            Run(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8], r[9])
+            for r in rows
+        ]
         return out if wanted is None else [r for r in out if r.label in wanted]
 
     def item_ids(self, run_id: int) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE run_id=? ORDER BY position",
-                                              (run_id,))]
+        return [
+            r[0]
+            for r in self.db.execute("SELECT item_id FROM items WHERE run_id=? ORDER BY position", (run_id,))
+        ]
 
     # -- responses -------------------------------------------------------------------------------
     def done(self, run_id: int) -> dict[tuple[str, int], str | None]:
         """(item, sample) -> status of every stored response that needs no new request
         (a failed request, status 'error' with an error text, is asked again)."""
-        return {(r[0], r[1]): r[2] for r in self.db.execute(
-            "SELECT item_id, sample, status FROM responses WHERE run_id=? AND error IS NULL", (run_id,))}
+        return {
+            (r[0], r[1]): r[2]
+            for r in self.db.execute(
+                "SELECT item_id, sample, status FROM responses WHERE run_id=? AND error IS NULL", (run_id,)
+            )
+        }
 
     def put_response(self, run_id: int, item_id: str, sample: int, seed: int, c: Completion) -> None:
         """Commit a response (or a failed request) now; it replaces an earlier failed attempt."""
         status, value = ("error", None) if c.error else (None, None)
         self.db.execute(
-            "INSERT OR REPLACE INTO responses (run_id, item_id, sample, seed, text, finish_reason, prompt_tokens,"
-            " completion_tokens, latency_s, error, status, value, extracted, detail, created_at)"
+            "INSERT OR REPLACE INTO responses (run_id, item_id, sample, seed, text, finish_reason,"
+            " prompt_tokens, completion_tokens, latency_s, error, status, value, extracted, detail,"
+            " created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL,NULL,?)",
-            (run_id, item_id, sample, seed, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens,
-             c.latency_s, c.error, status, value, time.time()))
+            (
+                run_id,
+                item_id,
+                sample,
+                seed,
+                c.text,
+                c.finish_reason,
+                c.prompt_tokens,
+                c.completion_tokens,
+                c.latency_s,
+                c.error,
+                status,
+                value,
+                time.time(),
+            ),
+        )
 
     def put_score(self, run_id: int, item_id: str, sample: int, score: Score) -> None:
-        self.db.execute("UPDATE responses SET status=?, value=?, extracted=?, detail=? "
-                        "WHERE run_id=? AND item_id=? AND sample=?",
-                        (score.status, score.value, score.extracted, score.detail, run_id, item_id, sample))
+        self.db.execute(
+            "UPDATE responses SET status=?, value=?, extracted=?, detail=? "
+            "WHERE run_id=? AND item_id=? AND sample=?",
+            (score.status, score.value, score.extracted, score.detail, run_id, item_id, sample),
+        )
 
     def rows(self, run_id: int) -> list[Row]:
-        return [Row(r[0], r[1], Completion(text=r[2], finish_reason=r[3], prompt_tokens=r[4], completion_tokens=r[5],
-                                           latency_s=r[6], error=r[7]), r[8], r[9], r[10])
-                for r in self.db.execute(
-                    "SELECT item_id, sample, text, finish_reason, prompt_tokens, completion_tokens, latency_s, error,"
-                    " status, value, extracted FROM responses WHERE run_id=? ORDER BY item_id, sample", (run_id,))]
+        return [
+            Row(
+                r[0],
+                r[1],
+                Completion(
+                    text=r[2],
+                    finish_reason=r[3],
+                    prompt_tokens=r[4],
+                    completion_tokens=r[5],
+                    latency_s=r[6],
+                    error=r[7],
+                ),
+                r[8],
+                r[9],
+                r[10],
+            )
+            for r in self.db.execute(
+                "SELECT item_id, sample, text, finish_reason, prompt_tokens, completion_tokens, latency_s,"
+                " error, status, value, extracted FROM responses WHERE run_id=? ORDER BY item_id, sample",
+                (run_id,),
+            )
+        ]

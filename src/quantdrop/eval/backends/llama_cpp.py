@@ -37,8 +37,9 @@ def gguf_fingerprint(path: str | os.PathLike[str]) -> str:
         for k in range(_HASH_SPOTS):
             f.seek(max(0, min(size - _HASH_CHUNK, k * size // _HASH_SPOTS)) if k else 0)
             digest.update(f.read(_HASH_CHUNK))
-    return json.dumps({"kind": "gguf", "name": p.name, "size": size, "hash": digest.hexdigest()[:16]},
-                      sort_keys=True)
+    return json.dumps(
+        {"kind": "gguf", "name": p.name, "size": size, "hash": digest.hexdigest()[:16]}, sort_keys=True
+    )
 
 
 def default_n_ctx(n_ctx_train: int, max_tokens: int) -> int:
@@ -50,8 +51,14 @@ def default_n_ctx(n_ctx_train: int, max_tokens: int) -> int:
 class LlamaCppBackend:
     """Chat completions from a GGUF loaded with llama_cpp.Llama."""
 
-    def __init__(self, model: str | os.PathLike[str], *, n_ctx: int | None = None, threads: int | None = None,
-                 max_tokens: int = 32768) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        max_tokens: int = 32768,
+    ) -> None:
         path = Path(model)
         if not path.is_file():
             raise QuantdropError(f"no GGUF model at {path}")
@@ -81,13 +88,20 @@ class LlamaCppBackend:
                 raise QuantdropError(f"in-process evaluation needs llama-cpp-python ({err})") from None
             _LOADED.clear()  # one model per process: drop the previous one first
             try:
-                llm = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.threads,
-                            chat_format="chat_template.default", verbose=False)
+                llm = Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.threads,
+                    chat_format="chat_template.default",
+                    verbose=False,
+                )
             except (ValueError, RuntimeError) as err:
                 raise QuantdropError(f"llama.cpp could not load {self.path}: {err}") from None
             if "tokenizer.chat_template" not in llm.metadata:
-                raise QuantdropError(f"{self.path} has no chat template (tokenizer.chat_template); "
-                                     "serve it with a template and use --endpoint")
+                raise QuantdropError(
+                    f"{self.path} has no chat template (tokenizer.chat_template); "
+                    "serve it with a template and use --endpoint"
+                )
             _LOADED[key] = llm
         self._llm = _LOADED[key]
 
@@ -95,14 +109,21 @@ class LlamaCppBackend:
         start = time.perf_counter()
         # llama-cpp-python caps max_tokens at n_ctx minus the prompt (llama.py, _create_completion).
         out = self._llm.create_chat_completion(
-            messages=messages, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
-            seed=params.seed)
+            messages=messages,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            seed=params.seed,
+        )
         choice = out["choices"][0]
         usage = out.get("usage") or {}
-        return Completion(text=choice["message"].get("content") or "", finish_reason=choice.get("finish_reason") or "stop",
-                          prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                          completion_tokens=int(usage.get("completion_tokens", 0)),
-                          latency_s=time.perf_counter() - start)
+        return Completion(
+            text=choice["message"].get("content") or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=time.perf_counter() - start,
+        )
 
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         if self._llm is None:

@@ -1,10 +1,14 @@
-"""OpenAI-compatible chat completions over HTTP (httpx, async), spread over one or more servers.
+"""OpenAI-compatible chat completions over HTTP (aiohttp), spread over one or more servers.
 
 One request per sample (`n` is never sent above 1: llama-server rejects it). Each request goes to
 the least busy endpoint. Transient failures (429, 5xx, timeouts, refused or dropped connections)
 are retried with exponential backoff and jitter (honouring Retry-After), preferring another
 endpoint; a request that still fails, or a 4xx that retrying cannot fix, comes back as a
 `Completion` with `error` set: recorded, never scored as a wrong answer.
+
+aiohttp rather than httpx: httpcore's pool scans every connection on each request (encode/httpx
+#3215), so httpx spent ~3 ms of CPU per request here against aiohttp's ~0.4 ms, and the runner
+became the bottleneck long before a fleet of servers did (benchmarks/eval_throughput.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.types import Completion, Message, SamplingParams
@@ -27,7 +31,7 @@ MAX_BACKOFF_S = 30.0
 
 
 def normalize_endpoint(url: str) -> str:
-    """"http://host:8000/v1/" and "http://host:8000" -> "http://host:8000" (we add /v1/...)."""
+    """ "http://host:8000/v1/" and "http://host:8000" -> "http://host:8000" (we add /v1/...)."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise QuantdropError(f"endpoint {url!r} is not an http(s) URL (e.g. http://127.0.0.1:8080)")
@@ -37,8 +41,17 @@ def normalize_endpoint(url: str) -> str:
 class OpenAICompatBackend:
     """Chat completions from OpenAI-compatible servers. Call `await connect()` before use."""
 
-    def __init__(self, endpoints: Sequence[str], *, model_name: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, timeout: float = 1800.0, retries: int = 4, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        model_name: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 1800.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+    ) -> None:
         if not endpoints:
             raise QuantdropError("no --endpoint given")
         self.endpoints = [normalize_endpoint(e) for e in endpoints]
@@ -48,15 +61,15 @@ class OpenAICompatBackend:
         self.fingerprint = ""
         self._busy = dict.fromkeys(self.endpoints, 0)
         self._turn = 0
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        pool = max(concurrency, 1) + len(self.endpoints)
-        self._client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool))
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._pool = max(concurrency, 1) + len(self.endpoints)
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_options(cls, endpoints: Sequence[str], *, model_name: str | None, api_key_env: str | None,
-                     **kwargs: Any) -> OpenAICompatBackend:
+    def from_options(
+        cls, endpoints: Sequence[str], *, model_name: str | None, api_key_env: str | None, **kwargs: Any
+    ) -> OpenAICompatBackend:
         api_key = None
         if api_key_env:
             api_key = os.environ.get(api_key_env)
@@ -66,26 +79,39 @@ class OpenAICompatBackend:
 
     async def connect(self) -> None:
         """Check every endpoint answers `GET /v1/models`; learn the model name and context length."""
+        self._session = aiohttp.ClientSession(
+            headers=self._headers,
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=self._pool, limit_per_host=0, enable_cleanup_closed=True),
+        )
         models: list[str] = []
         for url in self.endpoints:
             try:
-                resp = await self._client.get(f"{url}/v1/models", timeout=15.0)
-            except httpx.HTTPError as err:
-                raise QuantdropError(f"endpoint {url} is unreachable ({type(err).__name__}: {err or 'no answer'})") \
-                    from None
-            if resp.status_code in (401, 403):
-                raise QuantdropError(f"endpoint {url} refused our credentials (HTTP {resp.status_code}); "
-                                     "pass the key's variable with --api-key-env")
-            if resp.status_code != 200:
+                async with self._session.get(
+                    f"{url}/v1/models", timeout=aiohttp.ClientTimeout(total=15)
+                ) as resp:
+                    status, raw = resp.status, await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as err:
+                raise QuantdropError(
+                    f"endpoint {url} is unreachable ({type(err).__name__}: {err or 'no answer'})"
+                ) from None
+            if status in (401, 403):
+                raise QuantdropError(
+                    f"endpoint {url} refused our credentials (HTTP {status}); "
+                    "pass the key's variable with --api-key-env"
+                )
+            if status != 200:
                 continue  # some servers have no /v1/models; chat may still work
             try:
-                data = resp.json().get("data") or []
-            except ValueError:
+                data = json.loads(raw).get("data") or []
+            except (ValueError, AttributeError):
                 data = []
             entries = [d for d in data if isinstance(d, dict)]
             if self.model_name and entries and self.model_name not in {d.get("id") for d in entries}:
                 served = ", ".join(str(d.get("id")) for d in entries)
-                raise QuantdropError(f"endpoint {url} does not serve model {self.model_name!r} (it serves: {served})")
+                raise QuantdropError(
+                    f"endpoint {url} does not serve model {self.model_name!r} (it serves: {served})"
+                )
             match = [d for d in entries if d.get("id") == self.model_name] or entries[:1]
             if match:
                 models.append(str(match[0].get("id")))
@@ -94,10 +120,14 @@ class OpenAICompatBackend:
                     self.context_length = min(self.context_length or ctx, ctx)
         if self.model_name is None:
             if len(set(models)) > 1:
-                raise QuantdropError(f"the endpoints serve different models ({', '.join(sorted(set(models)))}); "
-                                     "name one with --model-name")
+                raise QuantdropError(
+                    f"the endpoints serve different models ({', '.join(sorted(set(models)))}); "
+                    "name one with --model-name"
+                )
             self.model_name = models[0] if models else "default"
-        self.fingerprint = json.dumps({"kind": "openai", "model": self.model_name, "endpoints": sorted(self.endpoints)})
+        self.fingerprint = json.dumps(
+            {"kind": "openai", "model": self.model_name, "endpoints": sorted(self.endpoints)}
+        )
 
     def _pick(self, avoid: str | None) -> str:
         """The least busy endpoint (round robin among equals), avoiding the one that just failed."""
@@ -109,8 +139,14 @@ class OpenAICompatBackend:
 
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         body: dict[str, Any] = {
-            "model": self.model_name, "messages": list(messages), "temperature": params.temperature,
-            "top_p": params.top_p, "max_tokens": params.max_tokens, "seed": params.seed, "n": 1, "stream": False,
+            "model": self.model_name,
+            "messages": list(messages),
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "seed": params.seed,
+            "n": 1,
+            "stream": False,
         }
         start = time.perf_counter()
         last_error, failed = "", None
@@ -119,22 +155,22 @@ class OpenAICompatBackend:
             self._busy[url] += 1
             retry_after = None
             try:
-                resp = await self._client.post(f"{url}/v1/chat/completions", json=body)
-            except httpx.TimeoutException:
+                async with self._session.post(f"{url}/v1/chat/completions", json=body) as resp:
+                    status, raw, retry_after = resp.status, await resp.read(), _retry_after(resp.headers)
+            except TimeoutError:
                 last_error = f"timeout from {url}"
-            except httpx.TransportError as err:  # refused, reset, dropped mid-response
+            except aiohttp.ClientError as err:  # refused, reset, dropped mid-response
                 last_error = f"{type(err).__name__} from {url}: {err}".rstrip(": ")
             else:
-                if resp.status_code == 200:
+                if status == 200:
                     try:
-                        return _parse(resp.json(), time.perf_counter() - start)
-                    except (ValueError, KeyError, IndexError, TypeError) as err:
+                        return _parse(json.loads(raw), time.perf_counter() - start)
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
                         last_error = f"malformed response from {url}: {type(err).__name__}: {err}"
                         break  # a server that answers garbage will not answer better next time
-                last_error = f"HTTP {resp.status_code} from {url}: {_error_text(resp)}"
-                if resp.status_code not in RETRY_STATUS:
+                last_error = f"HTTP {status} from {url}: {_error_text(raw)}"
+                if status not in RETRY_STATUS:
                     break
-                retry_after = _retry_after(resp)
             finally:
                 self._busy[url] -= 1
             failed = url
@@ -144,7 +180,8 @@ class OpenAICompatBackend:
         return Completion(finish_reason="error", latency_s=time.perf_counter() - start, error=last_error)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 def _parse(data: dict[str, Any], latency: float) -> Completion:
@@ -155,22 +192,27 @@ def _parse(data: dict[str, Any], latency: float) -> Completion:
     if reasoning:  # servers that split the reasoning off (vLLM, DeepSeek's API): put it back in place
         text = f"<think>\n{reasoning}\n</think>\n{text}"
     usage = data.get("usage") or {}
-    return Completion(text=text, finish_reason=choice.get("finish_reason") or "stop",
-                      prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                      completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency)
+    return Completion(
+        text=text,
+        finish_reason=choice.get("finish_reason") or "stop",
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        latency_s=latency,
+    )
 
 
-def _error_text(resp: httpx.Response) -> str:
+def _error_text(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
     try:
-        err = resp.json().get("error")
-        msg = err.get("message") if isinstance(err, dict) else err
+        err = json.loads(text).get("error")
+        text = str((err.get("message") if isinstance(err, dict) else err) or text)
     except (ValueError, AttributeError):
-        msg = None
-    return " ".join(str(msg or resp.text or resp.reason_phrase).split())[:200]
+        pass
+    return " ".join(text.split())[:200] or "no message"
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
+def _retry_after(headers: Any) -> float | None:
     try:
-        return max(0.0, float(resp.headers["retry-after"]))
-    except (KeyError, ValueError):
+        return max(0.0, float(headers["Retry-After"]))
+    except (KeyError, ValueError, TypeError):
         return None
