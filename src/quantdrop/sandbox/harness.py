@@ -365,6 +365,8 @@ def _describe(code):
 
 
 def run_stdio(task):
+    # Import the (trusted) prelude's modules once here, so that each forked test finds them loaded.
+    exec(compile(task.get("prelude", ""), "prelude.py", "exec"), {"__name__": "__prelude__"})
     for i, data in enumerate(task["inputs"]):
         status, out = _run_program(task["path"], task.get("prelude", ""), data, task.get("time_limit", 6.0))
         if status == "timeout":
