@@ -13,6 +13,7 @@ biases, the checkpoint's float type (BF16/F16) for every other 2-D+ tensor.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -147,7 +148,8 @@ def _mlp(p: str, n_embd: int, n_ff: int, stem: str = "mlp") -> list[HfTensor]:
             (f"{p}.{stem}.down_proj.weight", (n_embd, n_ff))]
 
 
-def _experts(p: str, n_expert: int, n_embd: int, n_ff: int, stem: str, names: tuple[str, str, str]) -> list[HfTensor]:
+def _experts(p: str, n_expert: int, n_embd: int, n_ff: int, stem: str,
+             names: tuple[str, str, str]) -> list[HfTensor]:
     """A block's expert projections, already stacked as the converter does (torch.stack over experts, dim 0).
 
     names = the checkpoint's (gate, up, down) projection names; the stacked tensor keeps the per-expert
@@ -171,7 +173,8 @@ def _llama_layer(c: _Config, il: int) -> list[HfTensor]:
     if c.model_type == "mixtral":
         n_expert = c["num_local_experts"]
         out.append((f"{p}.block_sparse_moe.gate.weight", (n_expert, n_embd)))
-        out += _experts(p, n_expert, n_embd, c["intermediate_size"], "block_sparse_moe.experts", ("w1", "w3", "w2"))
+        out += _experts(p, n_expert, n_embd, c["intermediate_size"], "block_sparse_moe.experts",
+                        ("w1", "w3", "w2"))
     else:
         out += _mlp(p, n_embd, c["intermediate_size"])
     return out
@@ -180,7 +183,8 @@ def _llama_layer(c: _Config, il: int) -> list[HfTensor]:
 def _qwen_layer(c: _Config, il: int) -> list[HfTensor]:
     p, n_embd = f"model.layers.{il}", c["hidden_size"]
     out = _norms(p, n_embd, "input_layernorm", "post_attention_layernorm")
-    out += _attention(c, p, bias_qkv=c.model_type in ("qwen2", "qwen2_moe"), qk_norm=c.model_type in ("qwen3", "qwen3_moe"))
+    out += _attention(c, p, bias_qkv=c.model_type in ("qwen2", "qwen2_moe"),
+                      qk_norm=c.model_type in ("qwen3", "qwen3_moe"))
     if c.model_type not in ("qwen2_moe", "qwen3_moe"):
         return out + _mlp(p, n_embd, c["intermediate_size"])
     # Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock: dense MLP on mlp_only_layers and off the sparse step
@@ -255,7 +259,8 @@ def _is_tied(c: _Config) -> bool:
 def _n_vocab_rows(c: _Config, model_dir: Path | None) -> int:
     """Gemma3's converter drops the padding rows of token_embd past the tokenizer's real vocabulary."""
     n_vocab = c["vocab_size"]
-    if c.model_type.startswith("gemma3") and model_dir is not None and (model_dir / "tokenizer.json").is_file():
+    tokenizer = model_dir / "tokenizer.json" if model_dir is not None else None
+    if c.model_type.startswith("gemma3") and tokenizer is not None and tokenizer.is_file():
         with open(model_dir / "tokenizer.json", encoding="utf-8") as fh:
             tok = json.load(fh)
         n_vocab = min(n_vocab, len(tok["model"]["vocab"]) + len(tok.get("added_tokens", [])))
@@ -271,18 +276,27 @@ def _rope_freqs(c: _Config) -> list[HfTensor]:
     return [("rope_freqs", (head_dim // 2,))]
 
 
-def _checkpoint(c: _Config, arch: gguf.MODEL_ARCH, model_dir: Path | None) -> Iterator[tuple[int | None, list[HfTensor]]]:
-    """The checkpoint's tensors grouped by block (None = outside the blocks), in the converter's order."""
+SINGLE_FILE_BYTES = 5 * 10**9  # transformers' save_pretrained: max_shard_size="5GB"
+
+
+def _checkpoint(c: _Config, arch: gguf.MODEL_ARCH, model_dir: Path | None) -> list[HfTensor]:
+    """The checkpoint's tensors in the order the converter reads them.
+
+    Generated tensors (rope_freqs) come first. A single-file checkpoint lists its tensors sorted by
+    name (so blk.10 comes before blk.2, as in real GGUFs of small models); a sharded one goes shard by
+    shard, which for the large models here is block order (a block's own tensors still sorted).
+    """
     n_embd = c["hidden_size"]
-    if arch == gguf.MODEL_ARCH.LLAMA:
-        yield None, _rope_freqs(c)
-    yield None, [("model.embed_tokens.weight", (_n_vocab_rows(c, model_dir), n_embd))]
+    extra = _rope_freqs(c) if arch == gguf.MODEL_ARCH.LLAMA else []
     layer = _LAYERS[arch]
+    body = [("model.embed_tokens.weight", (_n_vocab_rows(c, model_dir), n_embd))]
     for il in range(c["num_hidden_layers"]):  # MTP layers (index >= num_hidden_layers) are not converted
-        yield il, sorted(layer(c, il))  # safetensors lists a block's tensors sorted by name
-    yield None, [("model.norm.weight", (n_embd,))]
+        body += sorted(layer(c, il))
+    body.append(("model.norm.weight", (n_embd,)))
     if not _is_tied(c) and not c.model_type.startswith("gemma"):
-        yield None, [("lm_head.weight", (c["vocab_size"], n_embd))]
+        body.append(("lm_head.weight", (c["vocab_size"], n_embd)))
+    n_bytes = 2 * sum(math.prod(shape) for _, shape in body)
+    return extra + (sorted(body) if n_bytes <= SINGLE_FILE_BYTES else body)
 
 
 def _converted(c: _Config, block: list[HfTensor], mla_split: bool) -> Iterator[HfTensor]:
@@ -318,14 +332,16 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
     n_embd, n_head = c["hidden_size"], c["num_attention_heads"]
     n_head_kv = c.get("num_key_value_heads", n_head)
     head_dim = c.get("head_dim") or n_embd // n_head
-    common = dict(arch=gguf.MODEL_ARCH_NAMES[arch], n_layer=c["num_hidden_layers"], n_embd=n_embd, n_head=n_head,
-                  n_ctx_train=int(c.get("max_position_embeddings", 0)), n_vocab=c["vocab_size"])
+    common = dict(arch=gguf.MODEL_ARCH_NAMES[arch], n_layer=c["num_hidden_layers"], n_embd=n_embd,
+                  n_head=n_head, n_ctx_train=int(c.get("max_position_embeddings", 0)),
+                  n_vocab=c["vocab_size"])
     if arch == gguf.MODEL_ARCH.DEEPSEEK2:
         nope, rope, v_dim = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
         kv_rank = c.get("kv_lora_rank", 512)
         n_expert = c.get("n_routed_experts", 0)
         first_dense = c.get("first_k_dense_replace", 0 if n_expert else c["num_hidden_layers"])
-        extra = {"key_length_mla": nope + rope, "value_length_mla": v_dim, "q_lora_rank": c.get("q_lora_rank") or 0,
+        extra = {"key_length_mla": nope + rope, "value_length_mla": v_dim,
+                 "q_lora_rank": c.get("q_lora_rank") or 0,
                  "expert_shared_count": c.get("n_shared_experts", 0), "mla_split": mla_split,
                  "feed_forward_length": c["intermediate_size"],
                  "expert_feed_forward_length": c.get("moe_intermediate_size", 0)}
@@ -335,7 +351,8 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
             kv = dict(n_head_kv=n_head_kv, key_length=nope + rope, value_length=v_dim)
         return Hparams(**common, **kv, n_expert=n_expert, n_expert_used=c.get("num_experts_per_tok", 0),
                        kv_lora_rank=kv_rank, rope_dim=rope, n_leading_dense=first_dense, extra=extra)
-    n_expert = c.get("num_local_experts", c.get("num_experts", 0)) if c.model_type.endswith(("moe", "mixtral")) else 0
+    is_moe = c.model_type.endswith(("moe", "mixtral"))
+    n_expert = c.get("num_local_experts", c.get("num_experts", 0)) if is_moe else 0
     sliding, pattern = 0, 0
     if arch == gguf.MODEL_ARCH.GEMMA2:
         sliding, pattern = c.get("sliding_window", 4096), 2  # llama.cpp: hparams.set_swa_pattern(2)
@@ -346,8 +363,9 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
             pattern = types.index("full_attention") + 1 if "full_attention" in types else 0
     extra = {"feed_forward_length": c.get("intermediate_size", 0),
              "expert_feed_forward_length": c.get("moe_intermediate_size", 0)}
-    return Hparams(**common, n_head_kv=n_head_kv, key_length=head_dim, value_length=head_dim, n_expert=n_expert,
-                   n_expert_used=c.get("num_experts_per_tok", 0) if n_expert else 0, rope_dim=head_dim,
+    return Hparams(**common, n_head_kv=n_head_kv, key_length=head_dim, value_length=head_dim,
+                   n_expert=n_expert, n_expert_used=c.get("num_experts_per_tok", 0) if n_expert else 0,
+                   rope_dim=head_dim,
                    sliding_window=sliding, sliding_window_pattern=pattern, extra=extra)
 
 
@@ -371,16 +389,16 @@ def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, ml
     src = T[src_type.upper()] if src_type else _src_type(c)
     tmap = gguf.get_tensor_name_map(arch, c["num_hidden_layers"])
     tensors: list[TensorInfo] = []
-    for _, block in _checkpoint(c, arch, model_dir):
-        for hf_name, shape in _converted(c, block, mla_split):
-            hf_name = hf_name.replace("e_score_correction_bias", "e_score_correction.bias")  # filter_tensors
-            mapped = tmap.get_type_and_name(hf_name, try_suffixes=(".weight", ".bias"))
-            if mapped is None:
-                raise QuantdropError(f"{source}: internal: no GGUF name for {hf_name}")
-            kind, gguf_name = mapped
-            if kind == gguf.MODEL_TENSOR.ROPE_FREQS:
-                gguf_name += ".weight"
-            ggml_shape = tuple(reversed(shape))
-            tensors.append(TensorInfo(gguf_name, ggml_shape, _gguf_type(gguf_name, kind, len(shape), src)))
+    for hf_name, shape in _converted(c, _checkpoint(c, arch, model_dir), mla_split):
+        hf_name = hf_name.replace("e_score_correction_bias", "e_score_correction.bias")  # filter_tensors
+        mapped = tmap.get_type_and_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if mapped is None:
+            raise QuantdropError(f"{source}: internal: no GGUF name for {hf_name}")
+        kind, gguf_name = mapped
+        if kind == gguf.MODEL_TENSOR.ROPE_FREQS:
+            gguf_name += ".weight"
+        ggml_shape = tuple(reversed(shape))
+        tensors.append(TensorInfo(gguf_name, ggml_shape, _gguf_type(gguf_name, kind, len(shape), src)))
     label = name or str(raw.get("_name_or_path") or (model_dir.name if model_dir else c.model_type))
-    return ModelInventory(name=label, hparams=_hparams(c, arch, mla_split), tensors=tuple(tensors), source=source)
+    return ModelInventory(name=label, hparams=_hparams(c, arch, mla_split), tensors=tuple(tensors),
+                          source=source)

@@ -1,0 +1,210 @@
+"""Memory beyond the weights, term by term, as llama.cpp allocates it (src/ as vendored by llama-cpp-python).
+
+KV cache (`llama_kv_cache`, src/llama-kv-cache.cpp): per layer one K tensor of `n_embd_k_gqa x cells`
+and one V tensor of `n_embd_v_gqa x cells`, each `ggml_row_size(type, n_embd) * cells` bytes.
+  * cells: llama_context pads n_ctx to 256; with `parallel` sequences each sequence gets its own
+    stream of pad(ctx, 256) cells (kv_unified = false, llama.cpp's default). Sliding-window layers
+    (Gemma 2/3, `llama_kv_cache_iswa`) keep pad(min(cells, n_swa + n_ubatch), 256) cells per stream.
+  * widths: n_head_kv x head size for ordinary attention. DeepSeek (MLA) has two layouts:
+    `full`  = every head's decompressed K (qk_nope + qk_rope) and V (v_head_dim), how llama.cpp cached
+              DeepSeek before its MLA change (and still does for GGUFs with one attn_kv_b);
+    `latent`= MLA's compressed cache, K = kv_lora_rank + qk_rope for one head and no V tensor (V is a
+              view of K: `has_v = !is_mla`), how llama.cpp caches GGUFs with attn_k_b/attn_v_b.
+Compute buffer (`graph_reserve`, src/llama-context.cpp): ggml-alloc's peak for the worst-case graph,
+one ubatch of min(n_ubatch, n_ctx) tokens attending to every cell. Estimated per device from the
+tensors live at the peak: the graph inputs (the KQ mask, f32, plus its f16 copy under flash attention),
+the residual stream, and the largest of
+  * attention: Q and the current K/V rows, plus without flash attention the f32 score matrix
+    KQ = cells x tokens x n_head (softmax runs in place), the term that grows with the context;
+  * feed-forward: gate and up activations (per used expert for MoE, plus router logits);
+  * output (the device holding output.weight): logits, n_vocab x tokens f32.
+Runtime overhead per device (CUDA context, BLAS workspaces, the backend's pool) is a property of the
+device (devices.toml), added by the planner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from gguf import GGMLQuantizationType
+
+from quantdrop.errors import QuantdropError
+from quantdrop.inventory import ModelInventory, row_bytes, type_from_name
+
+KvLayout = Literal["auto", "full", "latent"]
+KV_TYPES = ("f16", "q8_0", "q4_0")
+F32 = 4
+CTX_PAD = 256  # llama_context: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)
+
+# llama.cpp's hard-coded sliding-window patterns where the GGUF carries none (llama_model::load_hparams)
+SWA_PATTERN = {"gemma2": 2, "gemma3": 6}
+
+
+def _pad(n: int, to: int = CTX_PAD) -> int:
+    return (n + to - 1) // to * to
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """What one block needs beyond its weights, read off the inventory's tensor shapes."""
+
+    index: int
+    k_width: int  # elements of K cached per token (n_embd_k_gqa)
+    v_width: int  # elements of V cached per token (0: MLA caches no V)
+    swa: bool
+    n_head: int
+    head_k: int  # per-head size of Q.K (what the score matrix contracts over)
+    head_v: int
+    n_ff: int  # dense feed-forward width (0 in an MoE block)
+    n_ff_exp: int  # one expert's width
+    n_expert: int
+    n_expert_used: int
+    n_ff_shexp: int
+
+
+def _shape(inv: ModelInventory, name: str) -> tuple[int, ...] | None:
+    for t in inv.tensors:
+        if t.name == name:
+            return t.shape
+    return None
+
+
+def is_mla(inv: ModelInventory) -> bool:
+    """A DeepSeek GGUF with attn_k_b/attn_v_b: llama.cpp runs MLA and caches the latent."""
+    return inv.hparams.arch.startswith("deepseek2") and any(t.name.endswith(".attn_k_b.weight")
+                                                            for t in inv.tensors)
+
+
+def resolve_layout(inv: ModelInventory, layout: KvLayout) -> str:
+    """`auto` follows the model: latent for MLA GGUFs (mla-split yes), else full; `gqa` for other archs."""
+    if layout not in ("auto", "full", "latent"):
+        raise QuantdropError(f"unknown --kv-layout {layout!r} (one of: auto, full, latent)")
+    if not inv.hparams.arch.startswith("deepseek2"):
+        return "gqa"
+    if layout == "auto":
+        return "latent" if is_mla(inv) else "full"
+    return layout
+
+
+def layer_shapes(inv: ModelInventory, layout: KvLayout = "auto") -> list[LayerShape]:
+    """One LayerShape per block, from the tensors (works for a GGUF header and a config alike)."""
+    hp = inv.hparams
+    kind = resolve_layout(inv, layout)
+    by_layer: dict[int, dict[str, tuple[int, ...]]] = {}
+    for t in inv.tensors:
+        if t.name.startswith("blk."):
+            _, il, rest = t.name.split(".", 2)
+            by_layer.setdefault(int(il), {})[rest.removesuffix(".weight")] = t.shape
+    pattern = hp.sliding_window_pattern or SWA_PATTERN.get(hp.arch, 0)
+    shapes = []
+    for il in range(hp.n_layer):
+        ts = by_layer.get(il, {})
+        n_head = hp.n_head
+        if kind == "gqa":
+            head_k, head_v = hp.head_dim_k, hp.head_dim_v
+            k_width, v_width = hp.n_head_kv * head_k, hp.n_head_kv * head_v
+        else:  # DeepSeek: sizes from the projections, valid for both converter layouts
+            q = ts.get("attn_q_b") or ts.get("attn_q")
+            out = ts.get("attn_output")
+            kv_a = ts.get("attn_kv_a_mqa")
+            if q is None or out is None or kv_a is None:
+                raise QuantdropError(f"{inv.source or inv.name}: block {il} lacks the MLA projections")
+            qk_head, v_head = q[1] // n_head, out[0] // n_head
+            if kind == "full":
+                head_k, head_v = qk_head, v_head
+                k_width, v_width = n_head * qk_head, n_head * v_head
+            else:  # latent: one head of kv_lora_rank + qk_rope; scores contract over it too
+                head_k = head_v = kv_a[1]
+                k_width, v_width = kv_a[1], 0
+        swa = bool(hp.sliding_window) and pattern > 0 and il % pattern < pattern - 1  # set_swa_pattern
+        up, up_exps, up_sh = ts.get("ffn_up"), ts.get("ffn_up_exps"), ts.get("ffn_up_shexp")
+        shapes.append(LayerShape(
+            index=il, k_width=k_width, v_width=v_width, swa=swa, n_head=n_head, head_k=head_k, head_v=head_v,
+            n_ff=up[1] if up else 0, n_ff_exp=up_exps[1] if up_exps else 0,
+            n_expert=up_exps[2] if up_exps else 0, n_expert_used=hp.n_expert_used if up_exps else 0,
+            n_ff_shexp=up_sh[1] if up_sh else 0))
+    return shapes
+
+
+def n_vocab(inv: ModelInventory) -> int:
+    """Rows of the output projection (token_embd when tied): the logits' width."""
+    for name in ("output.weight", "token_embd.weight"):
+        shape = _shape(inv, name)
+        if shape is not None and len(shape) == 2:
+            return shape[1]
+    return inv.hparams.n_vocab
+
+
+def kv_type(name: str) -> GGMLQuantizationType:
+    if name.lower() not in KV_TYPES:
+        raise QuantdropError(f"unknown --kv-type {name!r} (one of: {', '.join(KV_TYPES)})")
+    return type_from_name(name)
+
+
+def kv_cells(layer: LayerShape, inv: ModelInventory, ctx: int, parallel: int, n_ubatch: int) -> int:
+    """Cells llama.cpp allocates for one layer across all sequences (see the module docstring)."""
+    if ctx < 1 or parallel < 1:
+        raise QuantdropError(f"context and parallel must be positive (ctx={ctx}, parallel={parallel})")
+    per_seq = _pad(ctx)
+    if layer.swa:
+        per_seq = _pad(min(per_seq, inv.hparams.sliding_window + n_ubatch))
+    return per_seq * parallel
+
+
+def _row(qtype: GGMLQuantizationType, width: int, what: str) -> int:
+    from gguf import GGML_QUANT_SIZES
+
+    block = GGML_QUANT_SIZES[qtype][0]
+    if width % block:
+        raise QuantdropError(f"a {what} row of {width} elements cannot be stored as {qtype.name} "
+                             f"(block size {block}); use --kv-type f16")
+    return row_bytes(qtype, width)
+
+
+def kv_bytes_per_layer(inv: ModelInventory, *, ctx: int, parallel: int = 1, kv_type_name: str = "f16",
+                       layout: KvLayout = "auto", n_ubatch: int = 512,
+                       shapes: list[LayerShape] | None = None) -> list[int]:
+    """Bytes of K plus V cache for each layer: ggml_row_size(type, width) x cells."""
+    qtype = kv_type(kv_type_name)
+    out = []
+    for layer in shapes or layer_shapes(inv, layout):
+        cells = kv_cells(layer, inv, ctx, parallel, n_ubatch)
+        v = _row(qtype, layer.v_width, "V") if layer.v_width else 0
+        out.append((_row(qtype, layer.k_width, "K") + v) * cells)
+    return out
+
+
+def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_output: bool, ctx: int,
+                         parallel: int = 1, n_ubatch: int = 512, flash_attn: bool = True) -> int:
+    """Estimated compute buffer of one device holding `layers` (and the output layer if `has_output`)."""
+    hp = inv.hparams
+    n_cells = _pad(ctx) * parallel
+    tokens = min(n_ubatch, n_cells)  # graph_reserve: n_tokens = min(n_ctx, n_ubatch)
+    n_embd = hp.n_embd
+    if not layers and not has_output:
+        return 0
+    masks = sorted({kv_cells(ly, inv, ctx, 1, n_ubatch) for ly in layers})  # one mask per cache size
+    # while the blocks run: the KQ mask(s) [n_kv, tokens] f32 (plus the f16 copy flash attention reads)
+    masks_bytes = sum(m * tokens * (F32 + (2 if flash_attn else 0)) for m in masks) if layers else 0
+    residual = 3 * tokens * n_embd * F32  # the stream, its norm, the block's output
+    block_peak = 0
+    for ly in layers:
+        n_kv = kv_cells(ly, inv, ctx, 1, n_ubatch)
+        q = tokens * ly.n_head * ly.head_k * F32
+        cur_kv = tokens * (ly.k_width + ly.v_width) * F32
+        out = tokens * ly.n_head * ly.head_v * F32
+        scores = 0 if flash_attn else n_kv * tokens * ly.n_head * F32
+        attn = q + cur_kv + out + scores
+        if ly.n_expert:
+            ffn = (2 * tokens * ly.n_expert * F32  # router logits and probabilities
+                   + 2 * tokens * ly.n_expert_used * ly.n_ff_exp * F32  # gate, up per used expert
+                   + tokens * ly.n_expert_used * n_embd * F32  # expert outputs before the weighted sum
+                   + 2 * tokens * ly.n_ff_shexp * F32)
+        else:
+            ffn = 2 * tokens * ly.n_ff * F32
+        block_peak = max(block_peak, attn, ffn)
+    peak = masks_bytes + residual + block_peak if layers else 0
+    if has_output:  # the masks are freed by then; logits [n_vocab, tokens] f32 (graph_reserve: all outputs)
+        peak = max(peak, tokens * n_vocab(inv) * F32 + residual)
+    return peak

@@ -1,0 +1,400 @@
+"""`quantdrop plan`: size, bits per weight, memory at a context length and device fit, before quantizing.
+
+MODEL is a GGUF (only its header is read), an HF model directory or its config.json. Each recipe is
+resolved by the one recipe resolver (`quantdrop.recipes.resolve`), so the planned size is the size
+`quantdrop quantize` writes. Memory per device follows llama.cpp's layer split (src/llama-model.cpp,
+`load_tensors`): the input embedding stays in host memory; blocks and then the output layer go to the
+devices in order, each device taking a share proportional to its memory; each device then holds its
+blocks' weights and KV cache, its compute buffer and the runtime overhead (`quantdrop.memory`).
+
+JSON schema (`--json`), stable; sizes in bytes:
+  {"model": str, "n_params": int, "source_bytes": int, "ctx": int, "parallel": int, "kv_type": str,
+   "kv_layout": str, "flash_attn": bool, "n_ubatch": int,
+   "recipes": [{"recipe": str, "size_bytes": int, "bits_per_weight": float, "bytes_by_type": {str: int},
+                "kv_cache_bytes": int, "compute_buffer_bytes": int, "total_bytes": int,
+                "devices": [{"spec": str, "count": int, "bytes_per_device": int, "fits": bool,
+                             "capacity_bytes": int, "total_bytes": int, "host_bytes": int,
+                             "per_device_bytes": [int]}]}],
+   "recommendation": [{"devices": str, "recipe": str | null, "alternatives": [str], "fits": [str],
+                       "reason": str}]}
+`total_bytes` of a recipe = weights + KV cache + one compute buffer (everything on one device, no
+runtime overhead); `bytes_per_device` = the fullest device of the set (what decides `fits`);
+a set's `total_bytes` = the sum over its devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantdrop.devices import Device, DeviceSet, GiB, parse_devices
+from quantdrop.errors import QuantdropError
+from quantdrop.inventory import ModelInventory
+from quantdrop.memory import KV_TYPES, compute_buffer_bytes, kv_bytes_per_layer, layer_shapes, resolve_layout
+
+DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
+ACCURACY_TIE = 0.5  # points: recipes this close to the best measured accuracy are named as alternatives
+
+
+@dataclass
+class DeviceFit:
+    spec: str
+    count: int
+    bytes_per_device: int
+    fits: bool
+    capacity_bytes: int
+    total_bytes: int
+    host_bytes: int
+    per_device_bytes: list[int]
+
+
+@dataclass
+class RecipePlan:
+    recipe: str
+    size_bytes: int
+    bits_per_weight: float
+    bytes_by_type: dict[str, int]
+    kv_cache_bytes: int
+    compute_buffer_bytes: int
+    total_bytes: int
+    devices: list[DeviceFit] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recommendation:
+    devices: str
+    recipe: str | None
+    alternatives: list[str]
+    fits: list[str]
+    reason: str
+
+
+@dataclass
+class Plan:
+    model: str
+    n_params: int
+    source_bytes: int
+    ctx: int
+    parallel: int
+    kv_type: str
+    kv_layout: str
+    flash_attn: bool
+    n_ubatch: int
+    recipes: list[RecipePlan]
+    recommendation: list[Recommendation]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for r in d["recipes"]:
+            r.pop("warnings")
+        return d
+
+
+# ---------------------------------------------------------------------------------------------
+# layer split (llama.cpp: llama_model::load_tensors, split_mode = layer)
+# ---------------------------------------------------------------------------------------------
+
+def layer_devices(n_layer: int, weights: list[float]) -> list[int]:
+    """Device index of each block and, last, of the output layer, as llama.cpp assigns them.
+
+    splits = cumulative shares of `weights` (llama.cpp: each device's free memory), normalised; block
+    il goes to upper_bound(splits, il / (n_layer + 1)). Computed in float32 like llama.cpp's floats.
+    """
+    splits = np.cumsum(np.asarray(weights, dtype=np.float32), dtype=np.float32)
+    splits = (splits / splits[-1]).astype(np.float32)
+    n_gpu_layers = n_layer + 1
+    out = []
+    for il in range(n_layer + 1):
+        x = np.float32(il) / np.float32(n_gpu_layers)
+        out.append(min(int(np.searchsorted(splits, x, side="right")), len(weights) - 1))
+    return out
+
+
+def _layer_of(name: str) -> int | None:
+    if name.startswith("blk."):
+        return int(name.split(".", 2)[1])
+    return None
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """A device set with everything that does not depend on the recipe: layer split, KV, buffers."""
+
+    devices: list[Device]
+    where: list[int]  # device of each block, then of the output layer
+    fixed: list[int]  # per device: overhead + KV cache of its blocks + its compute buffer
+
+
+def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes: list, ctx: int,
+           parallel: int, n_ubatch: int, flash_attn: bool, overhead_gib: float | None) -> _Placement:
+    devices: list[Device] = dset.devices
+    overhead = [round(overhead_gib * GiB) if overhead_gib is not None else d.overhead_bytes for d in devices]
+    # llama.cpp splits by each device's free memory: its capacity less the runtime's share
+    free = [d.memory_bytes - o for d, o in zip(devices, overhead, strict=True)]
+    where = layer_devices(inv.hparams.n_layer, free)
+    fixed = list(overhead)
+    for il, kv in enumerate(kv_layers):
+        fixed[where[il]] += kv
+    for i in range(len(devices)):
+        mine = [s for s in shapes if where[s.index] == i]
+        fixed[i] += compute_buffer_bytes(inv, mine, has_output=i == where[-1], ctx=ctx, parallel=parallel,
+                                         n_ubatch=n_ubatch, flash_attn=flash_attn)
+    return _Placement(devices, where, fixed)
+
+
+def _fit(spec: str, place: _Placement, entries: list[tuple[str, int]], headroom_gib: float) -> DeviceFit:
+    """Add one recipe's weights to a placement: blocks to their devices, the output layer to the last."""
+    devices, where = place.devices, place.where
+    out_dev = where[-1]
+    per_dev = list(place.fixed)
+    host = 0
+    tied = not any(name == "output.weight" for name, _ in entries)
+    for name, nbytes in entries:
+        il = _layer_of(name)
+        if il is not None and il < len(where) - 1:
+            per_dev[where[il]] += nbytes
+        elif name == "token_embd.weight":
+            host += nbytes  # the input layer always stays on the CPU
+            if tied:  # llama.cpp duplicates a tied embedding as the output layer on the output device
+                per_dev[out_dev] += nbytes
+        else:
+            per_dev[out_dev] += nbytes
+    headroom = round(headroom_gib * GiB)
+    fits = all(b + headroom <= d.memory_bytes for b, d in zip(per_dev, devices, strict=True))
+    return DeviceFit(spec=spec, count=len(devices), bytes_per_device=max(per_dev), fits=fits,
+                     capacity_bytes=min(d.memory_bytes for d in devices), total_bytes=sum(per_dev),
+                     host_bytes=host, per_device_bytes=per_dev)
+
+
+# ---------------------------------------------------------------------------------------------
+# recommendation (the paper's section 4.4: the best recipe that fits each device set)
+# ---------------------------------------------------------------------------------------------
+
+def _gib(n: int) -> str:
+    return f"{n / GiB:.1f} GiB"
+
+
+def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = None) -> list[Recommendation]:
+    """Per device set: the fitting recipe with the best measured accuracy (else the most bits per weight)."""
+    out = []
+    specs = [d.spec for d in recipes[0].devices] if recipes else []
+    for k, spec in enumerate(specs):
+        fitting = [r for r in recipes if r.devices[k].fits]
+        fits = [r.recipe for r in fitting]
+        if not fitting:
+            smallest = min(recipes, key=lambda r: r.devices[k].bytes_per_device)
+            reason = (f"nothing fits {spec}: even {smallest.recipe} needs "
+                      f"{_gib(smallest.devices[k].bytes_per_device)} on its fullest device "
+                      f"of {_gib(smallest.devices[k].capacity_bytes)}")
+            out.append(Recommendation(spec, None, [], [], reason))
+            continue
+        scored = [r for r in fitting if accuracy and r.recipe in accuracy]
+        if scored:
+            assert accuracy is not None
+            best = max(scored, key=lambda r: (accuracy[r.recipe], r.bits_per_weight))
+            alts = [r.recipe for r in scored
+                    if r is not best and accuracy[best.recipe] - accuracy[r.recipe] <= ACCURACY_TIE]
+            why = f"best measured accuracy that fits ({accuracy[best.recipe]:.2f})"
+            if alts:
+                why += "; " + ", ".join(f"{a} ({accuracy[a]:.2f})" for a in alts) + " within " \
+                       f"{ACCURACY_TIE} points"
+        else:
+            best = max(fitting, key=lambda r: r.bits_per_weight)
+            alts = []
+            why = "most bits per weight that fits (no accuracy measured)"
+        fit = best.devices[k]
+        too_big = [r for r in recipes if not r.devices[k].fits and r.bits_per_weight > best.bits_per_weight
+                   and (not accuracy or r.recipe in accuracy)]
+        reason = (f"{spec}: {best.recipe} ({best.bits_per_weight:.2f} bpw, {_gib(fit.bytes_per_device)} "
+                  f"of {_gib(fit.capacity_bytes)} on the fullest device): {why}")
+        if too_big:
+            reason += "; " + ", ".join(f"{r.recipe} needs {_gib(r.devices[k].bytes_per_device)}"
+                                       for r in too_big) + " and does not fit"
+        out.append(Recommendation(spec, best.recipe, alts, fits, reason))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the API
+# ---------------------------------------------------------------------------------------------
+
+def _as_list(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> list[str]:
+    if value is None:
+        return list(default)
+    items = value.split(",") if isinstance(value, str) else [x for v in value for x in v.split(",")]
+    items = [x.strip() for x in items if x.strip()]
+    if not items:
+        raise QuantdropError("no recipe given (expected e.g. --recipe Q4_K_M,Q3_K_M)")
+    return items
+
+
+def load_accuracy(accuracy: str | dict[str, float] | None) -> dict[str, float] | None:
+    """`Q4_K_M=85.24,DQ3_K_M=85.53`, a JSON file {recipe: score}, or a dict."""
+    if accuracy is None or isinstance(accuracy, dict):
+        return accuracy
+    p = Path(accuracy)
+    if p.suffix == ".json" or p.is_file():
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise QuantdropError(f"{p}: cannot read accuracy file ({err})") from None
+        if not isinstance(data, dict):
+            raise QuantdropError(f"{p}: an accuracy file maps recipe names to scores")
+        return {str(k): float(v) for k, v in data.items()}
+    out = {}
+    for item in accuracy.split(","):
+        name, sep, score = item.partition("=")
+        try:
+            out[name.strip()] = float(score)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise QuantdropError(f"malformed --accuracy item {item!r} (expected RECIPE=SCORE)")
+    return out
+
+
+def _yes_no(value: str | bool, flag: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("yes", "true", "1", "on"):
+        return True
+    if value.lower() in ("no", "false", "0", "off"):
+        return False
+    raise QuantdropError(f"{flag} must be yes or no (got {value!r})")
+
+
+def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str] | None = None, *,
+         ctx: int = 32768, kv_type: str = "f16", mla_split: str | bool = "yes", kv_layout: str = "auto",
+         parallel: int = 1, devices: str | list[str] | None = None, n_ubatch: int = 512,
+         flash_attn: str | bool = "yes", overhead_gib: float | None = None, headroom_gib: float = 1.0,
+         accuracy: str | dict[str, float] | None = None) -> Plan:
+    """Size, bits per weight, memory and device fit of each recipe for MODEL (see the module docstring).
+
+    ctx: context per sequence, parallel: sequences (the KV cache holds ctx x parallel cells).
+    kv_layout: full|latent|auto (DeepSeek: auto = latent when attn_kv_b is split, i.e. --mla-split yes).
+    devices: device sets, e.g. "8xH100-80G,8x910B-64G" (comma = alternatives, + = one mixed set).
+    overhead_gib: runtime overhead per device (default: each device's, devices.toml).
+    headroom_gib: free memory a device must keep to count as fitting.
+    accuracy: measured scores per recipe (RECIPE=SCORE,... or a JSON file) for the recommendation.
+    """
+    from quantdrop.model_source import load_inventory
+    from quantdrop.recipes import load_recipe, resolve
+
+    split = _yes_no(mla_split, "--mla-split")
+    fa = _yes_no(flash_attn, "--flash-attn")
+    if kv_type.lower() not in KV_TYPES:
+        raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
+    if ctx < 1 or parallel < 1 or n_ubatch < 1:
+        raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
+    recipes = [load_recipe(r) for r in _as_list(recipe, DEFAULT_RECIPES)]  # validate before any work
+    sets = parse_devices(devices)
+    scores = load_accuracy(accuracy)
+    inv = model if isinstance(model, ModelInventory) else load_inventory(model, mla_split=split)
+    layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
+    shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
+    kv_layers = kv_bytes_per_layer(inv, ctx=ctx, parallel=parallel, kv_type_name=kv_type, n_ubatch=n_ubatch,
+                                   shapes=shapes)
+    kv_total = sum(kv_layers)
+    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, ctx=ctx, parallel=parallel,
+                                       n_ubatch=n_ubatch, flash_attn=fa)
+    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
+                              flash_attn=fa, overhead_gib=overhead_gib)) for s in sets]
+    plans = []
+    for r in recipes:
+        rp = resolve(r, inv)
+        entries = [(e.name, e.nbytes) for e in rp.entries]
+        fits = [_fit(spec, place, entries, headroom_gib) for spec, place in places]
+        plans.append(RecipePlan(
+            recipe=r.name, size_bytes=rp.nbytes, bits_per_weight=round(rp.bits_per_weight, 4),
+            bytes_by_type=dict(rp.bytes_by_type), kv_cache_bytes=kv_total, compute_buffer_bytes=compute_one,
+            total_bytes=rp.nbytes + kv_total + compute_one, devices=fits, warnings=list(rp.warnings)))
+    return Plan(model=inv.name, n_params=inv.n_params, source_bytes=inv.nbytes, ctx=ctx, parallel=parallel,
+                kv_type=kv_type.lower(), kv_layout=layout, flash_attn=fa, n_ubatch=n_ubatch, recipes=plans,
+                recommendation=recommend(plans, scores))
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI verb
+# ---------------------------------------------------------------------------------------------
+
+def size_label(nbytes: int) -> str:
+    """A size the way `ls -h` prints it: GiB (or MiB below 1 GiB), rounded up, e.g. 377G."""
+    for unit, label in ((GiB, "G"), (1 << 20, "M"), (1 << 10, "K")):
+        if nbytes >= unit:
+            value = nbytes / unit
+            return f"{math.ceil(value * 10) / 10:.1f}{label}" if value < 10 else f"{math.ceil(value)}{label}"
+    return f"{nbytes}B"
+
+
+def render_table(p: Plan) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{p.model}: {p.n_params / 1e9:.2f} B parameters, "
+                        f"source {size_label(p.source_bytes)}; ctx {p.ctx} x {p.parallel}, "
+                        f"KV {p.kv_type} ({p.kv_layout}), "
+                        f"flash attention {'on' if p.flash_attn else 'off'}")
+    for col in ("recipe", "size", "bpw", "KV cache", "compute", "total"):
+        table.add_column(col, justify="left" if col == "recipe" else "right")
+    specs = [d.spec for d in p.recipes[0].devices] if p.recipes else []
+    for spec in specs:
+        table.add_column(f"{spec} per device", justify="right")
+    for r in p.recipes:
+        cells = [r.recipe, size_label(r.size_bytes), f"{r.bits_per_weight:.2f}", _gib(r.kv_cache_bytes),
+                 _gib(r.compute_buffer_bytes), _gib(r.total_bytes)]
+        cells += [f"{_gib(d.bytes_per_device)} {'fits' if d.fits else 'NO'}" for d in r.devices]
+        table.add_row(*cells)
+    buf = StringIO()
+    Console(file=buf, width=200, force_terminal=False).print(table)
+    lines = [buf.getvalue().rstrip()]
+    lines += [f"recommendation: {rec.reason}" for rec in p.recommendation]
+    for r in p.recipes:
+        lines += [f"warning ({r.recipe}): {w}" for w in r.warnings]
+    return "\n".join(lines)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a GGUF file, an HF model directory or its config.json")
+    parser.add_argument("--recipe", help=f"comma-separated recipes (default: {','.join(DEFAULT_RECIPES)})")
+    parser.add_argument("--ctx", type=int, default=32768, help="context length per sequence (default 32768)")
+    parser.add_argument("--kv-type", default="f16", choices=KV_TYPES, help="KV cache type (default f16)")
+    parser.add_argument("--mla-split", default="yes", choices=("yes", "no"),
+                        help="DeepSeek from a config: split attn_kv_b like today's converter (default yes)")
+    parser.add_argument("--kv-layout", default="auto", choices=("auto", "full", "latent"),
+                        help="DeepSeek KV cache: full heads, MLA latent, or auto (follows the model)")
+    parser.add_argument("--parallel", type=int, default=1, help="parallel sequences (default 1)")
+    parser.add_argument("--devices", help="device sets, e.g. 8xH100-80G,8x910B-64G (+ joins a mixed set)")
+    parser.add_argument("--n-ubatch", type=int, default=512, help="llama.cpp's physical batch (default 512)")
+    parser.add_argument("--flash-attn", default="yes", choices=("yes", "no"),
+                        help="flash attention (no: the KQ score matrix is in the compute buffer)")
+    parser.add_argument("--overhead-gib", type=float,
+                        help="runtime overhead per device (default: each device's, devices.toml)")
+    parser.add_argument("--headroom-gib", type=float, default=1.0,
+                        help="free memory a device must keep to count as fitting (default 1.0)")
+    parser.add_argument("--accuracy", help="measured scores: RECIPE=SCORE,... or a JSON file")
+    parser.add_argument("--json", action="store_true", help="print the documented JSON instead of a table")
+
+
+def main(args: argparse.Namespace) -> int:
+    kwargs = vars(args).copy()
+    as_json = kwargs.pop("json")
+    start = time.perf_counter()
+    result = plan(**kwargs)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(render_table(result))
+        print(f"planned in {time.perf_counter() - start:.2f} s", file=sys.stderr)
+    return 0
