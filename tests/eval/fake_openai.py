@@ -59,8 +59,10 @@ class FakeOpenAI:
         latency: float = 0.0,
         model: str = "fake-model",
         context_length: int | None = 4096,
+        port: int = 0,
     ) -> None:
         self.script, self.latency, self.model, self.context_length = script, latency, model, context_length
+        self.port = port
         self.requests: list[dict[str, Any]] = []  # every chat request's JSON body, in arrival order
         self.attempts: Counter[str] = Counter()  # per prompt
         self.url = ""
@@ -95,7 +97,7 @@ class FakeOpenAI:
 
     def _run_thread(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self.start())
+        self._loop.run_until_complete(self.start(self.port))
         self._ready.set()
         self._loop.run_forever()
 

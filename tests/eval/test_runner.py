@@ -1,0 +1,133 @@
+"""The runner end to end against the fake server: scoring, errors vs wrong answers, truncation,
+seeds, resuming, context capping (a toy benchmark; real benchmarks in test_eval_cli)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fake_openai import FakeOpenAI, Reply
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.runner import derive_seed, evaluate
+from quantdrop.eval.store import Store
+from quantdrop.eval.types import Completion
+
+
+def item_index(request) -> int:
+    return int(re.search(r"What is (\d+)", request["messages"][-1]["content"])[1])
+
+
+def mixed_script(request) -> Reply:
+    """Item i: right (i % 5 == 0, 1), wrong (2), no number (3), server failure (4)."""
+    i = item_index(request)
+    kind = i % 5
+    if kind in (0, 1):
+        return Reply(text=f"<think>{i} plus {2 * i + 1}</think>The answer is {3 * i + 1}.")
+    if kind == 2:
+        return Reply(text=f"It is {3 * i + 2}.")
+    if kind == 3:
+        return Reply(text="<think>I keep thinking", finish_reason="length")
+    return Reply(status=500, fail_times=-1)
+
+
+def run(server, tmp_path, **kw):
+    opts = {
+        "endpoint": [server.url],
+        "bench": ["toy_benchmark:create"],
+        "label": "L",
+        "progress": False,
+        "store": str(tmp_path / "eval.sqlite"),
+        "retries": 1,
+    } | kw
+    return evaluate(**opts)
+
+
+def test_right_wrong_unextracted_and_errors_are_counted_apart(tmp_path):
+    with FakeOpenAI(mixed_script) as server:
+        (res,) = run(server, tmp_path)  # 20 items x 2 samples
+    assert res.counts == {
+        "correct": 16,
+        "wrong": 8,
+        "unextracted": 8,
+        "error": 8,
+        "truncated": 8,
+        "pending": 0,
+    }
+    # errors are not wrong answers: accuracy is over the 16 + 8 + 8 scored responses
+    assert res.runs == [50.0, 50.0] and res.mean == 50.0 and res.std == 0.0
+    assert res.ci.low < 50.0 < res.ci.high
+    assert not res.complete
+
+
+def test_resume_asks_only_what_is_missing_and_retries_failures(tmp_path):
+    with FakeOpenAI(mixed_script) as server:
+        run(server, tmp_path, limit=5)
+        # items 0-3 x 2 samples once; item 4 always fails: 2 attempts (retries=1) per sample
+        assert len(server.requests) == 8 + 2 * 2
+        first = len(server.requests)
+        run(server, tmp_path, limit=10)
+        # new items 5-8 once per sample, item 9 fails (2 x 2 attempts), failed item 4 asked again (2 x 2)
+        assert len(server.requests) - first == 8 + 4 + 4
+    port = int(server.url.rsplit(":", 1)[1])
+    with FakeOpenAI(port=port) as healthy:  # the server recovered: the failures are asked again, only them
+        (res,) = run(healthy, tmp_path, limit=10)
+        assert len(healthy.requests) == 2 * 2  # items 4 and 9, two samples each
+    assert res.counts["error"] == 0 and res.counts["pending"] == 0
+    assert res.counts["correct"] + res.counts["wrong"] + res.counts["unextracted"] == 20
+    with Store(tmp_path / "eval.sqlite") as st:
+        rows = st.rows(st.runs()[0].id)
+        assert len(rows) == len({(r.item_id, r.sample) for r in rows}) == 20
+
+
+def test_seeds_depend_on_item_and_sample_not_on_the_variant(tmp_path):
+    with FakeOpenAI() as server:
+        run(server, tmp_path, limit=3, label="A")
+        run(server, tmp_path, limit=3, label="B")
+    seeds = [r["seed"] for r in server.requests]
+    assert seeds[:6] == seeds[6:]  # the same seeds for every variant
+    assert len(set(seeds[:6])) == 6
+    assert seeds[0] == derive_seed("toy_benchmark:create", "toy-0000", 0)
+
+
+def test_max_tokens_is_capped_by_the_served_context(tmp_path):
+    with FakeOpenAI(context_length=1024) as server:
+        run(server, tmp_path, limit=1, samples=1, max_tokens=32768)
+    assert server.requests[0]["max_tokens"] == 1024
+
+
+def test_stored_but_unscored_responses_are_scored_without_asking_again(tmp_path):
+    with FakeOpenAI() as server:
+        run(server, tmp_path, limit=2, samples=1)
+        with Store(tmp_path / "eval.sqlite") as st:  # as if killed between storing and scoring
+            run_id = st.runs()[0].id
+            st.put_response(run_id, "toy-0001", 0, 1, Completion(text="4"))
+            assert st.done(run_id)[("toy-0001", 0)] is None
+        (res,) = run(server, tmp_path, limit=2, samples=1)
+        assert len(server.requests) == 2
+    assert res.counts["correct"] == 2 and res.counts["pending"] == 0
+
+
+def test_partial_sets_are_labelled(tmp_path):
+    with FakeOpenAI() as server:
+        (res,) = run(server, tmp_path, bench=["toy_benchmark:create_partial"], samples=1)
+        (lim,) = run(server, tmp_path, bench=["toy_benchmark:create"], samples=1, limit=4, label="M")
+    assert res.title == "Toy sums (6/10)" and lim.title == "Toy sums (4/20)"
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"endpoint": None}, "either a GGUF model path or --endpoint"),
+        ({"model": "x.gguf"}, "not both"),
+        ({"label": " "}, "--label"),
+        ({"samples": 0}, "--samples must be at least 1"),
+        ({"top_p": 0}, "--top-p"),
+        ({"bench": ["nosuch_module:create"]}, "cannot load benchmark 'nosuch_module:create'"),
+    ],
+)
+def test_bad_options_are_refused_before_any_request(tmp_path, kw, message):
+    with FakeOpenAI() as server:
+        with pytest.raises(QuantdropError, match=message):
+            run(server, tmp_path, **kw)
+        assert not server.requests
