@@ -217,7 +217,7 @@ def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: 
 
 
 def _exit_code(code: int) -> int:
-    return code - 256 if code > 128 and code < 160 else code  # bubblewrap reports signal n as 128+n
+    return 128 - code if 128 < code < 160 else code  # bubblewrap reports signal n as 128+n
 
 
 def _status(killed: str, code: int, stderr: str) -> Status:

@@ -1,0 +1,46 @@
+"""Checks that an execution left the host as it found it: no processes, no temporary directories."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from quantdrop import sandbox
+
+
+def sandbox_processes() -> list[int]:
+    """Processes that belong to an execution: its slot uids (as root) or children of this process."""
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            uid = os.stat(f"/proc/{entry}").st_uid
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if sandbox.UID_BASE <= uid < sandbox.UID_BASE + 1024 or ppid == me:
+            found.append(int(entry))
+    return found
+
+
+def sandbox_dirs() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("quantdrop-sandbox-")}
+
+
+@pytest.fixture
+def host_unchanged() -> Iterator[None]:
+    """Fails the test if the executions it made left processes or temporary directories behind."""
+    dirs_before = sandbox_dirs()
+    yield
+    deadline = time.monotonic() + 2
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes() == [], "an execution left processes running"
+    assert sandbox_dirs() - dirs_before == set(), "an execution left its directory behind"
