@@ -40,6 +40,7 @@ from quantdrop.sandbox._isolation import (
     isolation,
     minimal_env,
     python_executable,
+    python_readable_by_others,
     unshare_prefix,
 )
 
@@ -118,7 +119,8 @@ def run(code: str, *, stdin: str | bytes | None = None, timeout_s: float = 10, m
 def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None, timeout_s: float,
                  memory_mb: int, files: dict[str, str | bytes], max_output: int) -> ExecResult:
     as_root = os.geteuid() == 0
-    uid = UID_BASE + slot if as_root else None
+    # Outside bubblewrap the program reads the interpreter where it lies: drop root only if others can.
+    uid = UID_BASE + slot if as_root and (iso.level == "bwrap" or python_readable_by_others()) else None
     files_dir = tempfile.mkdtemp(prefix="quantdrop-sandbox-")
     try:
         for name, content in {**files, "main.py": code, "_boot.py": _BOOT.read_text()}.items():

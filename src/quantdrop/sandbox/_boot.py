@@ -28,21 +28,20 @@ def _no_new_privileges() -> None:
     """prctl(PR_SET_NO_NEW_PRIVS): setuid binaries cannot raise privileges again (bwrap does it itself)."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(38, 1, 0, 0, 0)
+    ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)
 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     os.chdir(cfg["cwd"])
+    if cfg.get("no_new_privs"):
+        _no_new_privileges()
     uid = cfg.get("uid")
     if uid is not None and os.geteuid() == 0:
         os.chown(cfg["cwd"], uid, uid)
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
-    if cfg.get("no_new_privs"):
-        _no_new_privileges()
     nproc = cfg["nproc"]
     if cfg.get("nproc_relative"):  # no namespace of our own: count what this user already runs
         nproc += _user_processes(os.getuid())

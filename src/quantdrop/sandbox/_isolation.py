@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -46,6 +47,16 @@ def python_executable() -> str:
 
 def python_prefixes() -> list[str]:
     return sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)})
+
+
+@functools.cache
+def python_readable_by_others() -> bool:
+    """Whether an unprivileged uid can run this interpreter (every parent directory of it traversable)."""
+    for prefix in python_prefixes():
+        for parent in Path(prefix).parents:
+            if not os.stat(parent).st_mode & stat.S_IXOTH:
+                return False
+    return True
 
 
 def minimal_env(home: str) -> dict[str, str]:
@@ -137,5 +148,8 @@ def isolation() -> Isolation:
 def _warn(chosen: Isolation) -> None:
     lost = ("NO NETWORK ISOLATION and no filesystem isolation" if chosen.level == "none"
             else "no filesystem isolation (network and pid namespaces only)")
+    if os.geteuid() == 0 and not python_readable_by_others():
+        lost += (", AS ROOT (the interpreter under " + python_prefixes()[0]
+                 + " is unreadable to other users, so no unprivileged uid can run it)")
     print(f"quantdrop sandbox: WARNING: untrusted code runs with {lost} "
           f"(level {chosen.level!r}: {chosen.detail})", file=sys.stderr)
