@@ -94,3 +94,16 @@ def test_score_math_statuses(checker: MathChecker) -> None:
     assert (cut.status, cut.value) == ("unextracted", 0.0)  # unclosed reasoning: no answer
     failed = score_math(item, Completion(error="connection dropped", finish_reason="error"), checker)
     assert failed.status == "error"
+
+
+def test_worker_cpu_limit_is_a_backstop_without_the_deadline() -> None:
+    # The parent would wait 60 s; the worker's own RLIMIT_CPU (1 s) ends the runaway check first.
+    pool = MathChecker(workers=1, timeout=60.0, cpu_limit=1.0)
+    try:
+        start = time.monotonic()
+        result = pool.check("1", "\\boxed{10^{10^{10^{10}}}}")
+        assert result.status == "wrong" and "died" in result.detail
+        assert time.monotonic() - start < 30
+        assert pool.check("2", "\\boxed{2}").status == "correct"
+    finally:
+        pool.close()

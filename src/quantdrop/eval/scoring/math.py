@@ -8,6 +8,8 @@ gets its worker killed and replaced, and counts as not verified ("wrong", detail
 are fresh interpreters (`python -m quantdrop.eval.scoring.math`, JSON lines over pipes): never a fork of
 this multi-threaded process, and no re-import of the caller's main script as multiprocessing's spawn
 does. Each imports math-verify once and says "ready" before the deadline of its first check starts.
+A worker also limits its own address space (4 GiB) and CPU time per check (RLIMIT_CPU), so a runaway
+check cannot outlive a parent that was killed (`kill -9`) while waiting for it.
 
 Answers are compared the way lighteval and open-r1 do for MATH-500/AIME: the gold answer is parsed from
 `\\boxed{gold}`; the response with LaTeX extraction that prefers its last `\\boxed{}`, then plain
@@ -22,6 +24,7 @@ import json
 import logging
 import os
 import queue
+import resource
 import select
 import subprocess
 import sys
@@ -34,6 +37,8 @@ from quantdrop.eval.types import Completion, Item, Score
 
 DEFAULT_TIMEOUT_S = 10.0
 _START_TIMEOUT_S = 120.0
+_MEMORY_LIMIT = 4 << 30  # address space of one worker
+_DIED = "the math-verify worker died on this answer (CPU or memory limit)"
 
 
 @dataclass(frozen=True)
@@ -77,16 +82,31 @@ def check_answer(gold: str, response: str) -> MathCheck:
     return MathCheck("correct" if ok else "wrong", extracted)
 
 
+def _limit_cpu(seconds: float) -> None:
+    """Let the kernel kill this worker once the next check has used `seconds` of CPU (SIGXCPU): the
+    backstop for a runaway check whose parent died before it could kill it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(usage.ru_utime + usage.ru_stime + seconds) + 1
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
 def _serve() -> None:
     """A worker process (`python -m quantdrop.eval.scoring.math`): JSON lines in, JSON lines out."""
     import math_verify  # noqa: F401  (import once, before saying ready)
 
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard > _MEMORY_LIMIT:  # sympy on 10^{10^9} eats memory
+        resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, hard))
     print("ready", flush=True)
     for line in sys.stdin:
         request = json.loads(line)
+        _limit_cpu(request["cpu_limit"])
         try:
             result = check_answer(request["gold"], request["response"])
-        except Exception as err:  # math-verify bugs on odd input: not verified, never a crash
+        except Exception as err:  # math-verify bugs, MemoryError under the limit: not verified, no crash
             result = MathCheck("wrong", detail=f"math-verify failed: {type(err).__name__}: {err}")
         print(json.dumps(asdict(result)), flush=True)
 
@@ -104,23 +124,24 @@ class _Worker:
             raise RuntimeError("a math-verify worker process did not start (is math-verify installed?)")
 
     def readline(self, timeout: float) -> str | None:
-        """The worker's next line, or None if none came within `timeout` seconds or it died."""
+        """The worker's next line; "" if it died, None if nothing came within `timeout` seconds."""
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            return None
-        line = self.proc.stdout.readline()
-        return line.rstrip("\n") if line else None
+        return self.proc.stdout.readline().rstrip("\n") if ready else None
 
-    def ask(self, gold: str, response: str, timeout: float) -> MathCheck | None:
+    def ask(self, gold: str, response: str, timeout: float, cpu_limit: float) -> tuple[MathCheck, bool]:
+        """The check's result, and whether this worker can take another one."""
         assert self.proc.stdin is not None
+        request = {"gold": gold, "response": response, "cpu_limit": cpu_limit}
         try:
-            self.proc.stdin.write(json.dumps({"gold": gold, "response": response}) + "\n")
+            self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
         except OSError:
-            return None
+            return MathCheck("wrong", detail=_DIED), False
         line = self.readline(timeout)
-        return MathCheck(**json.loads(line)) if line else None
+        if line is None:
+            return MathCheck("wrong", detail=f"math-verify timed out after {timeout:g} s"), False
+        return (MathCheck(**json.loads(line)), True) if line else (MathCheck("wrong", detail=_DIED), False)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -134,9 +155,11 @@ class _Worker:
 class MathChecker:
     """A pool of math-verify worker processes with a hard per-check deadline (thread-safe)."""
 
-    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 cpu_limit: float | None = None) -> None:
         self.max_workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.timeout = timeout
+        self.cpu_limit = cpu_limit if cpu_limit is not None else 2 * timeout + 5
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._started = 0
         self._lock = threading.Lock()
@@ -144,15 +167,12 @@ class MathChecker:
 
     def check(self, gold: str, response: str) -> MathCheck:
         worker = self._acquire()
-        result = worker.ask(gold, response, self.timeout)
-        if result is not None:
+        result, healthy = worker.ask(gold, response, self.timeout, self.cpu_limit)
+        if healthy:
             self._idle.put(worker)
-            return result
-        died = worker.proc.poll() is not None
-        self._discard(worker)
-        if died:
-            return MathCheck("wrong", detail="the math-verify worker died on this answer")
-        return MathCheck("wrong", detail=f"math-verify timed out after {self.timeout:g} s")
+        else:
+            self._discard(worker)  # killed; the next check that needs a worker starts a fresh one
+        return result
 
     def _acquire(self) -> _Worker:
         while True:
