@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,20 @@ def test_worker_cpu_limit_is_a_backstop_without_the_deadline() -> None:
         assert pool.check("2", "\\boxed{2}").status == "correct"
     finally:
         pool.close()
+
+
+def _math500_fixture() -> list[dict]:
+    path = Path(__file__).parents[1] / "fixtures" / "data" / "math500.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_reference_solutions_verify_against_their_answers(checker: MathChecker) -> None:
+    # MATH-500's own worked solutions end in \boxed{answer}: each must score correct against its answer
+    # and wrong against the next problem's answer.
+    rows = _math500_fixture()
+    for row, other in zip(rows, rows[1:] + rows[:1], strict=True):
+        solution = Completion(text=row["solution"])
+        right = Item(id=row["unique_id"], prompt=row["problem"], target=row["answer"])
+        assert score_math(right, solution, checker).status == "correct", row["unique_id"]
+        wrong = Item(id=row["unique_id"], prompt=row["problem"], target=other["answer"])
+        assert score_math(wrong, solution, checker).status == "wrong", row["unique_id"]
