@@ -90,7 +90,11 @@ ATTACKS = {
         "        return True\n"
         "def f(x):\n"
         "    return Liar(0)\n"),
-    "killing its parent": "import os, signal\ndef f(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x * x\n",
+    "killing its parent": (
+        "import os, signal\n"
+        "def f(x):\n"
+        "    os.kill(os.getppid(), signal.SIGKILL)\n"
+        "    return x * x\n"),
     "killing every process it can": (
         "import os, signal\n"
         "def f(x):\n"

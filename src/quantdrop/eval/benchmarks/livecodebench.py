@@ -111,14 +111,14 @@ class LiveCodeBench(BaseBenchmark):
         return code_scoring.verdict(passed, code, why)
 
 
-def tests_of(problem: LcbProblem) -> list[dict[str, str]]:
+def all_tests(problem: LcbProblem) -> list[dict[str, str]]:
     """Public then private tests (CodeGenerationProblem.get_evaluation_sample's order)."""
     return _json_tests(problem.public_tests) + decode_private_tests(problem.private_tests)
 
 
 def check(problem: LcbProblem, code: str, timeout_s: int = TIMEOUT_S) -> tuple[bool, str]:
     """LiveCodeBench's verdict for `code` on all of the problem's tests."""
-    tests = tests_of(problem)
+    tests = all_tests(problem)
     overall = (timeout_s + 1) * len(tests) + 5  # check_correctness's global timeout
     if problem.fn_name:
         inputs = [[json.loads(line) for line in t["input"].split("\n")] for t in tests]
