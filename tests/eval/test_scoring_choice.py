@@ -28,6 +28,8 @@ CASES = [
     ("I first thought Answer: A, but the units do not match.\nAnswer: C", "C"),  # the last one counts
     ("The most likely answer to the given question is A) Primary", "A"),  # seen from SmolLM2
     ("Comparing the rates, (C) is the correct answer.", "C"),
+    ("Therefore, the correct option is D.", "D"),
+    ("ANSWER: B", "B"),
     ("Reasoning...\n\nB", "B"),  # a bare letter on the last line
     ("Reasoning...\n\n**(D)**", "D"),
     ("水稻是粮食作物。\n答案：B", "B"),
@@ -36,6 +38,8 @@ CASES = [
     ("所以本题答案：Ａ", "A"),  # full-width letter
     ("A项错误，B项正确，故选B", "B"),
     ("答案应选 A", "A"),
+    ("因此，正确选项是B。", "B"),
+    ("故答案为：D", "D"),
 ]
 
 

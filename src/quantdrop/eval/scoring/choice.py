@@ -26,14 +26,17 @@ def _patterns(letters: str) -> list[re.Pattern[str]]:
     letter = f"([{re.escape(letters)}])"
     return [
         # English: "Answer: B", "**Answer:** B", "The answer is (B)", "Final answer: $\boxed{B}$",
-        # "the best answer to this question is B".
-        re.compile(r"(?i:answer)(?:(?:[ \t]+[^\s.:]+){0,6}?[ \t]+(?i:is|would\s+be|should\s+be))?"
+        # "the best answer to this question is B", "the correct option is B".
+        re.compile(r"(?i:answer|(?:correct|right|best)\s+(?:option|choice))"
+                   r"(?:(?:[ \t]+[^\s.:]+){0,6}?[ \t]+(?i:is|would\s+be|should\s+be))?"
                    + _GAP + letter + _END),
         # "(B) is the correct answer", "B is the right option".
         re.compile(r"(?<![A-Za-z0-9])\(?" + letter + r"\)?\s+is\s+(?:the\s+)?(?i:correct|right|best)\s+"
                    r"(?i:answer|option|choice)"),
         # Chinese: "答案：B", "答案是 B", "答案为（B）", "正确答案应选B".
         re.compile(r"答案\s*(?:应该?|就)?\s*(?:是|为|选)?" + _GAP + r"(?:选项)?" + _GAP + letter + _END),
+        # "正确选项是B", "选项应为 C" (but not "选项A和选项C都不对").
+        re.compile(r"选项\s*(?:应该?)?\s*(?:是|为)" + _GAP + letter + _END),
         # "故选B", "应选 C", "选：D" (not "选项A", which names an option while discussing it).
         re.compile(r"选(?!项)" + _GAP + letter + _END),
         # A boxed letter: "\boxed{B}", "\boxed{\text{B}}", "\boxed{(B)}".
