@@ -8,6 +8,7 @@ fallback. A response where no letter can be found is "unextracted", which is not
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -22,6 +23,7 @@ _GAP = r"(?:[\s:*$(\[{]|\\boxed\{|\\text(?:bf)?\{|\\mathrm\{|\\mathbf\{|(?i:opti
 _END = r"(?![A-Za-z0-9])"
 
 
+@functools.cache
 def _patterns(letters: str) -> list[re.Pattern[str]]:
     letter = f"([{re.escape(letters)}])"
     return [
