@@ -29,6 +29,8 @@ from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Sc
 
 SEED_SCHEME = "sha256(benchmark/item/sample)[:4]"  # part of the protocol: same seeds for every variant
 SCORE_WORKERS = min(4, os.cpu_count() or 1)
+SCORE_BATCH = 16  # responses scored per thread hop
+PROGRESS_EVERY_S = 0.1
 
 
 def derive_seed(benchmark: str, item_id: str, sample: int) -> int:
@@ -266,13 +268,19 @@ class _Tally:
 
     def __init__(self) -> None:
         self.done = self.tokens = self.errors = self.truncated = 0
-        self.start = time.perf_counter()
+        self.start = self.shown = time.perf_counter()
 
-    def add(self, c: Completion) -> None:
+    def add(self, c: Completion) -> bool:
+        """Count a response; True when the bar is due a refresh (at most every PROGRESS_EVERY_S)."""
         self.done += 1
         self.tokens += c.completion_tokens
         self.errors += c.error is not None
         self.truncated += c.truncated
+        now = time.perf_counter()
+        if now - self.shown < PROGRESS_EVERY_S:
+            return False
+        self.shown = now
+        return True
 
     def fields(self) -> dict[str, str]:
         dt = max(time.perf_counter() - self.start, 1e-9)
@@ -303,6 +311,36 @@ def _progress_bar(enabled: bool) -> Any:
     )
 
 
+class _Committer:
+    """Group commit: the responses that arrive in one turn of the event loop are committed together
+    at the end of that turn, before any of them is scored or anything else is asked."""
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self.store, self.run_id = store, run_id
+        self.pending: list[tuple[str, int, int, Completion]] = []
+
+    def add(self, item_id: str, sample: int, seed: int, c: Completion) -> None:
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append((item_id, sample, seed, c))
+
+    def flush(self) -> None:
+        if self.pending:
+            rows, self.pending = self.pending, []
+            self.store.put_responses(self.run_id, rows)
+
+
+def _score_batch(bench: Benchmark, batch: list[tuple[Item, int, Completion]]) -> list[Score]:
+    """Score in a worker thread; a scorer bug must not kill the run, it shows as an error."""
+    out = []
+    for item, _, c in batch:
+        try:
+            out.append(bench.score(item, c))
+        except Exception as err:
+            out.append(Score(0.0, "error", detail=f"scorer failed: {type(err).__name__}: {err}"))
+    return out
+
+
 async def _run_bench(
     backend: Any,
     store: Store,
@@ -324,9 +362,12 @@ async def _run_bench(
                 rescore.append((item, sample))
     total = len(b.items) * b.samples
     loop = asyncio.get_running_loop()
-    score_slots = asyncio.Semaphore(SCORE_WORKERS * 4)  # backpressure on requests when scoring lags
-    scoring: set[asyncio.Task] = set()
+    # Responses wait here to be scored; a full queue holds the requests back (backpressure).
+    queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(
+        maxsize=SCORE_WORKERS * SCORE_BATCH * 2
+    )
     tally = _Tally()
+    committer = _Committer(store, b.run_id)
     label = getattr(b.bench, "title", b.key)
     if b.items and len(b.items) < b.bench.full_size:
         label = f"{label} ({len(b.items)}/{b.bench.full_size})"
@@ -336,25 +377,28 @@ async def _run_bench(
         progress,
     )
 
+    async def scorer() -> None:
+        while True:  # score what has arrived in one thread hop, store the scores in one commit
+            batch = [await queue.get()]
+            while len(batch) < SCORE_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                scores = await loop.run_in_executor(scorers, _score_batch, b.bench, batch)
+                committer.flush()  # the responses are stored before their scores
+                store.put_scores(
+                    b.run_id, [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)]
+                )
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
     with _progress_bar(progress) as bar:
         task = bar.add_task(label, total=total, completed=total - len(todo), **tally.fields())
-
-        async def score(item: Item, sample: int, c: Completion) -> None:
-            try:
-                result = await loop.run_in_executor(scorers, b.bench.score, item, c)
-            except Exception as err:  # a scorer bug must not kill the run; it shows as an error
-                result = Score(0.0, "error", detail=f"scorer failed: {type(err).__name__}: {err}")
-            store.put_score(b.run_id, item.id, sample, result)
-
-        def start_scoring(item: Item, sample: int, c: Completion) -> None:
-            t = asyncio.create_task(score(item, sample, c))
-            scoring.add(t)
-            t.add_done_callback(lambda t: (scoring.discard(t), score_slots.release()))
-
-        stored = {(r.item_id, r.sample): r.completion for r in store.rows(b.run_id)} if rescore else {}
-        for item, sample in rescore:  # responses stored by a run killed before it scored them
-            await score_slots.acquire()
-            start_scoring(item, sample, stored[(item.id, sample)])
+        scoring = [asyncio.create_task(scorer()) for _ in range(SCORE_WORKERS)]
+        if rescore:  # responses stored by a run killed before it scored them
+            stored = {(r.item_id, r.sample): r.completion for r in store.rows(b.run_id)}
+            for item, sample in rescore:
+                await queue.put((item, sample, stored[(item.id, sample)]))
 
         pairs: Iterator[tuple[Item, int]] = iter(todo)
 
@@ -370,13 +414,21 @@ async def _run_bench(
                         seed=seed,
                     ),
                 )
-                store.put_response(b.run_id, item.id, sample, seed, c)  # committed before anything else
-                tally.add(c)
-                bar.update(task, advance=1, **tally.fields())
+                committer.add(item.id, sample, seed, c)  # committed at the end of this loop turn
+                if tally.add(c):
+                    bar.update(task, completed=total - len(todo) + tally.done, **tally.fields())
                 if c.error is None:
-                    await score_slots.acquire()
-                    start_scoring(item, sample, c)
+                    await queue.put((item, sample, c))
 
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, max(len(todo), 1)))))
-        if scoring:
-            await asyncio.gather(*scoring)
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, max(len(todo), 1)))))
+            await queue.join()
+        finally:
+            committer.flush()
+            for t in scoring:
+                t.cancel()
+            results = await asyncio.gather(*scoring, return_exceptions=True)
+        bar.update(task, completed=total - len(todo) + tally.done, **tally.fields())
+    for r in results:  # a scorer task that died (not cancelled) had a real failure: surface it
+        if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
+            raise r

@@ -248,28 +248,45 @@ class Store:
 
     def put_response(self, run_id: int, item_id: str, sample: int, seed: int, c: Completion) -> None:
         """Commit a response (or a failed request) now; it replaces an earlier failed attempt."""
-        status, value = ("error", None) if c.error else (None, None)
-        self.db.execute(
-            "INSERT OR REPLACE INTO responses (run_id, item_id, sample, seed, text, finish_reason,"
-            " prompt_tokens, completion_tokens, latency_s, error, status, value, extracted, detail,"
-            " created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL,NULL,?)",
-            (
-                run_id,
-                item_id,
-                sample,
-                seed,
-                c.text,
-                c.finish_reason,
-                c.prompt_tokens,
-                c.completion_tokens,
-                c.latency_s,
-                c.error,
-                status,
-                value,
-                time.time(),
-            ),
-        )
+        self.put_responses(run_id, [(item_id, sample, seed, c)])
+
+    def put_responses(self, run_id: int, rows: list[tuple[str, int, int, Completion]]) -> None:
+        """Commit responses that arrived together, in one transaction: all or none of them."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO responses (run_id, item_id, sample, seed, text, finish_reason,"
+                " prompt_tokens, completion_tokens, latency_s, error, status, value, extracted, detail,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,?)",
+                [
+                    (
+                        run_id,
+                        item,
+                        k,
+                        seed,
+                        c.text,
+                        c.finish_reason,
+                        c.prompt_tokens,
+                        c.completion_tokens,
+                        c.latency_s,
+                        c.error,
+                        "error" if c.error else None,
+                        now,
+                    )
+                    for item, k, seed, c in rows
+                ],
+            )
+
+    def put_scores(self, run_id: int, scores: list[tuple[str, int, Score]]) -> None:
+        """Store several scores in one commit."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "UPDATE responses SET status=?, value=?, extracted=?, detail=?"
+                " WHERE run_id=? AND item_id=? AND sample=?",
+                [(sc.status, sc.value, sc.extracted, sc.detail, run_id, item, k) for item, k, sc in scores],
+            )
 
     def put_score(self, run_id: int, item_id: str, sample: int, score: Score) -> None:
         self.db.execute(
