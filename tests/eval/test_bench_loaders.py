@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks import get_benchmark
 from quantdrop.eval.benchmarks._data import package_file, read_file
-from quantdrop.eval.benchmarks.ceval import write_submission
+from quantdrop.eval.benchmarks.ceval import submission_from_store, write_submission
 from quantdrop.eval.benchmarks.gpqa import choice_order
 from quantdrop.eval.types import Completion
 
@@ -129,13 +130,35 @@ def test_ceval_test_split_writes_the_submission_file(tmp_path: Path) -> None:
     items = bench.load(FIXTURES)
     assert [i.id for i in items] == ["computer_network/0", "computer_network/1"]
     assert all(i.target is None for i in items)
+    assert (bench.name, bench.weight, bench.full_size) == ("ceval-test", 0.0, 12342)  # kept apart from val
     score = bench.score(items[0], Completion(text="192.168.1.1 是合法地址。\n答案：B"))
     assert (score.status, score.extracted) == ("unextracted", "B")  # no public answer to check against
     path = bench.write_submission([(items[0], "答案：B"), (items[1], "我不确定"), (items[0], "答案：D")])
     assert json.loads(path.read_text(encoding="utf-8")) == {"computer_network": {"0": "B", "1": ""}}
     assert [p.name for p in tmp_path.iterdir()] == ["sub.json"]  # no temp file left behind
-    write_submission([(items[1], "答案：A")], tmp_path / "other.json")
+    write_submission([(items[1], "<think>以太网……</think>答案：A")], tmp_path / "other.json")
     assert json.loads((tmp_path / "other.json").read_text())["computer_network"] == {"1": "A"}
+
+
+def test_ceval_submission_from_a_stored_test_run(tmp_path: Path) -> None:
+    from quantdrop.eval.store import Store
+
+    bench = get_benchmark("ceval", split="test")
+    items = bench.load(FIXTURES)
+    store = tmp_path / "eval.sqlite"
+    with Store(store) as db:
+        run = db.open_run(label="Q4_K_M", benchmark=bench.name, title=bench.title, full_size=bench.full_size,
+                          weight=bench.weight, fingerprint={"model": "m"}, protocol={"samples": 1})
+        db.add_items(run, [i.id for i in items])
+        db.put_response(run, items[0].id, 0, 1, Completion(text="答案：B"))
+    with pytest.raises(QuantdropError, match=r"responses for 1 of 2 questions"):
+        submission_from_store(store, "Q4_K_M", tmp_path / "sub.json")
+    with Store(store) as db:
+        db.put_response(run, items[1].id, 0, 2, Completion(text="故选A"))
+    path = submission_from_store(store, "Q4_K_M", tmp_path / "sub.json")
+    assert json.loads(path.read_text(encoding="utf-8")) == {"computer_network": {"0": "B", "1": "A"}}
+    with pytest.raises(QuantdropError, match=r"no C-Eval test-split run labelled 'F16'"):
+        submission_from_store(store, "F16", tmp_path / "x.json")
 
 
 def test_template_override_changes_the_prompt() -> None:

@@ -5,9 +5,12 @@ which reports the 12,342-question test set), weight 1, one sample.
 
 Data: hub `ceval/ceval-exam`, one config per subject (id, question, A, B, C, D, answer, explanation), or
 its archive layout under `--data-dir` (ceval/val/<subject>_val.csv). The test split's answers are not
-public, so quantdrop scores the `val` split (1,346 questions) and labels the row "C-Eval (val)". A run with
-`split="test"` records each chosen letter (scored 0, "unextracted", as no answer can be checked) and
-`write_submission` turns the responses into the JSON the official site grades: {subject: {id: letter}}.
+public, so quantdrop scores the `val` split (1,346 questions) and labels the row "C-Eval (val)".
+
+A `split="test"` run is a different benchmark in the store ("ceval-test", weight 0, so it never enters
+an average): each response keeps its chosen letter (scored 0, "unextracted": nothing to check against),
+and `write_submission` / `submission_from_store` write the JSON the official site grades,
+{subject: {question id: letter}}.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from quantdrop.eval.types import Completion, Item, Score
 HUB_ID = "ceval/ceval-exam"
 FIELDS = ("id", "question", "A", "B", "C", "D")
 SIZES = {"val": 1346, "test": 12342, "dev": 260}
+TEST_NAME = "ceval-test"  # the store's key for test-split runs
+DEFAULT_SUBMISSION = "ceval-test-submission.json"
 # The 52 subjects (the hub's config names), as in lm-evaluation-harness' ceval task list.
 SUBJECTS = (
     "computer_network", "operating_system", "computer_architecture", "college_programming",
@@ -49,9 +54,7 @@ NO_ANSWERS = "C-Eval test answers are not public: the letter is kept for the sub
 
 
 class Ceval(ChoiceBenchmark):
-    name = "ceval"
     default_samples = 1
-    weight = 1.0
 
     def __init__(self, template: str, data_dir: Path | None = None, split: str = "val",
                  submission: str | Path | None = None) -> None:
@@ -59,20 +62,29 @@ class Ceval(ChoiceBenchmark):
         if split not in SIZES:
             raise QuantdropError(f"unknown C-Eval split {split!r} (one of: {', '.join(SIZES)})")
         self.split = split
-        default = "ceval-test-submission.json" if split == "test" else None
-        self.submission_path = Path(submission or default) if (submission or default) else None
+        wanted = submission or (DEFAULT_SUBMISSION if split == "test" else None)
+        self.submission_path = Path(wanted) if wanted else None
+
+    # The contract's class-level fields depend on the split here.
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return {"val": "ceval", "test": TEST_NAME}.get(self.split, f"ceval-{self.split}")
 
     @property
     def title(self) -> str:  # type: ignore[override]
-        return f"C-Eval ({self.split})"
+        return "C-Eval (test, unscored)" if self.split == "test" else f"C-Eval ({self.split})"
 
     @property
     def full_size(self) -> int:  # type: ignore[override]
         return SIZES[self.split]
 
+    @property
+    def weight(self) -> float:  # type: ignore[override]
+        return 0.0 if self.split == "test" else 1.0
+
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         required = FIELDS if self.split == "test" else (*FIELDS, "answer")
-        rows, self.loaded_from = load_rows(self.name, hub_id=HUB_ID, hub_config=SUBJECTS, split=self.split,
+        rows, self.loaded_from = load_rows("ceval", hub_id=HUB_ID, hub_config=SUBJECTS, split=self.split,
                                            data_dir=self._source(data_dir), required=required)
         items = []
         for number, row in enumerate(rows, 1):
@@ -80,19 +92,18 @@ class Ceval(ChoiceBenchmark):
             if self.split != "test" and answer not in LETTERS:
                 raise QuantdropError(f"ceval row {number} ({subject}): 'answer' must be one of A-D, "
                                      f"got {row.get('answer')!r}")
-            qid = str(row["id"]).strip()
-            items.append(Item(id=f"{subject}/{qid}", target=answer, meta={"subject": subject, "qid": qid},
+            items.append(Item(id=f"{subject}/{str(row['id']).strip()}", target=answer,
+                              meta={"subject": subject},
                               prompt=self.prompt(row["question"], [row[letter] for letter in LETTERS])))
         return items
 
     def score(self, item: Item, completion: Completion) -> Score:
         if item.target is not None or completion.error:
             return super().score(item, completion)
-        answer = strip_reasoning(completion.text)
-        letter = extract_choice(answer) if answer is not None else None
-        return Score(0.0, "unextracted", extracted=letter, detail=NO_ANSWERS)
+        return Score(0.0, "unextracted", extracted=_letter(completion.text), detail=NO_ANSWERS)
 
-    def write_submission(self, responses: Iterable[tuple[Item, str]], path: str | Path | None = None) -> Path:
+    def write_submission(self, responses: Iterable[tuple[Item | str, str]],
+                         path: str | Path | None = None) -> Path:
         """Write the official submission file from (item, response text) pairs, to `path` or to the
         `submission=` option (default for a test-split run: ceval-test-submission.json)."""
         target = path or self.submission_path
@@ -101,26 +112,27 @@ class Ceval(ChoiceBenchmark):
         return write_submission(responses, target)
 
 
-def submission(responses: Iterable[tuple[Item, str]]) -> dict[str, dict[str, str]]:
-    """{subject: {question id: letter}} from (item, response text); "" where no letter was found.
+def _letter(text: str) -> str | None:
+    answer = strip_reasoning(text)
+    return extract_choice(answer) if answer is not None else None
 
-    With several samples of one item, the first response counts.
-    """
+
+def submission(responses: Iterable[tuple[Item | str, str]]) -> dict[str, dict[str, str]]:
+    """{subject: {question id: letter}} from (item or item id "subject/id", response text) pairs;
+    "" where no letter was found. With several samples of one item, the first response counts."""
     result: dict[str, dict[str, str]] = {}
     for item, text in responses:
-        subject, qid = item.meta["subject"], item.meta["qid"]
-        if qid in result.get(subject, {}):
-            continue
-        answer = strip_reasoning(text)
-        result.setdefault(subject, {})[qid] = (extract_choice(answer) if answer is not None else None) or ""
+        subject, qid = (item.id if isinstance(item, Item) else item).rsplit("/", 1)
+        if qid not in result.setdefault(subject, {}):
+            result[subject][qid] = _letter(text) or ""
     return result
 
 
-def write_submission(responses: Iterable[tuple[Item, str]], path: str | Path) -> Path:
+def write_submission(responses: Iterable[tuple[Item | str, str]], path: str | Path) -> Path:
     """Write the C-Eval submission JSON atomically (a temp file in the target directory, then rename)."""
     path = Path(path)
     data = submission(responses)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=1)
@@ -129,6 +141,25 @@ def write_submission(responses: Iterable[tuple[Item, str]], path: str | Path) ->
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def submission_from_store(store: str | Path, label: str, path: str | Path = DEFAULT_SUBMISSION) -> Path:
+    """Write the submission file from the test-split C-Eval run stored under `label` in `store`."""
+    from quantdrop.eval.store import Store
+
+    with Store(store, create=False) as db:
+        runs = [run for run in db.runs([label]) if run.benchmark == TEST_NAME]
+        if not runs:
+            raise QuantdropError(f"{store} has no C-Eval test-split run labelled {label!r} "
+                                 "(run the evaluation with the C-Eval split set to test first)")
+        rows = [row for row in db.rows(runs[-1].id) if not row.completion.error]
+        expected = len(db.item_ids(runs[-1].id))
+    answered = {row.item_id for row in rows}
+    if len(answered) < expected:
+        raise QuantdropError(f"the C-Eval test run {label!r} has responses for {len(answered)} of "
+                             f"{expected} questions: finish it (re-run the same command) first")
+    return write_submission(((row.item_id, row.completion.text) for row in sorted(
+        rows, key=lambda r: (r.item_id, r.sample))), path)
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, split: str = "val",
