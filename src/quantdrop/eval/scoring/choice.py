@@ -24,25 +24,30 @@ _END = r"(?![A-Za-z0-9])"
 
 
 @functools.cache
-def _patterns(letters: str) -> list[re.Pattern[str]]:
+def _patterns(letters: str) -> list[tuple[tuple[str, ...], re.Pattern[str]]]:
+    """(cue words, pattern): a pattern is only run on a text that contains one of its cue words
+    (lowercased); the lookaheads let the regex engine skip positions that cannot start a match."""
     letter = f"([{re.escape(letters)}])"
+    english = ("answer", "option", "choice")
     return [
         # English: "Answer: B", "**Answer:** B", "The answer is (B)", "Final answer: $\boxed{B}$",
         # "the best answer to this question is B", "the correct option is B".
-        re.compile(r"(?i:answer|(?:correct|right|best)\s+(?:option|choice))"
-                   r"(?:(?:[ \t]+[^\s.:]+){0,6}?[ \t]+(?i:is|would\s+be|should\s+be))?"
-                   + _GAP + letter + _END),
+        (english, re.compile(r"(?=[AaCcRrBb])(?i:answer|(?:correct|right|best)\s+(?:option|choice))"
+                             r"(?:(?:[ \t]+[^\s.:]+){0,6}?[ \t]+(?i:is|would\s+be|should\s+be))?"
+                             + _GAP + letter + _END)),
         # "(B) is the correct answer", "B is the right option".
-        re.compile(r"(?<![A-Za-z0-9])\(?" + letter + r"\)?\s+is\s+(?:the\s+)?(?i:correct|right|best)\s+"
-                   r"(?i:answer|option|choice)"),
+        (("correct", "right", "best"),
+         re.compile(rf"(?=[({re.escape(letters)}])(?<![A-Za-z0-9])\(?" + letter
+                    + r"\)?\s+is\s+(?:the\s+)?(?i:correct|right|best)\s+(?i:answer|option|choice)")),
         # Chinese: "答案：B", "答案是 B", "答案为（B）", "正确答案应选B".
-        re.compile(r"答案\s*(?:应该?|就)?\s*(?:是|为|选)?" + _GAP + r"(?:选项)?" + _GAP + letter + _END),
+        (("答案",), re.compile(r"答案\s*(?:应该?|就)?\s*(?:是|为|选)?" + _GAP + r"(?:选项)?" + _GAP
+                              + letter + _END)),
         # "正确选项是B", "选项应为 C" (but not "选项A和选项C都不对").
-        re.compile(r"选项\s*(?:应该?)?\s*(?:是|为)" + _GAP + letter + _END),
+        (("选项",), re.compile(r"选项\s*(?:应该?)?\s*(?:是|为)" + _GAP + letter + _END)),
         # "故选B", "应选 C", "选：D" (not "选项A", which names an option while discussing it).
-        re.compile(r"选(?!项)" + _GAP + letter + _END),
+        (("选",), re.compile(r"选(?!项)" + _GAP + letter + _END)),
         # A boxed letter: "\boxed{B}", "\boxed{\text{B}}", "\boxed{(B)}".
-        re.compile(r"\\boxed\{" + _GAP + letter + _END),
+        (("\\boxed",), re.compile(r"\\boxed\{" + _GAP + letter + _END)),
     ]
 
 
@@ -53,7 +58,10 @@ def extract_choice(text: str, letters: str = LETTERS) -> str | None:
     """The letter a response chose (the last explicit statement), or None if it chose none."""
     text = unicodedata.normalize("NFKC", text)  # full-width "：", "（Ｂ）" -> ":", "(B)"
     best: tuple[int, str] | None = None
-    for pattern in _patterns(letters):
+    lowered = text.lower()
+    for cues, pattern in _patterns(letters):
+        if not any(cue in lowered for cue in cues):
+            continue
         for match in pattern.finditer(text):
             if best is None or match.start(1) > best[0]:
                 best = (match.start(1), match.group(1))
