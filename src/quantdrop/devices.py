@@ -72,7 +72,7 @@ def _aliases() -> dict[str, str]:
 
 
 _CUSTOM = re.compile(r"^(\d+(?:\.\d+)?)\s*(g|gib|gb)$", re.IGNORECASE)
-_GROUP = re.compile(r"^(?:(\d+)\s*[x×*]\s*)?(\S.*)$", re.IGNORECASE)
+_GROUP = re.compile(r"^(?:(\d+)\s*[x×*]\s*)?([A-Za-z0-9][\w.\- ]*)$", re.IGNORECASE)
 
 
 def device(name: str) -> Device:
@@ -98,16 +98,16 @@ def parse_device_set(spec: str) -> DeviceSet:
     for part in spec.split("+"):
         part = part.strip()
         m = _GROUP.match(part)
-        if not part or m is None:
+        if not part:
             raise QuantdropError(f"malformed --devices spec {spec!r}: empty group (expected e.g. 8xH100-80G)")
+        if m is None:
+            raise QuantdropError(f"malformed --devices spec {spec!r}: {part!r} is not COUNTxDEVICE")
         count_text, name = m.groups()
         if count_text is None and re.match(r"^\d+\s*[x×*]\s*$", part):
             raise QuantdropError(f"malformed --devices spec {spec!r}: no device after {part!r}")
         count = int(count_text) if count_text is not None else 1
         if count < 1:
             raise QuantdropError(f"malformed --devices spec {spec!r}: a count must be at least 1 ({part!r})")
-        if not re.match(r"^[\w.\- ]+$", name):
-            raise QuantdropError(f"malformed --devices spec {spec!r}: bad device name {name!r}")
         groups.append(DeviceGroup(device(name), count))
     return DeviceSet(spec="+".join(g.spec for g in groups), groups=tuple(groups))
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gguf import GGMLQuantizationType as T
 
 from quantdrop.devices import Device, DeviceSet, GiB, parse_devices
 from quantdrop.errors import QuantdropError
@@ -42,6 +43,7 @@ from quantdrop.inventory import ModelInventory
 from quantdrop.memory import KV_TYPES, compute_buffer_bytes, kv_bytes_per_layer, layer_shapes, resolve_layout
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
+AS_IS = "as-is"  # the pseudo-recipe "the GGUF as it is" (the default for an already quantized GGUF)
 ACCURACY_TIE = 0.5  # points: recipes this close to the best measured accuracy are named as alternatives
 
 
@@ -273,6 +275,18 @@ def _yes_no(value: str | bool, flag: str) -> bool:
     raise QuantdropError(f"{flag} must be yes or no (got {value!r})")
 
 
+def load_model(model: str | os.PathLike[str], *, mla_split: bool = True) -> ModelInventory:
+    """A GGUF (header only, all shards), an HF model directory or its config.json -> ModelInventory."""
+    p = Path(model)
+    if p.is_dir() or p.suffix == ".json":
+        from quantdrop.hfconfig import inventory_from_config
+
+        return inventory_from_config(p, mla_split=mla_split)
+    from quantdrop.gguf_header import read_gguf_header
+
+    return read_gguf_header(p)
+
+
 def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str] | None = None, *,
          ctx: int = 32768, kv_type: str = "f16", mla_split: str | bool = "yes", kv_layout: str = "auto",
          parallel: int = 1, devices: str | list[str] | None = None, n_ubatch: int = 512,
@@ -287,7 +301,6 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     headroom_gib: free memory a device must keep to count as fitting.
     accuracy: measured scores per recipe (RECIPE=SCORE,... or a JSON file) for the recommendation.
     """
-    from quantdrop.model_source import load_inventory
     from quantdrop.recipes import load_recipe, resolve
 
     split = _yes_no(mla_split, "--mla-split")
@@ -296,10 +309,14 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
         raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
     if ctx < 1 or parallel < 1 or n_ubatch < 1:
         raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
-    recipes = [load_recipe(r) for r in _as_list(recipe, DEFAULT_RECIPES)]  # validate before any work
+    names = _as_list(recipe, ()) if recipe is not None else []
+    recipes = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)
-    inv = model if isinstance(model, ModelInventory) else load_inventory(model, mla_split=split)
+    inv = model if isinstance(model, ModelInventory) else load_model(model, mla_split=split)
+    if not recipes:  # a quantized GGUF is planned as it is; a float model with the usual presets
+        quantized = any(t.type not in (T.F32, T.F16, T.BF16) for t in inv.tensors)
+        recipes = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
     layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
     shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
     kv_layers = kv_bytes_per_layer(inv, ctx=ctx, parallel=parallel, kv_type_name=kv_type, n_ubatch=n_ubatch,
@@ -310,14 +327,23 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
                               flash_attn=fa, overhead_gib=overhead_gib)) for s in sets]
     plans = []
-    for r in recipes:
-        rp = resolve(r, inv)
-        entries = [(e.name, e.nbytes) for e in rp.entries]
+    for name, r in recipes.items():
+        if r is None:  # the model as it is: its own tensors and types
+            entries = [(t.name, t.nbytes) for t in inv.tensors]
+            by_type: dict[str, int] = {}
+            for t in inv.tensors:
+                by_type[t.type.name] = by_type.get(t.type.name, 0) + t.nbytes
+            size, bpw, warnings = inv.nbytes, inv.nbytes * 8 / max(1, inv.n_params), []
+        else:
+            rp = resolve(r, inv)
+            entries = [(e.name, e.nbytes) for e in rp.entries]
+            size, bpw, by_type, warnings = rp.nbytes, rp.bits_per_weight, dict(rp.bytes_by_type), rp.warnings
+            name = r.name
         fits = [_fit(spec, place, entries, headroom_gib) for spec, place in places]
         plans.append(RecipePlan(
-            recipe=r.name, size_bytes=rp.nbytes, bits_per_weight=round(rp.bits_per_weight, 4),
-            bytes_by_type=dict(rp.bytes_by_type), kv_cache_bytes=kv_total, compute_buffer_bytes=compute_one,
-            total_bytes=rp.nbytes + kv_total + compute_one, devices=fits, warnings=list(rp.warnings)))
+            recipe=name, size_bytes=size, bits_per_weight=round(bpw, 4), bytes_by_type=by_type,
+            kv_cache_bytes=kv_total, compute_buffer_bytes=compute_one,
+            total_bytes=size + kv_total + compute_one, devices=fits, warnings=list(warnings)))
     return Plan(model=inv.name, n_params=inv.n_params, source_bytes=inv.nbytes, ctx=ctx, parallel=parallel,
                 kv_type=kv_type.lower(), kv_layout=layout, flash_attn=fa, n_ubatch=n_ubatch, recipes=plans,
                 recommendation=recommend(plans, scores))
@@ -367,7 +393,8 @@ def render_table(p: Plan) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a GGUF file, an HF model directory or its config.json")
-    parser.add_argument("--recipe", help=f"comma-separated recipes (default: {','.join(DEFAULT_RECIPES)})")
+    parser.add_argument("--recipe", help=f"comma-separated recipes, or {AS_IS} for the GGUF as it is "
+                        f"(default: {AS_IS} for a quantized GGUF, else {','.join(DEFAULT_RECIPES)})")
     parser.add_argument("--ctx", type=int, default=32768, help="context length per sequence (default 32768)")
     parser.add_argument("--kv-type", default="f16", choices=KV_TYPES, help="KV cache type (default f16)")
     parser.add_argument("--mla-split", default="yes", choices=("yes", "no"),

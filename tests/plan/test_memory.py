@@ -1,0 +1,69 @@
+"""KV cache and compute buffer against what llama.cpp itself allocates (logged sizes, embedded model)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantdrop.gguf_header import read_gguf_header
+from quantdrop.memory import compute_buffer_bytes, kv_bytes_per_layer, layer_shapes
+
+MiB = 1 << 20
+
+# (n_ctx, flash attention, KV type) loaded by llama.cpp, all in one child process whose C-level log
+# (stderr) is read whole; a marker line separates the runs.
+RUNS = [(4096, False, "f16"), (4096, True, "q8_0"), (4096, True, "q4_0"), (1000, False, "f16"),
+        (4096, True, "f16"), (16384, False, "f16")]
+PROBE = """
+import os, sys, llama_cpp
+types = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+for run in sys.argv[2:]:
+    n_ctx, flash, kv = run.split(":")
+    os.write(2, f"@@RUN {run}\\n".encode())
+    m = llama_cpp.Llama(sys.argv[1], n_ctx=int(n_ctx), n_batch=512, n_ubatch=512, n_threads=1,
+                        type_k=types[kv], type_v=types[kv], flash_attn=flash == "1", verbose=True)
+    del m
+"""
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_logs(demo_model: Path) -> dict[tuple[int, bool, str], tuple[float, float]]:
+    """(KV buffer MiB, compute buffer MiB) as llama.cpp logs them, per run."""
+    args = [f"{n}:{int(fa)}:{kv}" for n, fa, kv in RUNS]
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(demo_model), *args], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = {}
+    for run, chunk in zip(RUNS, proc.stderr.split("@@RUN ")[1:], strict=True):
+        kv_mib = re.search(r"llama_kv_cache:\s+CPU KV buffer size =\s+([\d.]+) MiB", chunk)
+        cb_mib = re.search(r"CPU compute buffer size =\s+([\d.]+) MiB", chunk)
+        assert kv_mib and cb_mib, chunk[-2000:]
+        out[run] = (float(kv_mib.group(1)), float(cb_mib.group(1)))
+    return out
+
+
+@pytest.mark.parametrize(("kv", "flash_attn"), [("f16", False), ("q8_0", True), ("q4_0", True)])
+def test_kv_cache_equals_llama_cpp(demo_model: Path, llama_cpp_logs: dict, kv: str, flash_attn: bool) -> None:
+    logged, _ = llama_cpp_logs[(4096, flash_attn, kv)]
+    ours = sum(kv_bytes_per_layer(read_gguf_header(demo_model), ctx=4096, kv_type_name=kv))
+    assert ours / MiB == pytest.approx(logged, abs=0.005)  # the log prints 2 decimals
+
+
+def test_kv_cells_are_padded_like_llama_cpp(demo_model: Path, llama_cpp_logs: dict) -> None:
+    logged, _ = llama_cpp_logs[(1000, False, "f16")]  # llama.cpp pads n_ctx to a multiple of 256 cells
+    ours = sum(kv_bytes_per_layer(read_gguf_header(demo_model), ctx=1000))
+    assert ours / MiB == pytest.approx(logged, abs=0.005)
+
+
+@pytest.mark.parametrize(("n_ctx", "flash_attn"), [(4096, True), (16384, False)])
+def test_compute_buffer_estimate_is_close_to_llama_cpp(demo_model: Path, llama_cpp_logs: dict, n_ctx: int,
+                                                        flash_attn: bool) -> None:
+    """At 16K without flash attention the KQ scores dominate; at 4K the logits do."""
+    _, logged = llama_cpp_logs[(n_ctx, flash_attn, "f16")]
+    inv = read_gguf_header(demo_model)
+    ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn)
+    assert ours / MiB == pytest.approx(logged, rel=0.03)
