@@ -87,13 +87,16 @@ def _check_sources(plan: ResolvedPlan, allow_requantize: bool) -> None:
 
 
 def _check_imatrix(plan: ResolvedPlan, imatrix: dict[str, np.ndarray] | None) -> None:
-    if imatrix is not None:
-        return
+    """Before any work: ggml aborts the whole process on a type that needs an imatrix without one."""
     for e in plan.entries:
-        if e.type != e.src_type and (e.requires_imatrix or
-                                     (e.type in QUANTIZED and kernels.requires_imatrix(e.type))):
+        needs = e.requires_imatrix or (e.type in QUANTIZED and kernels.requires_imatrix(e.type))
+        if e.type == e.src_type or not needs:
+            continue
+        if imatrix is None:
             raise QuantdropError(f"{e.name} -> {e.type.name} needs an importance matrix: pass --imatrix FILE "
                                  "(llama.cpp's GGUF imatrix) or choose a type that does not need one")
+        if e.name not in imatrix:
+            raise QuantdropError(f"the importance matrix has no entry for {e.name}, which {e.type.name} needs")
 
 
 def _file_size_estimate(plan: ResolvedPlan) -> int:
