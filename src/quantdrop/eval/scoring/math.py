@@ -100,7 +100,8 @@ def _serve() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard == resource.RLIM_INFINITY or hard > _MEMORY_LIMIT:  # sympy on 10^{10^9} eats memory
         resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, hard))
-    print("ready", flush=True)
+    out, sys.stdout = sys.stdout, sys.stderr  # the pipe carries only our replies, not library prints
+    print("ready", file=out, flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         _limit_cpu(request["cpu_limit"])
@@ -108,7 +109,7 @@ def _serve() -> None:
             result = check_answer(request["gold"], request["response"])
         except Exception as err:  # math-verify bugs, MemoryError under the limit: not verified, no crash
             result = MathCheck("wrong", detail=f"math-verify failed: {type(err).__name__}: {err}")
-        print(json.dumps(asdict(result)), flush=True)
+        print(json.dumps(asdict(result)), file=out, flush=True)
 
 
 class _Worker:
@@ -141,7 +142,10 @@ class _Worker:
         line = self.readline(timeout)
         if line is None:
             return MathCheck("wrong", detail=f"math-verify timed out after {timeout:g} s"), False
-        return (MathCheck(**json.loads(line)), True) if line else (MathCheck("wrong", detail=_DIED), False)
+        try:
+            return MathCheck(**json.loads(line)), True
+        except (ValueError, TypeError):  # "" (it died) or a garbled line
+            return MathCheck("wrong", detail=_DIED), False
 
     def kill(self) -> None:
         if self.proc.poll() is None:
