@@ -12,7 +12,7 @@ and one V tensor of `n_embd_v_gqa x cells`, each `ggml_row_size(type, n_embd) * 
               view of K: `has_v = !is_mla`), how llama.cpp caches GGUFs with attn_k_b/attn_v_b.
 Compute buffer (`graph_reserve`, src/llama-context.cpp): ggml-alloc's peak for the worst-case graph,
 one ubatch of min(n_ubatch, n_ctx) tokens attending to every cell. Estimated per device from the
-tensors live at the peak: the graph inputs (the KQ mask, f32, plus its f16 copy under flash attention),
+tensors live at the peak: the graph inputs (the KQ mask, f32, or f16 under flash attention),
 the residual stream, and the largest of
   * attention: Q and the current K/V rows, plus without flash attention the f32 score matrix
     KQ = cells x tokens x n_head (softmax runs in place), the term that grows with the context;
@@ -185,8 +185,8 @@ def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_o
     if not layers and not has_output:
         return 0
     masks = sorted({kv_cells(ly, inv, ctx, 1, n_ubatch) for ly in layers})  # one mask per cache size
-    # while the blocks run: the KQ mask(s) [n_kv, tokens] f32 (plus the f16 copy flash attention reads)
-    masks_bytes = sum(m * tokens * (F32 + (2 if flash_attn else 0)) for m in masks) if layers else 0
+    # while the blocks run: the KQ mask(s) [n_kv, tokens], f32 (f16 under flash attention)
+    masks_bytes = sum(m * tokens * (2 if flash_attn else F32) for m in masks) if layers else 0
     residual = 3 * tokens * n_embd * F32  # the stream, its norm, the block's output
     block_peak = 0
     for ly in layers:
