@@ -399,6 +399,14 @@ def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, ml
             gguf_name += ".weight"
         ggml_shape = tuple(reversed(shape))
         tensors.append(TensorInfo(gguf_name, ggml_shape, _gguf_type(gguf_name, kind, len(shape), src)))
-    label = name or str(raw.get("_name_or_path") or (model_dir.name if model_dir else c.model_type))
+    if name:
+        label = name
+    elif raw.get("_name_or_path"):
+        label = str(raw["_name_or_path"])
+    elif isinstance(config, dict):
+        label = c.model_type
+    else:  # model_dir/config.json -> the directory's name; some-model.json -> its stem
+        p = Path(config)
+        label = p.name if p.is_dir() else (p.parent.name if p.name == "config.json" else p.stem)
     return ModelInventory(name=label, hparams=_hparams(c, arch, mla_split), tensors=tuple(tensors),
                           source=source)

@@ -422,6 +422,6 @@ def main(args: argparse.Namespace) -> int:
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(render_table(result))
+        print(render_table(result), flush=True)
         print(f"planned in {time.perf_counter() - start:.2f} s", file=sys.stderr)
     return 0
