@@ -393,7 +393,8 @@ def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, ml
         hf_name = hf_name.replace("e_score_correction_bias", "e_score_correction.bias")  # filter_tensors
         mapped = tmap.get_type_and_name(hf_name, try_suffixes=(".weight", ".bias"))
         if mapped is None:
-            raise QuantdropError(f"{source}: internal: no GGUF name for {hf_name}")
+            raise QuantdropError(f"{source}: llama.cpp's {gguf.MODEL_ARCH_NAMES[arch]} has no tensor for "
+                                 f"{hf_name} (its converter cannot convert this config)")
         kind, gguf_name = mapped
         if kind == gguf.MODEL_TENSOR.ROPE_FREQS:
             gguf_name += ".weight"

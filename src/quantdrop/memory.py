@@ -4,7 +4,9 @@ KV cache (`llama_kv_cache`, src/llama-kv-cache.cpp): per layer one K tensor of `
 and one V tensor of `n_embd_v_gqa x cells`, each `ggml_row_size(type, n_embd) * cells` bytes.
   * cells: llama_context pads n_ctx to 256; with `parallel` sequences each sequence gets its own
     stream of pad(ctx, 256) cells (kv_unified = false, llama.cpp's default). Sliding-window layers
-    (Gemma 2/3, `llama_kv_cache_iswa`) keep pad(min(cells, n_swa + n_ubatch), 256) cells per stream.
+    (Gemma 2/3, `llama_kv_cache_iswa`) keep pad(min(cells, n_swa + n_ubatch), 256) cells per stream,
+    unless `swa_full` (llama-server and llama-cli default to swa_full = false, common/common.h; the
+    library's llama_context_default_params, hence llama-cpp-python, to true).
   * widths: n_head_kv x head size for ordinary attention. DeepSeek (MLA) has two layouts:
     `full`  = every head's decompressed K (qk_nope + qk_rope) and V (v_head_dim), how llama.cpp cached
               DeepSeek before its MLA change (and still does for GGUFs with one attn_kv_b);
@@ -142,12 +144,13 @@ def kv_type(name: str) -> GGMLQuantizationType:
     return type_from_name(name)
 
 
-def kv_cells(layer: LayerShape, inv: ModelInventory, ctx: int, parallel: int, n_ubatch: int) -> int:
+def kv_cells(layer: LayerShape, inv: ModelInventory, ctx: int, parallel: int, n_ubatch: int,
+             swa_full: bool = False) -> int:
     """Cells llama.cpp allocates for one layer across all sequences (see the module docstring)."""
     if ctx < 1 or parallel < 1:
         raise QuantdropError(f"context and parallel must be positive (ctx={ctx}, parallel={parallel})")
     per_seq = _pad(ctx)
-    if layer.swa:
+    if layer.swa and not swa_full:
         per_seq = _pad(min(per_seq, inv.hparams.sliding_window + n_ubatch))
     return per_seq * parallel
 
@@ -163,20 +166,21 @@ def _row(qtype: GGMLQuantizationType, width: int, what: str) -> int:
 
 
 def kv_bytes_per_layer(inv: ModelInventory, *, ctx: int, parallel: int = 1, kv_type_name: str = "f16",
-                       layout: KvLayout = "auto", n_ubatch: int = 512,
+                       layout: KvLayout = "auto", n_ubatch: int = 512, swa_full: bool = False,
                        shapes: list[LayerShape] | None = None) -> list[int]:
     """Bytes of K plus V cache for each layer: ggml_row_size(type, width) x cells."""
     qtype = kv_type(kv_type_name)
     out = []
     for layer in shapes or layer_shapes(inv, layout):
-        cells = kv_cells(layer, inv, ctx, parallel, n_ubatch)
+        cells = kv_cells(layer, inv, ctx, parallel, n_ubatch, swa_full)
         v = _row(qtype, layer.v_width, "V") if layer.v_width else 0
         out.append((_row(qtype, layer.k_width, "K") + v) * cells)
     return out
 
 
 def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_output: bool, ctx: int,
-                         parallel: int = 1, n_ubatch: int = 512, flash_attn: bool = True) -> int:
+                         parallel: int = 1, n_ubatch: int = 512, flash_attn: bool = True,
+                         swa_full: bool = False) -> int:
     """Estimated compute buffer of one device holding `layers` (and the output layer if `has_output`)."""
     hp = inv.hparams
     n_cells = _pad(ctx) * parallel
@@ -184,13 +188,13 @@ def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_o
     n_embd = hp.n_embd
     if not layers and not has_output:
         return 0
-    masks = sorted({kv_cells(ly, inv, ctx, 1, n_ubatch) for ly in layers})  # one mask per cache size
+    masks = sorted({kv_cells(ly, inv, ctx, 1, n_ubatch, swa_full) for ly in layers})  # one mask per cache
     # while the blocks run: the KQ mask(s) [n_kv, tokens], f32 (f16 under flash attention)
     masks_bytes = sum(m * tokens * (2 if flash_attn else F32) for m in masks) if layers else 0
     residual = 3 * tokens * n_embd * F32  # the stream, its norm, the block's output
     block_peak = 0
     for ly in layers:
-        n_kv = kv_cells(ly, inv, ctx, 1, n_ubatch)
+        n_kv = kv_cells(ly, inv, ctx, 1, n_ubatch, swa_full)
         q = tokens * ly.n_head * ly.head_k * F32
         cur_kv = tokens * (ly.k_width + ly.v_width) * F32
         out = tokens * ly.n_head * ly.head_v * F32

@@ -137,8 +137,8 @@ class _Placement:
     fixed: list[int]  # per device: overhead + KV cache of its blocks + its compute buffer
 
 
-def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes: list, ctx: int,
-           parallel: int, n_ubatch: int, flash_attn: bool, overhead_gib: float | None) -> _Placement:
+def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes: list, flash_attn: bool,
+           overhead_gib: float | None, memory: dict[str, Any]) -> _Placement:
     devices: list[Device] = dset.devices
     overhead = [round(overhead_gib * GiB) if overhead_gib is not None else d.overhead_bytes for d in devices]
     # llama.cpp splits by each device's free memory: its capacity less the runtime's share
@@ -149,8 +149,8 @@ def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes
         fixed[where[il]] += kv
     for i in range(len(devices)):
         mine = [s for s in shapes if where[s.index] == i]
-        fixed[i] += compute_buffer_bytes(inv, mine, has_output=i == where[-1], ctx=ctx, parallel=parallel,
-                                         n_ubatch=n_ubatch, flash_attn=flash_attn)
+        fixed[i] += compute_buffer_bytes(inv, mine, has_output=i == where[-1], flash_attn=flash_attn,
+                                         **memory)
     return _Placement(devices, where, fixed)
 
 
@@ -290,8 +290,8 @@ def load_model(model: str | os.PathLike[str], *, mla_split: bool = True) -> Mode
 def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str] | None = None, *,
          ctx: int = 32768, kv_type: str = "f16", mla_split: str | bool = "yes", kv_layout: str = "auto",
          parallel: int = 1, devices: str | list[str] | None = None, n_ubatch: int = 512,
-         flash_attn: str | bool = "yes", overhead_gib: float | None = None, headroom_gib: float = 1.0,
-         accuracy: str | dict[str, float] | None = None) -> Plan:
+         flash_attn: str | bool = "yes", swa_full: str | bool = "no", overhead_gib: float | None = None,
+         headroom_gib: float = 1.0, accuracy: str | dict[str, float] | None = None) -> Plan:
     """Size, bits per weight, memory and device fit of each recipe for MODEL (see the module docstring).
 
     ctx: context per sequence, parallel: sequences (the KV cache holds ctx x parallel cells).
@@ -305,6 +305,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
 
     split = _yes_no(mla_split, "--mla-split")
     fa = _yes_no(flash_attn, "--flash-attn")
+    swa = _yes_no(swa_full, "--swa-full")
     if kv_type.lower() not in KV_TYPES:
         raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
     if ctx < 1 or parallel < 1 or n_ubatch < 1:
@@ -319,13 +320,12 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
         recipes = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
     layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
     shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
-    kv_layers = kv_bytes_per_layer(inv, ctx=ctx, parallel=parallel, kv_type_name=kv_type, n_ubatch=n_ubatch,
-                                   shapes=shapes)
+    memory = dict(ctx=ctx, parallel=parallel, n_ubatch=n_ubatch, swa_full=swa)
+    kv_layers = kv_bytes_per_layer(inv, kv_type_name=kv_type, shapes=shapes, **memory)
     kv_total = sum(kv_layers)
-    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, ctx=ctx, parallel=parallel,
-                                       n_ubatch=n_ubatch, flash_attn=fa)
-    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
-                              flash_attn=fa, overhead_gib=overhead_gib)) for s in sets]
+    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, flash_attn=fa, **memory)
+    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, flash_attn=fa, overhead_gib=overhead_gib,
+                              memory=memory)) for s in sets]
     plans = []
     for name, r in recipes.items():
         if r is None:  # the model as it is: its own tensors and types
@@ -406,6 +406,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-ubatch", type=int, default=512, help="llama.cpp's physical batch (default 512)")
     parser.add_argument("--flash-attn", default="yes", choices=("yes", "no"),
                         help="flash attention (no: the KQ score matrix is in the compute buffer)")
+    parser.add_argument("--swa-full", default="no", choices=("yes", "no"),
+                        help="full-size cache for sliding-window layers (llama-server: no)")
     parser.add_argument("--overhead-gib", type=float,
                         help="runtime overhead per device (default: each device's, devices.toml)")
     parser.add_argument("--headroom-gib", type=float, default=1.0,
