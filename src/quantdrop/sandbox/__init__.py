@@ -84,19 +84,22 @@ def parallelism() -> int:
 
 def set_parallelism(n: int | None) -> None:
     """Bound concurrent executions to `n` (None: the number of cores); call while none runs."""
-    global _slots, _slot_count
     with _slots_lock:
-        _slot_count = max(1, n) if n else (os.cpu_count() or 1)
-        _slots = queue.Queue()
-        for i in range(_slot_count):
-            _slots.put(i)
+        _make_slots(n)
+
+
+def _make_slots(n: int | None) -> queue.Queue[int]:
+    global _slots, _slot_count
+    _slot_count = max(1, n) if n else (os.cpu_count() or 1)
+    _slots = queue.Queue()
+    for i in range(_slot_count):
+        _slots.put(i)
+    return _slots
 
 
 def _take_slot() -> tuple[queue.Queue[int], int]:
-    if _slots is None:
-        set_parallelism(None)
-    slots = _slots
-    assert slots is not None
+    with _slots_lock:
+        slots = _slots if _slots is not None else _make_slots(None)
     return slots, slots.get()
 
 

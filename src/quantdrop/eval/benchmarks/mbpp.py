@@ -45,6 +45,7 @@ TEMPLATE = ("Please provide a self-contained Python script that solves the follo
 MIN_TIME_LIMIT = 4.0  # evalplus/config.py: DEFAULT_MIN_TIME_LIMIT
 TIME_LIMIT_FACTOR = 4.0  # DEFAULT_GT_TIME_LIMIT_FACTOR
 TASK_TIMEOUT_CAP = 60.0  # EVALPLUS_TIMEOUT_PER_TASK
+MEMORY_MB = 4096  # evalplus/eval/__init__.py: query_maximum_memory_bytes (4 GiB by default)
 # evalplus/eval/_special_oracle.py
 OUTPUT_NOT_NONE = frozenset({"check_str", "text_match_three", "text_starta_endb"})
 OUTPUT_SET_EQ = frozenset({"similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
@@ -100,7 +101,8 @@ def check(task: MbppTask, code: str, *, plus: bool) -> tuple[bool, str]:
     """EvalPlus's verdict for `code`: base tests, and with `plus` also the plus tests."""
     if task.base_inputs is None:
         passed, why = code_scoring.run_asserts(code, task.entry_point, task.test_list,
-                                               setup_code=task.test_imports, timeout_s=MIN_TIME_LIMIT * 2)
+                                               setup_code=task.test_imports, timeout_s=MIN_TIME_LIMIT * 2,
+                                               memory_mb=MEMORY_MB)
         if not passed:
             return False, f"base: {why}"
     else:
@@ -119,7 +121,7 @@ def _check_inputs(task: MbppTask, code: str, inputs: tuple[Any, ...]) -> tuple[b
     limits = [max(MIN_TIME_LIMIT, TIME_LIMIT_FACTOR * t) for t in times]
     timeout = min(TASK_TIMEOUT_CAP, sum(limits)) + 3  # EvalPlus's +1 +1, and our sandbox's start-up
     outcome = code_scoring.run_calls(task.test_imports + "\n" + code, task.entry_point, inputs,
-                                     time_limits=limits, timeout_s=timeout)
+                                     time_limits=limits, timeout_s=timeout, memory_mb=MEMORY_MB)
     for i, out in enumerate(outcome.outputs):
         if not matches(task, inputs[i], out, expected[i]):
             return False, f"wrong output at test {i}: {_short(out)} (expected {_short(expected[i])})"
@@ -181,7 +183,8 @@ def ground_truth(task: MbppTask, inputs: tuple[Any, ...]) -> tuple[list[Any], li
     with lock:
         if key not in _truth:
             outcome = code_scoring.run_calls(task.test_imports + "\n" + task.solution, task.entry_point,
-                                             inputs, time_limits=[20.0] * len(inputs), timeout_s=120)
+                                             inputs, time_limits=[20.0] * len(inputs), timeout_s=120,
+                                             memory_mb=MEMORY_MB)
             if not outcome.ran_all:
                 raise ReferenceFailed(f"{task.task_id}: the canonical solution failed ({outcome.failure})")
             outputs = outcome.outputs
