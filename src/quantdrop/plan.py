@@ -9,7 +9,7 @@ blocks' weights and KV cache, its compute buffer and the runtime overhead (`quan
 
 JSON schema (`--json`), stable; sizes in bytes:
   {"model": str, "n_params": int, "source_bytes": int, "ctx": int, "parallel": int, "kv_type": str,
-   "kv_layout": str, "flash_attn": bool, "n_ubatch": int,
+   "kv_layout": str, "flash_attn": bool, "n_ubatch": int, "swa_full": bool,
    "recipes": [{"recipe": str, "size_bytes": int, "bits_per_weight": float, "bytes_by_type": {str: int},
                 "kv_cache_bytes": int, "compute_buffer_bytes": int, "total_bytes": int,
                 "devices": [{"spec": str, "count": int, "bytes_per_device": int, "fits": bool,
@@ -18,8 +18,10 @@ JSON schema (`--json`), stable; sizes in bytes:
    "recommendation": [{"devices": str, "recipe": str | null, "alternatives": [str], "fits": [str],
                        "reason": str}]}
 `total_bytes` of a recipe = weights + KV cache + one compute buffer (everything on one device, no
-runtime overhead); `bytes_per_device` = the fullest device of the set (what decides `fits`);
-a set's `total_bytes` = the sum over its devices.
+runtime overhead); `bytes_per_device` = the fullest device of the set (what decides `fits`, with
+`headroom_gib` to spare); a set's `total_bytes` = the sum over its devices, `host_bytes` = what stays
+in host memory (the input embedding). Recipe "as-is" plans a GGUF as it is (the default for a
+quantized GGUF).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class Plan:
     kv_layout: str
     flash_attn: bool
     n_ubatch: int
+    swa_full: bool
     recipes: list[RecipePlan]
     recommendation: list[Recommendation]
 
@@ -345,8 +348,8 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
             kv_cache_bytes=kv_total, compute_buffer_bytes=compute_one,
             total_bytes=size + kv_total + compute_one, devices=fits, warnings=list(warnings)))
     return Plan(model=inv.name, n_params=inv.n_params, source_bytes=inv.nbytes, ctx=ctx, parallel=parallel,
-                kv_type=kv_type.lower(), kv_layout=layout, flash_attn=fa, n_ubatch=n_ubatch, recipes=plans,
-                recommendation=recommend(plans, scores))
+                kv_type=kv_type.lower(), kv_layout=layout, flash_attn=fa, n_ubatch=n_ubatch, swa_full=swa,
+                recipes=plans, recommendation=recommend(plans, scores))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -115,6 +115,14 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert [rec["devices"] for rec in data["recommendation"]] == ["8xH100-80G", "8x910B-64G"]
 
 
+def test_default_output_is_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["plan", str(CONFIGS / "qwen2.5-0.5b.json"), "--ctx", "4096", "--devices", "RTX4090-24G"]) == 0
+    out = capsys.readouterr().out
+    for recipe in ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"):
+        assert f" {recipe} " in out
+    assert "recommendation: 1xRTX4090-24G: Q8_0" in out
+
+
 @pytest.mark.slow
 def test_plan_equals_the_quantized_file_to_the_byte(demo_model: Path, tmp_path: Path) -> None:
     """The size planned from the source (GGUF or config.json) is the tensor data quantize writes."""
