@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import hashlib
 import json
 import math
@@ -359,7 +358,8 @@ class ReferenceLogProbs:
     def chunk(self, i: int) -> np.ndarray:
         """The uint16 rows of chunk i, read from disk (one chunk in memory at a time)."""
         count = self.rows * row_width(self.n_vocab)
-        data = np.fromfile(self.path, dtype=np.uint16, count=count, offset=self.header_bytes + i * self.chunk_bytes)
+        offset = self.header_bytes + i * self.chunk_bytes
+        data = np.fromfile(self.path, dtype=np.uint16, count=count, offset=offset)
         return data.reshape(self.rows, row_width(self.n_vocab))
 
 
@@ -450,7 +450,8 @@ def compare(ref: ReferenceLogProbs, variant: str | Path, *, progress: bool = Tru
         tokens = ref.tokens()
         first = ref.n_ctx // 2
         stats = TokenStats.empty()
-        for i in _progress(range(ref.n_chunks), f"KL divergence ({Path(variant).name})", ref.n_chunks, 0, progress):
+        title = f"KL divergence ({Path(variant).name})"
+        for i in _progress(range(ref.n_chunks), title, ref.n_chunks, 0, progress):
             logits = model.logits(tokens[i])
             stats.add(logits, ref.chunk(i), tokens[i, first + 1:].astype(np.int64))
     finally:
@@ -477,7 +478,8 @@ def proxies(
         cached = ref.path.with_name(f"{ref.path.stem}-vs-{file_fingerprint(variant)}.json")
         if cached.is_file():
             with contextlib.suppress(ValueError, TypeError):
-                results.append(ProxyResult(**{**json.loads(cached.read_text()), "variant": Path(variant).name}))
+                stored = json.loads(cached.read_text())
+                results.append(ProxyResult(**{**stored, "variant": Path(variant).name}))
                 continue
         result = compare(ref, variant, progress=progress)
         _write_atomic(cached, json.dumps(result.to_dict(), indent=1))
@@ -521,12 +523,13 @@ def _progress(items: range, title: str, total: int, done: int, enabled: bool) ->
 
 def format_table(results: Sequence[ProxyResult]) -> str:
     """A plain-text table of the results (what the CLI prints)."""
-    head = f"{'variant':<28} {'PPL':>18} {'ln(PPL/PPLref)':>18} {'mean KLD':>20} {'median':>9} {'p99 KLD':>9} "
-    head += f"{'same top':>16}"
+    head = f"{'variant':<28} {'PPL':>18} {'ln(PPL/PPLref)':>18} {'mean KLD':>20} {'median':>9} "
+    head += f"{'p99 KLD':>9} {'same top':>16}"
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
-            f"{r.variant[:28]:<28} {r.ppl:>9.4f} ± {r.ppl_err:<6.4f} {r.ln_ppl_ratio:>8.5f} ± {r.ln_ppl_ratio_err:<7.5f} "
+            f"{r.variant[:28]:<28} {r.ppl:>9.4f} ± {r.ppl_err:<6.4f} "
+            f"{r.ln_ppl_ratio:>8.5f} ± {r.ln_ppl_ratio_err:<7.5f} "
             f"{r.kld_mean:>9.6f} ± {r.kld_mean_err:<8.6f} {r.kld_median:>9.6f} {r.kld_p99:>9.5f} "
             f"{100 * r.same_top:>7.3f} ± {100 * r.same_top_err:<5.3f}%"
         )

@@ -11,7 +11,8 @@ from quantdrop.report.tables import Table
 STYLE = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2rem auto;max-width:1180px;
      color:#1d2329;padding:0 1rem;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem} h2{margin-top:2.2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}
+h2{margin-top:2.2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
 h3{font-size:1.05rem;margin:1.4rem 0 .5rem}
 .sub{color:#57606a;margin-top:0}
 table{border-collapse:collapse;margin:.4rem 0;font-size:.88rem;font-variant-numeric:tabular-nums}

@@ -40,10 +40,8 @@ def recommend_for(data: ReportData, device: DeviceSet) -> Recommendation:
         need = least.placements[device.name].per_device_bytes
         return Recommendation(device.name, None, f"nothing fits: even {least.label} needs {fmt_bytes(need)} "
                               f"per device, {fmt_bytes(device.capacity_bytes)} available")
-    for metric, value, higher in _metrics(data):
-        ranked = [r for r in fitting if value(r.label) is not None]
-        if ranked:
-            break
+    metric, value, higher = next(m for m in _metrics(data) if any(m[1](r.label) is not None for r in fitting))
+    ranked = [r for r in fitting if value(r.label) is not None]
     sign = 1.0 if higher else -1.0
 
     def score(r: SizeRow) -> float:
@@ -58,19 +56,22 @@ def recommend_for(data: ReportData, device: DeviceSet) -> Recommendation:
     columns = {c.label: c for c in data.results.columns} if data.results else {}
     column = columns.get(best.label)
     if column is not None and column.drop is not None:
-        verdict = {True: "significant", False: "not significant", None: "significance unknown"}[column.significant]
+        verdicts = {True: "significant", False: "not significant"}
+        verdict = verdicts.get(column.significant, "significance unknown")
         reason += f"; accuracy drop {column.drop:.2f}% ({verdict})"
     # better-scoring variants the device set cannot hold (the paper: "Q4 exceeds the 910B's 64GB")
     better = [r for r in rows if r not in fitting and value(r.label) is not None and score(r) > score(best)]
     if better:
-        reason += "; " + ", ".join(f"{r.label} would need {fmt_bytes(r.placements[device.name].per_device_bytes)} "
-                                   "per device" for r in better)
+        needs = (f"{r.label} would need {fmt_bytes(r.placements[device.name].per_device_bytes)} per device"
+                 for r in better)
+        reason += "; " + ", ".join(needs)
     # a smaller variant that costs no significant accuracy: the cost-performance choice
     cheaper = [r for r in fitting if r.size_bytes < best.size_bytes
                and columns.get(r.label) is not None and columns[r.label].significant is False]
     if cheaper and column is not None:
         alt = min(cheaper, key=lambda r: r.size_bytes)
-        reason += f"; {alt.label} is {100 * (1 - alt.size_bytes / best.size_bytes):.0f}% smaller with no significant drop"
+        saved = 100 * (1 - alt.size_bytes / best.size_bytes)
+        reason += f"; {alt.label} is {saved:.0f}% smaller with no significant drop"
     return Recommendation(device.name, best.label, reason)
 
 

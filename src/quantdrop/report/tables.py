@@ -62,7 +62,8 @@ class Table:
             cells = []
             for c, s in enumerate(row):
                 tag = "th" if c == 0 else "td"
-                cls = " ".join(x for x, on in (("strong", (r, c) in self.strong), ("bad", (r, c) in self.bad)) if on)
+                flags = (("strong", (r, c) in self.strong), ("bad", (r, c) in self.bad))
+                cls = " ".join(name for name, on in flags if on)
                 cells.append(f"<{tag}{f' class={cls!r}' if cls else ''}>{html.escape(s)}</{tag}>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         caption = f"<p class='caption'>{html.escape(self.caption)}</p>" if self.caption else ""
@@ -123,9 +124,9 @@ def results_table(data: ReportData) -> Table | None:
     rows.append(drop_row)
     level = f"{100 * res.ci_level:.0f}%"
     base = f" against {res.baseline}" if res.baseline else ""
-    caption = (f"Mean (±std) over sampling runs, in percent. Accuracy drop: relative decrease of the weighted "
-               f"average{base}, with its paired {level} confidence interval; {SIGNIFICANT} (bold): the interval "
-               "excludes 0, the drop is significant. Weights: the paper's Appendix A.2.")
+    caption = (f"Mean (±std) over sampling runs, in percent. Accuracy drop: relative decrease of the "
+               f"weighted average{base}, with its paired {level} confidence interval; {SIGNIFICANT} (bold): "
+               "the interval excludes 0, the drop is significant. Weights: the paper's Appendix A.2.")
     return Table("Table 2: accuracy on the benchmarks", ["Benchmark"] + [c.label for c in res.columns], rows,
                  caption, strong=strong)
 
@@ -135,13 +136,15 @@ def proxies_table(data: ReportData) -> Table | None:
     if not data.proxies:
         return None
     first = next(iter(data.proxies.values()))
-    rows = [[data.reference_label, f"{first.ppl_base:.3f} ± {first.ppl_base_err:.3f}", DASH, "0", "0", "0", "100"]]
+    base = f"{first.ppl_base:.3f} ± {first.ppl_base_err:.3f}"
+    rows = [[data.reference_label, base, DASH, "0", "0", "0", "100"]]
     rows += [[label, f"{r.ppl:.3f} ± {r.ppl_err:.3f}", f"{r.ln_ppl_ratio:+.4f} ± {r.ln_ppl_ratio_err:.4f}",
               f"{r.kld_mean:.5f} ± {r.kld_mean_err:.5f}", f"{r.kld_median:.5f}", f"{r.kld_p99:.4f}",
               f"{100 * r.same_top:.2f} ± {100 * r.same_top_err:.2f}"] for label, r in data.proxies.items()]
     caption = (f"{first.n_tokens} tokens of {first.text} scored in {first.n_chunks} chunks of {first.n_ctx} "
-               "(second half of each chunk), as llama-perplexity --kl-divergence does. KL: KL(reference ‖ variant) "
-               "per token, in nats. Same top: the most likely next token is unchanged, in percent.")
+               "(second half of each chunk), as llama-perplexity --kl-divergence does. "
+               "KL: KL(reference ‖ variant) per token, in nats. "
+               "Same top: the most likely next token is unchanged, in percent.")
     return Table("Quality proxies against the reference",
                  ["Variant", "PPL", "ln(PPL/PPL ref)", "mean KL", "median KL", "99% KL", "same top %"],
                  rows, caption)

@@ -48,20 +48,21 @@ def tidy_csvs(data: ReportData) -> dict[str, str]:
         devices = {d.name: d for d in data.device_sets}
         rows: list[list[object]] = []
         for s in data.sizes:
-            rows += [[s.label, s.size_bytes, f"{s.bpw:.4f}", name, p.total_bytes, p.per_device_bytes,
+            head = [s.label, s.size_bytes, f"{s.bpw:.4f}"]
+            rows += [[*head, name, p.total_bytes, p.per_device_bytes,
                       devices[name].capacity_bytes if name in devices else "", int(p.fits)]
-                     for name, p in s.placements.items()] or [[s.label, s.size_bytes, f"{s.bpw:.4f}"] + [""] * 5]
+                     for name, p in s.placements.items()] or [head + [""] * 5]
         out["table1_sizes.csv"] = _csv(["recipe", "size_bytes", "bpw", "device_set", "memory_total_bytes",
                                         "memory_per_device_bytes", "capacity_per_device_bytes", "fits"], rows)
     if data.results:
         res = data.results
         out["table2_results.csv"] = _csv(
             ["benchmark", "label", "weight", "variant", "mean", "std", "n", "runs"],
-            [[b.title, b.display, b.weight, c.label, c.cells[b.title].mean,
-              "" if c.cells[b.title].std is None else c.cells[b.title].std, c.cells[b.title].n, c.cells[b.title].runs]
-             for b in res.benchmarks for c in res.columns if b.title in c.cells])
+            [[b.title, b.display, b.weight, c.label, cell.mean, _blank(cell.std), cell.n, cell.runs]
+             for b in res.benchmarks for c in res.columns if (cell := c.cells.get(b.title)) is not None])
         out["table2_summary.csv"] = _csv(
-            ["variant", "average", "weighted_avg", "accuracy_drop_pct", "drop_ci_low", "drop_ci_high", "significant"],
+            ["variant", "average", "weighted_avg", "accuracy_drop_pct", "drop_ci_low", "drop_ci_high",
+             "significant"],
             [[c.label, _blank(c.average), _blank(c.weighted_avg), _blank(c.drop),
               _blank(c.drop_ci[0] if c.drop_ci else None), _blank(c.drop_ci[1] if c.drop_ci else None),
               "" if c.significant is None else int(c.significant)] for c in res.columns])
@@ -70,8 +71,9 @@ def tidy_csvs(data: ReportData) -> dict[str, str]:
         out["proxies.csv"] = _csv(["label", *fields], [[label, *r.to_dict().values()]
                                                      for label, r in data.proxies.items()])
     if data.recommendations:
-        out["recommendations.csv"] = _csv(["device_set", "recipe", "reason"],
-                                          [[r.device_set, r.recipe or "", r.reason] for r in data.recommendations])
+        out["recommendations.csv"] = _csv(
+            ["device_set", "recipe", "reason"],
+            [[r.device_set, r.recipe or "", r.reason] for r in data.recommendations])
     return out
 
 
@@ -117,9 +119,9 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     sections: list[tuple[str, list]] = [
         ("Recommendations", [recs] if recs else []),
         ("Size and memory", [t for t in (t1,) if t]),
-        ("Accuracy", [t for t in (t2,) if t] + ([figs["benchmark-bars"]] if "benchmark-bars" in figs else [])),
+        ("Accuracy", [t for t in (t2,) if t] + [figs[n] for n in ("benchmark-bars",) if n in figs]),
         ("Quality proxies", [t for t in (tp,) if t]),
-        ("Quality against size", [figs["quality-vs-size"]] if "quality-vs-size" in figs else []),
+        ("Quality against size", [figs[n] for n in ("quality-vs-size",) if n in figs]),
     ]
     _atomic_write(out / "report.html", htmlpage.page(data.model, data.note, sections, data.notes))
     return out / "report.html"
