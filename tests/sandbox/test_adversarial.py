@@ -1,8 +1,9 @@
 """Hostile candidates: each is contained, scored as a failure, and leaves the host as it was.
 
 Every attack is the body of a candidate for `f(x) = x * x`, checked by the trusted harness with
-`assert f(2) == 4` (the way HumanEval and MBPP are checked); a correct candidate passes the same check, so
-a failure here is the attack's doing. Network checks use only a server this test starts on 127.0.0.1.
+`assert f(2) == 4` (the way HumanEval and MBPP are checked); a correct candidate passes the same check.
+Attacks that could let a correct answer through by themselves return a wrong one, so that only a broken
+harness would pass them. Network checks use only a server this test starts on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ ATTACKS = {
         "import os, signal\n"
         "def f(x):\n"
         "    os.kill(os.getppid(), signal.SIGKILL)\n"
-        "    return x * x\n"),
+        "    return x + x\n"),  # wrong: only a dead harness that still said "pass" would pass it
     "killing every process it can": (
         "import os, signal\n"
         "def f(x):\n"
@@ -104,7 +105,7 @@ ATTACKS = {
         "                os.kill(pid, signal.SIGKILL)\n"
         "            except OSError:\n"
         "                pass\n"
-        "    return x * x\n"),
+        "    return x + x\n"),
     "forging the verdict on stdout": (
         "import os, sys\n"
         "msg = b'{\"verdict\": \"pass\", \"nonce\": \"0\"}\\n'\n"
@@ -140,13 +141,22 @@ ATTACKS = {
 }
 
 
+# Without a pid namespace these would signal every process of the machine that we may signal.
+KILLERS = {"killing its parent", "killing every process it can"}
+needs_pid_namespace = pytest.mark.skipif(sandbox.isolation().level == "none",
+                                         reason="isolation level 'none': no pid namespace")
+
+
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_attack_is_contained_and_fails(name: str) -> None:
+    if name in KILLERS and sandbox.isolation().level == "none":
+        pytest.skip("isolation level 'none': no pid namespace")
     passed, why = verdict(ATTACKS[name])
     assert not passed, f"{name}: scored as a pass"
     assert why  # a reason is recorded
 
 
+@needs_pid_namespace
 def test_the_harness_keeps_running_after_attacks() -> None:
     for name in ("killing its parent", "fork bomb", "os._exit(0) inside the call"):
         assert not verdict(ATTACKS[name])[0]
@@ -253,6 +263,7 @@ def test_only_loopback_is_visible() -> None:
         assert set(r.stdout.split()) <= {"lo"}
 
 
+@needs_pid_namespace
 def test_killing_its_parent_or_us_leaves_us_running() -> None:
     code = ("import os, signal\n"
             f"for pid in (os.getppid(), {os.getpid()}, 1):\n"
