@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def llama_cpp_quantize(src: Path, dst: Path, ftype: int, *, overrides: dict[str, str] | None = None,
-                       imatrix: dict[str, "object"] | None = None, pure: bool = False, threads: int = 2) -> None:
+                       imatrix: dict[str, object] | None = None, pure: bool = False, threads: int = 2) -> None:
     """llama.cpp's `llama_model_quantize` (as llama-cpp-python built it): the reference output."""
     import llama_cpp
     import numpy as np

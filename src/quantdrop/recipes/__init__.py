@@ -47,10 +47,7 @@ def _read_file(path: Path) -> dict:
     except OSError as err:
         raise QuantdropError(f"{path}: cannot read recipe file ({err.strerror})") from None
     try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise QuantdropError(f"{path}: not a valid recipe file ({first})") from None

@@ -18,7 +18,7 @@ def _human(n: float) -> str:
     return str(n)
 
 
-def print_plan(plan: ResolvedPlan, file=None) -> None:  # noqa: ANN001
+def print_plan(plan: ResolvedPlan, file=None) -> None:
     """The per-tensor table and per-type totals, as `recipes show` and `quantize --dry-run` print it."""
     out = file or sys.stdout
     width = max((len(e.name) for e in plan.entries), default=10)

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
+from gguf import GGML_QUANT_SIZES
+from gguf import GGMLQuantizationType as T
 
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import Hparams, TensorInfo
