@@ -51,7 +51,7 @@ class HumanEval(BaseBenchmark):
                 rows = None
         if rows is None:
             rows, where = package_rows()
-        self.loaded_from = where
+        self.loaded_from = f"{where}; {code_scoring.sandbox_note()}"
         return [self.item(row) for row in rows]
 
     def item(self, row: dict[str, Any]) -> Item:

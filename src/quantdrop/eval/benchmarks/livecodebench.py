@@ -86,7 +86,7 @@ class LiveCodeBench(BaseBenchmark):
         chosen = [r for r in rows if start <= _contest_day(r) <= end]
         chosen.sort(key=lambda r: (_contest_day(r), str(r["question_id"])))
         self.loaded_from = (f"{where}, {self.release}, {self.date_from}..{self.date_to}: "
-                            f"{len(chosen)} of {len(rows)} problems")
+                            f"{len(chosen)} of {len(rows)} problems; {code_scoring.sandbox_note()}")
         return [self.item(row) for row in chosen]
 
     def item(self, row: dict[str, Any]) -> Item:

@@ -75,7 +75,7 @@ class Mbpp(BaseBenchmark):
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         tasks, where = load_tasks(self._source(data_dir))
-        self.loaded_from = where
+        self.loaded_from = f"{where}; {code_scoring.sandbox_note()}"
         return [Item(id=t.task_id, prompt=render(self.template, prompt=t.prompt.strip()), target=t,
                      meta={"entry_point": t.entry_point}) for t in tasks]
 

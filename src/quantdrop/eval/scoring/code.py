@@ -218,7 +218,7 @@ def evalplus_equal(out: Any, exp: Any, atol: float) -> bool:
     """EvalPlus's output check (evalplus/eval/__init__.py: unsafe_execute), minus its special oracles."""
     import numpy as np
 
-    exact = _safe_eq(out, exp)
+    exact = safe_eq(out, exp)
     if atol == 0 and is_floats(exp):
         atol = 1e-6  # EvalPlus enforces atol for float comparison
     if exact or atol == 0:
@@ -233,7 +233,7 @@ def evalplus_equal(out: Any, exp: Any, atol: float) -> bool:
         return False
 
 
-def _safe_eq(a: Any, b: Any) -> bool:
+def safe_eq(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
     except Exception:
@@ -262,7 +262,7 @@ def lcb_call_equal(prediction: Any, expected: Any) -> bool:
     """LiveCodeBench's functional check (grade_call_based): tuples count as lists, then ==."""
     if isinstance(prediction, tuple):
         prediction = list(prediction)
-    return _safe_eq(prediction, expected)
+    return safe_eq(prediction, expected)
 
 
 # ---------------------------------------------------------------- scores
@@ -272,6 +272,12 @@ def unextracted(detail: str = "no fenced Python code block in the answer") -> Sc
 
 def verdict(passed: bool, code: str, detail: str = "") -> Score:
     return Score(1.0 if passed else 0.0, "correct" if passed else "wrong", code, detail[:500])
+
+
+def sandbox_note() -> str:
+    """Probes the sandbox now, so a weak isolation is said at the start of a run (and in its source)."""
+    iso = sandbox.isolation()
+    return f"sandbox: {iso.level}" + ("" if iso.network_isolated else " (NO network isolation)")
 
 
 def answer_code(completion: Completion) -> str | None:
