@@ -100,7 +100,8 @@ class ReferenceFailed(QuantdropError):
 def check(task: MbppTask, code: str, *, plus: bool) -> tuple[bool, str]:
     """EvalPlus's verdict for `code`: base tests, and with `plus` also the plus tests."""
     if task.base_inputs is None:
-        passed, why = code_scoring.run_asserts(code, task.entry_point, task.test_list,
+        # the hub's tests run in the solution's namespace after `test_imports`, as its `test` program does
+        passed, why = code_scoring.run_asserts(task.test_imports + "\n" + code, task.entry_point, task.test_list,
                                                setup_code=task.test_imports, timeout_s=MIN_TIME_LIMIT * 2,
                                                memory_mb=MEMORY_MB)
         if not passed:
