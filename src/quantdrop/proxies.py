@@ -468,6 +468,7 @@ def proxies(
     """PPL, KL divergence (mean, median, p99) and top-1 agreement of each variant against the reference.
 
     Results are cached next to the reference's log-probs, so a rerun only measures new variants."""
+    _check_gguf(reference)
     variants = [_check_gguf(v) for v in variants]
     if not variants:
         raise QuantdropError("give at least one VARIANT.gguf to compare with the reference")

@@ -70,3 +70,16 @@ def paper_data() -> ReportData:
     return ReportData(model="DeepSeek-R1 (paper numbers)", note="numbers from arXiv 2505.02390 Tables 1-2",
                       device_sets=list(DEVICES), sizes=paper_sizes(), results=paper_results(),
                       notes=["a test fixture"])
+
+
+def illustrative_proxies() -> dict:
+    """Proxy rows for the paper's variants. The paper has no KL numbers: these only exercise rendering."""
+    from quantdrop.proxies import ProxyResult
+
+    kl = {"Q4_K_M": 0.012, "Q3_K_M": 0.041, "DQ3_K_M": 0.033, "Q2_K_L": 0.11, "UD-Q2_K_XL": 0.085}
+    return {label: ProxyResult(variant=f"{label}.gguf", fingerprint="-", reference="-", text="test.jsonl",
+                               n_ctx=512, n_chunks=4, n_tokens=1020, ppl=6.0 * (1 + k), ppl_err=0.2,
+                               ppl_base=6.0, ppl_base_err=0.2, ln_ppl_ratio=k, ln_ppl_ratio_err=0.002,
+                               kld_mean=k, kld_mean_err=k / 20, kld_median=k / 2, kld_p99=k * 8,
+                               kld_max=k * 30, rms_dp=0.02, same_top=1 - k, same_top_err=0.005)
+            for label, k in kl.items()}

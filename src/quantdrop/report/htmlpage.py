@@ -17,10 +17,11 @@ h3{font-size:1.05rem;margin:1.4rem 0 .5rem}
 .sub{color:#57606a;margin-top:0}
 table{border-collapse:collapse;margin:.4rem 0;font-size:.88rem;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:right;white-space:nowrap}
-thead th{background:#f3f5f7} tbody th{text-align:left;font-weight:600;background:#fafbfc}
+thead th{background:#f3f5f7} thead th:first-child{text-align:left}
+tbody th{text-align:left;font-weight:600;background:#fafbfc}
 tbody tr:nth-child(even) td{background:#fbfcfd}
 td.strong{font-weight:700;color:#b42318} td.bad{color:#b42318;background:#fdecea !important}
-#recommendations td{white-space:normal;text-align:left}
+#recommendations td,#recommendations thead th{white-space:normal;text-align:left}
 #recommendations td.strong{color:#0b6e35;font-size:1rem}
 .caption{color:#57606a;font-size:.82rem;max-width:1100px;margin-top:.2rem}
 figure{margin:1rem 0} figure img{max-width:100%;border:1px solid #e1e4e8}

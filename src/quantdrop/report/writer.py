@@ -19,6 +19,8 @@ FIGURE_CAPTIONS = {
                         "KV cache and buffers of Table 1."),
     "benchmark-bars": "Accuracy per benchmark; error bars: std over sampling runs.",
 }
+CSV_NAMES = {"table1_sizes.csv", "table2_results.csv", "table2_summary.csv", "proxies.csv",
+             "recommendations.csv"}
 
 
 def _atomic_write(path: Path, content: str | bytes) -> None:
@@ -97,8 +99,13 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     (out / "figures").mkdir(exist_ok=True)
     for name, png in figures:
         _atomic_write(out / "figures" / f"{name}.png", png)
-    for name, text in tidy_csvs(data).items():
+    for name in set(FIGURE_CAPTIONS) - {name for name, _ in figures}:
+        (out / "figures" / f"{name}.png").unlink(missing_ok=True)  # stale from an earlier run
+    csvs = tidy_csvs(data)
+    for name, text in csvs.items():
         _atomic_write(out / name, text)
+    for name in CSV_NAMES - set(csvs):
+        (out / name).unlink(missing_ok=True)  # stale from an earlier run
 
     md = [f"# quantdrop report: {data.model}", ""]
     if data.note:
