@@ -1,7 +1,8 @@
 """The study's report: the paper's Table 1 and Table 2, the quality proxies, figures, recommendations.
 
 `write_report(out_dir, ReportData(...))` writes report.html (self-contained), report.md, figures/*.png
-and tidy CSVs; `recommend(data)` gives the per-device-set choice the report shows.
+and tidy CSVs; `report_data(model, plan=, results=, proxies=)` fills ReportData from the other verbs;
+`recommend(data)` gives the per-device-set choice the report shows.
 """
 
 from quantdrop.report.data import (
@@ -16,6 +17,7 @@ from quantdrop.report.data import (
     VariantColumn,
 )
 from quantdrop.report.recommend import recommend
+from quantdrop.report.sources import from_plan, from_results, report_data
 from quantdrop.report.writer import write_report
 
 __all__ = [
@@ -28,6 +30,9 @@ __all__ = [
     "ResultsTable",
     "SizeRow",
     "VariantColumn",
+    "from_plan",
+    "from_results",
     "recommend",
+    "report_data",
     "write_report",
 ]

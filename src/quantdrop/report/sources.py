@@ -1,0 +1,85 @@
+"""Fill ReportData from the other verbs' results: `quantdrop.plan.Plan`, `quantdrop.eval.results.Table`
+and the proxies' `ProxyResult`s (what `quantdrop study` calls)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from quantdrop.proxies import ProxyResult
+from quantdrop.report.data import (
+    BenchmarkRow,
+    Cell,
+    DeviceSet,
+    Placement,
+    Recommendation,
+    ReportData,
+    ResultsTable,
+    SizeRow,
+    VariantColumn,
+)
+
+if TYPE_CHECKING:
+    from quantdrop.eval.results import Table
+    from quantdrop.plan import Plan
+
+
+def from_plan(plan: Plan) -> tuple[list[DeviceSet], list[SizeRow]]:
+    """Table 1 from a plan: one SizeRow per recipe, a Placement per device set."""
+    devices: dict[str, DeviceSet] = {}
+    rows = []
+    for r in plan.recipes:
+        placements = {}
+        for fit in r.devices:
+            devices.setdefault(fit.spec, DeviceSet(fit.spec, fit.count, fit.capacity_bytes))
+            placements[fit.spec] = Placement(fit.total_bytes, fit.bytes_per_device, fit.fits)
+        rows.append(SizeRow(r.recipe, r.size_bytes, r.bits_per_weight, placements))
+    return list(devices.values()), rows
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def from_results(table: Table, level: float = 0.95) -> ResultsTable:
+    """Table 2 from `quantdrop.eval.results.results_table`: the drop and its paired CI in percent.
+
+    The store's paired bootstrap gives variant minus baseline in points on the weighted average; the
+    relative drop's interval is that interval divided by the baseline's weighted average, negated. A
+    drop is significant when the whole interval lies below zero (the variant is surely worse)."""
+    from quantdrop.stats import PAPER_WEIGHTS, benchmark_key
+
+    benches = []
+    for key in table.benchmarks:
+        given = [c.weight for (k, _), c in table.cells.items() if k == key and c.weight is not None]
+        weight = given[0] if given else PAPER_WEIGHTS.get(benchmark_key(key), 1.0)
+        benches.append(BenchmarkRow(key, weight, table.titles.get(key, key)))
+    base_w = table.weighted.get(table.baseline) if table.baseline else None
+    columns = []
+    for lab in table.labels:
+        cells = {key: Cell(c.mean, c.std if c.samples > 1 else None, c.n_items, c.samples)
+                 for key in table.benchmarks if (c := table.cells.get((key, lab))) is not None}
+        drop = _finite(table.drop.get(lab))
+        ci, significant = None, None
+        diff = table.diffs.get(("weighted", lab))
+        if diff is not None and base_w and not math.isnan(diff.low):
+            ci = (-100.0 * diff.high / base_w, -100.0 * diff.low / base_w)
+            significant = diff.high < 0
+        columns.append(VariantColumn(lab, cells, _finite(table.average.get(lab)), _finite(table.weighted.get(lab)),
+                                     None if drop is None else 100.0 * drop, ci, significant))
+    return ResultsTable(benches, columns, table.baseline, level)
+
+
+def report_data(
+    model: str, *, plan: Plan | None = None, results: Table | None = None,
+    proxies: Mapping[str, ProxyResult] | None = None, note: str = "", notes: Iterable[str] = (),
+    reference_label: str = "reference", recommendations: list[Recommendation] | None = None,
+) -> ReportData:
+    """Everything the study has, as one ReportData (recommendations derived when not given)."""
+    devices, sizes = from_plan(plan) if plan is not None else ([], [])
+    res = from_results(results) if results is not None else None
+    return ReportData(model=model, note=note, device_sets=devices, sizes=sizes, results=res,
+                      proxies=dict(proxies or {}), reference_label=reference_label,
+                      recommendations=recommendations,
+                      notes=[*notes, *(results.notes if results is not None else [])])
