@@ -89,3 +89,37 @@ def test_pool_results_keep_job_order() -> None:
     with sandbox.SandboxPool() as pool:
         results = pool.map([(f"print({i})", {}) for i in range(6)])
     assert [r.stdout.strip() for r in results] == [str(i) for i in range(6)]
+
+
+@pytest.mark.parametrize("level", ["unshare", "none"])
+def test_weaker_levels_say_so_loudly(level: str) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    if level == "unshare" and shutil.which("unshare") is None:
+        pytest.skip("no unshare here")
+    probe = ("from quantdrop import sandbox\n"
+             "r = sandbox.run('import socket\\nprint(len(socket.if_nameindex()))')\n"
+             "print(sandbox.isolation().level, r.status, r.stdout.strip())\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "QUANTDROP_SANDBOX": level})
+    if done.returncode != 0 and level == "unshare":
+        pytest.skip(f"unshare does not work here: {done.stderr.strip()[-200:]}")
+    chosen, status, interfaces = done.stdout.split()
+    assert (chosen, status) == (level, "ok")
+    assert "quantdrop sandbox: WARNING" in done.stderr
+    if level == "unshare":
+        assert interfaces == "1"  # its own network namespace: loopback only
+    else:
+        assert "NO NETWORK ISOLATION" in done.stderr
+
+
+def test_unknown_level_is_a_clear_error() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from quantdrop import sandbox; sandbox.isolation()"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "QUANTDROP_SANDBOX": "chroot"})
+    assert done.returncode != 0 and "QUANTDROP_SANDBOX='chroot' is not one of bwrap, unshare, none" in done.stderr
