@@ -67,3 +67,29 @@ def test_compute_buffer_estimate_is_close_to_llama_cpp(demo_model: Path, llama_c
     inv = read_gguf_header(demo_model)
     ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn)
     assert ours / MiB == pytest.approx(logged, rel=0.03)
+
+
+PARALLEL_PROBE = """
+import os, sys, llama_cpp
+model = llama_cpp.llama_model_load_from_file(sys.argv[1].encode(), llama_cpp.llama_model_default_params())
+for run in sys.argv[2:]:
+    n_ctx, n_seq = (int(x) for x in run.split(":"))
+    os.write(2, f"@@RUN {run}\\\\n".encode())
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_seq_max, params.n_batch, params.n_ubatch, params.n_threads = n_ctx, n_seq, 512, 512, 1
+    llama_cpp.llama_free(llama_cpp.llama_init_from_model(model, params))
+"""
+
+
+@pytest.mark.parametrize(("ctx", "parallel"), [(1000, 3), (300, 3)])
+def test_parallel_sequences_as_llama_cpp(demo_model: Path, ctx: int, parallel: int) -> None:
+    """`parallel` sequences of `ctx` tokens = llama.cpp's n_ctx = ctx x parallel, n_seq_max = parallel
+    (as llama-server -c / -np): one stream of pad(ctx, 256) cells per sequence."""
+    proc = subprocess.run([sys.executable, "-c", PARALLEL_PROBE, str(demo_model), f"{ctx * parallel}:{parallel}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = re.search(r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+\d+ layers,\s+(\d+)/(\d+) seqs",
+                  proc.stderr)
+    assert m, proc.stderr[-2000:]
+    ours = sum(kv_bytes_per_layer(read_gguf_header(demo_model), ctx=ctx, parallel=parallel))
+    assert ours / MiB == pytest.approx(float(m.group(1)), abs=0.005)
