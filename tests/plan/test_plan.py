@@ -10,7 +10,7 @@ import pytest
 from gguf import GGUFReader
 
 from quantdrop.cli import main as cli
-from quantdrop.devices import GiB
+from quantdrop.devices import GiB, known_devices
 from quantdrop.plan import plan, size_label
 
 CONFIGS = Path(__file__).parents[1] / "fixtures" / "configs"
@@ -19,8 +19,8 @@ R1 = CONFIGS / "deepseek-r1.json"
 # Table 1 of arXiv 2505.02390 (DeepSeek-R1): size (GiB rounded up, as `ls -h` prints), bits per weight,
 # memory at 32K context in total and per GPU (8 GPUs). The paper's per-GPU column is its total / 8
 # (487 / 8 = 60.9 -> 61, 469 / 8 = 58.6 -> 59), and its "GB" are GiB: read as 10^9 bytes, Q4_K_M's
-# 568 GB = 529.0 GiB would leave 0.2 GiB beyond its weights and f16 KV cache for eight runtime
-# contexts and compute buffers, while UD-Q2_K_XL's would leave 7.2 GiB.
+# 568 GB = 529.0 GiB would not even hold its weights and f16 KV cache (529.3 GiB), let alone eight
+# runtime contexts and compute buffers; as GiB they leave 38.7 GiB, 4.8 GiB per GPU.
 TABLE_1 = {
     "Q4_K_M": ("377G", 4.82, 568, 71),
     "Q3_K_M": ("298G", 3.81, 487, 61),
@@ -55,6 +55,17 @@ def test_table_1_memory_at_32k_on_8_gpus() -> None:
         assert fit.total_bytes / GiB == pytest.approx(total, rel=0.03)
         assert fit.total_bytes / fit.count / GiB == pytest.approx(per_gpu, rel=0.03)
         assert fit.fits
+
+
+def test_the_papers_gb_are_gib() -> None:
+    """Beyond weights and the f16 KV cache, Q4_K_M's 568 "GB" leave room for eight runtime contexts and
+    compute buffers only if they are GiB: as 10^9 bytes they would not even hold weights and cache."""
+    p = plan(R1, "Q4_K_M", mla_split="no", ctx=32768, kv_layout="full", devices="8xH100-80G")
+    r = p.recipes[0]
+    weights_and_kv = r.size_bytes + r.kv_cache_bytes
+    contexts = 8 * known_devices()["H100-80G"].overhead_bytes
+    assert 568 * 10**9 - weights_and_kv < contexts
+    assert 568 * GiB - weights_and_kv > contexts
 
 
 def test_recommendation_reproduces_section_4_4() -> None:
