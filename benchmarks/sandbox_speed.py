@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/sandbox_speed.py [--runs 40]
 
-Measures, on this machine: a bare interpreter start (`python -I -c pass`, no sandbox) as the floor; one
+Measures, on this machine: a bare interpreter start (`python -I -S -B -c pass`, the sandbox's flags, no
+sandbox) as the floor; one
 sandboxed `pass` at a time (the overhead per execution is the difference); small programs through the
 bounded pool at its default parallelism (the number of cores); and HumanEval checks (candidate + harness,
 two processes) through the pool. Prints a Markdown table for docs/BENCHMARKS.md.
@@ -28,7 +29,7 @@ def _bare_start(runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([python_executable(), "-I", "-c", "pass"], check=True)
+        subprocess.run([python_executable(), "-I", "-S", "-B", "-c", "pass"], check=True)
         times.append(time.perf_counter() - start)
     return times
 
@@ -78,9 +79,10 @@ def main() -> None:
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; runs per measurement: {args.runs}\n")
     print("| measurement | value |")
     print("| --- | --- |")
-    print(f"| bare interpreter start, no sandbox (median) | {bare * 1000:.0f} ms |")
+    print(f"| bare interpreter start, same flags, no sandbox (median) | {bare * 1000:.0f} ms |")
     print(f"| one sandboxed `pass`, sequential (median) | {one * 1000:.0f} ms |")
     print(f"| overhead per execution (difference) | {(one - bare) * 1000:.0f} ms |")
+    print(f"| load average while measuring (1 min) | {os.getloadavg()[0]:.1f} |")
     print(f"| small programs through the pool | {rate:.1f} executions/s |")
     print(f"| HumanEval checks (candidate + harness) through the pool | {humaneval:.1f} problems/s |")
 

@@ -146,7 +146,7 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
             "nproc_relative": uid is None and iso.level != "bwrap",
             "no_new_privs": iso.level != "bwrap",
         }
-        program = [python_executable(), "-I", "-B", f"{inside_files}/_boot.py", json.dumps(boot)]
+        program = [python_executable(), "-I", "-S", "-B", f"{inside_files}/_boot.py", json.dumps(boot)]
         if iso.level == "bwrap":
             cmd = bwrap_prefix(files_dir, tmpfs_bytes=MAX_FILE, as_root=as_root) + program
         elif iso.level == "unshare":

@@ -7,8 +7,9 @@ program as `__main__`. Its one argument is a JSON object written by `quantdrop.s
 import json
 import os
 import resource
-import runpy
+import site
 import sys
+import types
 
 
 def _user_processes(uid: int) -> int:
@@ -31,7 +32,17 @@ def _no_new_privileges() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)
 
 
+def _site_without_pth() -> None:
+    """What `site` gives a program (exit/quit, the site-packages on sys.path) without running .pth files:
+    the interpreter starts with -S, since .pth hooks of the host can take longer than the program."""
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
+    sys.path.extend(p for p in site.getsitepackages() if p not in sys.path and os.path.isdir(p))
+
+
 def main() -> None:
+    _site_without_pth()
     cfg = json.loads(sys.argv[1])
     os.chdir(cfg["cwd"])
     if cfg.get("no_new_privs"):
@@ -59,7 +70,13 @@ def main() -> None:
     main_path = cfg["main"]
     sys.argv = [main_path]
     sys.path.insert(0, os.path.dirname(main_path))  # as `python main.py` would (-I leaves it out)
-    runpy.run_path(main_path, run_name="__main__")
+    with open(main_path, encoding="utf-8") as f:
+        program = compile(f.read(), main_path, "exec")
+    module = types.ModuleType("__main__")  # a fresh __main__, as runpy.run_path makes
+    module.__file__ = main_path
+    module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = module
+    exec(program, module.__dict__)
 
 
 if __name__ == "__main__":
