@@ -13,13 +13,16 @@ and one V tensor of `n_embd_v_gqa x cells`, each `ggml_row_size(type, n_embd) * 
     `latent`= MLA's compressed cache, K = kv_lora_rank + qk_rope for one head and no V tensor (V is a
               view of K: `has_v = !is_mla`), how llama.cpp caches GGUFs with attn_k_b/attn_v_b.
 Compute buffer (`graph_reserve`, src/llama-context.cpp): ggml-alloc's peak for the worst-case graph,
-one ubatch of min(n_ubatch, n_ctx) tokens attending to every cell. Estimated per device from the
-tensors live at the peak: the graph inputs (the KQ mask, f32, or f16 under flash attention),
-the residual stream, and the largest of
-  * attention: Q and the current K/V rows, plus without flash attention the f32 score matrix
-    KQ = cells x tokens x n_head (softmax runs in place), the term that grows with the context;
-  * feed-forward: gate and up activations (per used expert for MoE, plus router logits);
-  * output (the device holding output.weight): logits, n_vocab x tokens f32.
+one ubatch of min(n_ubatch, n_ctx) tokens attending to every cell. Estimated per device as the larger
+of two moments:
+  * while its blocks run: the KQ mask(s) [cells, tokens] (f32, f16 under flash attention), the
+    residual stream (3 x tokens x n_embd f32) and the largest block step, either attention (Q, the
+    current K/V rows, the output and, without flash attention, the f32 score matrix
+    KQ = cells x tokens x n_head, the term that grows with the context; softmax runs in place) or the
+    feed-forward (gate and up activations, per used expert for MoE, plus router logits);
+  * on the device holding the output layer: the logits, n_vocab x tokens f32, and the residual stream.
+The tests compare both terms with what llama.cpp logs: KV to the byte, the compute buffer within a
+few percent (llama.cpp's CPU backend, several architectures, with and without flash attention).
 Runtime overhead per device (CUDA context, BLAS workspaces, the backend's pool) is a property of the
 device (devices.toml), added by the planner.
 """
