@@ -146,6 +146,9 @@ def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes
     overhead = [round(overhead_gib * GiB) if overhead_gib is not None else d.overhead_bytes for d in devices]
     # llama.cpp splits by each device's free memory: its capacity less the runtime's share
     free = [d.memory_bytes - o for d, o in zip(devices, overhead, strict=True)]
+    for d, f in zip(devices, free, strict=True):
+        if f <= 0:
+            raise QuantdropError(f"device {d.name} has {_gib(d.memory_bytes)}, no more than its runtime overhead")
     where = layer_devices(inv.hparams.n_layer, free)
     fixed = list(overhead)
     for il, kv in enumerate(kv_layers):

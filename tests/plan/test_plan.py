@@ -176,6 +176,10 @@ def test_unknown_device(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown device 'B200-192G'" in err and "H100-80G" in err
 
 
+def test_device_smaller_than_its_overhead(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "runtime overhead" in cli_error([str(R1), "--recipe", "Q4_K_M", "--devices", "2x0.5G"], capsys)
+
+
 @pytest.mark.parametrize("spec", ["8x", "8xH100-80G,,8x910B-64G", "0xH100-80G", "8xH100/80G"])
 def test_malformed_devices_spec(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "malformed --devices spec" in cli_error([str(R1), "--recipe", "Q4_K_M", "--devices", spec], capsys)
