@@ -31,7 +31,7 @@ def test_sanitize_keeps_what_the_entry_point_needs() -> None:
 
 
 def test_values_cross_processes_as_plain_data() -> None:
-    value = {"a": (1, 2.5, float("inf")), 3: {frozenset({1}), None}, "b": [b"x", 1 + 2j, True]}
+    value = {"a": (1, 2.5, float("inf")), 3: {frozenset({1}), None}, "b": [b"x", 1 + 2j, True, -(7**9000)]}
     assert decode(encode(value)) == value
 
     class Anything:

@@ -68,6 +68,17 @@ def test_reference_solutions_pass(bench) -> None:  # type: ignore[no-untyped-def
         assert score.status == "correct", (item.id, score.detail)
 
 
+def test_contest_idioms_work(bench) -> None:  # type: ignore[no-untyped-def]
+    item = bench.load()[0]
+    threaded = ("import sys, threading\nsys.setrecursionlimit(10**6)\nthreading.stack_size(1 << 26)\n"
+                "def main():\n    a, b = map(int, sys.stdin.readline().split())\n    print(a + b)\n"
+                "threading.Thread(target=main).start()\n")
+    assert bench.score(item, answer(threaded)).status == "correct"
+    guarded = ("def solve():\n    a, b = map(int, input().split())\n    return a + b\n"
+               "if __name__ == '__main__':\n    print(solve())\n")
+    assert bench.score(item, answer(guarded)).status == "correct"
+
+
 def test_wrong_solutions_fail(bench) -> None:  # type: ignore[no-untyped-def]
     items = {i.id: i for i in bench.load()}
     wrong = {

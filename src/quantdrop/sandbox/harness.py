@@ -31,6 +31,7 @@ import time
 
 MAX_FRAME = 256 << 20
 MAX_STDOUT = 16 << 20  # per test in stdio mode
+_BIG = 1 << 4096
 
 
 # ---------------------------------------------------------------- values across processes
@@ -52,7 +53,9 @@ def encode(x, depth=0):
     if x is None or isinstance(x, bool | str):
         return str.__str__(x) if isinstance(x, str) else (None if x is None else bool(x))
     if isinstance(x, int):
-        return int.__index__(x)
+        i = int.__index__(x)
+        # hex: big ints would hit the decimal-digit limit of int<->str (sys.set_int_max_str_digits)
+        return i if -_BIG < i < _BIG else {"__t": "int", "v": hex(i)}
     if isinstance(x, float):
         f = float.__float__(x)
         return {"__t": "float", "v": repr(f)} if not math.isfinite(f) else f
@@ -89,6 +92,8 @@ def decode(x):
     tag, v = x.get("__t"), x.get("v")
     if tag == "float":
         return float(v)
+    if tag == "int":
+        return int(v, 16)
     if tag == "tuple":
         return tuple(decode(i) for i in v)
     if tag == "dict":
@@ -317,6 +322,7 @@ def _run_program(source_path, prelude, data, limit):
                 code = compile(source, "solution.py", "exec")
                 with contextlib.suppress(SystemExit):  # LiveCodeBench grades the output after exit()
                     exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+                    _join_threads()  # as the interpreter would at exit (contest code runs main in a thread)
                 sys.stdout.flush()
                 os._exit(0)
             except BaseException:
@@ -358,6 +364,14 @@ def _run_program(source_path, prelude, data, limit):
             os.killpg(pid, signal.SIGKILL)
         ok = os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0
         return ("ok" if ok else f"exit {_describe(code)}"), b"".join(chunks).decode("utf-8", "replace")
+
+
+def _join_threads():
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
 
 
 def _describe(code):
