@@ -86,6 +86,8 @@ def test_parse_hub_test_reads_inputs_entry_and_atol_without_running_it() -> None
     inputs, entry, atol = parse_hub_test(test)
     assert inputs == [[1.5, float("-inf")], [(1, 2), {3}], [1 + 2j, -3]]
     assert (entry, atol) == ("area", 1e-4)
+    wrapped = "inputs = [[1]]\nfor inp in inputs:\n    assertion(set(similar_elements(*inp)), exp, 0)\n"
+    assert parse_hub_test(wrapped)[1] == "similar_elements"
     with pytest.raises(ValueError):
         parse_hub_test("inputs = [__import__('os').system('true')]\nassertion(f(*inp), exp, 0)")
 

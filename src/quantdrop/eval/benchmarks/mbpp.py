@@ -263,9 +263,10 @@ def parse_hub_test(test: str) -> tuple[list[Any], str, float]:
                                                 for t in node.targets):
             inputs = literal(node.value)
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "assertion"
-                and node.args and isinstance(node.args[0], ast.Call)
-                and isinstance(node.args[0].func, ast.Name)):
-            entry = node.args[0].func.id
+                and node.args):
+            called = [c.func.id for c in ast.walk(node.args[0]) if isinstance(c, ast.Call)
+                      and isinstance(c.func, ast.Name) and any(isinstance(a, ast.Starred) for a in c.args)]
+            entry = called[0] if called else None  # the function given `*inp`, inside any wrapper
             atol = float(literal(node.args[2])) if len(node.args) > 2 else 0.0
     if inputs is None or entry is None:
         raise ValueError("no `inputs = [...]` or no `assertion(f(*inp), exp, atol)` call")
