@@ -147,14 +147,19 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
             "no_new_privs": iso.level != "bwrap",
         }
         program = [python_executable(), "-I", "-S", "-B", f"{inside_files}/_boot.py", json.dumps(boot)]
+        info_r, info_w = os.pipe() if iso.level == "bwrap" else (None, None)
         if iso.level == "bwrap":
-            cmd = bwrap_prefix(files_dir, tmpfs_bytes=MAX_FILE, as_root=as_root) + program
+            cmd = bwrap_prefix(files_dir, tmpfs_bytes=MAX_FILE, as_root=as_root, info_fd=info_w) + program
         elif iso.level == "unshare":
             cmd = unshare_prefix() + program
         else:
             cmd = program
-        return _execute(cmd, cwd=files_dir, stdin=stdin, timeout_s=timeout_s, max_output=max_output,
-                        home=cwd_inside, uid=uid)
+        try:
+            return _execute(cmd, cwd=files_dir, stdin=stdin, timeout_s=timeout_s, max_output=max_output,
+                            home=cwd_inside, uid=uid, info_w=info_w)
+        finally:
+            if info_r is not None:
+                _wait_for_namespace(info_r)
     finally:
         if uid is not None:
             _sweep(uid)
@@ -162,11 +167,16 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
 
 
 def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: float, max_output: int,
-             home: str, uid: int | None) -> ExecResult:
+             home: str, uid: int | None, info_w: int | None = None) -> ExecResult:
     data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=minimal_env(home), start_new_session=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=minimal_env(home), start_new_session=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(info_w,) if info_w is not None else ())
+    finally:
+        if info_w is not None:
+            os.close(info_w)
     out, err = bytearray(), bytearray()
     killed = ""
     sel = selectors.DefaultSelector()
@@ -245,6 +255,31 @@ def _kill_group(proc: subprocess.Popen[bytes], uid: int | None) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     if uid is not None:
         _sweep(uid)
+
+
+def _wait_for_namespace(info_r: int, limit_s: float = 5.0) -> None:
+    """Wait until bubblewrap's pid-namespace init (from --info-fd) is gone: its death, and the kernel's
+    killing of everything else in the namespace, finish after the outer bubblewrap has exited."""
+    try:
+        os.set_blocking(info_r, False)
+        try:
+            info = json.loads(os.read(info_r, 65536) or b"{}")
+        except (BlockingIOError, ValueError):
+            info = {}
+    finally:
+        os.close(info_r)
+    pid = info.get("child-pid")
+    if not isinstance(pid, int):
+        return
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    return  # exited; only its parent's reaping is left
+        except (OSError, IndexError):
+            return
+        time.sleep(0.005)
 
 
 def _sweep(uid: int) -> None:

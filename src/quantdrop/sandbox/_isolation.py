@@ -65,9 +65,10 @@ def minimal_env(home: str) -> dict[str, str]:
             "HOME": home, "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
 
 
-def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool) -> list[str]:
-    """bubblewrap's command line up to (not including) the program."""
-    cmd = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: int | None = None) -> list[str]:
+    """bubblewrap's command line up to (not including) the program; `info_fd` receives its child's pid."""
+    cmd = ["bwrap", *(["--info-fd", str(info_fd)] if info_fd is not None else []),
+           "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
     if not as_root:
         cmd += ["--unshare-user"]  # unprivileged bubblewrap needs a user namespace
