@@ -13,19 +13,19 @@ from quantdrop import sandbox
 
 
 def sandbox_processes() -> list[int]:
-    """Processes that belong to an execution: its slot uids (as root) or children of this process."""
-    found = []
+    """Processes left by executions: of sandbox uids nobody holds (as root), or children of this process
+    (other than zombies awaiting their parent)."""
+    found = sandbox.leftover_processes()
     me = os.getpid()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            uid = os.stat(f"/proc/{entry}").st_uid
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        if sandbox.UID_BASE <= uid < sandbox.UID_BASE + 1024 or ppid == me:
+        if int(fields[1]) == me and fields[0] != "Z":
             found.append(int(entry))
     return found
 
