@@ -16,7 +16,6 @@ This is no place for verdicts: `quantdrop.sandbox.harness` (run inside) and
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import queue
@@ -28,13 +27,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from quantdrop.errors import QuantdropError
 from quantdrop.sandbox._isolation import (
     BWRAP_FILES,
     BWRAP_WORK,
@@ -46,14 +44,13 @@ from quantdrop.sandbox._isolation import (
     python_readable_by_others,
     unshare_prefix,
 )
+from quantdrop.sandbox._uids import UID_BASE, UID_COUNT, claim_uid, leftover_processes, sweep
 
-__all__ = ["ExecResult", "Isolation", "SandboxPool", "isolation", "leftover_processes", "parallelism", "run",
-           "set_parallelism"]
+__all__ = ["UID_BASE", "UID_COUNT", "ExecResult", "Isolation", "SandboxPool", "isolation",
+           "leftover_processes", "parallelism", "run", "set_parallelism"]
 
 Status = Literal["ok", "failed", "timeout", "memory", "killed"]
 
-UID_BASE = 61000  # as root: each execution runs as its own uid/gid from UID_BASE (no /etc/passwd entry)
-UID_COUNT = 4096  # uids held at once by all quantdrop processes of this machine (each under a file lock)
 MAX_OUTPUT = 4 << 20  # bytes kept of stdout and of stderr each; more kills the program
 MAX_PROCESSES = 64  # processes + threads of one execution
 MAX_FILE = 64 << 20  # one file's size (RLIMIT_FSIZE), and each tmpfs's size under bubblewrap
@@ -128,7 +125,7 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
                  memory_mb: int, files: dict[str, str | bytes], max_output: int) -> ExecResult:
     as_root = os.geteuid() == 0
     # Outside bubblewrap the program reads the interpreter where it lies: drop root only if others can.
-    claim = _claim_uid(slot) if as_root and (iso.level == "bwrap" or python_readable_by_others()) else None
+    claim = claim_uid(slot) if as_root and (iso.level == "bwrap" or python_readable_by_others()) else None
     uid = claim[0] if claim else None
     files_dir = tempfile.mkdtemp(prefix="quantdrop-sandbox-")
     try:
@@ -168,7 +165,7 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
                 _wait_for_namespace(info_r)
     finally:
         if uid is not None:
-            _sweep(uid)
+            sweep(uid)
         shutil.rmtree(files_dir, ignore_errors=True)
         if claim:
             os.close(claim[1])  # releases the uid's lock
@@ -262,7 +259,7 @@ def _kill_group(proc: subprocess.Popen[bytes], uid: int | None) -> None:
     with contextlib.suppress(ProcessLookupError):  # bubblewrap's death takes its pid namespace along
         os.killpg(proc.pid, signal.SIGKILL)
     if uid is not None:
-        _sweep(uid)
+        sweep(uid)
 
 
 def _wait_for_namespace(info_r: int, limit_s: float = 5.0) -> None:
@@ -288,76 +285,6 @@ def _wait_for_namespace(info_r: int, limit_s: float = 5.0) -> None:
         except (OSError, IndexError):
             return
         time.sleep(0.005)
-
-
-def _uid_lock_dir() -> str:
-    path = os.path.join(tempfile.gettempdir(), "quantdrop-uid-locks")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
-
-def _try_lock(uid: int) -> int | None:
-    fd = os.open(os.path.join(_uid_lock_dir(), str(uid)), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _claim_uid(slot: int) -> tuple[int, int]:
-    """A uid no other execution on this machine holds (other quantdrop processes included): (uid, lock fd).
-    Sharing one would share RLIMIT_NPROC and let one execution's sweep kill another's processes."""
-    for i in range(UID_COUNT):
-        uid = UID_BASE + (slot + i) % UID_COUNT
-        fd = _try_lock(uid)
-        if fd is not None:
-            return uid, fd
-    raise QuantdropError(f"all {UID_COUNT} sandbox uids from {UID_BASE} are in use")
-
-
-def leftover_processes() -> list[int]:
-    """Processes of sandbox uids that no execution holds: what a finished execution failed to remove."""
-    by_uid: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                uid = os.stat(f"/proc/{entry}").st_uid
-            except OSError:
-                continue
-            if UID_BASE <= uid < UID_BASE + UID_COUNT:
-                by_uid.setdefault(uid, []).append(int(entry))
-    left = []
-    for uid, pids in by_uid.items():
-        fd = _try_lock(uid)
-        if fd is not None:  # nobody runs under it now
-            os.close(fd)
-            left += [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
-    return left
-
-
-def _sweep(uid: int) -> None:
-    """Kill every process of an execution's own uid (those that left its process group)."""
-    for _ in range(3):
-        found = False
-        for pid in _pids_of(uid):
-            found = True
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if not found:
-            return
-        time.sleep(0.01)
-
-
-def _pids_of(uid: int) -> Iterator[int]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    yield int(entry)
-            except OSError:
-                continue
 
 
 # ---------------------------------------------------------------- many executions
