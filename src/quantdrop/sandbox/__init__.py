@@ -4,9 +4,9 @@
 (see `quantdrop.sandbox._isolation`), with limits on CPU time, address space, file size, processes and
 threads, open files and output, a wall-clock timeout that kills the whole group, a fresh working
 directory (deleted after), and an environment that holds none of ours. As root, each concurrent
-execution runs under its own unprivileged uid (61000 + slot), so process limits are per execution and
-nothing it starts survives the sweep that follows it (uids are claimed under file locks, so concurrent
-quantdrop processes never share one). At most `parallelism()` executions run at once
+execution runs under its own unprivileged uid (from 61000, claimed under a file lock so that concurrent
+quantdrop processes never share one: see `_uids`), so process limits are per execution and nothing it
+starts survives the sweep that follows it. At most `parallelism()` executions run at once
 (default: the number of cores); `SandboxPool` runs many in parallel within that bound.
 
 This is no place for verdicts: `quantdrop.sandbox.harness` (run inside) and
