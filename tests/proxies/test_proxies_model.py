@@ -17,7 +17,7 @@ from quantdrop import proxies as px
 
 pytestmark = pytest.mark.slow
 
-N_CTX, CHUNKS = 128, 4
+N_CTX, CHUNKS = 128, 3
 
 
 @pytest.fixture(scope="module")
