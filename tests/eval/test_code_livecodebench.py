@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 import zlib
 from pathlib import Path
@@ -110,3 +111,17 @@ def test_lcb_comparisons() -> None:
     assert not lcb_stdio_equal("1.5000001", "1.5")
     assert lcb_call_equal((0, 1), [0, 1])  # tuples count as lists
     assert not lcb_call_equal([(0, 1)], [[0, 1]])  # only at the top, as LiveCodeBench does
+
+
+def test_large_right_outputs_are_not_cut() -> None:
+    """Outputs larger than the sandbox's default output limit still reach the comparison."""
+    from quantdrop.eval.benchmarks.livecodebench import LcbProblem, check
+
+    n = 700_000  # about 6 MB of output, more than sandbox.MAX_OUTPUT
+    expected = "\n".join(str(i) for i in range(n)) + "\n"
+    tests = json.dumps([{"input": f"{n}\n", "output": expected, "testtype": "stdin"}])
+    problem = LcbProblem("big", None, tests, "[]")
+    right = "import sys\nn = int(input())\nsys.stdout.write(''.join(f'{i}\\n' for i in range(n)))\n"
+    passed, why = check(problem, right)
+    assert passed, why
+    assert not check(problem, "n = int(input())\nprint(0)\n")[0]

@@ -122,16 +122,18 @@ def check(problem: LcbProblem, code: str, timeout_s: int = TIMEOUT_S) -> tuple[b
     overall = (timeout_s + 1) * len(tests) + 5  # check_correctness's global timeout
     if problem.fn_name:
         inputs = [[json.loads(line) for line in t["input"].split("\n")] for t in tests]
+        expected: list[Any] = [json.loads(t["output"]) for t in tests]
         outcome = code_scoring.run_calls(code, problem.fn_name, inputs, prelude=PRELUDE,
                                          solution_class="class Solution" in code,
                                          time_limits=[timeout_s] * len(tests), timeout_s=overall,
-                                         memory_mb=MEMORY_MB, recursion_limit=50000)
-        expected = [json.loads(t["output"]) for t in tests]
+                                         memory_mb=MEMORY_MB, recursion_limit=50000,
+                                         max_output=code_scoring.output_room(expected))
         same = code_scoring.lcb_call_equal
     else:
-        outcome = code_scoring.run_stdio(code, [t["input"] for t in tests], prelude=PRELUDE,
-                                         time_limit=timeout_s, timeout_s=overall, memory_mb=MEMORY_MB)
         expected = [t["output"] for t in tests]
+        outcome = code_scoring.run_stdio(code, [t["input"] for t in tests], prelude=PRELUDE,
+                                         time_limit=timeout_s, timeout_s=overall, memory_mb=MEMORY_MB,
+                                         max_output=code_scoring.output_room(expected))
         same = code_scoring.lcb_stdio_equal
     for i, out in enumerate(outcome.outputs):
         if not same(out, expected[i]):

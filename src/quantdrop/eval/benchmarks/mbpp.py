@@ -45,6 +45,7 @@ TEMPLATE = ("Please provide a self-contained Python script that solves the follo
 MIN_TIME_LIMIT = 4.0  # evalplus/config.py: DEFAULT_MIN_TIME_LIMIT
 TIME_LIMIT_FACTOR = 4.0  # DEFAULT_GT_TIME_LIMIT_FACTOR
 TASK_TIMEOUT_CAP = 60.0  # EVALPLUS_TIMEOUT_PER_TASK
+GROUND_TRUTH_OUTPUT = 1 << 30  # the canonical solution's records: trusted code, any size
 MEMORY_MB = 4096  # evalplus/eval/__init__.py: query_maximum_memory_bytes (4 GiB by default)
 # evalplus/eval/_special_oracle.py
 OUTPUT_NOT_NONE = frozenset({"check_str", "text_match_three", "text_starta_endb"})
@@ -122,7 +123,8 @@ def _check_inputs(task: MbppTask, code: str, inputs: tuple[Any, ...]) -> tuple[b
     limits = [max(MIN_TIME_LIMIT, TIME_LIMIT_FACTOR * t) for t in times]
     timeout = min(TASK_TIMEOUT_CAP, sum(limits)) + 3  # EvalPlus's +1 +1, and our sandbox's start-up
     outcome = code_scoring.run_calls(task.test_imports + "\n" + code, task.entry_point, inputs,
-                                     time_limits=limits, timeout_s=timeout, memory_mb=MEMORY_MB)
+                                     time_limits=limits, timeout_s=timeout, memory_mb=MEMORY_MB,
+                                     max_output=code_scoring.output_room(expected))
     for i, out in enumerate(outcome.outputs):
         if not matches(task, inputs[i], out, expected[i]):
             return False, f"wrong output at test {i}: {_short(out)} (expected {_short(expected[i])})"
@@ -185,7 +187,7 @@ def ground_truth(task: MbppTask, inputs: tuple[Any, ...]) -> tuple[list[Any], li
         if key not in _truth:
             outcome = code_scoring.run_calls(task.test_imports + "\n" + task.solution, task.entry_point,
                                              inputs, time_limits=[20.0] * len(inputs), timeout_s=120,
-                                             memory_mb=MEMORY_MB)
+                                             memory_mb=MEMORY_MB, max_output=GROUND_TRUTH_OUTPUT)
             if not outcome.ran_all:
                 raise ReferenceFailed(f"{task.task_id}: the canonical solution failed ({outcome.failure})")
             outputs = outcome.outputs

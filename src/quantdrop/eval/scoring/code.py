@@ -122,11 +122,11 @@ class Outcome:
         return self.complete and not self.failure
 
 
-def _harness_run(setup: dict[str, Any], code: str, task: dict[str, Any], timeout_s: float,
-                 memory_mb: int) -> tuple[list[dict[str, Any]], sandbox.ExecResult]:
+def _harness_run(setup: dict[str, Any], code: str, task: dict[str, Any], timeout_s: float, memory_mb: int,
+                 max_output: int = sandbox.MAX_OUTPUT) -> tuple[list[dict[str, Any]], sandbox.ExecResult]:
     files = {"candidate.py": code, "candidate.json": json.dumps(setup)}
     result = sandbox.run(HARNESS.read_text(), stdin=json.dumps(task) + "\n", files=files,
-                         timeout_s=timeout_s, memory_mb=memory_mb)
+                         timeout_s=timeout_s, memory_mb=memory_mb, max_output=max_output)
     records = []
     for line in result.stdout.splitlines():
         try:
@@ -166,25 +166,32 @@ def _collect(records: list[dict[str, Any]], result: sandbox.ExecResult, n: int, 
     return outcome
 
 
+def output_room(expected: Sequence[Any]) -> int:
+    """How much harness output to accept for tests whose right answers are `expected`: the records of a
+    right answer (JSON-escaped, up to 6x for control characters) fit, with room for wrong ones."""
+    return sandbox.MAX_OUTPUT + 6 * len(json.dumps(encode(list(expected))))
+
+
 def run_calls(code: str, entry: str, inputs: Sequence[Sequence[Any]], *, time_limits: Sequence[float],
               timeout_s: float, prelude: str = "", solution_class: bool = False, memory_mb: int = 1024,
-              recursion_limit: int = 1000) -> Outcome:
-    """Call `entry` of `code` with each input (a list of arguments); stop at the first error or timeout."""
+              recursion_limit: int = 1000, max_output: int = sandbox.MAX_OUTPUT) -> Outcome:
+    """Call `entry` of `code` with each input (a list of arguments); stop at the first error or timeout.
+    `max_output`: bytes of records accepted (see `output_room`)."""
     nonce = secrets.token_hex(16)
     setup = {"mode": "calls", "entry": entry, "solution_class": solution_class,
              "load_timeout": timeout_s, "recursion_limit": recursion_limit}
     task = {"nonce": nonce, "inputs": [encode(list(a)) for a in inputs], "time_limits": list(time_limits)}
-    records, result = _harness_run(setup, prelude + code, task, timeout_s, memory_mb)
+    records, result = _harness_run(setup, prelude + code, task, timeout_s, memory_mb, max_output)
     return _collect(records, result, len(inputs), nonce, lambda r: decode(r["out"]))
 
 
 def run_stdio(code: str, inputs: Sequence[str], *, time_limit: float, timeout_s: float, prelude: str = "",
-              memory_mb: int = 1024) -> Outcome:
+              memory_mb: int = 1024, max_output: int = sandbox.MAX_OUTPUT) -> Outcome:
     """Run `code` once per input, the input on its stdin; stop at the first error or timeout."""
     nonce = secrets.token_hex(16)
     setup = {"mode": "stdio", "prelude": prelude}
     task = {"nonce": nonce, "inputs": list(inputs), "time_limit": time_limit}
-    records, result = _harness_run(setup, code, task, timeout_s, memory_mb)
+    records, result = _harness_run(setup, code, task, timeout_s, memory_mb, max_output)
     return _collect(records, result, len(inputs), nonce, lambda r: str(r["stdout"]))
 
 
