@@ -115,6 +115,12 @@ def test_partial_sets_are_labelled(tmp_path):
     assert res.title == "Toy sums (6/10)" and lim.title == "Toy sums (4/20)"
 
 
+def test_bench_options_reach_the_benchmark(tmp_path):
+    with FakeOpenAI() as server:
+        (res,) = run(server, tmp_path, bench_options=["n=5"], samples=1)
+    assert res.n_items == 5 and res.title == "Toy sums" and len(server.requests) == 5
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
@@ -124,6 +130,7 @@ def test_partial_sets_are_labelled(tmp_path):
         ({"samples": 0}, "--samples must be at least 1"),
         ({"top_p": 0}, "--top-p"),
         ({"bench": ["nosuch_module:create"]}, "cannot load benchmark 'nosuch_module:create'"),
+        ({"bench_options": ["split"]}, "--bench-options takes KEY=VALUE, got 'split'"),
     ],
 )
 def test_bad_options_are_refused_before_any_request(tmp_path, kw, message):

@@ -23,7 +23,8 @@ class Toy:
     def __init__(
         self, n: int = 20, full_size: int | None = None, template: str | None = None, **_: object
     ) -> None:
-        self.n, self.full_size = n, full_size or n
+        self.n = int(n)  # options from the command line arrive as strings
+        self.full_size = int(full_size or n)
         self.template = template or TEMPLATE
         self.loaded_from = "generated"
 

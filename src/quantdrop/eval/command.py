@@ -35,14 +35,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first N items of each benchmark")
     parser.add_argument("--samples", type=int, help="responses per item (default: the paper's per benchmark)")
     parser.add_argument("--store", default="quantdrop-eval.sqlite", help="SQLite store; re-run to resume")
-    parser.add_argument(
-        "--max-tokens", type=int, default=32768, help="generation limit (capped by the context)"
-    )
+    parser.add_argument("--max-tokens", type=int, default=32768, help="generation limit (capped by the context)")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (endpoints)")
     parser.add_argument("--data-dir", help="local JSONL/Parquet files in the hub's schema")
     parser.add_argument("--template", help="override the benchmarks' prompt template")
+    parser.add_argument(
+        "--bench-options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option for the benchmarks, e.g. split=test (C-Eval submission run); repeatable",
+    )
     parser.add_argument("--n-ctx", type=int, help="context size for in-process llama.cpp")
     parser.add_argument("--threads", type=int, help="CPU threads for in-process llama.cpp")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per HTTP request")
@@ -63,8 +67,7 @@ def main(args: argparse.Namespace) -> int:
     incomplete = sum(r.counts["error"] + r.counts["pending"] for r in results)
     if incomplete:
         print(
-            f"quantdrop eval: {incomplete} responses failed or are missing; run the same command again "
-            "to retry them",
+            f"quantdrop eval: {incomplete} responses failed or are missing; run the same command again to retry them",
             file=sys.stderr,
         )
     return 0

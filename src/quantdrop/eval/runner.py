@@ -105,11 +105,29 @@ def _check_options(
         raise QuantdropError(f"--top-p must be in (0, 1], got {top_p}")
 
 
+def parse_options(pairs: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """["split=test", "release=v5"] -> {"split": "test", "release": "v5"} (a dict passes through)."""
+    if pairs is None or isinstance(pairs, dict):
+        return dict(pairs or {})
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise QuantdropError(f"--bench-options takes KEY=VALUE, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
 def _load_benchmarks(
-    names: list[str], limit: int | None, samples: int | None, data_dir: str | None, template: str | None
+    names: list[str],
+    limit: int | None,
+    samples: int | None,
+    data_dir: str | None,
+    template: str | None,
+    bench_options: dict[str, Any],
 ) -> list[_Bench]:
     out = []
-    options: dict[str, Any] = {"data_dir": Path(data_dir) if data_dir else None}
+    options: dict[str, Any] = {**bench_options, "data_dir": Path(data_dir) if data_dir else None}
     if template is not None:
         options["template"] = template
     for name in dict.fromkeys(n.strip() for n in names if n.strip()):
@@ -180,6 +198,7 @@ def evaluate(
     n_ctx: int | None = None,
     threads: int | None = None,
     template: str | None = None,
+    bench_options: list[str] | dict[str, Any] | None = None,
     timeout: float = 1800.0,
     retries: int = 4,
     progress: bool = True,
@@ -188,12 +207,14 @@ def evaluate(
 
     `model` is a GGUF path (in-process llama.cpp) or None with `endpoint` URLs (OpenAI-compatible).
     `samples` defaults to each benchmark's paper setting; `max_tokens` is capped by the backend's
-    context; `timeout` and `retries` bound each HTTP request.
+    context; `timeout` and `retries` bound each HTTP request. `bench_options` go to every benchmark's
+    `create()` (e.g. {"split": "test"} for C-Eval's submission run; benchmarks ignore unknown ones).
     """
     if isinstance(bench, str):
         bench = bench.split(",")
     _check_options(model, endpoint, bench, label, limit, samples, max_tokens, temperature, top_p, concurrency)
-    benches = _load_benchmarks(bench, limit, samples, data_dir, template)  # bad names and data fail here
+    options = parse_options(bench_options)
+    benches = _load_benchmarks(bench, limit, samples, data_dir, template, options)  # bad names and data fail here
     backend = _make_backend(
         model, endpoint, model_name, api_key_env, concurrency, timeout, retries, n_ctx, threads, max_tokens
     )
@@ -363,9 +384,7 @@ async def _run_bench(
     total = len(b.items) * b.samples
     loop = asyncio.get_running_loop()
     # Responses wait here to be scored; a full queue holds the requests back (backpressure).
-    queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(
-        maxsize=SCORE_WORKERS * SCORE_BATCH * 2
-    )
+    queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(maxsize=SCORE_WORKERS * SCORE_BATCH * 2)
     tally = _Tally()
     committer = _Committer(store, b.run_id)
     label = getattr(b.bench, "title", b.key)
@@ -385,9 +404,7 @@ async def _run_bench(
             try:
                 scores = await loop.run_in_executor(scorers, _score_batch, b.bench, batch)
                 committer.flush()  # the responses are stored before their scores
-                store.put_scores(
-                    b.run_id, [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)]
-                )
+                store.put_scores(b.run_id, [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)])
             finally:
                 for _ in batch:
                     queue.task_done()
