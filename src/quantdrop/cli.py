@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(__version__)
         return 0
+    # llama.cpp's OpenMP threads spin while they wait; next to our own worker processes (scoring,
+    # sandbox) on a small machine that spinning starves everyone (3x slower prompt processing seen)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
         print(f"quantdrop: error: unknown verb {verb!r} (one of: {', '.join(VERBS)})", file=sys.stderr)
