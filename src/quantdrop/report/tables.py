@@ -39,6 +39,7 @@ class Table:
     caption: str = ""
     strong: set[tuple[int, int]] = field(default_factory=set)
     bad: set[tuple[int, int]] = field(default_factory=set)
+    text_columns: int = 1  # leading columns of words, left-aligned; the rest are numbers
 
     def markdown(self) -> str:
         def esc(s: str) -> str:
@@ -48,7 +49,8 @@ class Table:
             return f"**{esc(s)}**" if (r, c) in self.strong and s not in ("", DASH) else esc(s)
 
         lines = [f"### {self.title}", "", "| " + " | ".join(esc(c) for c in self.columns) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(self.columns) - 1)) + "|"]
+                 "|" + "|".join(["---"] * self.text_columns + ["---:"] * (len(self.columns) - self.text_columns))
+                 + "|"]
         lines += ["| " + " | ".join(cell(r, c, s) for c, s in enumerate(row)) + " |"
                   for r, row in enumerate(self.rows)]
         if self.caption:
@@ -155,4 +157,4 @@ def recommendations_table(recs: list[Recommendation]) -> Table | None:
         return None
     return Table("Recommendation per device set", ["Device set", "Recipe", "Why"],
                  [[r.device_set, r.recipe or "none", r.reason] for r in recs],
-                 strong={(i, 1) for i, r in enumerate(recs) if r.recipe})
+                 strong={(i, 1) for i, r in enumerate(recs) if r.recipe}, text_columns=3)
