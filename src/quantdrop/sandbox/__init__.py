@@ -146,10 +146,11 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
             "cpu_s": max(1, int(timeout_s + 1)), "memory_bytes": memory_mb << 20, "file_bytes": MAX_FILE,
             "nproc": MAX_PROCESSES, "open_files": MAX_OPEN_FILES,
             # without our own uid or user namespace, RLIMIT_NPROC counts everything this user runs
-            "nproc_relative": uid is None and iso.level != "bwrap",
-            "no_new_privs": iso.level != "bwrap",
+            "nproc_relative": int(uid is None and iso.level != "bwrap"),
+            "no_new_privs": int(iso.level != "bwrap"),
         }
-        program = [python_executable(), "-I", "-S", "-B", f"{inside_files}/_boot.py", json.dumps(boot)]
+        program = [python_executable(), "-I", "-S", "-B", f"{inside_files}/_boot.py",
+                   *(f"{key}={'' if value is None else value}" for key, value in boot.items())]
         info_r, info_w = os.pipe() if iso.level == "bwrap" else (None, None)
         if iso.level == "bwrap":
             cmd = bwrap_prefix(files_dir, tmpfs_bytes=MAX_FILE, as_root=as_root, info_fd=info_w) + program

@@ -1,10 +1,10 @@
 """The first code that runs inside the sandbox (stdlib only; quantdrop copies this file in).
 
 It is trusted: it drops root to the execution's own uid, sets the resource limits, and then runs the
-program as `__main__`. Its one argument is a JSON object written by `quantdrop.sandbox`.
+program as `__main__`. Its arguments are `name=value` pairs written by `quantdrop.sandbox` (not JSON:
+importing json would cost more than the rest of this file).
 """
 
-import json
 import os
 import resource
 import site
@@ -43,7 +43,8 @@ def _site_without_pth() -> None:
 
 def main() -> None:
     _site_without_pth()
-    cfg = json.loads(sys.argv[1])
+    cfg = dict(arg.split("=", 1) for arg in sys.argv[1:])
+    cfg = {k: (int(v) if k not in ("cwd", "main") else v) for k, v in cfg.items() if v != ""}
     os.chdir(cfg["cwd"])
     if cfg.get("no_new_privs"):
         _no_new_privileges()
