@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.reference import llama_cpp_quantize
+
+# as `quantdrop` itself does (cli.py): OpenMP threads that spin while waiting starve a 2-core machine;
+# read when llama.cpp's libgomp loads, so set before any test imports llama_cpp
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 RECIPES = ["Q8_0", "Q6_K", "Q4_K_M", "Q3_K_M", "Q2_K"]  # most bits to fewest
 
