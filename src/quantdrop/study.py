@@ -135,6 +135,10 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     if not source.exists():
         raise QuantdropError(f"{source}: no such file or directory")
     local = source.is_file() and source.suffix != ".json"
+    if local and not note:  # a reference rebuilt by `quantdrop demo-model` says so in its metadata
+        from quantdrop.ggufio import read_header
+
+        note = str(read_header(source).fields.get("quantdrop.reference_note", ""))
 
     # validate everything before any long work
     recipe_objs = [load_recipe(r) for r in _split(recipes, DEFAULT_RECIPES)]
