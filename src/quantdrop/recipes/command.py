@@ -65,9 +65,9 @@ def main(args: argparse.Namespace) -> int:
         for i, rule in enumerate(recipe.rules, 1):
             print(f"  rule {i}: {rule.describe()}")
         return 0
-    from quantdrop.model_source import load_inventory
+    from quantdrop.plan import load_model
 
-    plan = resolve(recipe, load_inventory(args.model))
+    plan = resolve(recipe, load_model(args.model))
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
