@@ -8,6 +8,7 @@ import resource
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic(tmp_path_factory.mktemp("src") / "small.gguf", "llama", n_layer=4)
 
 
-def run_cli(*args: str, preexec=None) -> subprocess.CompletedProcess:  # noqa: ANN001
+def run_cli(*args: str, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "quantdrop.cli", *args], capture_output=True, text=True,
                           timeout=300, preexec_fn=preexec)
 
