@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from quantdrop.report import DeviceSet, Placement, ReportData, SizeRow, recommend
-from tests.report.paper import GIB
+from tests.report.paper import GIB, illustrative_proxies
 
 
 def test_paper_section_4_4(paper_data) -> None:
@@ -28,15 +28,30 @@ def test_a_better_variant_that_does_not_fit_is_named(paper_data) -> None:
     assert "Q4_K_M would need 71.0 GiB per device" in recs["8x910B-64G"].reason
 
 
-def test_a_smaller_variant_without_a_significant_drop_is_pointed_out(paper_data) -> None:
+def test_a_significant_drop_ranks_below_any_other(paper_data) -> None:
     res = paper_data.results
     cols = [dataclasses.replace(c, significant=False) if c.label == "UD-Q2_K_XL" else
             dataclasses.replace(c, significant=True) if c.label == "DQ3_K_M" else c for c in res.columns]
     data = dataclasses.replace(paper_data, results=dataclasses.replace(res, columns=cols))
     rec = recommend(data)[0]
-    assert rec.recipe == "DQ3_K_M"
-    assert "accuracy drop 0.34% (significant)" in rec.reason
-    assert "UD-Q2_K_XL is 25% smaller with no significant drop" in rec.reason  # 212 vs 281 GiB
+    assert rec.recipe == "Q4_K_M"  # DQ3_K_M scores higher, but its drop is significant here
+    assert rec.reason.startswith("best weighted avg. (85.24) of the 4 evaluated variants that fit")
+    assert "UD-Q2_K_XL is 44% smaller with no significant drop" in rec.reason  # 212 vs 377 GiB
+
+
+def test_noisy_accuracy_defers_to_the_kl_divergence(paper_data) -> None:
+    """A tiny sample: no drop is significant, one variant got a question more right by chance."""
+    res = paper_data.results
+    cols = [dataclasses.replace(c, significant=False, weighted_avg=90.0 if c.label == "Q3_K_M" else 80.0)
+            for c in res.columns]
+    data = dataclasses.replace(paper_data, results=dataclasses.replace(res, columns=cols),
+                               proxies=illustrative_proxies())  # KL: Q4_K_M 0.012 < DQ3_K_M 0.033 < Q3_K_M
+    recs = {r.device_set: r for r in recommend(data)}
+    assert recs["8xH100-80G"].recipe == "Q4_K_M"
+    assert recs["8xH100-80G"].reason.startswith(
+        "no significant accuracy drop, and lowest mean KL divergence (0.0120) of the 5 measured variants that fit")
+    assert recs["8x910B-64G"].recipe == "DQ3_K_M"
+    assert "Q4_K_M would need 71.0 GiB per device" in recs["8x910B-64G"].reason
 
 
 def test_nothing_fits() -> None:
@@ -62,5 +77,5 @@ def test_without_accuracy_the_kl_divergence_decides() -> None:
     proxies = {n: ProxyResult(**base, kld_mean=k) for n, k in kl.items()}
     (rec,) = recommend(ReportData("m", device_sets=[dev], sizes=sizes, proxies=proxies))
     assert rec.recipe == "Q6_K"
-    assert rec.reason.startswith("best mean KL divergence (0.0040) of the 2 measured variants that fit")
+    assert rec.reason.startswith("lowest mean KL divergence (0.0040) of the 2 measured variants that fit")
     assert "Q8_0 would need 20.0 GiB per device" in rec.reason

@@ -64,7 +64,8 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
         ci, significant = None, None
         diff = table.diffs.get(("weighted", lab))
         if diff is not None and base_w and not math.isnan(diff.low):
-            ci = (-100.0 * diff.high / base_w, -100.0 * diff.low / base_w)
+            # a drop is at most 100% (accuracy cannot go below 0)
+            ci = (-100.0 * diff.high / base_w, min(100.0, -100.0 * diff.low / base_w))
             significant = diff.high < 0
         columns.append(VariantColumn(lab, cells, _finite(table.average.get(lab)), _finite(table.weighted.get(lab)),
                                      None if drop is None else 100.0 * drop, ci, significant))

@@ -24,6 +24,12 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+def fmt_pct(x: float) -> str:
+    """Two decimals, never "-0.00"."""
+    s = f"{x:.2f}"
+    return "0.00" if s == "-0.00" else s
+
+
 def fmt_score(mean: float, std: float | None) -> str:
     """The paper's cell: "95.45 (±0.82)", or "90.99" for a single run."""
     return f"{mean:.2f}" if std is None else f"{mean:.2f} (±{std:.2f})"
@@ -116,9 +122,9 @@ def results_table(data: ReportData) -> Table | None:
         if c.drop is None or c.label == res.baseline:
             drop_row.append(DASH)
             continue
-        text = f"{c.drop:.2f}%"
+        text = f"{fmt_pct(c.drop)}%"
         if c.drop_ci is not None:
-            text += f" [{c.drop_ci[0]:.2f}, {c.drop_ci[1]:.2f}]"
+            text += f" [{fmt_pct(c.drop_ci[0])}, {fmt_pct(c.drop_ci[1])}]"
         if c.significant:
             text += SIGNIFICANT
             strong.add((len(rows), i))
