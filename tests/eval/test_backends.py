@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import pytest
@@ -125,3 +126,24 @@ def test_normalize_endpoint():
     assert normalize_endpoint("http://h:8000/v1/") == "http://h:8000"
     with pytest.raises(QuantdropError, match="not an http"):
         normalize_endpoint("h:8000")
+
+
+def test_gguf_fingerprint_tells_files_apart_by_content(tmp_path):
+    from quantdrop.eval.backends.llama_cpp import gguf_fingerprint
+
+    data = bytes(range(256)) * 40_000  # ~10 MB: several sampled chunks
+    a, b, c = tmp_path / "a.gguf", tmp_path / "b.gguf", tmp_path / "c.gguf"
+    a.write_bytes(data)
+    b.write_bytes(data)
+    c.write_bytes(data[:5_000_000] + b"\x01" + data[5_000_001:])  # one byte in the middle of a spot
+    fa, fb, fc = (json.loads(gguf_fingerprint(p)) for p in (a, b, c))
+    assert fa["hash"] == fb["hash"] and fa["size"] == len(data) and fa["kind"] == "gguf"
+    assert fa["hash"] != fc["hash"]
+
+
+def test_default_n_ctx():
+    from quantdrop.eval.backends.llama_cpp import CPU_CTX_CAP, PROMPT_ALLOWANCE, default_n_ctx
+
+    assert default_n_ctx(8192, 32768) == 8192  # the model's training context
+    assert default_n_ctx(131072, 256) == 256 + PROMPT_ALLOWANCE  # what the run needs
+    assert default_n_ctx(131072, 32768) == CPU_CTX_CAP
