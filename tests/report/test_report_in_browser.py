@@ -58,6 +58,8 @@ def test_dom_has_the_tables_and_embedded_images(rendered) -> None:
     srcs = re.findall(r'<img [^>]*src="([^"]{0,30})', dom)
     assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "8x910B-64G" in dom and "DQ3_K_M" in dom
+    for header in ("Device set", "Metric", "Benchmark", "Variant"):  # each table kept its header row
+        assert f"<thead><tr><th>{header}</th>" in dom, header
 
 
 def test_images_decode_in_the_browser(rendered) -> None:

@@ -35,8 +35,8 @@ def test_significant_drops_are_marked_with_their_interval(paper_data) -> None:
     assert drop[2] == "0.68% [-0.50, 1.20]"  # not significant: plain
     assert drop[3] == "**1.80% [0.90, 2.70]†**"  # significant: marked
     html = table.html("t2")
-    assert "<td class='strong'>1.80% [0.90, 2.70]†</td>" in html
-    assert "0.68% [-0.50, 1.20]</td>" in html and "<td class='strong'>0.68%" not in html
+    assert "<td class='strong'>1.80%<br><span class='ci'>[0.90, 2.70]†</span></td>" in html
+    assert "<td>0.68%<br><span class='ci'>[-0.50, 1.20]</span></td>" in html
 
 
 def test_partial_benchmarks_show_their_label() -> None:
@@ -61,3 +61,10 @@ def test_byte_formatting() -> None:
     assert tables.fmt_bytes(61.25 * 2**30) == "61.2 GiB"
     assert tables.fmt_bytes(138_000_000) == "132 MiB"
     assert tables.fmt_bytes(2.5 * 2**40) == "2.50 TiB"
+
+
+def test_html_table_has_its_header_and_rows(paper_data) -> None:
+    html = tables.results_table(paper_data).html("t2")
+    head = html.split("<thead>")[1].split("</thead>")[0]
+    assert head.count("<th>") == 6 and "<th>DQ3_K_M</th>" in head
+    assert html.count("<tr>") == 1 + 9 + 3  # header, benchmarks, Average / Weighted avg. / Accuracy drop

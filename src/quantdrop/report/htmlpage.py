@@ -23,6 +23,8 @@ tbody tr:nth-child(even) td{background:#fbfcfd}
 td.strong{font-weight:700;color:#b42318} td.bad{color:#b42318;background:#fdecea !important}
 #recommendations td,#recommendations thead th{white-space:normal;text-align:left}
 #recommendations td.strong{color:#0b6e35;font-size:1rem}
+.scroll{overflow-x:auto;max-width:100%} .ci{font-size:.78rem;color:#57606a}
+td.strong .ci{color:#b42318}
 .caption{color:#57606a;font-size:.82rem;max-width:1100px;margin-top:.2rem}
 figure{margin:1rem 0} figure img{max-width:100%;border:1px solid #e1e4e8}
 figcaption{color:#57606a;font-size:.82rem}

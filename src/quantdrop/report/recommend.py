@@ -88,6 +88,9 @@ def recommend_for(data: ReportData, device: DeviceSet) -> Recommendation:
         alt = min(cheaper, key=lambda r: r.size_bytes)
         saved = 100 * (1 - alt.size_bytes / best.size_bytes)
         reason += f"; {alt.label} is {saved:.0f}% smaller with no significant drop"
+        if alt.label in data.proxies and best.label in data.proxies:
+            reason += (f" (but a mean KL divergence of {data.proxies[alt.label].kld_mean:.4f} against "
+                       f"{data.proxies[best.label].kld_mean:.4f})")
     return Recommendation(device.name, best.label, reason)
 
 

@@ -72,11 +72,15 @@ class Table:
                 tag = "th" if c == 0 else "td"
                 flags = (("strong", (r, c) in self.strong), ("bad", (r, c) in self.bad))
                 cls = " ".join(name for name, on in flags if on)
-                cells.append(f"<{tag}{f' class={cls!r}' if cls else ''}>{html.escape(s)}</{tag}>")
+                text = html.escape(s)
+                if " [" in s and s.endswith(("]", "]" + SIGNIFICANT)):  # a value and its interval: two lines
+                    value, _, ci = s.partition(" [")
+                    text = f"{html.escape(value)}<br><span class='ci'>[{html.escape(ci)}</span>"
+                cells.append(f"<{tag}{f' class={cls!r}' if cls else ''}>{text}</{tag}>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         caption = f"<p class='caption'>{html.escape(self.caption)}</p>" if self.caption else ""
-        return (f"<h3>{html.escape(self.title)}</h3><table id={table_id!r}><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>{caption}")
+        return (f"<h3>{html.escape(self.title)}</h3><div class='scroll'><table id={table_id!r}><thead><tr>{head}"
+                f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>{caption}")
 
 
 def sizes_table(data: ReportData) -> Table | None:
