@@ -85,9 +85,7 @@ def summarize(store: Store, run_id: int) -> BenchResult:
         counts["truncated"] += row.completion.truncated
         if row.status in ("correct", "wrong", "unextracted") and row.value is not None:
             matrix[index[row.item_id], row.sample] = row.value
-    counts["pending"] = len(ids) * samples - sum(
-        counts[s] for s in ("correct", "wrong", "unextracted", "error")
-    )
+    counts["pending"] = len(ids) * samples - sum(counts[s] for s in ("correct", "wrong", "unextracted", "error"))
     runs = run_accuracies(matrix)
     mean, std = mean_std(runs)
     scored = ~np.isnan(matrix)
@@ -102,9 +100,7 @@ def summarize(store: Store, run_id: int) -> BenchResult:
         mean=mean,
         std=std,
         ci=bootstrap_ci(matrix),
-        counts={
-            k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")
-        },
+        counts={k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")},
         loaded_from=run.loaded_from,
         weight=run.weight,
         item_means=item_means,
@@ -127,9 +123,7 @@ class Table:
 
 def _weights(results: list[BenchResult]) -> dict[str, float]:
     return {
-        r.benchmark: (
-            r.weight if r.weight is not None else PAPER_WEIGHTS.get(benchmark_key(r.benchmark), 1.0)
-        )
+        r.benchmark: (r.weight if r.weight is not None else PAPER_WEIGHTS.get(benchmark_key(r.benchmark), 1.0))
         for r in results
     }
 
@@ -156,16 +150,13 @@ def results_table(store: str | Path, baseline: str | None = None, labels: list[s
     keys.sort(key=lambda k: (rank.get(benchmark_key(k), len(rank)), first[k]))
     cells = {(r.benchmark, r.label): r for r in results}
     weights = _weights(results)
-    table = Table(
-        labels=labels, benchmarks=keys, titles={}, cells=cells, average={}, weighted={}, baseline=baseline
-    )
+    table = Table(labels=labels, benchmarks=keys, titles={}, cells=cells, average={}, weighted={}, baseline=baseline)
     for key in keys:
         titles = list(dict.fromkeys(cells[(key, lab)].title for lab in labels if (key, lab) in cells))
-        table.titles[key] = (
-            titles[0] if len(titles) == 1 else f"{titles[0].split(' (')[0]} (item counts differ)"
-        )
+        table.titles[key] = titles[0] if len(titles) == 1 else f"{titles[0].split(' (')[0]} (item counts differ)"
     for lab in labels:
-        scores = {k: cells[(k, lab)].mean for k in keys if (k, lab) in cells}
+        # a benchmark of weight 0 (e.g. C-Eval's unscored test split) is shown but not averaged
+        scores = {k: cells[(k, lab)].mean for k in keys if (k, lab) in cells and weights[k] != 0}
         table.average[lab] = average(scores)
         table.weighted[lab] = weighted_average(scores, weights)
     if baseline:
@@ -174,9 +165,7 @@ def results_table(store: str | Path, baseline: str | None = None, labels: list[s
         bad = Counter()
         for k in keys:
             if (k, lab) in cells:
-                bad.update(
-                    {c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n}
-                )
+                bad.update({c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n})
         if bad:
             table.notes.append(f"{lab}: " + ", ".join(f"{n} {c}" for c, n in sorted(bad.items())))
     return table
@@ -189,7 +178,9 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
     for lab in table.labels:
         if lab == base:
             continue
-        common = [k for k in table.benchmarks if (k, base) in table.cells and (k, lab) in table.cells]
+        common = [
+            k for k in table.benchmarks if (k, base) in table.cells and (k, lab) in table.cells and weights[k] != 0
+        ]
         if not common:
             continue
         b = weighted_average({k: table.cells[(k, base)].mean for k in common}, weights)
@@ -205,9 +196,7 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
             weights={k: weights[k] for k in common},
         )
         if len(common) < len(table.benchmarks):
-            table.notes.append(
-                f"{lab}: accuracy drop over the {len(common)} benchmarks it shares with {base}"
-            )
+            table.notes.append(f"{lab}: accuracy drop over the {len(common)} benchmarks it shares with {base}")
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -254,9 +243,7 @@ def format_markdown(table: Table) -> str:
     if any(d.excludes_zero for d in table.diffs.values()):
         foot.append(f"* the paired bootstrap 95% CI of the difference from {table.baseline} excludes 0.")
     if any(not r.complete for r in table.cells.values()):
-        foot.append(
-            "† incomplete: requests pending or failed; run the same `quantdrop eval` again to finish."
-        )
+        foot.append("† incomplete: requests pending or failed; run the same `quantdrop eval` again to finish.")
     foot += [f"{n}." for n in table.notes]
     return "\n".join([*lines, "", *foot] if foot else lines)
 
@@ -269,9 +256,7 @@ def table_dict(table: Table) -> dict[str, Any]:
             {
                 "benchmark": k,
                 "title": table.titles[k],
-                "results": {
-                    lab: table.cells[(k, lab)].to_dict() for lab in table.labels if (k, lab) in table.cells
-                },
+                "results": {lab: table.cells[(k, lab)].to_dict() for lab in table.labels if (k, lab) in table.cells},
                 "diff_vs_baseline": {
                     lab: asdict(table.diffs[(k, lab)]) for lab in table.labels if (k, lab) in table.diffs
                 },
@@ -282,9 +267,7 @@ def table_dict(table: Table) -> dict[str, Any]:
         "weighted_average": table.weighted,
         "accuracy_drop": table.drop,
         "weighted_diff_vs_baseline": {
-            lab: asdict(table.diffs[("weighted", lab)])
-            for lab in table.labels
-            if ("weighted", lab) in table.diffs
+            lab: asdict(table.diffs[("weighted", lab)]) for lab in table.labels if ("weighted", lab) in table.diffs
         },
         "notes": table.notes,
     }

@@ -1,0 +1,101 @@
+"""The results table from a store written directly: the paper's row order, "mean (±std)" across sample
+runs, Average / Weighted avg. with the Appendix A.2 weights, the accuracy drop, partial labels."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from quantdrop.eval.results import format_table, results_table
+from quantdrop.eval.store import Store
+from quantdrop.eval.types import Completion, Score
+
+FP = {"kind": "openai", "model": "m", "endpoints": ["http://x"]}
+
+
+def write_run(st: Store, label: str, bench: str, title: str, full: int, weight: float, matrix: list[list[int]]):
+    """matrix: items x samples of 1 (correct) / 0 (wrong)."""
+    run = st.open_run(
+        label=label,
+        benchmark=bench,
+        title=title,
+        full_size=full,
+        weight=weight,
+        fingerprint=FP | {"model": label},
+        protocol={"samples": len(matrix[0])},
+    )
+    ids = [f"{bench}-{i}" for i in range(len(matrix))]
+    st.add_items(run, ids)
+    for item, row in zip(ids, matrix, strict=True):
+        for k, ok in enumerate(row):
+            st.put_response(run, item, k, k, Completion(text=str(ok)))
+            st.put_score(run, item, k, Score(float(ok), "correct" if ok else "wrong"))
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "eval.sqlite"
+    with Store(path) as st:
+        # inserted out of the paper's order on purpose: MMLU first, AIME last
+        write_run(st, "FP8", "mmlu", "MMLU", 4, 1.0, [[1], [1], [1], [0]])
+        write_run(st, "Q2", "mmlu", "MMLU", 4, 1.0, [[1], [0], [0], [0]])
+        write_run(st, "FP8", "aime2024", "AIME 2024", 30, 0.2, [[1, 1, 0, 1], [0, 1, 0, 0]])
+        write_run(st, "Q2", "aime2024", "AIME 2024", 30, 0.2, [[1, 1, 1, 1], [1, 1, 1, 0]])
+        write_run(st, "FP8", "ceval-test", "C-Eval (test, unscored)", 2, 0.0, [[0], [0]])
+    return path
+
+
+def test_rows_cells_and_aggregates(store):
+    t = results_table(store, baseline="FP8")
+    assert t.labels == ["FP8", "Q2"] and t.benchmarks == ["aime2024", "mmlu", "ceval-test"]
+    assert t.titles["aime2024"] == "AIME 2024 (2/30)" and t.titles["mmlu"] == "MMLU"
+    aime = t.cells[("aime2024", "FP8")]
+    runs = [50.0, 100.0, 0.0, 50.0]  # per sample run: column means of the matrix
+    assert aime.runs == runs and aime.mean == statistics.fmean(runs) and aime.std == statistics.pstdev(runs)
+    # averages over the benchmarks with a weight (C-Eval's unscored test split is shown, not averaged)
+    assert t.average["FP8"] == pytest.approx((50.0 + 75.0) / 2)
+    assert t.weighted["FP8"] == pytest.approx((0.2 * 50.0 + 1.0 * 75.0) / 1.2)
+    assert t.weighted["Q2"] == pytest.approx((0.2 * 87.5 + 1.0 * 25.0) / 1.2)
+    assert t.drop["Q2"] == pytest.approx((t.weighted["FP8"] - t.weighted["Q2"]) / t.weighted["FP8"])
+    md = format_table(t, "md")
+    rows = {
+        c[0]: c[1:]
+        for c in ([x.strip() for x in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| "))
+    }
+    # both AIME items improved in every resample: the paired CI excludes 0, marked "*"
+    assert rows["AIME 2024 (2/30)"] == ["50.00 (±35.36)", "87.50 (±21.65) *"]
+    assert rows["MMLU"] == ["75.00", "25.00"]
+    assert rows["Accuracy drop"] == ["-", f"{100 * t.drop['Q2']:.2f}%"]
+    assert list(rows) == [
+        "Benchmark",
+        "AIME 2024 (2/30)",
+        "MMLU",
+        "C-Eval (test, unscored)",
+        "Average",
+        "Weighted avg.",
+        "Accuracy drop",
+    ]
+
+
+def test_a_variant_that_beats_the_baseline_has_no_drop(store):
+    t = results_table(store, baseline="Q2")
+    assert t.drop["FP8"] == 0.0
+    drop_row = next(line for line in format_table(t, "md").splitlines() if line.startswith("| Accuracy drop"))
+    assert [c.strip() for c in drop_row.strip("|").split("|")][1:] == ["0", "-"]  # columns FP8, Q2
+
+
+def test_json_is_strict_and_complete(store):
+    data = json.loads(format_table(results_table(store, baseline="FP8", labels=["Q2"]), "json"))
+    assert data["labels"] == ["FP8", "Q2"]  # the baseline joins the chosen labels
+    aime = next(b for b in data["benchmarks"] if b["benchmark"] == "aime2024")
+    assert aime["results"]["Q2"]["counts"] == {
+        "correct": 7,
+        "wrong": 1,
+        "unextracted": 0,
+        "error": 0,
+        "truncated": 0,
+        "pending": 0,
+    }
+    assert set(aime["diff_vs_baseline"]["Q2"]) == {"value", "low", "high"}
