@@ -135,4 +135,4 @@ class LlamaCppBackend:
             return Completion(finish_reason="error", error=f"llama.cpp: {err}")
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # an interrupt need not wait for the queue
