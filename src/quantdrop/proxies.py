@@ -119,6 +119,7 @@ class ChunkLogits:
             try:
                 self.llm = llama_cpp.Llama(
                     str(model), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=min(n_ctx, 512), n_threads=threads,
+                    n_gpu_layers=-1,  # all layers on the GPU when llama.cpp was built with one
                     n_threads_batch=threads, logits_all=False, verbose=False,
                 )
             except (ValueError, RuntimeError) as err:
