@@ -26,6 +26,7 @@ import aiohttp
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.types import Completion, Message, SamplingParams
 
+JSON = {"Content-Type": "application/json"}
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 30.0
 
@@ -148,6 +149,7 @@ class OpenAICompatBackend:
             "n": 1,
             "stream": False,
         }
+        payload = json.dumps(body).encode()  # once, not per attempt
         start = time.perf_counter()
         last_error, failed = "", None
         for attempt in range(self.retries + 1):
@@ -155,7 +157,7 @@ class OpenAICompatBackend:
             self._busy[url] += 1
             retry_after = None
             try:
-                async with self._session.post(f"{url}/v1/chat/completions", json=body) as resp:
+                async with self._session.post(f"{url}/v1/chat/completions", data=payload, headers=JSON) as resp:
                     status, raw, retry_after = resp.status, await resp.read(), _retry_after(resp.headers)
             except TimeoutError:
                 last_error = f"timeout from {url}"
