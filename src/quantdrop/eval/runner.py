@@ -145,7 +145,10 @@ def _load_benchmarks(
                 bench=bench,
                 items=items[:limit] if limit else items,
                 samples=n_samples,
-                protocol={"samples": n_samples, "template": _template_hash(bench), "seeds": SEED_SCHEME},
+                protocol={"samples": n_samples, "template": _template_hash(bench), "seeds": SEED_SCHEME,
+                          # options that change the item set or the prompts (LiveCodeBench's release and
+                          # date window, C-Eval's split) are part of the protocol
+                          "options": {k: str(v) for k, v in sorted(bench_options.items())}},
             )
         )
     return out
@@ -285,6 +288,11 @@ async def _evaluate(
                     params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=effective)
                     await _run_bench(backend, store, b, params, concurrency, scorers, progress)
                     results.append(summarize(store, b.run_id))
+                    if getattr(b.bench, "submission_path", None) and results[-1].complete:
+                        from quantdrop.eval.benchmarks.ceval import submission_from_store
+
+                        path = submission_from_store(store_path, label, b.bench.submission_path)
+                        _note(f"C-Eval submission file for the official site: {path}", progress)
             return results
     finally:
         await backend.aclose()
