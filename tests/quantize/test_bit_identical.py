@@ -115,3 +115,26 @@ def test_every_output_loads_and_generates(demo_model: Path, tmp_path: Path, pres
     llm = llama_cpp.Llama(str(out), n_ctx=128, n_threads=2, verbose=False, seed=1)
     text = llm.create_completion("The capital of France is", max_tokens=8, temperature=0.0)["choices"][0]["text"]
     assert len(llm.tokenize(text.encode(), add_bos=False)) >= 1
+
+
+def test_requantizing_a_q8_0_source_matches_llama_cpp(synthetic_models: dict[str, Path], tmp_path: Path) -> None:
+    """A quantized source needs --allow-requantize; then it is dequantized (with gguf) exactly as
+    llama.cpp dequantizes it, so the result is still bit-identical."""
+    from quantdrop.errors import QuantdropError
+
+    q8 = tmp_path / "q8.gguf"
+    llama_cpp_quantize(synthetic_models["qwen2"], q8, FTYPES["Q8_0"][0])
+    with pytest.raises(QuantdropError, match="--allow-requantize"):
+        quantize(q8, tmp_path / "refused.gguf", recipe="Q4_K_M")
+    assert not (tmp_path / "refused.gguf").exists()
+
+    import ctypes
+
+    import llama_cpp
+
+    ref = tmp_path / "ref.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.nthread, params.allow_requantize = FTYPES["Q4_K_M"][0], 2, True
+    assert llama_cpp.llama_model_quantize(str(q8).encode(), str(ref).encode(), ctypes.byref(params)) == 0
+    ours = quantize(q8, tmp_path / "ours.gguf", recipe="Q4_K_M", allow_requantize=True).path
+    assert_same_tensors(ours, ref)
