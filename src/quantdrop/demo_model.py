@@ -42,8 +42,9 @@ def packaged_q4_1() -> Path:
     return path
 
 
-def dequantize_to_f16(src: Path, dst: Path) -> None:
-    """Every quantized tensor -> F16 (F32 tensors stay F32), metadata copied, written atomically."""
+def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
+    """Every quantized tensor -> F16 (F32 tensors stay F32), metadata copied, written atomically;
+    `note` is recorded as `quantdrop.reference_note` (what the F16 file was rebuilt from)."""
     from quantdrop.quantize import metadata_fields, read_tensor  # the quantizer's own metadata copy
 
     header = read_header(src)
@@ -51,7 +52,7 @@ def dequantize_to_f16(src: Path, dst: Path) -> None:
              for t in header.tensors]
     fields = [*metadata_fields(header),  # without the source's general.file_type
                pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
-               pack_field("quantdrop.reference_note", NOTE, GGUFValueType.STRING)]
+               pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)]
     tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as fh:
