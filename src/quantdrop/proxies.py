@@ -15,6 +15,8 @@ Mirrors llama.cpp's `llama-perplexity --kl-divergence-base` / `--kl-divergence`
 
 The file is keyed by the reference's fingerprint, the text's hash, n_ctx and the number of chunks; an
 interrupted reference pass resumes after its last complete chunk. Results per variant are cached too.
+Flash attention stays off; `llama-perplexity -fa off` then prints the same numbers from our file and
+writes the same quantized log-probs (tests/proxies/test_against_llama_perplexity.py).
 """
 
 from __future__ import annotations
