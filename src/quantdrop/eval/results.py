@@ -195,7 +195,7 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
             {k: table.cells[(k, lab)].item_means for k in common},
             weights={k: weights[k] for k in common},
         )
-        if len(common) < len(table.benchmarks):
+        if len(common) < sum(weights[k] != 0 for k in table.benchmarks):
             table.notes.append(f"{lab}: accuracy drop over the {len(common)} benchmarks it shares with {base}")
 
 

