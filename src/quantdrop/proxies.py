@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from quantdrop.errors import QuantdropError
+from quantdrop.fingerprint import file_fingerprint
 
 DEFAULT_N_CTX = 512
 LOGITS_MAGIC = b"_logits_"  # llama-perplexity's --kl-divergence-base file header
@@ -83,27 +84,10 @@ def load_text(text: str | Path | None = None) -> tuple[str, str]:
     return raw, path.name
 
 
-# ------------------------------------------------------------------------------------- fingerprints
-
-
-def file_fingerprint(path: str | Path, samples: int = 16, sample_bytes: int = 1 << 16) -> str:
-    """Size plus a hash of the first MiB (GGUF metadata) and `samples` evenly spaced blocks.
-
-    Cheap on a 400 GB file yet changes with any re-quantization (every tensor's bytes move)."""
-    path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256(f"{size}:".encode())
-    with path.open("rb") as f:
-        h.update(f.read(1 << 20))
-        for i in range(samples):
-            f.seek(max(0, (size - sample_bytes) * i // max(1, samples - 1)))
-            h.update(f.read(sample_bytes))
-    return f"{size}-{h.hexdigest()[:16]}"
-
-
 def default_cache_dir() -> Path:
-    root = os.environ.get("QUANTDROP_CACHE") or Path.home() / ".cache" / "quantdrop"
-    return Path(root) / "proxies"
+    from quantdrop.demo_model import cache_dir  # $QUANTDROP_CACHE, default ~/.cache/quantdrop
+
+    return cache_dir() / "proxies"
 
 
 # ---------------------------------------------------------------------------------- llama.cpp logits

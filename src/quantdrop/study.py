@@ -62,7 +62,7 @@ def _endpoints(endpoint: list[str] | None) -> dict[str, list[str]]:
 
 
 def _source_fingerprint(path: Path) -> str:
-    from quantdrop.proxies import file_fingerprint
+    from quantdrop.fingerprint import file_fingerprint
 
     return file_fingerprint(path)
 

@@ -7,7 +7,6 @@ worker thread, so requests are served one at a time while the event loop stays f
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import time
@@ -18,28 +17,19 @@ from typing import Any
 
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.types import Completion, Message, SamplingParams
+from quantdrop.fingerprint import sampled_digest
 
 CPU_CTX_CAP = 16384  # default n_ctx ceiling: a larger KV cache rarely fits a CPU box's RAM
 PROMPT_ALLOWANCE = 2048  # tokens reserved for the prompt when n_ctx is derived from max_tokens
-_HASH_CHUNK = 1 << 20
-_HASH_SPOTS = 16
 
 _LOADED: dict[tuple[str, int, int | None], Any] = {}  # one model per process
 
 
 def gguf_fingerprint(path: str | os.PathLike[str]) -> str:
-    """Size plus a SHA-256 over 16 spread 1 MiB chunks (header, tensors, tail): it tells any two
+    """Size plus quantdrop.fingerprint's sampled hash (header and spread blocks): it tells any two
     quantizations apart, and costs milliseconds even for a 400 GB model."""
-    p = Path(path)
-    size = p.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with p.open("rb") as f:
-        for k in range(_HASH_SPOTS):
-            f.seek(max(0, min(size - _HASH_CHUNK, k * size // _HASH_SPOTS)) if k else 0)
-            digest.update(f.read(_HASH_CHUNK))
-    return json.dumps(
-        {"kind": "gguf", "name": p.name, "size": size, "hash": digest.hexdigest()[:16]}, sort_keys=True
-    )
+    size, digest = sampled_digest(path)
+    return json.dumps({"kind": "gguf", "name": Path(path).name, "size": size, "hash": digest}, sort_keys=True)
 
 
 def default_n_ctx(n_ctx_train: int, max_tokens: int) -> int:
