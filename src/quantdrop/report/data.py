@@ -64,6 +64,8 @@ class Cell:
     std: float | None = None
     n: int = 0  # items scored per run
     runs: int = 1
+    differs: bool | None = None  # the paired CI of the difference from the baseline excludes 0
+    complete: bool = True  # False: requests pending or failed
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class VariantColumn:
     weighted_avg: float | None = None
     drop: float | None = None
     drop_ci: tuple[float, float] | None = None  # paired bootstrap CI of the drop, percent
-    significant: bool | None = None  # the CI excludes 0
+    significant: bool | None = None  # the drop's CI excludes 0: the variant is surely worse
+    weighted_differs: bool | None = None  # the paired CI of the weighted avg.'s difference excludes 0
 
 
 @dataclass(frozen=True)
