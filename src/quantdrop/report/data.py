@@ -9,28 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from quantdrop.proxies import ProxyResult
-
-
-@dataclass(frozen=True)
-class DeviceSet:
-    """`count` devices of `capacity_bytes` each, e.g. DeviceSet("8xH100-80G", 8, 80 * 10**9)."""
-
-    name: str
-    count: int
-    capacity_bytes: int
-
-    @property
-    def total_bytes(self) -> int:
-        return self.count * self.capacity_bytes
-
-
-@dataclass(frozen=True)
-class Placement:
-    """One variant on one device set: the paper's "MU (total)" and "MU (per GPU)", and whether it fits."""
-
-    total_bytes: int
-    per_device_bytes: int  # the most loaded device
-    fits: bool
+from quantdrop.recommend import DeviceSet, Placement, Recommendation  # their home: the one policy
 
 
 @dataclass(frozen=True)
@@ -90,13 +69,6 @@ class ResultsTable:
     columns: list[VariantColumn]
     baseline: str | None = None
     ci_level: float = 0.95
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    device_set: str
-    recipe: str | None  # None: nothing fits
-    reason: str
 
 
 @dataclass

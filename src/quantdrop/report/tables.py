@@ -13,19 +13,11 @@ import math
 from dataclasses import dataclass, field
 
 from quantdrop.report.data import Cell, Recommendation, ReportData, ResultsTable, VariantColumn
+from quantdrop.util import fmt_bytes
 
 DASH = "–"
 DIFFERS = "*"  # the paired CI of the difference from the baseline excludes 0 (a drop: significant)
 INCOMPLETE = "†"  # requests pending or failed
-
-
-def fmt_bytes(n: float) -> str:
-    """Binary units with three significant digits: 377 GiB, 61.2 GiB, 138 MiB."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            v = n / scale
-            return f"{v:.0f} {unit}" if v >= 100 else f"{v:.1f} {unit}" if v >= 10 else f"{v:.2f} {unit}"
-    return f"{n:.0f} B"
 
 
 def fmt_pct(x: float) -> str:
