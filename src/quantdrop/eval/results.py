@@ -27,7 +27,6 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.store import Store
 from quantdrop.stats import (
     PAPER_ORDER,
-    PAPER_WEIGHTS,
     Interval,
     accuracy_drop,
     average,
@@ -36,6 +35,7 @@ from quantdrop.stats import (
     mean_std,
     paired_bootstrap_diff,
     run_accuracies,
+    weight_of,
     weighted_average,
 )
 
@@ -123,8 +123,7 @@ class Table:
 
 def _weights(results: list[BenchResult]) -> dict[str, float]:
     return {
-        r.benchmark: (r.weight if r.weight is not None else PAPER_WEIGHTS.get(benchmark_key(r.benchmark), 1.0))
-        for r in results
+        r.benchmark: r.weight if r.weight is not None else weight_of(r.benchmark) for r in results
     }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.results import BenchResult, summarize
 from quantdrop.eval.store import Store
-from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Score
+from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Score, partial_label
 
 SEED_SCHEME = "sha256(benchmark/item/sample)[:4]"  # part of the protocol: same seeds for every variant
 SCORE_WORKERS = min(4, os.cpu_count() or 1)
@@ -406,9 +406,7 @@ async def _run_bench(
     queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(maxsize=SCORE_WORKERS * SCORE_BATCH * 2)
     tally = _Tally()
     committer = _Committer(store, b.run_id)
-    label = getattr(b.bench, "title", b.key)
-    if b.items and len(b.items) < b.bench.full_size:
-        label = f"{label} ({len(b.items)}/{b.bench.full_size})"
+    label = partial_label(getattr(b.bench, "title", b.key), len(b.items), b.bench.full_size)
     _note(
         f"{label}: {len(b.items)} items x {b.samples} samples from {getattr(b.bench, 'loaded_from', '?')}; "
         f"{total - len(todo)} responses already stored",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.eval.types import Completion, Score
+from quantdrop.eval.types import Completion, Score, partial_label
 
 SCHEMA_VERSION = 1
 
@@ -80,9 +80,7 @@ class Run:
     @property
     def table_label(self) -> str:
         """The row label: the title, marked partial when fewer items than the full set."""
-        if self.n_items < self.full_size:
-            return f"{self.title} ({self.n_items}/{self.full_size})"
-        return self.title
+        return partial_label(self.title, self.n_items, self.full_size)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,12 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def partial_label(title: str, n_items: int, full_size: int) -> str:
+    """A benchmark's row label: its title, marked partial when fewer items than the full set,
+    e.g. "MATH-500 (311/500)" (the one place that label is built)."""
+    return title if n_items >= full_size else f"{title} ({n_items}/{full_size})"
+
+
 class Benchmark(Protocol):
     """One benchmark module's contract (see quantdrop.eval.benchmarks)."""
 
