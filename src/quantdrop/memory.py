@@ -36,6 +36,7 @@ from gguf import GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory, row_bytes, type_from_name
+from quantdrop.recipes.llamacpp import layer_of
 
 KvLayout = Literal["auto", "full", "latent"]
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -98,9 +99,9 @@ def layer_shapes(inv: ModelInventory, layout: KvLayout = "auto") -> list[LayerSh
     kind = resolve_layout(inv, layout)
     by_layer: dict[int, dict[str, tuple[int, ...]]] = {}
     for t in inv.tensors:
-        if t.name.startswith("blk."):
-            _, il, rest = t.name.split(".", 2)
-            by_layer.setdefault(int(il), {})[rest.removesuffix(".weight")] = t.shape
+        if (il := layer_of(t.name)) is not None:
+            rest = t.name.split(".", 2)[2]
+            by_layer.setdefault(il, {})[rest.removesuffix(".weight")] = t.shape
     pattern = hp.sliding_window_pattern or SWA_PATTERN.get(hp.arch, 0)
     shapes = []
     for il in range(hp.n_layer):

@@ -43,9 +43,11 @@ from quantdrop.devices import Device, DeviceSet, GiB, parse_devices
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory
 from quantdrop.memory import KV_TYPES, compute_buffer_bytes, kv_bytes_per_layer, layer_shapes, resolve_layout
+from quantdrop.recipes.llamacpp import layer_of
 from quantdrop.recommend import Candidate, Placement, Recommendation
 from quantdrop.recommend import DeviceSet as Fleet
 from quantdrop.recommend import recommend as policy
+from quantdrop.util import comma_list, fmt_bytes
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 AS_IS = "as-is"  # the pseudo-recipe "the GGUF as it is" (the default for an already quantized GGUF)
@@ -120,12 +122,6 @@ def layer_devices(n_layer: int, weights: list[float]) -> list[int]:
     return out
 
 
-def _layer_of(name: str) -> int | None:
-    if name.startswith("blk."):
-        return int(name.split(".", 2)[1])
-    return None
-
-
 @dataclass(frozen=True)
 class _Placement:
     """A device set with everything that does not depend on the recipe: layer split, KV, buffers."""
@@ -163,7 +159,7 @@ def _fit(spec: str, place: _Placement, entries: list[tuple[str, int]], headroom_
     host = 0
     tied = not any(name == "output.weight" for name, _ in entries)
     for name, nbytes in entries:
-        il = _layer_of(name)
+        il = layer_of(name)
         if il is not None and il < len(where) - 1:
             per_dev[where[il]] += nbytes
         elif name == "token_embd.weight":
@@ -183,8 +179,7 @@ def _fit(spec: str, place: _Placement, entries: list[tuple[str, int]], headroom_
 # recommendation (the paper's section 4.4: the best recipe that fits each device set)
 # ---------------------------------------------------------------------------------------------
 
-def _gib(n: int) -> str:
-    return f"{n / GiB:.1f} GiB"
+_gib = fmt_bytes  # the one byte formatter (quantdrop.util)
 
 
 def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = None) -> list[Recommendation]:
@@ -204,8 +199,7 @@ def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = Non
 def _as_list(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> list[str]:
     if value is None:
         return list(default)
-    items = value.split(",") if isinstance(value, str) else [x for v in value for x in v.split(",")]
-    items = [x.strip() for x in items if x.strip()]
+    items = comma_list(value)
     if not items:
         raise QuantdropError("no recipe given (expected e.g. --recipe Q4_K_M,Q3_K_M)")
     return items

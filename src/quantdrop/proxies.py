@@ -37,6 +37,7 @@ import numpy as np
 
 from quantdrop.errors import QuantdropError
 from quantdrop.fingerprint import file_fingerprint
+from quantdrop.util import atomic_write, progress_bar
 
 DEFAULT_N_CTX = 512
 LOGITS_MAGIC = b"_logits_"  # llama-perplexity's --kl-divergence-base file header
@@ -470,7 +471,7 @@ def proxies(
                 results.append(ProxyResult(**{**stored, "variant": Path(variant).name}))
                 continue
         result = compare(ref, variant, progress=progress)
-        _write_atomic(cached, json.dumps(result.to_dict(), indent=1))
+        atomic_write(cached, json.dumps(result.to_dict(), indent=1))
         results.append(result)
     return results
 
@@ -485,21 +486,11 @@ def _check_gguf(path: str | Path) -> Path:
     return path
 
 
-def _write_atomic(path: Path, content: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _progress(items: range, title: str, total: int, done: int, enabled: bool) -> Iterator[int]:
     if not enabled:
         yield from items
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(title, total=total, completed=done)
         for i in items:
             yield i

@@ -30,6 +30,7 @@ from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, pack_field, read_head
 from quantdrop.inventory import read_gguf_inventory
 from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
 from quantdrop.recipes.llamacpp import QUANTIZED
+from quantdrop.util import atomic_output, fmt_bytes, progress_bar
 
 FLOAT_SOURCES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
 SLAB_BYTES = 64 * 1024 * 1024  # float32 rows converted at a time: bounds peak memory per tensor
@@ -221,13 +222,7 @@ class _Quantizer:
 
 
 def _progress(enabled: bool):
-    if not enabled:
-        return nullcontext(None)
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    return progress_bar(enabled=enabled, unit="bytes", transient=True) if enabled else nullcontext(None)
 
 
 def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *, recipe: str = "Q4_K_M",
@@ -256,16 +251,15 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         raise QuantdropError(f"{out.parent}: no such directory")
     need, free = _file_size_estimate(plan, header), shutil.disk_usage(out.parent).free
     if need > free:
-        raise QuantdropError(f"not enough free space in {out.parent}: need {need / 2**30:.2f} GiB, "
-                             f"have {free / 2**30:.2f} GiB")
+        raise QuantdropError(f"not enough free space in {out.parent}: need {fmt_bytes(need)}, "
+                             f"have {fmt_bytes(free)}")
     for qtype in {e.type for e in plan.entries if e.type in QUANTIZED}:
         kernels.prepare(qtype)
 
     sources = {t.name: t for t in header.tensors}
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
     quantizer = _Quantizer(threads or os.cpu_count() or 1, imat)
     try:
-        with open(tmp, "wb") as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar:
+        with atomic_output(out) as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar:
             writer = GGUFStreamWriter(fh, metadata_fields(header, plan),
                                       [(e.name, e.shape, e.type) for e in plan.entries])
             total = sum(sources[e.name].nbytes for e in plan.entries)
@@ -286,19 +280,10 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
 
                 quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
                 writer.end_tensor()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-        dir_fd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except OSError as err:
         raise QuantdropError(f"writing {out} failed: {err.strerror or err}") from None
     finally:
         quantizer.close()
-        tmp.unlink(missing_ok=True)
     return QuantizeResult(out, plan, time.perf_counter() - t0, writer.written)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
+from quantdrop.util import atomic_write, comma_list
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q4_K_M", "Q3_K_M", "DQ3_K_M", "Q2_K")
 DEFAULT_BENCH = ("mmlu", "math500", "aime2024", "humaneval")
@@ -42,8 +43,7 @@ class StudyResult:
 def _split(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> list[str]:
     if value is None:
         return list(default)
-    items = value.split(",") if isinstance(value, str) else list(value)
-    items = [i.strip() for i in items if i.strip()]
+    items = comma_list(value)
     if not items:
         raise QuantdropError("an empty list where names were expected")
     return items
@@ -88,9 +88,7 @@ def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | Non
             pass
     stamp.unlink(missing_ok=True)
     quantize(source, out, recipe=recipe, threads=threads, force=True, progress=progress)
-    tmp = stamp.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(key))
-    os.replace(tmp, stamp)
+    atomic_write(stamp, json.dumps(key))
     return out
 
 

@@ -8,10 +8,7 @@ import sys
 
 from quantdrop.eval.results import format_table, json_safe, results_table
 from quantdrop.eval.runner import evaluate
-
-
-def _csv(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
+from quantdrop.util import comma_list
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     parser.add_argument(
         "--bench",
-        type=_csv,
+        type=comma_list,
         required=True,
         help="comma-separated: math500,aime2024,gpqa,mmlu,cmmlu,ceval,humaneval,mbpp,mbppplus,"
         "livecodebench (or package.module:factory)",

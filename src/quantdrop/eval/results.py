@@ -13,9 +13,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from quantdrop.stats import (
     weight_of,
     weighted_average,
 )
+from quantdrop.util import atomic_write, comma_list
 
 FORMATS = ("md", "csv", "json")
 
@@ -135,7 +134,7 @@ def results_table(store: str | Path, baseline: str | None = None, labels: list[s
         if not known:
             raise QuantdropError(f"{store} holds no evaluation runs yet")
         if isinstance(labels, str):
-            labels = labels.split(",")
+            labels = comma_list(labels)
         labels = list(labels or known)
         for name in [*labels, *([baseline] if baseline else [])]:
             if name not in known:
@@ -322,26 +321,13 @@ def json_safe(x: Any) -> Any:
     return x
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory (no half-written file)."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- CLI --------------------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default="quantdrop-eval.sqlite", help="the evaluation store (SQLite)")
     parser.add_argument("--baseline", help="label to compare against (adds the Accuracy drop row)")
     parser.add_argument(
         "--labels",
-        type=lambda s: [x for x in s.split(",") if x],
+        type=comma_list,
         help="comma-separated labels, in column order (default: all)",
     )
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
@@ -352,7 +338,7 @@ def main(args: argparse.Namespace) -> int:
     table = results_table(args.store, baseline=args.baseline, labels=args.labels)
     text = format_table(table, args.fmt)
     if args.output:
-        write_atomic(args.output, text)
+        atomic_write(args.output, text if text.endswith("\n") else text + "\n")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

@@ -26,6 +26,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.results import BenchResult, summarize
 from quantdrop.eval.store import Store
 from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Score, partial_label
+from quantdrop.util import comma_list, progress_bar
 
 SEED_SCHEME = "sha256(benchmark/item/sample)[:4]"  # part of the protocol: same seeds for every variant
 SCORE_WORKERS = min(4, os.cpu_count() or 1)
@@ -214,7 +215,7 @@ def evaluate(
     `create()` (e.g. {"split": "test"} for C-Eval's submission run; benchmarks ignore unknown ones).
     """
     if isinstance(bench, str):
-        bench = bench.split(",")
+        bench = comma_list(bench)
     _check_options(model, endpoint, bench, label, limit, samples, max_tokens, temperature, top_p, concurrency)
     options = parse_options(bench_options)
     benches = _load_benchmarks(bench, limit, samples, data_dir, template, options)  # bad names and data fail here
@@ -332,25 +333,6 @@ class _Tally:
         }
 
 
-def _progress_bar(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[tps]}"),
-        TextColumn("{task.fields[errors]}"),
-        TextColumn("{task.fields[trunc]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-        transient=False,
-    )
-
-
 class _Committer:
     """Group commit: the responses that arrive in one turn of the event loop are committed together
     at the end of that turn, before any of them is scored or anything else is asked."""
@@ -426,7 +408,7 @@ async def _run_bench(
                 for _ in batch:
                     queue.task_done()
 
-    with _progress_bar(progress) as bar:
+    with progress_bar("rate", "tps", "errors", "trunc", enabled=progress, clock="elapsed") as bar:
         task = bar.add_task(label, total=total, completed=total - len(todo), **tally.fields())
         scoring = [asyncio.create_task(scorer()) for _ in range(SCORE_WORKERS)]
         if rescore:  # responses stored by a run killed before it scored them
