@@ -62,6 +62,7 @@ def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
             data = raw if qtype == t.type else dequantize(raw, t.type).astype(np.float16)
             writer.write(np.ascontiguousarray(data).view(np.uint8))
             writer.end_tensor()
+        writer.finish()
 
 
 def ensure_demo_model(verbose: bool = False) -> Path:

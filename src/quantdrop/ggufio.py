@@ -225,7 +225,11 @@ class GGUFStreamWriter:
     """Writes header, metadata and tensor infos up front, then each tensor's data in order, padded.
 
     The tensor order and sizes are fixed at construction, so every offset is known before any data
-    is written; `write_tensor` checks that each tensor gets exactly its planned byte count.
+    is written; `end_tensor` checks that each tensor gets exactly its planned byte count, and
+    `finish` that every planned tensor was written. Like gguf-py's GGUFWriter (its WriterState), it
+    is a small state machine that refuses out-of-order calls: data after the last planned tensor or
+    after `finish`. Used as a context manager, a clean exit calls `finish`; write into
+    `util.atomic_output` so a refused file never appears.
     """
 
     def __init__(self, fh: BinaryIO, fields: list[bytes], tensors: list[tuple[str, tuple[int, ...],
@@ -245,13 +249,29 @@ class GGUFStreamWriter:
         head += b"\0" * (-len(head) % alignment)
         fh.write(head)
         self.next, self.written, self._current = 0, 0, 0
+        self.finished = False
+
+    def __enter__(self) -> GGUFStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.finish()
+
+    def _check_open(self, what: str) -> None:
+        if self.finished:
+            raise QuantdropError(f"GGUF writer: {what} after finish()")
+        if self.next >= len(self.names):
+            raise QuantdropError(f"GGUF writer: {what} after the last of the {len(self.names)} planned tensors")
 
     def write(self, chunk: bytes | memoryview | np.ndarray) -> None:
         """Append bytes of the current tensor."""
+        self._check_open("tensor data")
         self._current += self.fh.write(chunk)
 
     def end_tensor(self) -> None:
         """Check the current tensor got exactly its planned size, pad it, and move to the next."""
+        self._check_open("end_tensor()")
         name, expected = self.names[self.next], self.sizes[self.next]
         if self._current != expected:
             raise QuantdropError(f"{name}: {self._current} bytes written, {expected} planned")
@@ -259,3 +279,15 @@ class GGUFStreamWriter:
         self.next += 1
         self.written += self._current
         self._current = 0
+
+    def finish(self) -> None:
+        """Check that every planned tensor was written (a missing last tensor is an error, not a short
+        file), flush, and refuse any later call."""
+        if self.finished:
+            return
+        if self.next < len(self.names) or self._current:
+            missing = self.names[self.next:]
+            raise QuantdropError(f"GGUF writer closed after {self.next} of {len(self.names)} planned tensors "
+                                 f"(missing: {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+        self.fh.flush()
+        self.finished = True

@@ -280,6 +280,7 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
 
                 quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
                 writer.end_tensor()
+            writer.finish()
     except OSError as err:
         raise QuantdropError(f"writing {out} failed: {err.strerror or err}") from None
     finally:
