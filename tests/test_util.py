@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from quantdrop import util
+from quantdrop.errors import QuantdropError
 from quantdrop.recipes.llamacpp import layer_of
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "quantdrop"
@@ -56,6 +57,9 @@ def test_one_byte_formatter_one_progress_bar_one_comma_list() -> None:
     assert _files_with(r"def _human\(|/ 2\*\*30|/ GiB:") == set()
     assert util.comma_list(" a,b,, c ") == ["a", "b", "c"] and util.comma_list(["a,b", "c"]) == ["a", "b", "c"]
     assert util.comma_list(None) == []
+    assert util.name_list(None, ("Q8_0",), "none") == ["Q8_0"] and util.name_list("a,b", (), "none") == ["a", "b"]
+    with pytest.raises(QuantdropError, match="no recipe given"):
+        util.name_list(" , ", ("Q8_0",), "no recipe given")
     # devices.py and plan's --accuracy parse grammars of their own (errors for empty parts, RECIPE=SCORE)
     assert _files_with(r'split\(",".*\n(?!.*raise)') <= {"util.py", "devices.py", "plan.py"}
 

@@ -47,7 +47,7 @@ from quantdrop.recipes.llamacpp import layer_of
 from quantdrop.recommend import Candidate, Placement, Recommendation
 from quantdrop.recommend import DeviceSet as Fleet
 from quantdrop.recommend import recommend as policy
-from quantdrop.util import comma_list, fmt_bytes
+from quantdrop.util import fmt_bytes, name_list
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 AS_IS = "as-is"  # the pseudo-recipe "the GGUF as it is" (the default for an already quantized GGUF)
@@ -196,15 +196,6 @@ def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = Non
 # the API
 # ---------------------------------------------------------------------------------------------
 
-def _as_list(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> list[str]:
-    if value is None:
-        return list(default)
-    items = comma_list(value)
-    if not items:
-        raise QuantdropError("no recipe given (expected e.g. --recipe Q4_K_M,Q3_K_M)")
-    return items
-
-
 def load_accuracy(accuracy: str | dict[str, float] | None) -> dict[str, float] | None:
     """`Q4_K_M=85.24,DQ3_K_M=85.53`, a JSON file {recipe: score}, or a dict."""
     if accuracy is None or isinstance(accuracy, dict):
@@ -275,7 +266,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
         raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
     if ctx < 1 or parallel < 1 or n_ubatch < 1:
         raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
-    names = _as_list(recipe, ()) if recipe is not None else []
+    names = name_list(recipe, (), "no recipe given (expected e.g. --recipe Q4_K_M,Q3_K_M)")
     recipes = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.util import atomic_write, comma_list
+from quantdrop.util import atomic_write, name_list
+
+_EMPTY = "an empty list where names were expected"
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q4_K_M", "Q3_K_M", "DQ3_K_M", "Q2_K")
 DEFAULT_BENCH = ("mmlu", "math500", "aime2024", "humaneval")
@@ -38,15 +40,6 @@ class StudyResult:
     variants: dict[str, Path | None]  # label -> local GGUF (None: evaluated through an endpoint)
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall seconds this run
     summary: str = ""
-
-
-def _split(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> list[str]:
-    if value is None:
-        return list(default)
-    items = comma_list(value)
-    if not items:
-        raise QuantdropError("an empty list where names were expected")
-    return items
 
 
 def _endpoints(endpoint: list[str] | None) -> dict[str, list[str]]:
@@ -139,11 +132,11 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         note = str(read_header(source).fields.get("quantdrop.reference_note", ""))
 
     # validate everything before any long work
-    recipe_objs = [load_recipe(r) for r in _split(recipes, DEFAULT_RECIPES)]
+    recipe_objs = [load_recipe(r) for r in name_list(recipes, DEFAULT_RECIPES, _EMPTY)]
     labels = [r.name for r in recipe_objs]
     if len(set(labels)) != len(labels):
         raise QuantdropError(f"a recipe is listed twice: {', '.join(labels)}")
-    bench_names = [] if skip_eval else _split(bench, DEFAULT_BENCH)
+    bench_names = [] if skip_eval else name_list(bench, DEFAULT_BENCH, _EMPTY)
     for name in bench_names:
         get_benchmark(name)  # unknown names fail here, listing the known ones
     parse_devices(devices)

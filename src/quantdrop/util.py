@@ -69,6 +69,19 @@ def comma_list(value: str | Iterable[str] | None) -> list[str]:
     return [x.strip() for part in parts for x in part.split(",") if x.strip()]
 
 
+def name_list(value: str | Iterable[str] | None, default: Iterable[str], empty: str) -> list[str]:
+    """`comma_list(value)`, or `default` when value is None; a QuantdropError saying `empty` when a
+    given value names nothing ("--recipe ,")."""
+    from quantdrop.errors import QuantdropError
+
+    if value is None:
+        return list(default)
+    items = comma_list(value)
+    if not items:
+        raise QuantdropError(empty)
+    return items
+
+
 # -- progress ------------------------------------------------------------------------------------
 def progress_bar(*fields: str, enabled: bool = True, unit: str = "items", clock: str = "remaining",
                  transient: bool = False) -> Any:
