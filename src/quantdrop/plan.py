@@ -281,6 +281,25 @@ def _yes_no(value: str | bool, flag: str) -> bool:
     raise QuantdropError(f"{flag} must be yes or no (got {value!r})")
 
 
+def check_options(*, kv_type: str, flash_attn: bool, ctx: int, parallel: int, n_ubatch: int,
+                  headroom_gib: float = 1.0, overhead_gib: float | None = None) -> None:
+    """The one check of a memory configuration (plan, tune and the study all pass through it): what
+    llama.cpp itself refuses is refused here, with llama.cpp's reason."""
+    if kv_type.lower() not in KV_TYPES:
+        raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
+    # llama.cpp, src/llama-context.cpp, llama_init_from_model: a quantized type_v with flash_attn_type
+    # disabled returns no context ("quantized V cache requires flash_attn to be enabled")
+    if not flash_attn and kv_type.lower() != "f16":
+        raise QuantdropError(f"--kv-type {kv_type.lower()} with --flash-attn no: llama.cpp refuses it "
+                             "(quantized V cache requires flash_attn to be enabled); use --flash-attn yes "
+                             "or --kv-type f16")
+    if ctx < 1 or parallel < 1 or n_ubatch < 1:
+        raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
+    for flag, value in (("--headroom-gib", headroom_gib), ("--overhead-gib", overhead_gib)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise QuantdropError(f"{flag} must be a finite number of GiB, 0 or more (got {value})")
+
+
 def load_model(model: str | os.PathLike[str], *, mla_split: bool = True) -> ModelInventory:
     """A GGUF (header only, all shards), an HF model directory or its config.json -> ModelInventory."""
     p = Path(model)
@@ -312,10 +331,8 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     split = _yes_no(mla_split, "--mla-split")
     fa = _yes_no(flash_attn, "--flash-attn")
     swa = _yes_no(swa_full, "--swa-full")
-    if kv_type.lower() not in KV_TYPES:
-        raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
-    if ctx < 1 or parallel < 1 or n_ubatch < 1:
-        raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
+    check_options(kv_type=kv_type, flash_attn=fa, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
+                  headroom_gib=headroom_gib, overhead_gib=overhead_gib)
     names = _as_list(recipe, ()) if recipe is not None else []
     recipes = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)
