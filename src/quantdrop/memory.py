@@ -29,7 +29,10 @@ device (devices.toml), added by the planner.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from gguf import GGMLQuantizationType
@@ -215,3 +218,83 @@ def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_o
     if has_output:  # the masks are freed by then; logits [n_vocab, tokens] f32 (graph_reserve: all outputs)
         peak = max(peak, tokens * n_vocab(inv) * F32 + residual)
     return peak
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU_REPACK (ggml/src/ggml-cpu/repack.cpp, ggml_repack_get_optimal_repack_type)
+# ---------------------------------------------------------------------------------------------
+# On the CPU backend llama.cpp puts every weight that a matrix product reads (MUL_MAT on a 2-D weight,
+# MUL_MAT_ID on 3-D experts) into the extra buffer type CPU_REPACK when repack.cpp has an interleaved
+# layout for its type on this CPU and its row count divides the interleave: a copy of the weight
+# (ggml_nbytes, 32-byte aligned), next to the mmapped file. Per type, the (features, interleave) pairs
+# repack.cpp tries in order (x86: avx2, avx512; ARM: dotprod = NEON + dotprod, i8mm = NEON + int8
+# matmul). Not modelled: SVE, RISC-V V, s390 VXE, and AMX builds (whose AMX buffer comes first).
+REPACK_RULES: dict[GGMLQuantizationType, tuple[tuple[str, int], ...]] = {
+    GGMLQuantizationType.Q4_0: (("avx2", 8), ("i8mm", 4), ("dotprod", 4)),
+    GGMLQuantizationType.Q4_K: (("avx2", 8), ("i8mm", 8), ("dotprod", 8)),
+    GGMLQuantizationType.Q2_K: (("avx512", 8),),
+    GGMLQuantizationType.Q5_K: (("i8mm", 8), ("dotprod", 8)),
+    GGMLQuantizationType.Q6_K: (("i8mm", 8), ("dotprod", 8)),
+    GGMLQuantizationType.IQ4_NL: (("avx2", 8), ("dotprod", 4)),
+    GGMLQuantizationType.MXFP4: (("avx2", 8), ("dotprod", 4)),
+    GGMLQuantizationType.Q8_0: (("i8mm", 4), ("dotprod", 4)),
+    GGMLQuantizationType.Q1_0: (("i8mm", 4), ("dotprod", 4)),
+}
+TENSOR_ALIGNMENT = 32  # ggml-cpu: the repack buffer's alignment
+# weights llama.cpp reads with GET_ROWS or a convolution, never a matrix product (src/llama-arch.cpp)
+_NOT_MATMUL = ("token_embd", "position_embd", "token_types", "per_layer_token_embd", "conv")
+
+
+def repack_interleave(qtype: GGMLQuantizationType, features: frozenset[str]) -> int | None:
+    """Rows repack.cpp interleaves for this type on a CPU with `features`; None: not repacked."""
+    for feature, rows in REPACK_RULES.get(qtype, ()):
+        if feature in features:
+            return rows
+    return None
+
+
+def cpu_repack_bytes(tensors: list[tuple[str, GGMLQuantizationType, tuple[int, ...]]],
+                     features: frozenset[str]) -> int:
+    """Bytes of llama.cpp's CPU_REPACK buffer for these weights (name, type, ggml shape). A tied
+    embedding (no output.weight) is read by the output's MUL_MAT as a duplicate: it counts too."""
+    names = {name for name, _, _ in tensors}
+    total = 0
+    for name, qtype, shape in tensors:
+        dims = len(shape)
+        while dims > 1 and shape[dims - 1] == 1:
+            dims -= 1
+        matmul = dims == 2 or (dims == 3 and "_exps" in name)
+        if name == "token_embd.weight" and "output.weight" not in names:
+            matmul = dims == 2  # llama.cpp's TENSOR_DUPLICATED output layer
+        elif any(k in name for k in _NOT_MATMUL):
+            matmul = False
+        rows = repack_interleave(qtype, features)
+        if matmul and rows and shape[1] % rows == 0:
+            total += _pad(row_bytes(qtype, shape[0]) * math.prod(shape[1:]), TENSOR_ALIGNMENT)
+    return total
+
+
+def local_cpu_features() -> frozenset[str]:
+    """The repack-relevant features of the llama.cpp build on this machine (llama_print_system_info,
+    which reports what ggml-cpu was compiled for: a native build = this CPU); /proc/cpuinfo otherwise."""
+    try:
+        import llama_cpp
+
+        flags = {f.lower() for f in re.findall(r"(\w+) = 1", llama_cpp.llama_print_system_info().decode())}
+    except (ImportError, OSError, AttributeError):
+        return _cpuinfo_features()
+    if "repack" not in flags:
+        return frozenset()  # built without GGML_USE_CPU_REPACK
+    names = {"avx2": "avx2", "avx512": "avx512", "dotprod": "dotprod", "matmul_int8": "i8mm"}
+    return frozenset(v for k, v in names.items() if k in flags)
+
+
+def _cpuinfo_features() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, flags=re.MULTILINE)
+    flags = set(m.group(1).split()) if m else set()
+    names = {"avx2": "avx2", "avx512f": "avx512", "asimddp": "dotprod", "i8mm": "i8mm"}
+    return frozenset(v for k, v in names.items() if k in flags)

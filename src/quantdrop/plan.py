@@ -14,14 +14,15 @@ JSON schema (`--json`), stable; sizes in bytes:
                 "kv_cache_bytes": int, "compute_buffer_bytes": int, "total_bytes": int,
                 "devices": [{"spec": str, "count": int, "bytes_per_device": int, "fits": bool,
                              "capacity_bytes": int, "total_bytes": int, "host_bytes": int,
-                             "per_device_bytes": [int]}]}],
+                             "per_device_bytes": [int], "cpu_repack_bytes": int}]}],
    "recommendation": [{"devices": str, "recipe": str | null, "alternatives": [str], "fits": [str],
                        "reason": str}]}
 `total_bytes` of a recipe = weights + KV cache + one compute buffer (everything on one device, no
 runtime overhead); `bytes_per_device` = the fullest device of the set (what decides `fits`, with
 `headroom_gib` to spare); a set's `total_bytes` = the sum over its devices, `host_bytes` = what stays
-in host memory (the input embedding). Recipe "as-is" plans a GGUF as it is (the default for a
-quantized GGUF).
+in host memory (the input embedding; 0 on a CPU host, which holds everything), `cpu_repack_bytes` =
+llama.cpp's CPU_REPACK buffer on a CPU host (`--devices cpu`, `cpu-32G`; 0 elsewhere). Recipe "as-is"
+plans a GGUF as it is (the default for a quantized GGUF).
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ from gguf import GGMLQuantizationType as T
 from quantdrop.devices import Device, DeviceSet, GiB, parse_devices
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory
-from quantdrop.memory import KV_TYPES, compute_buffer_bytes, kv_bytes_per_layer, layer_shapes, resolve_layout
+from quantdrop.memory import (
+    KV_TYPES,
+    compute_buffer_bytes,
+    cpu_repack_bytes,
+    kv_bytes_per_layer,
+    layer_shapes,
+    resolve_layout,
+)
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 AS_IS = "as-is"  # the pseudo-recipe "the GGUF as it is" (the default for an already quantized GGUF)
@@ -59,6 +67,7 @@ class DeviceFit:
     total_bytes: int
     host_bytes: int
     per_device_bytes: list[int]
+    cpu_repack_bytes: int = 0
 
 
 @dataclass
@@ -160,28 +169,39 @@ def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes
     return _Placement(devices, where, fixed)
 
 
-def _fit(spec: str, place: _Placement, entries: list[tuple[str, int]], headroom_gib: float) -> DeviceFit:
-    """Add one recipe's weights to a placement: blocks to their devices, the output layer to the last."""
+Entry = tuple[str, int, T, tuple[int, ...]]  # a weight as a recipe writes it: name, bytes, type, ggml shape
+
+
+def _fit(spec: str, place: _Placement, entries: list[Entry], headroom_gib: float) -> DeviceFit:
+    """Add one recipe's weights to a placement: blocks to their devices, the output layer to the last.
+
+    A CPU host holds everything: the mmapped file (a tied embedding once: both uses read the mapping)
+    plus llama.cpp's CPU_REPACK copy of the weights its SIMD kernels repack (memory.cpu_repack_bytes)."""
     devices, where = place.devices, place.where
     out_dev = where[-1]
     per_dev = list(place.fixed)
     host = 0
-    tied = not any(name == "output.weight" for name, _ in entries)
-    for name, nbytes in entries:
+    repack = 0
+    cpu = devices[0].cpu_features if devices[0].is_cpu else None
+    tied = not any(name == "output.weight" for name, *_ in entries)
+    for name, nbytes, _, _ in entries:
         il = _layer_of(name)
         if il is not None and il < len(where) - 1:
             per_dev[where[il]] += nbytes
-        elif name == "token_embd.weight":
+        elif name == "token_embd.weight" and cpu is None:
             host += nbytes  # the input layer always stays on the CPU
             if tied:  # llama.cpp duplicates a tied embedding as the output layer on the output device
                 per_dev[out_dev] += nbytes
         else:
             per_dev[out_dev] += nbytes
+    if cpu is not None:
+        repack = cpu_repack_bytes([(name, qtype, shape) for name, _, qtype, shape in entries], cpu)
+        per_dev[0] += repack
     headroom = round(headroom_gib * GiB)
     fits = all(b + headroom <= d.memory_bytes for b, d in zip(per_dev, devices, strict=True))
     return DeviceFit(spec=spec, count=len(devices), bytes_per_device=max(per_dev), fits=fits,
                      capacity_bytes=min(d.memory_bytes for d in devices), total_bytes=sum(per_dev),
-                     host_bytes=host, per_device_bytes=per_dev)
+                     host_bytes=host, per_device_bytes=per_dev, cpu_repack_bytes=repack)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,14 +372,14 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     plans = []
     for name, r in recipes.items():
         if r is None:  # the model as it is: its own tensors and types
-            entries = [(t.name, t.nbytes) for t in inv.tensors]
+            entries: list[Entry] = [(t.name, t.nbytes, t.type, t.shape) for t in inv.tensors]
             by_type: dict[str, int] = {}
             for t in inv.tensors:
                 by_type[t.type.name] = by_type.get(t.type.name, 0) + t.nbytes
             size, bpw, warnings = inv.nbytes, inv.nbytes * 8 / max(1, inv.n_params), []
         else:
             rp = resolve(r, inv)
-            entries = [(e.name, e.nbytes) for e in rp.entries]
+            entries = [(e.name, e.nbytes, e.type, e.shape) for e in rp.entries]
             size, bpw, by_type, warnings = rp.nbytes, rp.bits_per_weight, dict(rp.bytes_by_type), rp.warnings
             name = r.name
         fits = [_fit(spec, place, entries, headroom_gib) for spec, place in places]
@@ -425,7 +445,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kv-layout", default="auto", choices=("auto", "full", "latent"),
                         help="DeepSeek KV cache: full heads, MLA latent, or auto (follows the model)")
     parser.add_argument("--parallel", type=int, default=1, help="parallel sequences (default 1)")
-    parser.add_argument("--devices", help="device sets, e.g. 8xH100-80G,8x910B-64G (+ joins a mixed set)")
+    parser.add_argument("--devices", help="device sets, e.g. 8xH100-80G,8x910B-64G (+ joins a mixed set); "
+                        "cpu (this machine), cpu-32G: CPU hosts")
     parser.add_argument("--n-ubatch", type=int, default=512, help="llama.cpp's physical batch (default 512)")
     parser.add_argument("--flash-attn", default="yes", choices=("yes", "no"),
                         help="flash attention (no: the KQ score matrix is in the compute buffer)")
