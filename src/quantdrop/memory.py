@@ -20,7 +20,8 @@ of two moments:
     current K/V rows, the output and, without flash attention, the f32 score matrix
     KQ = cells x tokens x n_head, the term that grows with the context; softmax runs in place) or the
     feed-forward (gate and up activations, per used expert for MoE, plus router logits);
-  * on the device holding the output layer: the logits, n_vocab x tokens f32, and the residual stream.
+  * on the device holding the output layer: the logits, n_vocab x tokens f32, above 2 residual-sized
+    slots (3 without flash attention or with a Hadamard-rotated quantized cache: _logits_moment_streams).
 The tests compare both terms with what llama.cpp logs: KV to the byte, the compute buffer within a
 few percent (llama.cpp's CPU backend, several architectures, with and without flash attention).
 Runtime overhead per device (CUDA context, BLAS workspaces, the backend's pool) is a property of the
@@ -184,9 +185,17 @@ def kv_bytes_per_layer(inv: ModelInventory, *, ctx: int, parallel: int = 1, kv_t
     return out
 
 
+def attn_rotation(layers: list[LayerShape], kv_type_name: str) -> bool:
+    """llama.cpp rotates a quantized K/V cache with a Hadamard matrix (src/llama-kv-cache.cpp, attn_rot_k /
+    attn_rot_v: ggml_is_quantized(type) and head size % 64 == 0): extra Q/K/V-sized tensors per block."""
+    if kv_type(kv_type_name) in (GGMLQuantizationType.F16, GGMLQuantizationType.F32):
+        return False
+    return any(ly.head_k % 64 == 0 or (ly.v_width and ly.head_v % 64 == 0) for ly in layers)
+
+
 def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_output: bool, ctx: int,
                          parallel: int = 1, n_ubatch: int = 512, flash_attn: bool = True,
-                         swa_full: bool = False) -> int:
+                         swa_full: bool = False, kv_type_name: str = "f16") -> int:
     """Estimated compute buffer of one device holding `layers` (and the output layer if `has_output`)."""
     hp = inv.hparams
     n_cells = _pad(ctx) * parallel
@@ -215,9 +224,22 @@ def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_o
             ffn = 2 * tokens * ly.n_ff * F32
         block_peak = max(block_peak, attn, ffn)
     peak = masks_bytes + residual + block_peak if layers else 0
-    if has_output:  # the masks are freed by then; logits [n_vocab, tokens] f32 (graph_reserve: all outputs)
-        peak = max(peak, tokens * n_vocab(inv) * F32 + residual)
+    if has_output:  # logits [n_vocab, tokens] f32 (graph_reserve: all outputs), see _logits_moment
+        peak = max(peak, tokens * n_vocab(inv) * F32 + _logits_moment_streams(layers, flash_attn, kv_type_name)
+                   * tokens * n_embd * F32)
     return peak
+
+
+def _logits_moment_streams(layers: list[LayerShape], flash_attn: bool, kv_type_name: str) -> int:
+    """Residual-sized [n_embd, tokens] f32 slots below the logits when ggml-alloc places them.
+
+    The logits are larger than any hole, so they go above the highest live tensor: the output norm,
+    above the hole the last residual stream leaves (2 slots). Measured with llama.cpp's CPU log: 2 with
+    flash attention and an unrotated (f16) cache at every context (SmolLM2-135M 512-16K, Qwen2.5-1.5B
+    512-32K); the score matrix (no flash attention) and the Hadamard-rotated Q/K/V of a quantized cache
+    fragment the last block and push them one slot up (3) from a few thousand cells on, so 3 there: an
+    upper bound that is exact at those contexts and one slot (tokens x n_embd x 4 bytes) high below."""
+    return 3 if not flash_attn or attn_rotation(layers, kv_type_name) else 2
 
 
 # ---------------------------------------------------------------------------------------------

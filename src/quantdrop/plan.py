@@ -150,7 +150,7 @@ class _Placement:
 
 
 def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes: list, flash_attn: bool,
-           overhead_gib: float | None, memory: dict[str, Any]) -> _Placement:
+           kv_type: str, overhead_gib: float | None, memory: dict[str, Any]) -> _Placement:
     devices: list[Device] = dset.devices
     overhead = [round(overhead_gib * GiB) if overhead_gib is not None else d.overhead_bytes for d in devices]
     # llama.cpp splits by each device's free memory: its capacity less the runtime's share
@@ -165,7 +165,7 @@ def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes
     for i in range(len(devices)):
         mine = [s for s in shapes if where[s.index] == i]
         fixed[i] += compute_buffer_bytes(inv, mine, has_output=i == where[-1], flash_attn=flash_attn,
-                                         **memory)
+                                         kv_type_name=kv_type, **memory)
     return _Placement(devices, where, fixed)
 
 
@@ -366,9 +366,9 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     memory = dict(ctx=ctx, parallel=parallel, n_ubatch=n_ubatch, swa_full=swa)
     kv_layers = kv_bytes_per_layer(inv, kv_type_name=kv_type, shapes=shapes, **memory)
     kv_total = sum(kv_layers)
-    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, flash_attn=fa, **memory)
-    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, flash_attn=fa, overhead_gib=overhead_gib,
-                              memory=memory)) for s in sets]
+    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, flash_attn=fa, kv_type_name=kv_type, **memory)
+    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, flash_attn=fa, kv_type=kv_type,
+                              overhead_gib=overhead_gib, memory=memory)) for s in sets]
     plans = []
     for name, r in recipes.items():
         if r is None:  # the model as it is: its own tensors and types
