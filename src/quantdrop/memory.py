@@ -235,10 +235,12 @@ def _logits_moment_streams(layers: list[LayerShape], flash_attn: bool, kv_type_n
 
     The logits are larger than any hole, so they go above the highest live tensor: the output norm,
     above the hole the last residual stream leaves (2 slots). Measured with llama.cpp's CPU log: 2 with
-    flash attention and an unrotated (f16) cache at every context (SmolLM2-135M 512-16K, Qwen2.5-1.5B
-    512-32K); the score matrix (no flash attention) and the Hadamard-rotated Q/K/V of a quantized cache
-    fragment the last block and push them one slot up (3) from a few thousand cells on, so 3 there: an
-    upper bound that is exact at those contexts and one slot (tokens x n_embd x 4 bytes) high below."""
+    flash attention and an unrotated (f16) cache (SmolLM2-135M 256-16K, Qwen2.5-1.5B 512-32K); the
+    score matrix (no flash attention) and the Hadamard-rotated Q/K/V of a quantized cache fragment the
+    last block and push them one slot up (3) from a few thousand cells on, so 3 there: exact at those
+    contexts and one slot (tokens x n_embd x 4 bytes) high below. Not modelled: ggml-alloc's isolated
+    fragmentation spikes (SmolLM2, flash attention: f16 at 2048 cells, q8_0 at 768/1024 cells, 3-4 %
+    above this estimate), which only a simulation of ggml-alloc over the exact graph would predict."""
     return 3 if not flash_attn or attn_rotation(layers, kv_type_name) else 2
 
 
