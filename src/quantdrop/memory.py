@@ -151,6 +151,21 @@ def kv_type(name: str) -> GGMLQuantizationType:
     return type_from_name(name)
 
 
+def check_kv_heads(layers: list[LayerShape], kv_type_name: str) -> None:
+    """llama.cpp (src/llama-context.cpp, llama_init_from_model) refuses a quantized K/V cache under flash
+    attention whose block size does not divide the head size; the same here, in llama.cpp's words."""
+    from gguf import GGML_QUANT_SIZES
+
+    qtype = kv_type(kv_type_name)
+    block = GGML_QUANT_SIZES[qtype][0]
+    for ly in layers:
+        for what, head, used in (("k", ly.head_k, True), ("v", ly.head_v, ly.v_width > 0)):
+            if used and head % block:
+                raise QuantdropError(f"--kv-type {kv_type_name.lower()}: llama.cpp refuses it for this model "
+                                     f"({what.upper()} cache type {qtype.name.lower()} with block size {block} "
+                                     f"does not divide n_embd_head_{what}={head}); use --kv-type f16")
+
+
 def kv_cells(layer: LayerShape, inv: ModelInventory, ctx: int, parallel: int, n_ubatch: int,
              swa_full: bool = False) -> int:
     """Cells llama.cpp allocates for one layer across all sequences (see the module docstring)."""

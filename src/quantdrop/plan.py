@@ -45,6 +45,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory
 from quantdrop.memory import (
     KV_TYPES,
+    check_kv_heads,
     compute_buffer_bytes,
     cpu_repack_bytes,
     kv_bytes_per_layer,
@@ -363,6 +364,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
         recipes = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
     layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
     shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
+    check_kv_heads(shapes, kv_type)
     memory = dict(ctx=ctx, parallel=parallel, n_ubatch=n_ubatch, swa_full=swa)
     kv_layers = kv_bytes_per_layer(inv, kv_type_name=kv_type, shapes=shapes, **memory)
     kv_total = sum(kv_layers)

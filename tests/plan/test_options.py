@@ -78,3 +78,25 @@ def test_the_study_checks_before_any_work(tmp_path: Path, demo_model: Path) -> N
     proc = run("study", demo_model, "--ctx", "0", "--skip-eval", "--out", out, timeout=60)
     assert_clean_failure(proc, "--ctx")
     assert not out.exists()
+
+
+def test_a_head_size_the_cache_block_does_not_divide_is_refused_like_llama_cpp(tmp_path: Path) -> None:
+    """Head size 80 (160 wide, 2 heads): a q8_0 row of 160 is fine, but llama.cpp's flash attention needs
+    the 32-element block to divide each head, and refuses the context; so does plan."""
+    from quantdrop.hfconfig import inventory_from_config
+
+    from .test_tiny_models_in_llama_cpp import BASE, TINY, metadata
+    from .tiny_gguf import write_gguf
+
+    config = {**BASE, **TINY["llama"], "hidden_size": 160, "num_attention_heads": 2, "num_key_value_heads": 2}
+    inv = inventory_from_config(config)
+    path = tmp_path / "head80.gguf"
+    write_gguf(inv, path, metadata(config))
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(path), "q8_0:1", "f16:1"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["q8_0:1", "refused", "f16:1", "ok"]
+    assert "does not divide n_embd_head_k=80" in proc.stderr
+    with pytest.raises(QuantdropError, match=r"K cache type q8_0 with block size 32 does not divide n_embd_head_k=80"):
+        plan(inv, "as-is", ctx=512, kv_type="q8_0")
+    assert plan(inv, "as-is", ctx=512, kv_type="f16").recipes
