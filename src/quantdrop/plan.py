@@ -432,6 +432,10 @@ def render_table(p: Plan) -> str:
     lines = [buf.getvalue().rstrip()]
     lines += [f"recommendation: {rec.reason}" for rec in p.recommendation]
     for r in p.recipes:
+        repacked = [f"{d.spec} {_gib(d.cpu_repack_bytes)}" for d in r.devices if d.cpu_repack_bytes]
+        if repacked:
+            lines.append(f"CPU_REPACK ({r.recipe}, llama.cpp's copy of the weights it repacks for the CPU's SIMD, "
+                         f"included above): {', '.join(repacked)}")
         lines += [f"warning ({r.recipe}): {w}" for w in r.warnings]
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from gguf import GGMLQuantizationType as T
 
 from quantdrop.devices import parse_devices
 from quantdrop.memory import cpu_repack_bytes, local_cpu_features, repack_interleave
-from quantdrop.plan import plan
+from quantdrop.plan import plan, render_table
 from quantdrop.quantize import quantize
 
 MiB = 1 << 20
@@ -123,3 +123,5 @@ def test_a_cpu_host_holds_the_embedding_and_gpus_do_not_repack(quantized_demo: P
     assert avx2.cpu_repack_bytes > 0 and plain.cpu_repack_bytes == gpu.cpu_repack_bytes == 0
     assert avx2.bytes_per_device - plain.bytes_per_device == avx2.cpu_repack_bytes
     assert plain.host_bytes == 0 and gpu.host_bytes > 0
+    lines = [line for line in render_table(p).splitlines() if line.startswith("CPU_REPACK")]
+    assert len(lines) == 1 and "1xcpu-avx2-8G" in lines[0] and "cpu-none" not in lines[0]
