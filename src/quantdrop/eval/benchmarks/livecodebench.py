@@ -9,9 +9,11 @@ DIR/livecodebench/test*.jsonl in its schema (question_id, question_content, star
 platform, public_test_cases, private_test_cases, metadata). The hub's files test.jsonl, test2.jsonl, ...
 hold releases v1, v2, ...: files beyond the chosen release are skipped.
 Prompt: LiveCodeBench's DeepSeek-R1 template (lcb_runner/prompts/code_generation.py) as the user message.
-Scoring: lcb_runner/evaluation/testing_util.py: public + private tests, functional (LeetCode `Solution`
-methods, JSON arguments per line) or stdin/stdout (stripped lines, equal or equal as Decimals); 6 s per
-test, LiveCodeBench's import prelude; pass@1 = the mean over samples (the runner's mean).
+Extraction (quantdrop.eval.scoring.code): the block that defines the Solution method, or for stdin problems
+the last complete program; LiveCodeBench's own rule (the lines between the last two ``` lines) only when
+no Python block is found. Scoring: lcb_runner/evaluation/testing_util.py: public + private tests,
+functional (LeetCode `Solution` methods, JSON arguments per line) or stdin/stdout (stripped lines, equal
+or equal as Decimals); 6 s per test, LiveCodeBench's import prelude; pass@1 = the mean over samples (the runner's mean).
 """
 
 from __future__ import annotations
@@ -104,9 +106,10 @@ class LiveCodeBench(BaseBenchmark):
                           "functional": problem.fn_name is not None})
 
     def score(self, item: Item, completion: Completion) -> Score:
-        code = code_scoring.lcb_code_block(completion.text)
+        code = code_scoring.answer_code(completion, item.target.fn_name, stdin=item.target.fn_name is None)
+        code = code if code is not None else code_scoring.lcb_code_block(completion.text)
         if code is None:
-            return code_scoring.unextracted("fewer than two ``` lines in the answer")
+            return code_scoring.unextracted("no Python code in the answer (nor two ``` lines)")
         passed, why = check(item.target, code)
         return code_scoring.verdict(passed, code, why)
 

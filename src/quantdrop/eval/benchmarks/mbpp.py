@@ -81,10 +81,10 @@ class Mbpp(BaseBenchmark):
                      meta={"entry_point": t.entry_point}) for t in tasks]
 
     def score(self, item: Item, completion: Completion) -> Score:
-        code = code_scoring.answer_code(completion)
+        task: MbppTask = item.target
+        code = code_scoring.answer_code(completion, task.entry_point)
         if code is None:
             return code_scoring.unextracted()
-        task: MbppTask = item.target
         code = code_scoring.sanitize(code, task.entry_point)
         try:
             passed, why = check(task, code, plus=self.plus)
