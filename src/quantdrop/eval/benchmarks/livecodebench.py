@@ -33,7 +33,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import BaseBenchmark
 from quantdrop.eval.benchmarks._data import check_rows, load_rows, read_file
 from quantdrop.eval.scoring import code as code_scoring
-from quantdrop.eval.scoring.text import render, resolve_template
+from quantdrop.eval.scoring.text import Extraction, render, resolve_template
 from quantdrop.eval.types import Completion, Item, Score
 
 HUB_ID = "livecodebench/code_generation_lite"
@@ -106,12 +106,21 @@ class LiveCodeBench(BaseBenchmark):
                           "functional": problem.fn_name is not None})
 
     def score(self, item: Item, completion: Completion) -> Score:
-        code = code_scoring.answer_code(completion, item.target.fn_name, stdin=item.target.fn_name is None)
-        code = code if code is not None else code_scoring.lcb_code_block(completion.text)
+        code = self.explain(item, completion).answer
         if code is None:
             return code_scoring.unextracted("no Python code in the answer (nor two ``` lines)")
         passed, why = check(item.target, code)
         return code_scoring.verdict(passed, code, why)
+
+    def explain(self, item: Item | None, completion: Completion) -> Extraction:
+        """The program block and why it was chosen (functional or stdin: known from the item)."""
+        if item is None:
+            return code_scoring.explain_code(completion.text)
+        fn_name = item.target.fn_name
+        found = code_scoring.explain_code(completion.text, fn_name, stdin=fn_name is None)
+        if found.answer is None and (fallback := code_scoring.lcb_code_block(completion.text)) is not None:
+            return Extraction(fallback, "LiveCodeBench's rule: the lines between the last two ``` lines")
+        return found
 
 
 def all_tests(problem: LcbProblem) -> list[dict[str, str]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from quantdrop import sandbox
 from quantdrop.eval.scoring.text import Extraction, strip_reasoning
-from quantdrop.eval.types import Completion, Score
+from quantdrop.eval.types import Score
 from quantdrop.sandbox.harness import decode, encode
 
 HARNESS = Path(sandbox.__file__).with_name("harness.py")
@@ -502,6 +502,3 @@ def sandbox_note() -> str:
     iso = sandbox.isolation()
     return f"sandbox: {iso.level}" + ("" if iso.network_isolated else " (NO network isolation)")
 
-
-def answer_code(completion: Completion, entry_point: str | None = None, *, stdin: bool = False) -> str | None:
-    return explain_code(completion.text, entry_point, stdin=stdin).answer
