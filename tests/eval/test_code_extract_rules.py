@@ -42,6 +42,9 @@ CASES = [
     # a block that does not parse is the choice only when no parsing block defines the entry point
     (fence(SOLUTION) + fence("def pos_count(xs):\n    return (\n"), "pos_count", False, SOLUTION,
      "fenced block 1 of 2: defines pos_count"),
+    # a fence indented inside a list item
+    ("1. The function:\n   ```python\n   def f(x):\n       return x + 1\n   ```\n", "f", False,
+     "def f(x):\n    return x + 1\n", "fenced block 1 of 1: defines f"),
     # decorated functions are kept
     (fence(FIB), "fib", False, FIB, "fenced block 1 of 1: defines fib"),
     # no block defines it: the last block

@@ -13,6 +13,7 @@ import builtins
 import json
 import re
 import secrets
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -72,7 +73,10 @@ def _parses(code: str) -> bool:
 
 
 def _block(code: str, kind: str) -> _Block:
-    return _Block(code, kind, _parse(code))
+    tree = _parse(code)
+    if tree is None and (dedented := textwrap.dedent(code)) != code:  # a fence indented in a list item
+        code, tree = dedented, _parse(dedented)
+    return _Block(code, kind, tree)
 
 
 def _blocks(answer: str) -> list[_Block]:
