@@ -35,6 +35,11 @@ CASES = [
     ("answer: c", "C", "answer-line"),
     ("So the answer is b.", "B", "phrase: answer-is"),
     ("I'll go with B.", "B", "phrase: i-choose"),
+    ("Let me pick D.", "D", "phrase: i-choose"),
+    ("Answer - B", "B", "answer-line"),
+    ("因此选项C是正确的。", "C", "phrase: 选项正确"),
+    ("我认为应该选择D选项。", "D", "phrase: 选"),
+    ("答案为A和C", None, "none"),  # a hedge in a phrase: no answer
     ("**Answer:** B. 42 kg", "B", "answer-line"),
     ("Answer: D) Primary", "D", "answer-line"),
     # the answer line beats a box and phrases; a box beats phrases

@@ -39,7 +39,8 @@ _GAP = (r"(?:[\s:*_$(\[{]|\\[(\[]|\\boxed\{|\\text(?:bf)?\{|\\mathrm\{|\\mathbf\
 _END = r"(?![A-Za-z0-9])"
 # before a second letter: a connective ("A or B", "A, B", "A \\text{ or } B", "A、B")
 _HEDGE = r"(?:\\text(?:bf)?\{|[\s)\]}$*_\\])*(?:(?i:or|and)\b|[,/&、，或和与])[\s}]*"
-_ANSWER_LINE = re.compile(r"^[ \t>#*_]*(?:(?i:final[ \t]+answer|answer)|最终答案|答案|答)[ \t*_]*:(.*)$", re.M)
+_ANSWER_LINE = re.compile(r"^[ \t>#*_]*(?:(?i:final[ \t]+answer|answer)|最终答案|答案|答)[ \t*_]*"
+                          r"(?::|[-–—](?=[ \t]))(.*)$", re.M)
 _FINAL_LINE = re.compile(r"^[\s*_#>(\[$\\{}]*(?:\\text(?:bf)?\{)?\s*([A-Z])\s*[)\].:}$*_\s]*$")
 _BOLD_OPTION = re.compile(r"^\s*(?:\*\*|__)\s*\(?([A-Z])[.):]\s+\S[^*]*(?:\*\*|__)\s*$")
 _NEGATED = re.compile(r"[)\]}$*_\\]*[ \t]*(?:(?i:is|was|seems|appears|would\s+be)[ \t]+)?"
@@ -77,10 +78,11 @@ def _phrases(letters: str) -> list[tuple[str, tuple[str, ...], re.Pattern[str]]]
         ("is-correct", ("correct", "right", "best"),
          re.compile(rf"(?<![A-Za-z0-9])\(?{letter}\)?\s+(?i:is)\s+(?:(?i:the)\s+)?(?i:correct|right|best)"
                     r"(?:\s+(?i:answer|option|choice)|\s*(?:[.!]|$))")),
-        # "I'll go with B", "I choose (C)", "my final choice is D".
+        # "I'll go with B", "I choose (C)", "Let me pick D".
         ("i-choose", ("go with", "choose", "pick", "select", "going with"),
          re.compile(r"(?i:\bi(?:'ll|\s+will|'d|\s+would|'m|\s+am)?\s+(?:go|going)\s+with|\bi\s+(?:choose|pick|select)|"
-                    r"\bi(?:'ll|\s+will|'d|\s+would)\s+(?:choose|pick|select))" + _GAP + letter)),
+                    r"\bi(?:'ll|\s+will|'d|\s+would)\s+(?:choose|pick|select)|"
+                    r"\blet(?:'s|\s+me|\s+us)\s+(?:go\s+with|choose|pick|select))" + _GAP + letter)),
         # "答案：B", "答案是 B", "答案为（B）", "正确答案应选B".
         ("答案", ("答案",), re.compile(r"答案\s*(?:应该?|就)?\s*(?:是|为|选)?" + _GAP + letter)),
         # "答：B" (not "回答" inside a sentence).
