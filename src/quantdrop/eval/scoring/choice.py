@@ -31,7 +31,6 @@ from quantdrop.eval.scoring.text import Extraction, strip_reasoning
 from quantdrop.eval.types import Completion, Item, Score
 
 LETTERS = "ABCD"
-RULES = ("answer-line", "boxed", "phrase", "final-line")
 
 # Between a cue ("Answer:", "答案是", "\boxed{") and the letter: spaces, markdown, `$`, brackets, `\(`, and
 # the LaTeX wrappers models put around a letter.
@@ -121,8 +120,7 @@ def _norm(text: str) -> str:
 def explain_choice(text: str, letters: str = LETTERS) -> Extraction:
     """The letter a response chose and the rule that decided (see the module docstring for the order)."""
     text = _norm(text)
-    rules: list[Callable[[str, str], Extraction | None]] = [_answer_line, _last_boxed, _last_phrase, _final_line]
-    for rule in rules:
+    for rule in _RULES:
         found = rule(text, letters)
         if found is not None:
             return found
@@ -205,6 +203,10 @@ def _final_line(text: str, letters: str) -> Extraction | None:
         if bare and bare.group(1) in letters:
             return Extraction(bare.group(1), "final-line", lines[-1].strip())
     return None
+
+
+# the precedence of the module docstring
+_RULES: tuple[Callable[[str, str], Extraction | None], ...] = (_answer_line, _last_boxed, _last_phrase, _final_line)
 
 
 def score_choice(item: Item, completion: Completion, letters: str = LETTERS) -> Score:
