@@ -26,6 +26,7 @@ CASES = [
     # a multiple-choice gold
     ("\\text{(C)}", "The answer is (C).", "correct", "letter"),
     ("\\text{(C)}", "The answer is (B).", "wrong", "letter"),
+    ("\\text{(C)}", "**Answer:** C", "correct", "letter"),
     ("\\text{(C)}", "So the answer is \\boxed{C}.", "correct", "last-box"),
     ("\\text{(C)}", "So the answer is \\boxed{\\text{(C)}}.", "correct", "last-box"),
     # units inside the box

@@ -83,7 +83,7 @@ _UNIT = re.compile(r"(?:\\[,;: ]|~|\s)*(?:\\(?:text|mathrm|mbox)\s*\{\s*)?(?:\\?
                    + r"))\s*\}?\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$")
 _NUMBER = re.compile(r"[-+]?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\[dt]?frac\{\d+\}\{\d+\})")
 _LETTER = re.compile(r"^\s*(?:\\text(?:bf)?\s*\{\s*)?\(?\s*([A-E])\s*\)?\s*\}?\s*$")
-_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:is|:)\s*[*$]*\s*(?:\\text\{\s*)?\(([A-E])\)")
+_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:is|:)\s*[*$]*\s*(?:\\text\{\s*)?\(?([A-E])\)?(?![A-Za-z0-9])")
 
 
 def _boxes(text: str) -> list[tuple[int, int, str]]:
