@@ -26,6 +26,7 @@ _API = {
     "evaluate": "quantdrop.eval.runner",
     "study": "quantdrop.study",
     "proxies": "quantdrop.proxies",
+    "tune": "quantdrop.tune.command",
     "load_recipe": "quantdrop.recipes",
     "read_gguf_inventory": "quantdrop.inventory",
     "QuantdropError": "quantdrop.errors",
