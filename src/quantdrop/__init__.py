@@ -16,6 +16,7 @@ _API = {
     "plan": "quantdrop.plan",
     "evaluate": "quantdrop.eval.runner",
     "study": "quantdrop.study",
+    "imatrix": "quantdrop.imatrix",
     "load_recipe": "quantdrop.recipes",
     "read_gguf_inventory": "quantdrop.inventory",
     "QuantdropError": "quantdrop.errors",

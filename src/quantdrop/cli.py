@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("quantdrop.eval.command", "evaluate a GGUF or an OpenAI-compatible endpoint on benchmarks"),
     "results": ("quantdrop.eval.results", "print the paper's table from an evaluation store"),
     "proxies": ("quantdrop.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
+    "imatrix": ("quantdrop.imatrix", "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
     "study": ("quantdrop.study", "quantize, plan, measure, evaluate and report every variant"),
 }
 
