@@ -20,6 +20,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUF_MAGIC, GGUFStreamWriter, pack_field, read_header
 
 F32 = GGMLQuantizationType.F32
+_EXEMPT = ("token_embd.weight", "per_layer_token_embd.weight")  # llama-quant.cpp skips a mismatch there
 
 
 @dataclass
@@ -141,6 +142,27 @@ def _read_legacy(path: Path) -> Imatrix:
             if 0 < length <= len(buf) - pos:
                 im.datasets.append(take(f"<{length}s")[0].decode("utf-8", "replace"))
     return im
+
+
+def check_matches(normalized: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                  path: str | os.PathLike[str]) -> None:
+    """One line naming the first mismatch when an imatrix is not the model's: an entry whose size is
+    not columns x experts of the tensor it names (llama-quant.cpp refuses those too), or no entry
+    naming any tensor of the model at all. token_embd is exempt, as llama.cpp ignores it."""
+    matched = 0
+    for name in sorted(normalized):
+        shape = shapes.get(name)
+        if shape is None:
+            continue
+        matched += 1
+        n_expert = shape[2] if len(shape) > 2 else 1
+        if normalized[name].size != shape[0] * n_expert and name not in _EXEMPT:
+            raise QuantdropError(f"{path} is not this model's imatrix: {name} has {normalized[name].size} values, "
+                                 f"the model's tensor has {shape[0]} columns x {n_expert} experts")
+    if not matched and normalized:
+        first = sorted(normalized)[0]
+        raise QuantdropError(f"{path} is not this model's imatrix: its first entry {first} names no tensor "
+                             "of the model")
 
 
 def _dims(*ne: int) -> tuple[int, ...]:
