@@ -76,14 +76,14 @@ def test_not_an_imatrix(tmp_path: Path, content: bytes) -> None:
 
 
 def test_a_model_is_not_an_imatrix(demo_model: Path) -> None:
-    with pytest.raises(QuantdropError, match="no \\*.in_sum2 tensors"):
+    with pytest.raises(QuantdropError, match=r"no \*\.in_sum2 tensors"):
         read_imatrix(demo_model)
 
 
 def test_check_matches_names_the_first_mismatch() -> None:
     norm = {"blk.0.attn_k.weight": np.ones(576), "blk.0.attn_q.weight": np.ones(576)}
-    with pytest.raises(QuantdropError, match="blk.0.attn_k.weight has 576 values.*256 columns x 1 experts"):
+    with pytest.raises(QuantdropError, match=r"blk\.0\.attn_k\.weight has 576 values.*256 columns x 1 experts"):
         check_matches(norm, {"blk.0.attn_k.weight": (256, 64), "blk.0.attn_q.weight": (256, 256)}, "x.gguf")
-    with pytest.raises(QuantdropError, match="first entry blk.0.attn_k.weight names no tensor"):
+    with pytest.raises(QuantdropError, match=r"first entry blk\.0\.attn_k\.weight names no tensor"):
         check_matches(norm, {"other.weight": (576, 10)}, "x.gguf")
     check_matches(norm, {"blk.0.attn_k.weight": (576, 64)}, "x.gguf")  # a match: no error
