@@ -344,7 +344,7 @@ def imatrix(model: str | os.PathLike[str], output: str | os.PathLike[str], *,
         raise QuantdropError(f"--ctx {ctx} is too small: llama.cpp ignores batches under {MIN_ROWS} tokens")
     if chunks is not None and chunks < 1:
         raise QuantdropError(f"--chunks must be at least 1, not {chunks}")
-    if out.exists() and not force and not resume:
+    if out.exists() and not force and not (resume and _checkpoint_path(out).exists()):
         raise QuantdropError(f"{out} exists (pass --force to overwrite)")
     if not out.parent.is_dir():
         raise QuantdropError(f"{out.parent}: no such directory")
