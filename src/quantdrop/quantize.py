@@ -55,13 +55,15 @@ def read_tensor(path: Path, offset: int, nbytes: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _read_imatrix(path: str | os.PathLike[str], plan_shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+def _read_imatrix(path: str | os.PathLike[str],
+                  shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
     """An imatrix file (llama.cpp's GGUF or legacy .dat, through the one reader), normalized as
-    tools/quantize/quantize.cpp load_imatrix does, checked against the model's tensors up front."""
+    tools/quantize/quantize.cpp load_imatrix does; checked against the model's tensor `shapes`."""
     from quantdrop.imatrix_io import check_matches, read_imatrix
 
     normalized = read_imatrix(path).normalized()
-    check_matches(normalized, plan_shapes, path)
+    if shapes is not None:
+        check_matches(normalized, shapes, path)
     return normalized
 
 
