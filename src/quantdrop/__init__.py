@@ -27,6 +27,7 @@ _API = {
     "study": "quantdrop.study",
     "proxies": "quantdrop.proxies",
     "tune": "quantdrop.tune.command",
+    "imatrix": "quantdrop.imatrix",
     "load_recipe": "quantdrop.recipes",
     "read_gguf_inventory": "quantdrop.inventory",
     "QuantdropError": "quantdrop.errors",

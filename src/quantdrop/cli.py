@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "results": ("quantdrop.eval.results", "print the paper's table from an evaluation store"),
     "proxies": ("quantdrop.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
     "tune": ("quantdrop.tune.command", "find the per-tensor mix that loses least within a size or device budget"),
+    "imatrix": ("quantdrop.imatrix", "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
     "study": ("quantdrop.study", "quantize, plan, measure, evaluate and report every variant"),
 }
 
