@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "results": ("quantdrop.eval.results", "print the paper's table from an evaluation store"),
     "proxies": ("quantdrop.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
     "study": ("quantdrop.study", "quantize, plan, measure, evaluate and report every variant"),
+    "speed": ("quantdrop.speed", "prompt and generation throughput of GGUFs (like llama-bench) or endpoints"),
 }
 
 
