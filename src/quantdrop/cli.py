@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "tune": ("quantdrop.tune.command", "find the per-tensor mix that loses least within a size or device budget"),
     "imatrix": ("quantdrop.imatrix", "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
     "study": ("quantdrop.study", "quantize, plan, measure, evaluate and report every variant"),
+    "speed": ("quantdrop.speed", "prompt and generation throughput of GGUFs (like llama-bench) or endpoints"),
 }
 
 
