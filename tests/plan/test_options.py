@@ -100,3 +100,14 @@ def test_a_head_size_the_cache_block_does_not_divide_is_refused_like_llama_cpp(t
     with pytest.raises(QuantdropError, match=r"K cache type q8_0 with block size 32 does not divide n_embd_head_k=80"):
         plan(inv, "as-is", ctx=512, kv_type="q8_0")
     assert plan(inv, "as-is", ctx=512, kv_type="f16").recipes
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--devices", "100000000xH100-80G"], ["--devices", "at most 4096"]),
+    (["--headroom-gib", "nan"], ["--headroom-gib"]),
+    (["--overhead-gib=-inf"], ["--overhead-gib"]),
+    (["--devices", "2xcpu-32G"], ["a CPU host is a device set of its own"]),
+])
+def test_plan_cli_refuses_nonsense_at_once(demo_model: Path, args: list[str], needles: list[str]) -> None:
+    """Issue 10, items 9 and 11: a huge device count ran out of memory; NaN/inf budgets were accepted."""
+    assert_clean_failure(run("plan", demo_model, *args, timeout=60), *needles)
