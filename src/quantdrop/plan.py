@@ -9,7 +9,7 @@ blocks' weights and KV cache, its compute buffer and the runtime overhead (`quan
 
 JSON schema (`--json`), stable; sizes in bytes:
   {"model": str, "n_params": int, "source_bytes": int, "ctx": int, "parallel": int, "kv_type": str,
-   "kv_layout": str, "flash_attn": bool, "n_ubatch": int, "swa_full": bool,
+   "kv_layout": str, "flash_attn": bool, "n_ubatch": int, "swa_full": bool, "mmap": bool,
    "recipes": [{"recipe": str, "size_bytes": int, "bits_per_weight": float, "bytes_by_type": {str: int},
                 "kv_cache_bytes": int, "compute_buffer_bytes": int, "total_bytes": int,
                 "devices": [{"spec": str, "count": int, "bytes_per_device": int, "fits": bool,
@@ -21,7 +21,8 @@ JSON schema (`--json`), stable; sizes in bytes:
 runtime overhead); `bytes_per_device` = the fullest device of the set (what decides `fits`, with
 `headroom_gib` to spare); a set's `total_bytes` = the sum over its devices, `host_bytes` = what stays
 in host memory (the input embedding; 0 on a CPU host, which holds everything), `cpu_repack_bytes` =
-llama.cpp's CPU_REPACK buffer on a CPU host (`--devices cpu`, `cpu-32G`; 0 elsewhere). Recipe "as-is"
+llama.cpp's CPU_REPACK buffer on a CPU host (`--devices cpu`, `cpu-32G`; 0 elsewhere; counted in
+`bytes_per_device` on top of the weights with `--mmap yes`, within them with `--mmap no`). Recipe "as-is"
 plans a GGUF as it is (the default for a quantized GGUF).
 """
 
@@ -100,6 +101,7 @@ class Plan:
     swa_full: bool
     recipes: list[RecipePlan]
     recommendation: list[Recommendation]
+    mmap: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -168,11 +170,14 @@ def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes
 Entry = tuple[str, int, T, tuple[int, ...]]  # a weight as a recipe writes it: name, bytes, type, ggml shape
 
 
-def _fit(spec: str, place: _Placement, entries: list[Entry], headroom_gib: float) -> DeviceFit:
+def _fit(spec: str, place: _Placement, entries: list[Entry], headroom_gib: float, mmap: bool = True) -> DeviceFit:
     """Add one recipe's weights to a placement: blocks to their devices, the output layer to the last.
 
-    A CPU host holds everything: the mmapped file (a tied embedding once: both uses read the mapping)
-    plus llama.cpp's CPU_REPACK copy of the weights its SIMD kernels repack (memory.cpu_repack_bytes)."""
+    A CPU host holds everything: the weights once (a tied embedding too: both uses read the same
+    bytes) and, with mmap (llama.cpp's default), llama.cpp's CPU_REPACK copy of the weights its SIMD
+    kernels repack (memory.cpu_repack_bytes) on top of the mapped file span that still covers them.
+    Without mmap those weights are read straight into CPU_REPACK: extra bytes only for a repacked copy
+    of a tied embedding (the output layer's duplicate; token_embd itself stays for GET_ROWS)."""
     devices, where = place.devices, place.where
     out_dev = where[-1]
     per_dev = list(place.fixed)
@@ -191,8 +196,11 @@ def _fit(spec: str, place: _Placement, entries: list[Entry], headroom_gib: float
         else:
             per_dev[out_dev] += nbytes
     if cpu is not None:
-        repack = cpu_repack_bytes([(name, qtype, shape) for name, _, qtype, shape in entries], cpu)
-        per_dev[0] += repack
+        weights = [(name, qtype, shape) for name, _, qtype, shape in entries]
+        repack = cpu_repack_bytes(weights, cpu)
+        # without mmap only a tied embedding's repacked output duplicate is extra (token_embd stays too)
+        tied_copy = cpu_repack_bytes([w for w in weights if w[0] == "token_embd.weight"], cpu) if tied else 0
+        per_dev[0] += repack if mmap else tied_copy
     headroom = round(headroom_gib * GiB)
     fits = all(b + headroom <= d.memory_bytes for b, d in zip(per_dev, devices, strict=True))
     return DeviceFit(spec=spec, count=len(devices), bytes_per_device=max(per_dev), fits=fits,
@@ -302,7 +310,8 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
          ctx: int = 32768, kv_type: str = "f16", mla_split: str | bool = "yes", kv_layout: str = "auto",
          parallel: int = 1, devices: str | list[str] | None = None, n_ubatch: int = 512,
          flash_attn: str | bool = "yes", swa_full: str | bool = "no", overhead_gib: float | None = None,
-         headroom_gib: float = 1.0, accuracy: str | dict[str, float] | None = None) -> Plan:
+         headroom_gib: float = 1.0, accuracy: str | dict[str, float] | None = None,
+         mmap: str | bool = "yes") -> Plan:
     """Size, bits per weight, memory and device fit of each recipe for MODEL (see the module docstring).
 
     ctx: context per sequence, parallel: sequences (the KV cache holds ctx x parallel cells).
@@ -310,6 +319,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     devices: device sets, e.g. "8xH100-80G,8x910B-64G" (comma = alternatives, + = one mixed set).
     overhead_gib: runtime overhead per device (default: each device's, devices.toml).
     headroom_gib: free memory a device must keep to count as fitting.
+    mmap: llama.cpp maps the file (its default); on a CPU host the repacked weights then count twice.
     accuracy: measured scores per recipe (RECIPE=SCORE,... or a JSON file) for the recommendation.
     """
     from quantdrop.recipes import load_recipe, resolve
@@ -317,6 +327,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     split = _yes_no(mla_split, "--mla-split")
     fa = _yes_no(flash_attn, "--flash-attn")
     swa = _yes_no(swa_full, "--swa-full")
+    mapped = _yes_no(mmap, "--mmap")
     check_options(kv_type=kv_type, flash_attn=fa, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
                   headroom_gib=headroom_gib, overhead_gib=overhead_gib)
     names = _as_list(recipe, ()) if recipe is not None else []
@@ -349,14 +360,14 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
             entries = [(e.name, e.nbytes, e.type, e.shape) for e in rp.entries]
             size, bpw, by_type, warnings = rp.nbytes, rp.bits_per_weight, dict(rp.bytes_by_type), rp.warnings
             name = r.name
-        fits = [_fit(spec, place, entries, headroom_gib) for spec, place in places]
+        fits = [_fit(spec, place, entries, headroom_gib, mapped) for spec, place in places]
         plans.append(RecipePlan(
             recipe=name, size_bytes=size, bits_per_weight=round(bpw, 4), bytes_by_type=by_type,
             kv_cache_bytes=kv_total, compute_buffer_bytes=compute_one,
             total_bytes=size + kv_total + compute_one, devices=fits, warnings=list(warnings)))
     return Plan(model=inv.name, n_params=inv.n_params, source_bytes=inv.nbytes, ctx=ctx, parallel=parallel,
                 kv_type=kv_type.lower(), kv_layout=layout, flash_attn=fa, n_ubatch=n_ubatch, swa_full=swa,
-                recipes=plans, recommendation=recommend(plans, scores))
+                recipes=plans, recommendation=recommend(plans, scores), mmap=mapped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,8 +410,9 @@ def render_table(p: Plan) -> str:
     for r in p.recipes:
         repacked = [f"{d.spec} {_gib(d.cpu_repack_bytes)}" for d in r.devices if d.cpu_repack_bytes]
         if repacked:
-            lines.append(f"CPU_REPACK ({r.recipe}, llama.cpp's copy of the weights it repacks for the CPU's SIMD, "
-                         f"included above): {', '.join(repacked)}")
+            how = "on top of the mapped file, included above" if p.mmap else "read into it instead (--mmap no)"
+            lines.append(f"CPU_REPACK ({r.recipe}, the weights llama.cpp repacks for the CPU's SIMD, {how}): "
+                         f"{', '.join(repacked)}")
         lines += [f"warning ({r.recipe}): {w}" for w in r.warnings]
     return "\n".join(lines)
 
@@ -423,6 +435,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="flash attention (no: the KQ score matrix is in the compute buffer)")
     parser.add_argument("--swa-full", default="no", choices=("yes", "no"),
                         help="full-size cache for sliding-window layers (llama-server: no)")
+    parser.add_argument("--mmap", default="yes", choices=("yes", "no"),
+                        help="llama.cpp maps the model file (default yes; no = --no-mmap): on a CPU host, "
+                             "mapped weights that are also repacked count twice")
     parser.add_argument("--overhead-gib", type=float,
                         help="runtime overhead per device (default: each device's, devices.toml)")
     parser.add_argument("--headroom-gib", type=float, default=1.0,

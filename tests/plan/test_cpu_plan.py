@@ -22,36 +22,44 @@ QWEN = Path("/work/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 PROBE = """
 import sys, llama_cpp
 llama_cpp.Llama(sys.argv[1], n_ctx=int(sys.argv[2]), n_batch=512, n_ubatch=512, n_threads=1,
-                flash_attn=sys.argv[3] == "1", verbose=True)
+                flash_attn=sys.argv[3] == "1", use_mmap=sys.argv[4] == "1", verbose=True)
 """
 BUFFERS = {"mapped": r"CPU_Mapped model buffer size =\s+([\d.]+) MiB",
+           "weights": r"CPU model buffer size =\s+([\d.]+) MiB",  # --no-mmap: the weights not repacked
            "repack": r"CPU_REPACK model buffer size =\s+([\d.]+) MiB",
            "kv": r"llama_kv_cache:\s+CPU KV buffer size =\s+([\d.]+) MiB",
            "compute": r"CPU compute buffer size =\s+([\d.]+) MiB"}
 
 
-def llama_cpp_buffers(model: Path, ctx: int, flash_attn: bool) -> dict[str, float]:
+def llama_cpp_buffers(model: Path, ctx: int, flash_attn: bool, mmap: bool) -> dict[str, float]:
     """MiB per buffer as llama.cpp logs them when it loads `model` on the CPU (0 if it logs none)."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(model), str(ctx), str(int(flash_attn))],
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(model), str(ctx), str(int(flash_attn)), str(int(mmap))],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = {}
     for key, pattern in BUFFERS.items():
         m = re.search(pattern, proc.stderr)
         out[key] = float(m.group(1)) if m else 0.0
-    assert out["mapped"] and out["kv"] and out["compute"], proc.stderr[-3000:]
+    assert (out["mapped"] if mmap else out["weights"]) and out["kv"] and out["compute"], proc.stderr[-3000:]
     return out
 
 
-def check_against_llama_cpp(model: Path, ctx: int, flash_attn: bool) -> None:
-    logged = llama_cpp_buffers(model, ctx, flash_attn)
-    p = plan(model, "as-is", ctx=ctx, flash_attn=flash_attn, devices="cpu")
+def check_against_llama_cpp(model: Path, ctx: int, flash_attn: bool, mmap: bool = True) -> None:
+    logged = llama_cpp_buffers(model, ctx, flash_attn, mmap)
+    p = plan(model, "as-is", ctx=ctx, flash_attn=flash_attn, devices="cpu", mmap=mmap)
     (fit,) = p.recipes[0].devices
     (host,) = parse_devices("cpu")[0].devices
     assert fit.host_bytes == 0 and fit.count == 1
     assert fit.cpu_repack_bytes / MiB == pytest.approx(logged["repack"], abs=0.005)  # the log's 2 decimals
-    # CPU_Mapped maps the file span from the first to the last tensor it keeps: at most the weights
-    assert logged["mapped"] <= p.recipes[0].size_bytes / MiB + 0.005
+    # CPU_Mapped maps the file span from the first to the last tensor it keeps: at most the weights;
+    # without mmap the weights not repacked are read into a CPU buffer, the rest (and the repacked copy of
+    # a tied embedding, the output layer's duplicate) into CPU_REPACK
+    if mmap:
+        assert logged["mapped"] <= p.recipes[0].size_bytes / MiB + 0.005
+    else:
+        r = p.recipes[0]
+        planned_weights = fit.bytes_per_device - host.overhead_bytes - r.kv_cache_bytes - r.compute_buffer_bytes
+        assert logged["weights"] + logged["repack"] == pytest.approx(planned_weights / MiB, abs=0.01)
     planned = fit.bytes_per_device - host.overhead_bytes  # llama.cpp's buffers only, no runtime estimate
     assert planned / MiB == pytest.approx(sum(logged.values()), rel=0.02)
 
@@ -69,18 +77,19 @@ def quantized_demo(request: pytest.FixtureRequest, demo_model: Path, tmp_path_fa
     return out
 
 
-@pytest.mark.parametrize("flash_attn", [True, False])
-def test_cpu_plan_matches_llama_cpps_buffers_on_the_embedded_model(quantized_demo: Path, flash_attn: bool) -> None:
+@pytest.mark.parametrize(("flash_attn", "mmap"), [(True, True), (False, True), (True, False)])
+def test_cpu_plan_matches_llama_cpps_buffers_on_the_embedded_model(quantized_demo: Path, flash_attn: bool,
+                                                                    mmap: bool) -> None:
     if not local_cpu_features():
         pytest.skip("this llama.cpp build repacks nothing (no REPACK, or no AVX2/NEON dotprod)")
-    check_against_llama_cpp(quantized_demo, 4096, flash_attn)
+    check_against_llama_cpp(quantized_demo, 4096, flash_attn, mmap)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not QWEN.exists(), reason=f"{QWEN} is absent")
-@pytest.mark.parametrize("ctx", [4096, 32768])
-def test_cpu_plan_matches_llama_cpps_buffers_on_the_1_5b_model(ctx: int) -> None:
-    check_against_llama_cpp(QWEN, ctx, True)
+@pytest.mark.parametrize(("ctx", "mmap"), [(4096, True), (32768, True), (4096, False)])
+def test_cpu_plan_matches_llama_cpps_buffers_on_the_1_5b_model(ctx: int, mmap: bool) -> None:
+    check_against_llama_cpp(QWEN, ctx, True, mmap)
 
 
 def test_local_cpu_features_are_the_builds() -> None:
