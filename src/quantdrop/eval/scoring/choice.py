@@ -220,5 +220,5 @@ def score_choice(item: Item, completion: Completion, letters: str = LETTERS) -> 
     if found.answer is None:
         return Score(0.0, "unextracted", detail=f"no answer letter found ({found.rule})")
     if found.answer == item.target:
-        return Score(1.0, "correct", extracted=found.answer)
-    return Score(0.0, "wrong", extracted=found.answer, detail=f"expected {item.target}")
+        return Score(1.0, "correct", extracted=found.answer, detail=found.rule)
+    return Score(0.0, "wrong", extracted=found.answer, detail=f"expected {item.target} ({found.rule})")
