@@ -12,7 +12,8 @@ from pathlib import Path
 import quantdrop
 
 ROOT = Path(__file__).resolve().parents[1]
-README_VERBS = ["quantize", "plan", "evaluate", "study", "proxies", "load_recipe", "read_gguf_inventory"]
+README_VERBS = ["quantize", "plan", "evaluate", "study", "proxies", "tune", "imatrix", "speed", "load_recipe",
+                "read_gguf_inventory"]
 
 # Runs in a fresh interpreter: each verb's submodule is imported first (the rebinding trigger),
 # then each verb is called twice by attribute and twice after `from quantdrop import X`.
@@ -36,6 +37,9 @@ calls = {
     "evaluate": lambda f, i: f(missing, bench=["mmlu"], label="x", store=str(tmp / "s.sqlite")),
     "study": lambda f, i: f(missing, out=tmp / "study"),
     "proxies": lambda f, i: f(missing, [missing]),
+    "tune": lambda f, i: f(config, budget="300M"),
+    "imatrix": lambda f, i: f(missing, tmp / f"im{i}.gguf"),
+    "speed": lambda f, i: f([missing]),
     "load_recipe": lambda f, i: f("Q4_K_M"),
     "read_gguf_inventory": lambda f, i: f(src),
     "QuantdropError": lambda f, i: f("x"),
@@ -63,7 +67,8 @@ def test_every_verb_is_a_function_callable_twice_both_ways(tmp_path: Path) -> No
     assert lines[-1] == "done"
     expected = {"quantize": "QuantizeResult", "plan": "Plan", "load_recipe": "Recipe",
                 "read_gguf_inventory": "ModelInventory", "evaluate": "QuantdropError",
-                "study": "QuantdropError", "proxies": "QuantdropError"}
+                "study": "QuantdropError", "proxies": "QuantdropError", "tune": "TuneResult",
+                "imatrix": "QuantdropError", "speed": "QuantdropError"}
     for name, result in expected.items():
         for way in ("attribute", "from-import"):
             assert f"{name} {way} 1 {result}" in lines, (name, way, lines)

@@ -60,10 +60,12 @@ def test_one_byte_formatter_one_progress_bar_one_comma_list() -> None:
     assert util.name_list(None, ("Q8_0",), "none") == ["Q8_0"] and util.name_list("a,b", (), "none") == ["a", "b"]
     with pytest.raises(QuantdropError, match="no recipe given"):
         util.name_list(" , ", ("Q8_0",), "no recipe given")
-    # devices.py and plan's --accuracy parse grammars of their own (errors for empty parts, RECIPE=SCORE)
-    assert _files_with(r'split\(",".*\n(?!.*raise)') <= {"util.py", "devices.py", "plan.py"}
+    # grammars of their own: devices.py (errors for empty parts), plan's --accuracy (RECIPE=SCORE),
+    # serve.py's GPU ranges ("0-3,5")
+    assert _files_with(r'split\(",".*\n(?!.*raise)') <= {"util.py", "devices.py", "plan.py", "serve.py"}
 
 
 def test_one_layer_number_from_name() -> None:
     assert layer_of("blk.12.attn_q.weight") == 12 and layer_of("output.weight") is None
-    assert _files_with(r'startswith\("blk\."\)|split\("\.", 2\)\[1\]') == set()
+    # (a `startswith("blk.")` test of whether a tensor is in a block is not a layer number)
+    assert _files_with(r'split\("\.", 2\)\[1\]|blk\\\.\(\\d\+\)') == {"recipes/llamacpp.py"}

@@ -1,7 +1,8 @@
 """quantdrop: which quantized GGUF should I deploy, and how much accuracy does it cost me?
 
 The public API, one function per verb, imported lazily so `import quantdrop` stays instant:
-`quantize`, `plan`, `evaluate`, `study`, `proxies`, `load_recipe`, `read_gguf_inventory`.
+`quantize`, `plan`, `evaluate`, `study`, `proxies`, `tune`, `imatrix`, `speed`, `load_recipe`,
+`read_gguf_inventory`.
 
 `quantdrop.plan` is always the function, never the module `quantdrop/plan.py` of the same name:
 importing a submodule makes Python bind it on its package (`setattr(quantdrop, "plan", module)`),
@@ -26,11 +27,13 @@ _API = {
     "evaluate": "quantdrop.eval.runner",
     "study": "quantdrop.study",
     "proxies": "quantdrop.proxies",
+    "tune": "quantdrop.tune.command",
+    "imatrix": "quantdrop.imatrix",
+    "speed": "quantdrop.speed",
     "load_recipe": "quantdrop.recipes",
     "read_gguf_inventory": "quantdrop.inventory",
     "QuantdropError": "quantdrop.errors",
-    # new verbs go here, e.g. "imatrix": "quantdrop.imatrix", "tune": "quantdrop.tune",
-    # "speed": "quantdrop.speed" (tests/test_api.py calls every entry)
+    # a new verb goes here too (tests/test_api.py calls every entry)
 }
 
 

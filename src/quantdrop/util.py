@@ -83,11 +83,11 @@ def name_list(value: str | Iterable[str] | None, default: Iterable[str], empty: 
 
 
 # -- progress ------------------------------------------------------------------------------------
-def progress_bar(*fields: str, enabled: bool = True, unit: str = "items", clock: str = "remaining",
+def progress_bar(*columns: str, enabled: bool = True, unit: str = "items", clock: str = "remaining",
                  transient: bool = False) -> Any:
     """A rich progress bar on stderr: description, bar, done/total (`unit="bytes"`: sizes and speed),
-    a text column per task field in `fields`, then the time remaining or elapsed. Disabled: a bar that
-    prints nothing (the same calls still work)."""
+    a text column per template in `columns` (e.g. "{task.fields[tps]:>8.1f} tok/s"), then the time
+    remaining, elapsed or both. Disabled: a bar that prints nothing (the same calls still work)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -101,7 +101,8 @@ def progress_bar(*fields: str, enabled: bool = True, unit: str = "items", clock:
     )
 
     counts = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
-    texts = [TextColumn(f"{{task.fields[{f}]}}") for f in fields]
-    timer = TimeElapsedColumn() if clock == "elapsed" else TimeRemainingColumn()
-    return Progress(TextColumn("{task.description}"), BarColumn(), *counts, *texts, timer,
+    texts = [TextColumn(c) for c in columns]
+    timers = {"elapsed": [TimeElapsedColumn()], "remaining": [TimeRemainingColumn()],
+              "both": [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]}[clock]
+    return Progress(TextColumn("{task.description}"), BarColumn(), *counts, *texts, *timers,
                     console=Console(stderr=True), disable=not enabled, transient=transient)

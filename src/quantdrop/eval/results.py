@@ -332,9 +332,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
+    parser.add_argument("--explain", metavar="BENCH/ITEM[#SAMPLE]",
+                        help="instead of the table: each stored response of one item, its extracted answer, the "
+                             "rule that produced it and the verdict (quantdrop.eval.explain)")
+    parser.add_argument("--data-dir", help="with --explain: where the benchmark's data is, to score it again")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.explain:
+        from quantdrop.eval.explain import explain_text
+
+        text = explain_text(args.store, args.explain, labels=args.labels, data_dir=args.data_dir)
+        sys.stdout.write(text + "\n")
+        return 0
     table = results_table(args.store, baseline=args.baseline, labels=args.labels)
     text = format_table(table, args.fmt)
     if args.output:

@@ -408,7 +408,8 @@ async def _run_bench(
                 for _ in batch:
                     queue.task_done()
 
-    with progress_bar("rate", "tps", "errors", "trunc", enabled=progress, clock="elapsed") as bar:
+    with progress_bar(*(f"{{task.fields[{f}]}}" for f in ("rate", "tps", "errors", "trunc")), enabled=progress,
+                      clock="elapsed") as bar:
         task = bar.add_task(label, total=total, completed=total - len(todo), **tally.fields())
         scoring = [asyncio.create_task(scorer()) for _ in range(SCORE_WORKERS)]
         if rescore:  # responses stored by a run killed before it scored them
