@@ -52,6 +52,7 @@ def test_right_wrong_unextracted_and_errors_are_counted_apart(tmp_path):
         "unextracted": 8,
         "error": 8,
         "truncated": 8,
+        "capped": 0,
         "pending": 0,
     }
     # errors are not wrong answers: accuracy is over the 16 + 8 + 8 scored responses
@@ -102,6 +103,8 @@ def test_stored_but_unscored_responses_are_scored_without_asking_again(tmp_path)
         run(server, tmp_path, limit=2, samples=1)
         with Store(tmp_path / "eval.sqlite") as st:  # as if killed between storing and scoring
             run_id = st.runs()[0].id
+            # a stored answer is never replaced: remove it to store the unscored one in its place
+            st.db.execute("DELETE FROM responses WHERE run_id=? AND item_id='toy-0001'", (run_id,))
             st.put_response(run_id, "toy-0001", 0, 1, Completion(text="4"))
             assert st.done(run_id)[("toy-0001", 0)] is None
         (res,) = run(server, tmp_path, limit=2, samples=1)

@@ -55,7 +55,7 @@ class BenchResult:
     mean: float
     std: float
     ci: Interval
-    counts: dict[str, int]  # correct, wrong, unextracted, error, truncated, pending
+    counts: dict[str, int]  # correct, wrong, unextracted, error, truncated, capped (cut: too long), pending
     loaded_from: str = ""
     weight: float | None = None
     item_means: dict[str, float] = field(default_factory=dict, repr=False)  # for paired comparisons
@@ -83,6 +83,7 @@ def summarize(store: Store, run_id: int) -> BenchResult:
             continue
         counts[row.status or "unscored"] += 1
         counts["truncated"] += row.completion.truncated
+        counts["capped"] += row.completion.capped
         if row.status in ("correct", "wrong", "unextracted") and row.value is not None:
             matrix[index[row.item_id], row.sample] = row.value
     counts["pending"] = len(ids) * samples - sum(counts[s] for s in ("correct", "wrong", "unextracted", "error"))
@@ -100,7 +101,9 @@ def summarize(store: Store, run_id: int) -> BenchResult:
         mean=mean,
         std=std,
         ci=bootstrap_ci(matrix),
-        counts={k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")},
+        counts={
+            k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "capped", "pending")
+        },
         loaded_from=run.loaded_from,
         weight=run.weight,
         item_means=item_means,
@@ -130,7 +133,7 @@ def _weights(results: list[BenchResult]) -> dict[str, float]:
 
 def results_table(store: str | Path, baseline: str | None = None, labels: list[str] | None = None) -> Table:
     """The paper's table for the labels in `store` (all, in the order first evaluated, by default)."""
-    with Store(store, create=False) as db:
+    with Store(store, readonly=True) as db:
         runs = db.runs()
         known = list(dict.fromkeys(r.label for r in runs))
         if not known:
@@ -387,11 +390,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
 
 
+def _check_output(path: str) -> None:
+    """`--output` must be a file in an existing folder (checked before any work)."""
+    target = Path(path)
+    if target.is_dir():
+        raise QuantdropError(f"--output {path} is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise QuantdropError(f"--output {path}: no directory {target.parent}")
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.output:
+        _check_output(args.output)
     table = results_table(args.store, baseline=args.baseline, labels=args.labels)
     text = format_table(table, args.fmt)
     if args.output:
-        write_atomic(args.output, text)
+        try:
+            write_atomic(args.output, text)
+        except OSError as err:
+            raise QuantdropError(f"cannot write --output {args.output}: {err.strerror or err}") from None
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
