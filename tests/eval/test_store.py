@@ -102,6 +102,9 @@ def test_a_foreign_file_is_not_a_store(tmp_path):
         Store(bad)
     with pytest.raises(QuantdropError, match="no evaluation store at"):
         Store(tmp_path / "missing.sqlite", create=False)
+    for readonly in (True, False):
+        with pytest.raises(QuantdropError, match=f"--store {tmp_path} is a directory"):
+            Store(tmp_path, readonly=readonly)
 
 
 def test_a_newer_schema_is_refused(tmp_path):

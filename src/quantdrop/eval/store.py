@@ -148,6 +148,8 @@ class Store:
     def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        if self.path.is_dir():
+            raise QuantdropError(f"--store {self.path} is a directory; give a file in it ({self.path}/eval.sqlite)")
         if (readonly or not create) and not self.path.is_file():
             raise QuantdropError(f"no evaluation store at {self.path}")
         if create and not self.path.parent.is_dir():
