@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -208,8 +209,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="a fake OpenAI-compatible server answering A + B questions")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--die-after", type=int, default=0, help="exit like a crashed engine at the Nth request")
+    parser.add_argument("--die-label", default=None, help="... only when --label is this one")
+    parser.add_argument("--label", default=None, help="the variant served (a --serve template's {label})")
+    parser.add_argument("--model-path", default=None, help="ignored: a --serve template's {model}")
     args = parser.parse_args()
-    server = FakeOpenAI(latency=args.latency)
+    dies = args.die_after > 0 and args.die_label in (None, args.label)
+    seen = Counter()
+
+    def script(request: dict[str, Any]) -> Reply:
+        seen["requests"] += 1
+        if dies and seen["requests"] >= args.die_after:
+            os._exit(1)
+        return arithmetic_script(request)
+
+    server = FakeOpenAI(script, latency=args.latency)
 
     async def serve() -> None:
         await server.start(args.port)
