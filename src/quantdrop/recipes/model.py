@@ -16,9 +16,12 @@ Recipe files are TOML or YAML with the same keys as the built-in presets in `pre
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import regex
 from gguf import GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
@@ -28,15 +31,34 @@ _FRACTION = re.compile(r"^\s*(\d*)\s*n\s*(?:/\s*(\d+))?\s*$")
 
 
 def _bound(value: int | str | None, n_layer: int, what: str) -> int | None:
-    """A layer bound: an int, or "n/8", "7n/8", "n" evaluated with C integer division."""
-    if value is None or isinstance(value, int):
+    """A layer bound: an int >= 0, or "n/8", "7n/8", "n" evaluated with C integer division."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    m = _FRACTION.match(str(value))
-    if not m:
-        raise QuantdropError(f"bad layer bound {what}={value!r} (an integer, or like 'n/8', '7n/8')")
+    m = _FRACTION.match(value) if isinstance(value, str) else None
+    if not m or int(m.group(2) or 1) == 0:
+        raise QuantdropError(f"{what} = {value!r}: expected an integer >= 0, or a fraction "
+                             "of the layer count like 'n/8' or '7n/8' (not divided by 0)")
     mul = int(m.group(1) or 1)
     div = int(m.group(2) or 1)
     return mul * n_layer // div
+
+
+def field_value(d: dict[str, Any], key: str, where: str, kind: type, *, minimum: int | None = None,
+                default: Any = None) -> Any:
+    """The one check of a recipe field: `d[key]` (or `default`) is a `kind` (bool is not an int), an
+    integer at least `minimum`; otherwise a one-line error naming the file, the rule and the field."""
+    value = d.get(key, default)
+    if value is None:
+        return None
+    wrong_type = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    if wrong_type or (minimum is not None and value < minimum):
+        expected = {int: "an integer", bool: "true or false", str: "a string"}.get(kind, kind.__name__)
+        if minimum is not None:
+            expected += f" >= {minimum}"
+        raise QuantdropError(f"{where}: {key} = {value!r}: expected {expected}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -78,12 +100,15 @@ class LayerSelector:
                 lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
                 chosen.update(range(lo, hi + 1))
             layers = frozenset(chosen)
-        every = d.get("every")
-        if every is not None and (not isinstance(every, int) or every < 1):
-            raise QuantdropError(f"{where}: every must be a positive integer")
-        sel = cls(layers=layers, start=d.get("start"), stop=d.get("stop"), every=every,
-                  offset=int(d.get("offset", 0)), first_moe=d.get("first_moe"),
-                  skip_first_moe=d.get("skip_first_moe"), use_more_bits=d.get("use_more_bits"))
+        every = field_value(d, "every", where, int, minimum=1)
+        offset = field_value(d, "offset", where, int, minimum=0, default=0)
+        if every is not None and offset >= every:
+            raise QuantdropError(f"{where}: offset = {offset} never matches with every = {every} "
+                                 f"(expected 0 to {every - 1})")
+        sel = cls(layers=layers, start=d.get("start"), stop=d.get("stop"), every=every, offset=offset,
+                  first_moe=field_value(d, "first_moe", where, int, minimum=0),
+                  skip_first_moe=field_value(d, "skip_first_moe", where, int, minimum=0),
+                  use_more_bits=field_value(d, "use_more_bits", where, bool))
         for bound in ("start", "stop"):
             _bound(getattr(sel, bound), 64, f"{where}: {bound}")  # validate the syntax now
         return sel
@@ -130,18 +155,40 @@ class LayerSelector:
         return ", ".join(parts)
 
 
+MATCH_BUDGET_S = 1.0  # all of a recipe's patterns against all of a model's tensor names
+
+
 @dataclass(frozen=True)
 class Rule:
+    """A pattern is compiled with `regex` (the `re` syntax, V0), whose matching can be stopped: a pattern
+    that backtracks catastrophically, like `(.*){1,32000}x`, fails in a second instead of hanging."""
+
     pattern: str
     type: GGMLQuantizationType
     layers: LayerSelector | None = None
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    regex: regex.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "regex", re.compile(self.pattern))
-        except re.error as err:
+            object.__setattr__(self, "regex", regex.compile(self.pattern))
+        except (regex.error, OverflowError, RecursionError) as err:
             raise QuantdropError(f"invalid regex {self.pattern!r}: {err}") from None
+
+    def matching(self, names: Iterable[str], deadline: float) -> set[str]:
+        """The names the pattern is found in (a search, like llama-quant's --tensor-type), by `deadline`
+        (time.monotonic()); past it, a one-line error naming the pattern."""
+        found = set()
+        for name in names:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                if self.regex.search(name, timeout=left):
+                    found.add(name)
+            except TimeoutError:
+                raise QuantdropError(f"pattern {self.pattern!r} takes more than {MATCH_BUDGET_S:g} s to match "
+                                     "the tensor names (nested repetition such as (.*)*?): simplify it") from None
+        return found
 
     def describe(self) -> str:
         sel = f" [{self.layers.describe()}]" if self.layers else ""
@@ -173,6 +220,8 @@ class Recipe:
             if d.get(key) is not None and str(d[key]).upper() not in FTYPES:
                 raise QuantdropError(f"{origin}: unknown {key} {d[key]!r} (one of: {', '.join(FTYPES)})")
         rules = []
+        if not isinstance(d.get("rules") or [], list):
+            raise QuantdropError(f"{origin}: rules = {d['rules']!r}: expected a list of tables ([[rules]])")
         for i, r in enumerate(d.get("rules") or []):
             where = f"{origin}: rule {i + 1}"
             if not isinstance(r, dict) or "pattern" not in r or "type" not in r:
@@ -180,6 +229,9 @@ class Recipe:
             extra = set(r) - {"pattern", "type", "layers"}
             if extra:
                 raise QuantdropError(f"{where}: unknown key(s) {sorted(extra)}")
+            if r.get("layers") is not None and not isinstance(r["layers"], dict):
+                raise QuantdropError(f"{where}: layers = {r['layers']!r}: expected a table of selector keys, "
+                                     "e.g. layers = { start = 0, stop = 8 }")
             try:
                 qtype = type_from_name(str(r["type"]))
             except QuantdropError as err:
@@ -189,13 +241,18 @@ class Recipe:
                 rules.append(Rule(pattern=str(r["pattern"]), type=qtype, layers=sel))
             except QuantdropError as err:
                 raise QuantdropError(f"{where}: {err}") from None
+        default_name = field_value(d, "default", origin, str)
+        try:
+            default = type_from_name(default_name)
+        except QuantdropError as err:
+            raise QuantdropError(f"{origin}: default: {err}") from None
         return cls(
             name=str(d.get("name") or origin),
-            default=type_from_name(str(d["default"])),
+            default=default,
             rules=tuple(rules),
             base=str(d["base"]).upper() if d.get("base") else None,
             file_type=str(d["file_type"]).upper() if d.get("file_type") else None,
             description=str(d.get("description", "")),
-            version=int(d.get("version", 1)),
+            version=field_value(d, "version", origin, int, minimum=1, default=1),
             origin=origin,
         )
