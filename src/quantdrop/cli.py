@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a file or folder the user named cannot be read or written (read-only, full)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"quantdrop {verb}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except Exception as err:  # an internal bug: still one line unless asked for the traceback
         if os.environ.get("QUANTDROP_DEBUG"):
             raise

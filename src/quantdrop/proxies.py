@@ -100,8 +100,10 @@ class ChunkLogits:
     def __init__(self, model: str | Path, n_ctx: int, n_threads: int | None = None) -> None:
         import llama_cpp
 
+        from quantdrop.kernels import check_threads
+
         self._llama_cpp = llama_cpp
-        threads = n_threads or os.cpu_count() or 1
+        threads = check_threads(n_threads) or os.cpu_count() or 1
         with _quiet_stderr():
             try:
                 self.llm = llama_cpp.Llama(

@@ -72,7 +72,11 @@ def _read_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             raise QuantdropError(f"{path}: imatrix entry {name} has no counts")
         c_t = counts[name]
         c = read_tensor(header.path, c_t.offset, c_t.nbytes).view(np.float32)
-        v = read_tensor(header.path, s.offset, s.nbytes).view(np.float32).reshape(len(c), -1)
+        v = read_tensor(header.path, s.offset, s.nbytes).view(np.float32)
+        if v.size % c.size:  # llama-imatrix writes one count per expert (1 for a dense tensor)
+            raise QuantdropError(f"{path}: imatrix entry {name}: {name}.counts has {c.size} values, which do not "
+                                 f"divide the {v.size} of {name}.in_sum2 (expected one count per expert)")
+        v = v.reshape(len(c), -1)
         with np.errstate(divide="ignore", invalid="ignore"):
             norm = np.where(c[:, None] > 0, v / np.where(c > 0, c, 1)[:, None], 1.0).astype(np.float32)
         if not np.isfinite(norm).all():
@@ -272,6 +276,7 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
              progress: bool = False) -> QuantizeResult:
     """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file)."""
     t0 = time.perf_counter()
+    kernels.check_threads(threads)
     header = read_header(src)
     the_recipe = load_recipe(recipe)
     inventory = read_gguf_inventory(src, header)

@@ -94,6 +94,15 @@ def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | Non
     return out
 
 
+def _check_out_dir(out: Path) -> None:
+    """--out is a folder we can write in, or can be created: checked before any work."""
+    if out.exists() and not out.is_dir():
+        raise QuantdropError(f"--out {out} is a file, not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise QuantdropError(f"--out {out}: {existing} is not a writable folder")
+
+
 def _say(text: str, progress: bool) -> None:
     if progress:
         print(text, file=sys.stderr, flush=True)
@@ -116,9 +125,12 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
+    from quantdrop.kernels import check_threads
     from quantdrop.recipes import load_recipe
 
     t_start = time.perf_counter()
+    check_threads(threads)
+    _check_out_dir(Path(out))
     demo = model is None
     if demo:
         from quantdrop.demo_model import NOTE, ensure_demo_model
@@ -161,7 +173,10 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
                                  f"missing: {', '.join(missing)}")
 
     out_dir = Path(out)
-    (out_dir / "models").mkdir(parents=True, exist_ok=True)
+    try:
+        (out_dir / "models").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QuantdropError(f"--out {out_dir}: cannot create the folder ({err.strerror})") from None
     seconds: dict[str, float] = {}
 
     # 1. quantize (cached by source and recipe)
