@@ -24,7 +24,7 @@ import gguf
 from gguf import GGMLQuantizationType as T
 
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import Hparams, ModelInventory, TensorInfo
+from quantdrop.inventory import MAX_LAYERS, Hparams, ModelInventory, TensorInfo
 
 Shape = tuple[int, ...]  # torch order, as the checkpoint stores it
 HfTensor = tuple[str, Shape]
@@ -87,7 +87,7 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 # (405B: 126 layers, hidden 16384; Gemma 3: a vocabulary of 262k) and small enough to plan instantly
 _BIG = 1 << 20
 FIELD_LIMITS: dict[str, tuple[int, int]] = {
-    "num_hidden_layers": (1, 10_000), "hidden_size": (1, _BIG), "intermediate_size": (1, 1 << 22),
+    "num_hidden_layers": (1, MAX_LAYERS), "hidden_size": (1, _BIG), "intermediate_size": (1, 1 << 22),
     "moe_intermediate_size": (1, 1 << 22), "shared_expert_intermediate_size": (0, 1 << 22),
     "num_attention_heads": (1, 1 << 14), "num_key_value_heads": (1, 1 << 14), "head_dim": (1, 1 << 16),
     "vocab_size": (1, 1 << 24), "max_position_embeddings": (0, 1 << 32),

@@ -245,3 +245,18 @@ def test_output_under_a_file(src: Path, tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     assert_clean_failure(quantize(src, tmp_path / "f" / "o.gguf"), str(tmp_path / "f"), "no such directory",
                          folder=tmp_path, before={"f"})
+
+
+def test_gguf_with_a_billion_blocks(tmp_path: Path) -> None:
+    from gguf import GGUFValueType
+
+    from quantdrop.ggufio import pack_field
+    from tests.quantize.crafted import llama_fields
+
+    fields = [pack_field("llama.block_count", 10**9, GGUFValueType.UINT32) if f[8:25] == b"llama.block_count"
+              else f for f in llama_fields()]
+    bad = write_crafted(tmp_path / "bad.gguf", good_tensors(), fields=fields)
+    t0 = time.monotonic()
+    assert_clean_failure(run("plan", bad, "--recipe", "Q8_0"), str(bad), "llama.block_count = 1000000000",
+                         folder=tmp_path, before={"bad.gguf"})
+    assert time.monotonic() - t0 < 10

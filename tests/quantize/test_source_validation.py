@@ -80,3 +80,12 @@ def test_writer_refuses_duplicates(tmp_path: Path, fields: list[bytes], tensors:
     packed = [pack_field(k.decode(), 1, GGUFValueType.UINT32) for k in fields]
     with open(tmp_path / "out.gguf", "wb") as fh, pytest.raises(QuantdropError, match=message):
         GGUFStreamWriter(fh, packed, tensors)
+
+
+def test_absurd_block_count_is_refused(tmp_path: Path) -> None:
+    """The planner loops over layers: a billion of them (metadata only) would hang it."""
+    fields = [pack_field("llama.block_count", 10**9, GGUFValueType.UINT32) if f[8:25] == b"llama.block_count"
+              else f for f in llama_fields()]
+    src = write_crafted(tmp_path / "bad.gguf", good_tensors(), fields=fields)
+    with pytest.raises(QuantdropError, match=r"llama\.block_count = 1000000000: expected 0 to 10000"):
+        quantize(src, tmp_path / "out.gguf", recipe="Q8_0", dry_run=True)
