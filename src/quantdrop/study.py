@@ -76,6 +76,7 @@ def _recipe_fingerprint(recipe: Any) -> str:
 def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | None, progress: bool) -> Path:
     """Quantize once per (source, recipe): a sidecar records what the file was made from."""
     from quantdrop.quantize import quantize
+    from quantdrop.tempfiles import temp_path
 
     out = models / f"{recipe.name}.gguf"
     stamp = out.with_suffix(".json")
@@ -88,7 +89,7 @@ def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | Non
             pass
     stamp.unlink(missing_ok=True)
     quantize(source, out, recipe=recipe, threads=threads, force=True, progress=progress)
-    tmp = stamp.with_suffix(".json.tmp")
+    tmp = temp_path(stamp)  # swept by the next quantize in this folder if we are killed here
     tmp.write_text(json.dumps(key))
     os.replace(tmp, stamp)
     return out

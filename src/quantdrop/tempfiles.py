@@ -13,7 +13,7 @@ import re
 from contextlib import suppress
 from pathlib import Path
 
-_TEMP = re.compile(r"^\..+\.(\d+)\.tmp$")
+_TEMP = re.compile(r"^\..+\.(\d{1,7})\.tmp$")  # a pid (pid_max is at most 2^22): not mkstemp's 8 random chars
 
 
 def temp_path(dest: Path) -> Path:

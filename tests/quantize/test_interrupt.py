@@ -70,7 +70,8 @@ def test_sweep_removes_only_dead_writers_temporaries(tmp_path: Path) -> None:
     dead = dead_pid()
     stale = [tmp_path / f".a.gguf.{dead}.tmp", tmp_path / f".report.md.{dead}.tmp"]
     live = [tmp_path / f".b.gguf.{os.getpid()}.tmp", tmp_path / f".c.gguf.{os.getppid()}.tmp"]
-    other = [tmp_path / "a.gguf", tmp_path / f"x.{dead}.tmp", tmp_path / f".x.{dead}.tmpl"]
+    other = [tmp_path / "a.gguf", tmp_path / f"x.{dead}.tmp", tmp_path / f".x.{dead}.tmpl",
+             tmp_path / ".a.gguf.12345678.tmp"]  # mkstemp-style, not a pid
     for p in stale + live + other:
         p.write_text("x")
     (tmp_path / f".dir.{dead}.tmp").mkdir()
