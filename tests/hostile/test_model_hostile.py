@@ -164,6 +164,9 @@ def test_imatrix_counts_of_the_wrong_length(src: Path, tmp_path: Path, out: Path
 
     imatrix = tmp_path / "imatrix.gguf"
     w = GGUFWriter(imatrix, "imatrix")
+    w.add_array("imatrix.datasets", ["hostile"])
+    w.add_uint32("imatrix.chunk_count", 1)
+    w.add_uint32("imatrix.chunk_size", 512)
     w.add_tensor("blk.0.ffn_down.weight.in_sum2", np.ones(512, np.float32))
     w.add_tensor("blk.0.ffn_down.weight.counts", np.ones(3, np.float32))
     w.write_header_to_file()
@@ -171,7 +174,7 @@ def test_imatrix_counts_of_the_wrong_length(src: Path, tmp_path: Path, out: Path
     w.write_tensors_to_file()
     w.close()
     assert_clean_failure(run("quantize", src, out / "o.gguf", "--recipe", "Q4_K_M", "--imatrix", imatrix),
-                         str(imatrix), "blk.0.ffn_down.weight.counts has 3 values", folder=out)
+                         str(imatrix), "blk.0.ffn_down.weight has 512 sums for 3 counts", folder=out)
 
 
 @pytest.mark.parametrize("threads", ["0", "-1", "10000"])
