@@ -17,7 +17,6 @@ from quantdrop.errors import QuantdropError
 
 GiB = 1 << 30
 CUSTOM_OVERHEAD_GIB = 0.75  # a custom size gets the NVIDIA default runtime overhead
-MAX_DEVICES = 4096  # per device set: llama.cpp splits layers over devices, and no model has more layers
 
 
 @dataclass(frozen=True)
@@ -109,9 +108,6 @@ def parse_device_set(spec: str) -> DeviceSet:
         count = int(count_text) if count_text is not None else 1
         if count < 1:
             raise QuantdropError(f"malformed --devices spec {spec!r}: a count must be at least 1 ({part!r})")
-        if count + sum(g.count for g in groups) > MAX_DEVICES:
-            raise QuantdropError(f"--devices {spec!r}: more than {MAX_DEVICES} devices in one set (expected a "
-                                 f"count from 1 to {MAX_DEVICES})")
         groups.append(DeviceGroup(device(name), count))
     return DeviceSet(spec="+".join(g.spec for g in groups), groups=tuple(groups))
 

@@ -281,9 +281,6 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
         raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
     if ctx < 1 or parallel < 1 or n_ubatch < 1:
         raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
-    for flag, gib in (("--headroom-gib", headroom_gib), ("--overhead-gib", overhead_gib)):
-        if gib is not None and not (math.isfinite(gib) and gib >= 0):
-            raise QuantdropError(f"{flag} {gib}: expected a finite number of GiB >= 0")
     names = _as_list(recipe, ()) if recipe is not None else []
     recipes = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)

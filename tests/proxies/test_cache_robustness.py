@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from quantdrop import proxies as px
 from quantdrop.errors import QuantdropError
+from quantdrop.proxies import ReferenceLogProbs, reference_log_probs
 from tests.quantize.synthetic import write_synthetic
 
 N_CTX, CHUNKS = 16, 2
@@ -22,9 +22,9 @@ def model_and_text(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     return write_synthetic(folder / "tiny.gguf", "llama", n_layer=1, tokenizer=True), text
 
 
-def _reference(model_and_text: tuple[Path, Path], cache: Path) -> px.ReferenceLogProbs:
+def _reference(model_and_text: tuple[Path, Path], cache: Path) -> ReferenceLogProbs:
     model, text = model_and_text
-    return px.reference_log_probs(model, text=text, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=cache, progress=False)
+    return reference_log_probs(model, text=text, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=cache, progress=False)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "three bytes", "foreign"])
