@@ -162,6 +162,9 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     for name in bench_names:
         get_benchmark(name)  # unknown names fail here, listing the known ones
     parse_devices(devices)
+    from quantdrop.plan import check_options
+
+    check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
     served = _endpoints(endpoint)
     unknown = set(served) - {*labels, BASELINE}
     if unknown:

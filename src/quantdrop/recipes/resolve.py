@@ -122,6 +122,10 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
     qs = QuantState.for_tensors(hp, names, has_imatrix)
     moe_layers = sorted({layer for n in names if "_exps" in n and (layer := layer_of(n)) is not None})
     rule_hits = [0] * len(recipe.rules)
+    for i, rule in enumerate(recipe.rules):  # a selector naming layers the model lacks is an error
+        if rule.layers is not None:
+            rule.layers.check(hp.n_layer, f"{recipe.name if recipe.origin == 'builtin' else recipe.origin}: "
+                                          f"rule {i + 1}")
     matched = _rule_matches(recipe, names)
     default_quantized = recipe.default in QUANTIZED
     heuristic = f"llama.cpp {recipe.base}" if recipe.base else "default"
