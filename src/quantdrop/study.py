@@ -222,6 +222,15 @@ def _check_served(state: StudyState) -> None:
         split_gpus(state.serve.gpus, state.serve.slots)
 
 
+def _check_out_dir(out: Path) -> None:
+    """--out is a folder we can write in, or can be created: checked before any work."""
+    if out.exists() and not out.is_dir():
+        raise QuantdropError(f"--out {out} is a file, not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise QuantdropError(f"--out {out}: {existing} is not a writable folder")
+
+
 def _reference_note(source: Path, local: bool) -> str:
     """What a reference rebuilt by `quantdrop demo-model` (or scripts/real_model.sh) says of itself."""
     if not local:
@@ -244,6 +253,7 @@ def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | Non
     """Quantize once per (source, recipe): a sidecar records what the file was made from."""
     from quantdrop.fingerprint import file_fingerprint
     from quantdrop.quantize import quantize
+    from quantdrop.tempfiles import temp_path
 
     out = models / f"{recipe.name}.gguf"
     stamp = out.with_suffix(".json")
@@ -256,7 +266,7 @@ def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | Non
             pass
     stamp.unlink(missing_ok=True)
     quantize(source, out, recipe=recipe, threads=threads, force=True, progress=progress)
-    tmp = stamp.with_suffix(".json.tmp")
+    tmp = temp_path(stamp)  # swept by the next quantize in this folder if we are killed here
     tmp.write_text(json.dumps(key))
     os.replace(tmp, stamp)
     return out
@@ -471,8 +481,11 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
+    from quantdrop.kernels import check_threads
 
     t_start = time.perf_counter()
+    check_threads(threads)
+    _check_out_dir(Path(out))
     source, local, note, demo = _prepare(model, progress)
     if demo:
         limit, samples, max_tokens, proxy_chunks = _demo_defaults(limit, samples, max_tokens, proxy_chunks)
@@ -497,7 +510,10 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     )
     state.recipes = _load_recipes(_split(recipes, DEFAULT_RECIPES), source, out_dir, ctx, progress)
     _check_served(state)  # everything is validated before any long work
-    (out_dir / "models").mkdir(parents=True, exist_ok=True)
+    try:
+        (out_dir / "models").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QuantdropError(f"--out {out_dir}: cannot create the folder ({err.strerror})") from None
     seconds = run_steps(state, STEPS)
     seconds["total"] = time.perf_counter() - t_start
     assert state.report is not None
