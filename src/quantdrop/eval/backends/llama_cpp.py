@@ -83,6 +83,7 @@ class LlamaCppBackend:
                     model_path=str(self.path),
                     n_ctx=self.n_ctx,
                     n_threads=self.threads,
+                    n_gpu_layers=-1,  # every layer on the GPU when llama.cpp was built with one
                     chat_format="chat_template.default",
                     verbose=False,
                 )
