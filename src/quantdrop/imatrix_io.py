@@ -18,6 +18,7 @@ from gguf import GGMLQuantizationType, GGUFValueType
 
 from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUF_MAGIC, GGUFStreamWriter, pack_field, read_header
+from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_output
 
 F32 = GGMLQuantizationType.F32
@@ -193,6 +194,7 @@ def write_imatrix(im: Imatrix, path: str | os.PathLike[str]) -> Path:
     for name in names:
         n_mat, n_cols = im.sums[name].shape
         tensors += [(f"{name}.in_sum2", _dims(n_cols, n_mat), F32), (f"{name}.counts", _dims(1, n_mat), F32)]
+    sweep_stale(out.parent)  # temporaries of runs killed with SIGKILL
     with atomic_output(out) as fh:
         w = GGUFStreamWriter(fh, fields, tensors)
         for name in names:

@@ -12,10 +12,11 @@ from typing import IO, Any
 
 # -- atomic writes ------------------------------------------------------------------------------
 def temp_path(path: str | os.PathLike[str]) -> Path:
-    """The temporary a write to `path` goes through: `.NAME.PID.tmp` in the same directory (a sweep of
-    stale temporaries keys on this pattern)."""
-    p = Path(path)
-    return p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    """The temporary a write to `path` goes through: `.NAME.PID.tmp` in the same directory, named by
+    quantdrop.tempfiles (whose `sweep_stale` removes those of dead writers)."""
+    from quantdrop.tempfiles import temp_path as named
+
+    return named(Path(path))
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

@@ -54,7 +54,7 @@ class BenchResult:
     mean: float
     std: float
     ci: Interval
-    counts: dict[str, int]  # correct, wrong, unextracted, error, truncated, pending
+    counts: dict[str, int]  # correct, wrong, unextracted, error, truncated, capped (cut: too long), pending
     loaded_from: str = ""
     weight: float | None = None
     item_means: dict[str, float] = field(default_factory=dict, repr=False)  # for paired comparisons
@@ -82,6 +82,7 @@ def summarize(store: Store, run_id: int) -> BenchResult:
             continue
         counts[row.status or "unscored"] += 1
         counts["truncated"] += row.completion.truncated
+        counts["capped"] += row.completion.capped
         if row.status in ("correct", "wrong", "unextracted") and row.value is not None:
             matrix[index[row.item_id], row.sample] = row.value
     counts["pending"] = len(ids) * samples - sum(counts[s] for s in ("correct", "wrong", "unextracted", "error"))
@@ -99,7 +100,9 @@ def summarize(store: Store, run_id: int) -> BenchResult:
         mean=mean,
         std=std,
         ci=bootstrap_ci(matrix),
-        counts={k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")},
+        counts={
+            k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "capped", "pending")
+        },
         loaded_from=run.loaded_from,
         weight=run.weight,
         item_means=item_means,
@@ -128,7 +131,7 @@ def _weights(results: list[BenchResult]) -> dict[str, float]:
 
 def results_table(store: str | Path, baseline: str | None = None, labels: list[str] | None = None) -> Table:
     """The paper's table for the labels in `store` (all, in the order first evaluated, by default)."""
-    with Store(store, create=False) as db:
+    with Store(store, readonly=True) as db:
         runs = db.runs()
         known = list(dict.fromkeys(r.label for r in runs))
         if not known:
@@ -338,6 +341,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="with --explain: where the benchmark's data is, to score it again")
 
 
+def _check_output(path: str) -> None:
+    """`--output` must be a file in an existing folder (checked before any work)."""
+    target = Path(path)
+    if target.is_dir():
+        raise QuantdropError(f"--output {path} is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise QuantdropError(f"--output {path}: no directory {target.parent}")
+
+
 def main(args: argparse.Namespace) -> int:
     if args.explain:
         from quantdrop.eval.explain import explain_text
@@ -345,10 +357,15 @@ def main(args: argparse.Namespace) -> int:
         text = explain_text(args.store, args.explain, labels=args.labels, data_dir=args.data_dir)
         sys.stdout.write(text + "\n")
         return 0
+    if args.output:
+        _check_output(args.output)
     table = results_table(args.store, baseline=args.baseline, labels=args.labels)
     text = format_table(table, args.fmt)
     if args.output:
-        atomic_write(args.output, text if text.endswith("\n") else text + "\n")
+        try:
+            atomic_write(args.output, text if text.endswith("\n") else text + "\n")
+        except OSError as err:
+            raise QuantdropError(f"cannot write --output {args.output}: {err.strerror or err}") from None
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

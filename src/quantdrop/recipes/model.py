@@ -16,9 +16,12 @@ Recipe files are TOML or YAML with the same keys as the built-in presets in `pre
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import regex
 from gguf import GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
@@ -42,14 +45,24 @@ def _bound(value: int | str | None, n_layer: int, what: str) -> int | None:
     return mul * n_layer // div
 
 
-def _count(d: dict[str, Any], key: str, where: str, minimum: int) -> int | None:
-    """An optional integer selector field of at least `minimum` (a bool is not an integer here)."""
-    value = d.get(key)
+def field_value(d: dict[str, Any], key: str, where: str, kind: type, *, minimum: int | None = None,
+                default: Any = None, what: str = "") -> Any:
+    """The one check of a recipe field: `d[key]` (or `default`) is a `kind` (a bool is not an int) and,
+    for an integer, at least `minimum`; otherwise one line naming the file, the rule and the field."""
+    value = d.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise QuantdropError(f"{where}: layer selector {key} must be an integer >= {minimum} (got {value!r})")
+    wrong_type = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    if wrong_type or (minimum is not None and value < minimum):
+        expected = {int: "an integer", bool: "true or false", str: "a string"}.get(kind, kind.__name__)
+        expected += f" >= {minimum}" if minimum is not None else ""
+        raise QuantdropError(f"{where}: {what}{key} must be {expected} (got {value!r})")
     return value
+
+
+def _count(d: dict[str, Any], key: str, where: str, minimum: int) -> int | None:
+    """An optional integer selector field of at least `minimum`."""
+    return field_value(d, key, where, int, minimum=minimum, what="layer selector ")
 
 
 def _ranges(value: Any, where: str) -> tuple[tuple[int, int], ...]:
@@ -113,10 +126,7 @@ class LayerSelector:
         offset = _count(d, "offset", where, 0) or 0
         if every is not None and offset >= every:
             raise QuantdropError(f"{where}: layer selector offset {offset} must be below every = {every}")
-        use_more_bits = d.get("use_more_bits")
-        if use_more_bits is not None and not isinstance(use_more_bits, bool):
-            raise QuantdropError(f"{where}: layer selector use_more_bits must be true or false "
-                                 f"(got {use_more_bits!r})")
+        use_more_bits = field_value(d, "use_more_bits", where, bool, what="layer selector ")
         for bound in ("start", "stop"):
             value = d.get(bound)
             if isinstance(value, bool) or not isinstance(value, int | str | None) or \
@@ -185,18 +195,40 @@ class LayerSelector:
         return ", ".join(parts)
 
 
+MATCH_BUDGET_S = 1.0  # all of a recipe's patterns against all of a model's tensor names
+
+
 @dataclass(frozen=True)
 class Rule:
+    """A pattern is compiled with `regex` (the `re` syntax, V0), whose matching can be stopped: a pattern
+    that backtracks catastrophically, like `(.*){1,32000}x`, fails in a second instead of hanging."""
+
     pattern: str
     type: GGMLQuantizationType
     layers: LayerSelector | None = None
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    regex: regex.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "regex", re.compile(self.pattern))
-        except re.error as err:
+            object.__setattr__(self, "regex", regex.compile(self.pattern))
+        except (regex.error, OverflowError, RecursionError) as err:
             raise QuantdropError(f"invalid regex {self.pattern!r}: {err}") from None
+
+    def matching(self, names: Iterable[str], deadline: float) -> set[str]:
+        """The names the pattern is found in (a search, like llama-quant's --tensor-type), by `deadline`
+        (time.monotonic()); past it, a one-line error naming the pattern."""
+        found = set()
+        for name in names:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                if self.regex.search(name, timeout=left):
+                    found.add(name)
+            except TimeoutError:
+                raise QuantdropError(f"pattern {self.pattern!r} takes more than {MATCH_BUDGET_S:g} s to match "
+                                     "the tensor names (nested repetition such as (.*)*?): simplify it") from None
+        return found
 
     def describe(self) -> str:
         sel = f" [{self.layers.describe()}]" if self.layers else ""
@@ -228,6 +260,8 @@ class Recipe:
             if d.get(key) is not None and str(d[key]).upper() not in FTYPES:
                 raise QuantdropError(f"{origin}: unknown {key} {d[key]!r} (one of: {', '.join(FTYPES)})")
         rules = []
+        if not isinstance(d.get("rules") or [], list):
+            raise QuantdropError(f"{origin}: rules must be a list of tables ([[rules]]) (got {d['rules']!r})")
         for i, r in enumerate(d.get("rules") or []):
             where = f"{origin}: rule {i + 1}"
             if not isinstance(r, dict) or "pattern" not in r or "type" not in r:
@@ -244,13 +278,18 @@ class Recipe:
                 rules.append(Rule(pattern=str(r["pattern"]), type=qtype, layers=sel))
             except QuantdropError as err:
                 raise QuantdropError(f"{where}: {err}") from None
+        default_name = field_value(d, "default", origin, str)
+        try:
+            default = type_from_name(default_name)
+        except QuantdropError as err:
+            raise QuantdropError(f"{origin}: default: {err}") from None
         return cls(
             name=str(d.get("name") or origin),
-            default=type_from_name(str(d["default"])),
+            default=default,
             rules=tuple(rules),
             base=str(d["base"]).upper() if d.get("base") else None,
             file_type=str(d["file_type"]).upper() if d.get("file_type") else None,
             description=str(d.get("description", "")),
-            version=int(d.get("version", 1)),
+            version=field_value(d, "version", origin, int, minimum=1, default=1),
             origin=origin,
         )

@@ -11,6 +11,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.report import htmlpage, plots, tables
 from quantdrop.report.data import ReportData
 from quantdrop.report.recommend import recommend
+from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write
 
 FIGURE_CAPTIONS = {
@@ -85,6 +86,8 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     figures = [(name, png) for name, png in (("quality-vs-size", plots.quality_vs_size(data)),
                                              ("benchmark-bars", plots.benchmark_bars(data))) if png]
     (out / "figures").mkdir(exist_ok=True)
+    for folder in (out, out / "figures"):  # temporaries of a run killed with SIGKILL
+        sweep_stale(folder)
     for name, png in figures:
         atomic_write(out / "figures" / f"{name}.png", png)
     for name in set(FIGURE_CAPTIONS) - {name for name, _ in figures}:

@@ -23,6 +23,7 @@ from gguf import GGMLQuantizationType as T
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory, tensor_bytes, type_from_name
 from quantdrop.recipes.llamacpp import tensor_allows_quantization
+from quantdrop.tempfiles import sweep_stale
 from quantdrop.tune.budget import Budget, byte_budget, fit_devices, parse_budget
 from quantdrop.tune.emit import render_recipe
 from quantdrop.tune.sensitivity import (
@@ -231,6 +232,7 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
 def _write_atomic(path: Path, content: str) -> None:
     if not path.parent.exists():
         raise QuantdropError(f"{path.parent}: no such directory")
+    sweep_stale(path.parent)
     try:
         atomic_write(path, content)
     except OSError as err:

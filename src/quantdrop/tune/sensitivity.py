@@ -39,6 +39,7 @@ from quantdrop.recipes.llamacpp import (
     tensor_allows_quantization,
     tensor_type_fallback,
 )
+from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write, progress_bar
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
@@ -230,6 +231,7 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
     result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(cache.parent)
         atomic_write(cache, json.dumps({"error": error, "signal": signal, "seconds": seconds,
                                         "bytes_per_s": result.bytes_per_s}))
     return result
