@@ -140,6 +140,23 @@ def _device_upper_bound(inv: ModelInventory, spec: str, ctx: int) -> int:
     return fit.capacity_bytes * fit.count - fixed - fit.count * (1 << 30) + fit.host_bytes
 
 
+def _solve_budget(inv: ModelInventory, bud: Budget, items: list[Item], fixed: int, ctx: int, attempt: Any,
+                  notes: list[str]) -> tuple[int, Solution, str]:
+    """(the byte budget, the solution, its recipe text): direct for a size, bisected with plan for devices."""
+    least = minimum_bytes(items) + fixed
+    if bud.kind != "devices":
+        total = byte_budget(bud, inv.n_params)
+        _check_floor(items, fixed, total, bud.spec)
+        _, (sol, body) = attempt(total, items)
+        return total, sol, body
+    hi = max(_device_upper_bound(inv, bud.spec, ctx), least)
+    fit = fit_devices(lambda b: attempt(b, items), least, hi)
+    sol, body = fit.result  # type: ignore[misc]
+    notes.append(f"device budget {bud.spec} at ctx {ctx}: {fit.budget_bytes} bytes of tensors fit "
+                 f"(found by plan in {fit.trials} trials)")
+    return fit.budget_bytes, sol, body
+
+
 def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types: str | list[str] = DEFAULT_TYPES,
          imatrix: str | os.PathLike[str] | None = None, text: str | os.PathLike[str] | None = None,
          measure: int = 0, out: str | os.PathLike[str] | None = None, threads: int | None = None,
@@ -189,31 +206,27 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     header = [f"quantdrop.tune: budget = {bud.spec}", f"model fingerprint = {fingerprint}",
               f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}"]
 
-    def attempt(total: int) -> tuple[bool, tuple[Solution, str]]:
+    def attempt(total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
         sol = solve(items, total - fixed)
         body = _render(inv, items, sol, [*header, f"byte budget = {total}"], f"tuned-{bud.spec}")
         return (_fits_devices(inv, body, bud.spec, ctx) if bud.kind == "devices" else True), (sol, body)
 
+    t0 = time.perf_counter()
+    total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
     if measure and not is_config:
         from quantdrop.tune.measure import calibrate
 
-        target = byte_budget(bud, inv.n_params) if bud.kind != "devices" else None
-        scales, measurements, text_hash = calibrate(path, inv, items, fixed, target, measure, text=text,
-                                                    imatrix=imatrix, progress=progress)
-        items = _items(inv, cands, sens, scales)
-        header.append(f"calibration text sha256 = {text_hash}; class scales = "
+        def render(choice: dict[str, str]) -> str:
+            return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
+
+        scales, measurements, text_hash = calibrate(path, items, sol, render, measure, inv.hparams.n_layer,
+                                                    text=text, imatrix=imatrix, progress=progress)
+        header.append(f"calibration text sha256 = {text_hash}; tier 2 class scales: "
                       + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
-    t0 = time.perf_counter()
-    if bud.kind == "devices":
-        hi = _device_upper_bound(inv, bud.spec, ctx)
-        fit = fit_devices(attempt, minimum_bytes(items) + fixed, max(hi, minimum_bytes(items) + fixed))
-        total, (sol, body) = fit.budget_bytes, fit.result  # type: ignore[misc]
-        notes.append(f"device budget {bud.spec} at ctx {ctx}: {total} bytes of tensors fit "
-                     f"(found by plan in {fit.trials} trials)")
-    else:
-        total = byte_budget(bud, inv.n_params)
-        _check_floor(items, fixed, total, bud.spec)
-        _, (sol, body) = attempt(total)
+        notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
+        items = _items(inv, cands, sens, scales)
+        t0 = time.perf_counter()
+        total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
     by_name = {t.name: t for t in inv.tensors}
     by_item = {it.name: it for it in items}
     decisions = [{"name": n, "type": q.lower(), "bytes": tensor_bytes(type_from_name(q), by_name[n].shape),
@@ -268,3 +281,22 @@ def main(args: argparse.Namespace) -> int:
         print(f"{result.path}: {result.size_bytes / 2**20:.1f} MiB of tensors "
               f"({result.bits_per_weight:.3f} bpw) for budget {result.budget}")
     return 0
+
+
+TUNED_PREFIX = "tuned:"
+
+
+def study_recipe(name: str, model: str | os.PathLike[str], folder: Path, ctx: int = 32768) -> Any:
+    """The study's recipe-name resolver: `tuned:BUDGET` tunes MODEL first (recipe file in `folder`),
+    anything else is an ordinary recipe name or file."""
+    from quantdrop.recipes import load_recipe
+
+    if not name.lower().startswith(TUNED_PREFIX):
+        return load_recipe(name)
+    budget = name[len(TUNED_PREFIX):].strip()
+    if not budget:
+        raise QuantdropError(f"recipe {name!r}: give a budget, e.g. tuned:8x910B-64G or tuned:3.6bpw")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"tuned-{''.join(c if c.isalnum() or c in '.-' else '_' for c in budget)}.toml"
+    tune(model, budget, ctx=ctx, out=path)
+    return load_recipe(path)
