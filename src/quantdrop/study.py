@@ -116,7 +116,6 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
-    from quantdrop.recipes import load_recipe
 
     t_start = time.perf_counter()
     demo = model is None
@@ -141,7 +140,9 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         note = str(read_header(source).fields.get("quantdrop.reference_note", ""))
 
     # validate everything before any long work
-    recipe_objs = [load_recipe(r) for r in _split(recipes, DEFAULT_RECIPES)]
+    from quantdrop.tune.command import study_recipe  # `tuned:BUDGET` is tuned first, then like any recipe
+
+    recipe_objs = [study_recipe(r, source, Path(out) / "models", ctx) for r in _split(recipes, DEFAULT_RECIPES)]
     labels = [r.name for r in recipe_objs]
     if len(set(labels)) != len(labels):
         raise QuantdropError(f"a recipe is listed twice: {', '.join(labels)}")
