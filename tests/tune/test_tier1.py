@@ -88,3 +88,11 @@ def test_moe_experts_use_their_own_imatrix_slice(tmp_path: Path) -> None:
         total += float(((diff.astype(np.float64) ** 2).sum(axis=0) * im[e]).sum())
     used = inv.hparams.n_expert_used / inv.hparams.n_expert
     assert sens.error[t.name]["Q4_K"] == pytest.approx(total * used, rel=1e-6)
+
+
+def test_a_tied_token_embedding_counts_as_the_output_projection(tmp_path: Path) -> None:
+    model = synthetic_model(tmp_path, "gemma3")  # no output.weight: token_embd is also the output
+    inv = read_gguf_inventory(model)
+    sens = tier1(model, inv, {"token_embd.weight": [T.Q4_K]})
+    ref = _reference_error(model, "token_embd.weight", T.Q4_K, None)
+    assert sens.error["token_embd.weight"]["Q4_K"] == pytest.approx(ref, rel=1e-6)

@@ -6,8 +6,8 @@ ggml's `to_float`) and sum the squared error of each column weighted by the imat
 the mean squared activation of that input), i.e. the expected squared perturbation of the tensor's
 output per token. Without an imatrix every column weighs 1 (unweighted, and said so). The source is
 streamed slab by slab (memory bounded by one slab of float32 rows), every type on each slab, rows
-spread over threads. The token embedding is a lookup (one row per token), so its error is divided by
-its row count; expert tensors are scaled by the fraction of experts a token uses.
+spread over threads. An untied token embedding is a lookup (one row per token), so its error is divided
+by its row count; expert tensors are scaled by the fraction of experts a token uses.
 
 Priors (a config.json, no weights): loss = class factor x elements x the type's relative error, both
 measured on real models and shipped as `priors.json` (see `derive_priors`).
@@ -41,7 +41,7 @@ from quantdrop.recipes.llamacpp import (
 )
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 CLASSES = ("attention", "mlp", "experts", "embeddings", "output")
 
 
@@ -84,8 +84,10 @@ def quantizable(inv: ModelInventory) -> list[TensorInfo]:
 
 
 def token_weight(inv: ModelInventory, t: TensorInfo) -> float:
-    """Per-token share of the tensor's output error: 1/rows for a lookup, used/total for experts."""
-    if is_token_embd(t.name):
+    """Per-token share of the tensor's output error: 1/rows for a lookup, used/total for experts. A tied
+    token embedding is also the output projection (a full matmul every token): weight 1, like output."""
+    tied = not any(x.name == "output.weight" for x in inv.tensors)
+    if is_token_embd(t.name) and not tied:
         return 1.0 / max(1, t.n_elements // t.shape[0])
     if role_class(t.name) == "experts" and inv.hparams.n_expert:
         return max(1, inv.hparams.n_expert_used) / inv.hparams.n_expert
