@@ -33,7 +33,8 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    rows = []
+    print("| variant | budget (bytes) | size (bytes) | bpw | mean KLD | p99 KLD | same top-1 |")
+    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
     for preset in args.presets.split(","):
         budget = plan(args.model, preset).recipes[0].size_bytes
         t0 = time.perf_counter()
@@ -46,16 +47,14 @@ def main() -> None:
             q = quantize(args.model, dst, recipe=recipe, imatrix=args.imatrix, force=True)
             files[label] = (dst, q.plan.nbytes, q.plan.bits_per_weight)
         results = proxies(args.model, [f[0] for f in files.values()], chunks=args.chunks, progress=False)
+        pair = []
         for (label, (_, nbytes, bpw)), r in zip(files.items(), results, strict=True):
-            rows.append((label, budget, nbytes, bpw, r.kld_mean, r.kld_mean_err, r.kld_p99, r.same_top, tune_s))
-    print("| variant | budget (bytes) | size (bytes) | bpw | mean KLD | p99 KLD | same top-1 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, budget, nbytes, bpw, kld, err, p99, same, _ in rows:
-        print(f"| {label} | {budget} | {nbytes} | {bpw:.3f} | {kld:.5f} ± {err:.5f} | {p99:.4f} | {100 * same:.2f}% |")
-    for i in range(0, len(rows), 2):
-        base, tuned = rows[i], rows[i + 1]
-        print(f"{base[0]}: tuned mean KLD {100 * (1 - tuned[4] / base[4]):+.1f}% lower "
-              f"(tune took {tuned[8]:.1f} s)")
+            pair.append((label, budget, nbytes, bpw, r.kld_mean, r.kld_mean_err, r.kld_p99, r.same_top))
+        for label, budget, nbytes, bpw, kld, err, p99, same in pair:
+            print(f"| {label} | {budget} | {nbytes} | {bpw:.3f} | {kld:.5f} ± {err:.5f} | {p99:.4f} | "
+                  f"{100 * same:.2f}% |", flush=True)
+        print(f"<!-- {preset}: tuned mean KLD {100 * (1 - pair[1][4] / pair[0][4]):+.1f}% lower; "
+              f"tune took {tune_s:.1f} s -->", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def test_tier2_measures_groups_on_the_embedded_model(demo_model: Path, tmp_path:
     text = tmp_path / "calibration.txt"
     text.write_text(PAPER.read_text() if PAPER.is_file() else Path(__file__).read_text() * 40)
     budget = plan(demo_model, "Q4_K_M").recipes[0].size_bytes
-    res = tune(demo_model, str(budget), measure=2, text=text, out=tmp_path / "r.toml", cache_dir=tmp_path / "c")
+    res = tune(demo_model, str(budget), measure=2, text=text, out=tmp_path / "r.toml", cache_dir=tmp_path / "c",
+               measure_ctx=128, measure_chunks=2)
     assert len(res.measurements) == 2 and len({m["class"] for m in res.measurements}) == 2
     for m in res.measurements:
         assert m["kld"] > 0 and m["predicted_error"] > 0

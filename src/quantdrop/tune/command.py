@@ -160,8 +160,11 @@ def _solve_budget(inv: ModelInventory, bud: Budget, items: list[Item], fixed: in
 def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types: str | list[str] = DEFAULT_TYPES,
          imatrix: str | os.PathLike[str] | None = None, text: str | os.PathLike[str] | None = None,
          measure: int = 0, out: str | os.PathLike[str] | None = None, threads: int | None = None,
-         progress: bool = False, cache_dir: str | os.PathLike[str] | None = None) -> TuneResult:
-    """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given."""
+         progress: bool = False, cache_dir: str | os.PathLike[str] | None = None, measure_ctx: int = 512,
+         measure_chunks: int = 8) -> TuneResult:
+    """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
+
+    measure_ctx / measure_chunks: tier 2's KL divergence chunks (tokens each, how many)."""
     from quantdrop.plan import load_model
 
     bud: Budget = parse_budget(budget)
@@ -220,7 +223,8 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
             return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
 
         scales, measurements, text_hash = calibrate(path, items, sol, render, measure, inv.hparams.n_layer,
-                                                    text=text, imatrix=imatrix, progress=progress)
+                                                    text=text, imatrix=imatrix, n_ctx=measure_ctx,
+                                                    chunks=measure_chunks, progress=progress)
         header.append(f"calibration text sha256 = {text_hash}; tier 2 class scales: "
                       + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
         notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")

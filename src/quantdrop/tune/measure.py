@@ -74,15 +74,16 @@ def pick_groups(cand: dict[tuple[str, int], list[str]], items: dict[str, Item], 
 
 def calibrate(path: Path, items: list[Item], baseline: Solution, render: Callable[[dict[str, str]], str], n: int,
               n_layer: int, *, text: str | os.PathLike[str] | None = None,
-              imatrix: str | os.PathLike[str] | None = None,
-              progress: bool = False) -> tuple[dict[str, float], list[dict[str, Any]], str]:
+              imatrix: str | os.PathLike[str] | None = None, n_ctx: int = N_CTX,
+              chunks: int = CALIBRATION_CHUNKS, progress: bool = False
+              ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
     """Class scales (KLD per unit of tier-1 error), the measurements, and the calibration text's sha256."""
     from quantdrop.proxies import compare, load_text, reference_log_probs
     from quantdrop.quantize import quantize
 
     body, _ = load_text(text)
     text_hash = hashlib.sha256(body.encode()).hexdigest()
-    ref = reference_log_probs(path, text=text, n_ctx=N_CTX, chunks=CALIBRATION_CHUNKS, progress=progress)
+    ref = reference_log_probs(path, text=text, n_ctx=n_ctx, chunks=chunks, progress=progress)
     by_name = {it.name: it for it in items}
     choice = dict(baseline.choice)
     cand = groups(items, choice, n_layer)
