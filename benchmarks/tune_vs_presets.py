@@ -12,8 +12,11 @@ sees (tier 2, with --measure, calibrates on --text). Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI sets it (see quantdrop.cli): before llama.cpp loads
 
 from quantdrop.plan import plan
 from quantdrop.proxies import proxies
