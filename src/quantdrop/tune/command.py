@@ -174,6 +174,8 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     path = Path(model)
     if not path.exists():
         raise QuantdropError(f"{path}: no such model file or directory")
+    if out is not None and not Path(out).parent.is_dir():
+        raise QuantdropError(f"--out {out}: no such directory {Path(out).parent}")
     is_config = path.is_dir() or path.suffix == ".json"
     if is_config and imatrix:
         raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
