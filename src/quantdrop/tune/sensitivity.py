@@ -4,7 +4,8 @@ Tier 1 (weight space, any model size): for every quantizable tensor and type, qu
 with ggml's own kernels (the same ggml_quantize_chunk `quantize` uses, with the same imatrix, and
 ggml's `to_float`) and sum the squared error of each column weighted by the imatrix (in_sum2/counts:
 the mean squared activation of that input), i.e. the expected squared perturbation of the tensor's
-output per token. Without an imatrix every column weighs 1 (unweighted, and said so). The source is
+output per token. Without an imatrix every column weighs 1 (unweighted, and said so); with one, a
+tensor it does not cover weighs the median mean importance of those it covers. The source is
 streamed slab by slab (memory bounded by one slab of float32 rows), every type on each slab, rows
 spread over threads. An untied token embedding is a lookup (one row per token), so its error is divided
 by its row count; expert tensors are scaled by the fraction of experts a token uses.
@@ -41,7 +42,7 @@ from quantdrop.recipes.llamacpp import (
 )
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
-_CACHE_VERSION = "2"
+_CACHE_VERSION = "3"
 CLASSES = ("attention", "mlp", "experts", "embeddings", "output")
 
 
@@ -119,6 +120,14 @@ def _imatrix_rows(imatrix: dict[str, np.ndarray] | None, t: TensorInfo) -> np.nd
             return None
         raise QuantdropError(f"imatrix size {im.size} does not match {t.name} ({t.shape[0]} x {n_expert})")
     return im.reshape(n_expert, t.shape[0])
+
+
+def _neutral_importance(imatrix: dict[str, np.ndarray] | None) -> float:
+    """The column weight for a tensor the imatrix does not cover (a tied output, token_embd): the median
+    over covered tensors of their mean importance, so weighted and unweighted errors share one scale."""
+    if not imatrix:
+        return 1.0
+    return float(np.median([float(v.mean()) for v in imatrix.values()]))
 
 
 def _slab_errors(rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool: ThreadPoolExecutor | None,
@@ -224,10 +233,11 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
             if bar:
                 bar.update(task, advance=n)
 
+        neutral = _neutral_importance(imatrix)
         for name, cands in types.items():
             t = by_name[name]
             errs, energy = _tensor_errors(f.fileno(), sources[name], t, cands, imatrix, pool, threads, advance)
-            scale = token_weight(inv, t)
+            scale = token_weight(inv, t) * (neutral if _imatrix_rows(imatrix, t) is None else 1.0)
             error[name] = {q.name: e * scale for q, e in zip(cands, errs, strict=True)}
             signal[name] = energy * scale
     seconds = time.perf_counter() - t0
