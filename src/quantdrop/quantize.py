@@ -12,11 +12,12 @@ import argparse
 import json
 import os
 import shutil
+import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,11 @@ from gguf.quants import dequantize
 
 from quantdrop import __version__, kernels
 from quantdrop.errors import QuantdropError
-from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, pack_field, read_header
+from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, field_key, pack_field, read_header
 from quantdrop.inventory import read_gguf_inventory
 from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
 from quantdrop.recipes.llamacpp import QUANTIZED
+from quantdrop.tempfiles import sweep_stale, temp_path
 
 FLOAT_SOURCES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
 SLAB_BYTES = 64 * 1024 * 1024  # float32 rows converted at a time: bounds peak memory per tensor
@@ -55,28 +57,16 @@ def read_tensor(path: Path, offset: int, nbytes: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _read_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """llama.cpp's GGUF imatrix: `<tensor>.in_sum2` / `<tensor>.counts`, normalized per expert
-    (tools/quantize/quantize.cpp load_imatrix); an expert with no count gets ones."""
-    header = read_header(path)
-    f32 = [t for t in header.tensors if t.type == GGMLQuantizationType.F32]
-    sums = {t.name[: -len(".in_sum2")]: t for t in f32 if t.name.endswith(".in_sum2")}
-    counts = {t.name[: -len(".counts")]: t for t in f32 if t.name.endswith(".counts")}
-    if not sums:
-        raise QuantdropError(f"{path}: not an imatrix in llama.cpp's GGUF format (no F32 *.in_sum2 tensors)")
-    out = {}
-    for name, s in sums.items():
-        if name not in counts:
-            raise QuantdropError(f"{path}: imatrix entry {name} has no counts")
-        c_t = counts[name]
-        c = read_tensor(header.path, c_t.offset, c_t.nbytes).view(np.float32)
-        v = read_tensor(header.path, s.offset, s.nbytes).view(np.float32).reshape(len(c), -1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            norm = np.where(c[:, None] > 0, v / np.where(c > 0, c, 1)[:, None], 1.0).astype(np.float32)
-        if not np.isfinite(norm).all():
-            raise QuantdropError(f"{path}: imatrix contains non-finite values for {name}")
-        out[name] = norm.reshape(-1)
-    return out
+def _read_imatrix(path: str | os.PathLike[str],
+                  shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """An imatrix file (llama.cpp's GGUF or legacy .dat, through the one reader), normalized as
+    tools/quantize/quantize.cpp load_imatrix does; checked against the model's tensor `shapes`."""
+    from quantdrop.imatrix_io import check_matches, read_imatrix
+
+    normalized = read_imatrix(path).normalized()
+    if shapes is not None:
+        check_matches(normalized, shapes, path)
+    return normalized
 
 
 def _to_f32(raw: np.ndarray, qtype: GGMLQuantizationType, n_per_row: int) -> np.ndarray:
@@ -112,16 +102,50 @@ def _check_imatrix(plan: ResolvedPlan, imatrix: dict[str, np.ndarray] | None) ->
             raise QuantdropError(f"the importance matrix has no entry for {e.name}, which {e.type.name} needs")
 
 
+def check_output_path(out: Path, force: bool, sources: Sequence[Path] = ()) -> None:
+    """Refuse an output that is one of the inputs (same file, also through a link), or that exists and
+    is anything but a regular file: --force replaces a file, never a FIFO, a device or a folder."""
+    if not out.parent.is_dir():
+        raise QuantdropError(f"{out.parent}: no such directory")
+    if not os.path.lexists(out):
+        return
+    for src in sources:
+        with suppress(OSError):
+            if os.path.samefile(out, src):
+                raise QuantdropError(f"{out} is the source {src} (the same file): choose another output")
+    try:
+        mode = os.stat(out).st_mode
+    except OSError:  # a dangling symbolic link: replacing the link itself harms nothing
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        raise QuantdropError(f"{out} exists and is {_file_kind(mode)}, not a regular file: refusing to replace it")
+    if not force:
+        raise QuantdropError(f"{out} exists (pass --force to overwrite)")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
 def _file_size_estimate(plan: ResolvedPlan, header: GGUFHeader) -> int:
     return sum(-(-e.nbytes // 32) * 32 for e in plan.entries) + header.data_offset + (1 << 20)
 
 
-def metadata_fields(header: GGUFHeader, plan: ResolvedPlan | None = None) -> list[bytes]:
-    """The source's metadata, byte for byte (minus keys we rewrite), then the file type and our keys."""
-    fields = [pack_field("general.architecture", header.fields["general.architecture"], GGUFValueType.STRING)]
-    fields += [raw for key, raw in header.raw_fields.items() if key not in _SKIPPED_KEYS]
-    if plan is None:
-        return fields
+def metadata_fields(header: GGUFHeader, plan: ResolvedPlan | None = None, extra: Sequence[bytes] = ()) -> list[bytes]:
+    """The source's metadata, byte for byte, minus the keys we (re)write: the architecture first, then
+    the source's keys, then ours (the plan's file type and recipe, and `extra`), each key once. A source
+    that quantdrop wrote carries our keys already; copying them too would make a file llama.cpp refuses."""
+    arch = pack_field("general.architecture", header.fields["general.architecture"], GGUFValueType.STRING)
+    ours = [*_plan_fields(plan), *extra] if plan is not None else list(extra)
+    rewritten = _SKIPPED_KEYS | {field_key(f) for f in ours}
+    return [arch, *(raw for key, raw in header.raw_fields.items() if key not in rewritten), *ours]
+
+
+def _plan_fields(plan: ResolvedPlan) -> list[bytes]:
+    """general.file_type, the quantization version and the recipe, as quantdrop records them."""
+    fields = []
     if plan.file_type is not None:
         fields.append(pack_field("general.file_type", plan.file_type, GGUFValueType.UINT32))
     fields.append(pack_field("general.quantization_version", GGML_QNT_VERSION, GGUFValueType.UINT32))
@@ -236,10 +260,11 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
              progress: bool = False) -> QuantizeResult:
     """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file)."""
     t0 = time.perf_counter()
+    kernels.check_threads(threads)
     header = read_header(src)
     the_recipe = load_recipe(recipe)
     inventory = read_gguf_inventory(src, header)
-    imat = _read_imatrix(imatrix) if imatrix else None
+    imat = _read_imatrix(imatrix, {t.name: t.shape for t in header.tensors}) if imatrix else None
     plan = resolve(the_recipe, inventory, has_imatrix=imat is not None)
     _check_sources(plan, allow_requantize)
     kernels.ggml()  # a clear error now if the library is missing, not after the first tensor
@@ -248,12 +273,7 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         return QuantizeResult(None, plan, time.perf_counter() - t0, 0)
 
     out = Path(dst)
-    if out.exists() and not force:
-        raise QuantdropError(f"{out} exists (pass --force to overwrite)")
-    if out.is_dir():
-        raise QuantdropError(f"{out} is a directory")
-    if not out.parent.exists():
-        raise QuantdropError(f"{out.parent}: no such directory")
+    check_output_path(out, force, sources=[header.path, *([Path(imatrix)] if imatrix else [])])
     need, free = _file_size_estimate(plan, header), shutil.disk_usage(out.parent).free
     if need > free:
         raise QuantdropError(f"not enough free space in {out.parent}: need {need / 2**30:.2f} GiB, "
@@ -262,7 +282,8 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         kernels.prepare(qtype)
 
     sources = {t.name: t for t in header.tensors}
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    sweep_stale(out.parent)  # temporaries of earlier runs killed with SIGKILL
+    tmp = temp_path(out)
     quantizer = _Quantizer(threads or os.cpu_count() or 1, imat)
     try:
         with open(tmp, "wb") as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar:

@@ -118,17 +118,6 @@ def test_measure_on_a_config_says_priors_only(tmp_path: Path) -> None:
     assert "tier 1 priors only" in proc.stderr and "priors" in proc.stderr
 
 
-def test_study_resolves_tuned_budget_names(tmp_path: Path) -> None:
-    from quantdrop.tune.command import study_recipe
-
-    model = synthetic_model(tmp_path)
-    r = study_recipe("tuned:4.5bpw", model, tmp_path / "models", ctx=4096)
-    assert r.name == "tuned-4.5bpw" and Path(r.origin).parent == tmp_path / "models"
-    assert study_recipe("Q4_K_M", model, tmp_path / "models").name == "Q4_K_M"
-    with pytest.raises(Exception, match="give a budget"):
-        study_recipe("tuned:", model, tmp_path / "models")
-
-
 def test_out_in_a_missing_directory_fails_before_any_work(tmp_path: Path) -> None:
     line = _one_line_failure(_cli(str(CONFIGS / "smollm2-135m.json"), "--budget", "5bpw", "--out",
                                   str(tmp_path / "nope" / "r.toml")))

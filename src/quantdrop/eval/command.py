@@ -14,7 +14,19 @@ def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+EXIT_CODES = """exit status:
+  0    every response is in and scored
+  3    finished, but some responses failed or are pending (the table marks them; run the same
+       command again to retry them)
+  2    bad input, or a failure that stopped the run (unreachable endpoint, store not writable):
+       one line on stderr names the file or flag; what was committed is kept
+  130  interrupted (Ctrl-C); what was committed is kept, run the same command to resume"""
+EXIT_INCOMPLETE = 3
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_CODES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("model", nargs="?", help="a GGUF file, evaluated in-process with llama.cpp")
     parser.add_argument(
         "--endpoint",
@@ -70,4 +82,5 @@ def main(args: argparse.Namespace) -> int:
             f"quantdrop eval: {incomplete} responses failed or are missing; run the same command again to retry them",
             file=sys.stderr,
         )
+        return EXIT_INCOMPLETE
     return 0

@@ -44,6 +44,7 @@ class Completion:
     completion_tokens: int = 0
     latency_s: float = 0.0
     error: str | None = None
+    capped: bool = False  # the text was cut: longer than max_tokens can produce (a broken server)
 
     @property
     def truncated(self) -> bool:

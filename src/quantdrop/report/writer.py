@@ -12,6 +12,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.report import htmlpage, plots, tables
 from quantdrop.report.data import ReportData
 from quantdrop.report.recommend import recommend
+from quantdrop.tempfiles import sweep_stale, temp_path
 
 FIGURE_CAPTIONS = {
     "quality-vs-size": ("Quality against size. Red: the Pareto front (no other variant is both smaller and "
@@ -24,7 +25,7 @@ CSV_NAMES = {"table1_sizes.csv", "table2_results.csv", "table2_summary.csv", "pr
 
 
 def _atomic_write(path: Path, content: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         if isinstance(content, bytes):
             tmp.write_bytes(content)
@@ -97,6 +98,8 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     figures = [(name, png) for name, png in (("quality-vs-size", plots.quality_vs_size(data)),
                                              ("benchmark-bars", plots.benchmark_bars(data))) if png]
     (out / "figures").mkdir(exist_ok=True)
+    for folder in (out, out / "figures"):  # temporaries of a run killed with SIGKILL
+        sweep_stale(folder)
     for name, png in figures:
         _atomic_write(out / "figures" / f"{name}.png", png)
     for name in set(FIGURE_CAPTIONS) - {name for name, _ in figures}:

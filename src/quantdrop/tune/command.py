@@ -23,6 +23,7 @@ from gguf import GGMLQuantizationType as T
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory, tensor_bytes, type_from_name
 from quantdrop.recipes.llamacpp import tensor_allows_quantization
+from quantdrop.tempfiles import sweep_stale, temp_path
 from quantdrop.tune.budget import Budget, byte_budget, fit_devices, parse_budget
 from quantdrop.tune.emit import render_recipe
 from quantdrop.tune.sensitivity import (
@@ -186,7 +187,7 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     if imatrix:
         from quantdrop.quantize import _read_imatrix
 
-        imat = _read_imatrix(imatrix)
+        imat = _read_imatrix(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
     cands = _candidates(inv, qtypes, imat is not None)
     if is_config:
         sens = prior_sensitivity(inv, cands)
@@ -250,7 +251,8 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
 def _write_atomic(path: Path, content: str) -> None:
     if not path.parent.exists():
         raise QuantdropError(f"{path.parent}: no such directory")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sweep_stale(path.parent)
+    tmp = temp_path(path)
     try:
         tmp.write_text(content)
         os.replace(tmp, path)
@@ -288,21 +290,3 @@ def main(args: argparse.Namespace) -> int:
               f"({result.bits_per_weight:.3f} bpw) for budget {result.budget}")
     return 0
 
-
-TUNED_PREFIX = "tuned:"
-
-
-def study_recipe(name: str, model: str | os.PathLike[str], folder: Path, ctx: int = 32768) -> Any:
-    """The study's recipe-name resolver: `tuned:BUDGET` tunes MODEL first (recipe file in `folder`),
-    anything else is an ordinary recipe name or file."""
-    from quantdrop.recipes import load_recipe
-
-    if not name.lower().startswith(TUNED_PREFIX):
-        return load_recipe(name)
-    budget = name[len(TUNED_PREFIX):].strip()
-    if not budget:
-        raise QuantdropError(f"recipe {name!r}: give a budget, e.g. tuned:8x910B-64G or tuned:3.6bpw")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"tuned-{''.join(c if c.isalnum() or c in '.-' else '_' for c in budget)}.toml"
-    tune(model, budget, ctx=ctx, out=path)
-    return load_recipe(path)

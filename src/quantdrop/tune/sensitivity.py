@@ -40,6 +40,7 @@ from quantdrop.recipes.llamacpp import (
     tensor_allows_quantization,
     tensor_type_fallback,
 )
+from quantdrop.tempfiles import sweep_stale, temp_path
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
 _CACHE_VERSION = "3"
@@ -244,7 +245,8 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
     result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        sweep_stale(cache.parent)
+        tmp = temp_path(cache)
         tmp.write_text(json.dumps({"error": error, "signal": signal, "seconds": seconds,
                                    "bytes_per_s": result.bytes_per_s}))
         os.replace(tmp, cache)

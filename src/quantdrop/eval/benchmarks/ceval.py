@@ -147,7 +147,7 @@ def submission_from_store(store: str | Path, label: str, path: str | Path = DEFA
     """Write the submission file from the test-split C-Eval run stored under `label` in `store`."""
     from quantdrop.eval.store import Store
 
-    with Store(store, create=False) as db:
+    with Store(store, readonly=True) as db:
         runs = [run for run in db.runs([label]) if run.benchmark == TEST_NAME]
         if not runs:
             raise QuantdropError(f"{store} has no C-Eval test-split run labelled {label!r} "
