@@ -15,6 +15,7 @@ from pathlib import Path
 
 from quantdrop.demo_model import cache_dir
 from quantdrop.inventory import read_gguf_inventory
+from quantdrop.recipes.llamacpp import layer_of
 from quantdrop.tune.command import DEFAULT_TYPES, _candidates, parse_types
 from quantdrop.tune.sensitivity import derive_priors, tier1
 
@@ -23,15 +24,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="+")
     ap.add_argument("--scales", default=None, help="JSON {class: scale} from tier 2")
+    ap.add_argument("--layers", type=int, default=None, help="only blocks below N and output (faster)")
+    ap.add_argument("--errors-from", default=None, help="take the per-type relative errors from this F16 GGUF "
+                    "(e.g. random Gaussian weights) instead: a model rebuilt from a 4-bit file re-quantizes "
+                    "losslessly to its own grid, which says nothing about real F16 weights")
     args = ap.parse_args()
     scales = json.loads(Path(args.scales).read_text()) if args.scales else {}
     measured = []
     for m in args.models:
         inv = read_gguf_inventory(m)
-        sens = tier1(m, inv, _candidates(inv, parse_types(DEFAULT_TYPES), False), cache_dir=cache_dir() / "tune")
+        cands = _candidates(inv, parse_types(DEFAULT_TYPES), False)
+        if args.layers is not None:
+            cands = {n: c for n, c in cands.items() if (layer_of(n) or 0) < args.layers}
+        sens = tier1(m, inv, cands, cache_dir=cache_dir() / "tune")
         measured.append((inv, sens, scales))
-    label = ", ".join(Path(m).stem for m in args.models) + " (tier 1, unweighted)"
-    print(json.dumps(derive_priors(measured, label), indent=1))
+    part = f", blocks 0-{args.layers - 1}" if args.layers else ""
+    scaled = ", x tier 2 class scales" if scales else ""
+    label = ", ".join(Path(m).stem for m in args.models) + f" (tier 1, unweighted{part}{scaled})"
+    priors = derive_priors(measured, label)
+    if args.errors_from:
+        inv = read_gguf_inventory(args.errors_from)
+        sens = tier1(args.errors_from, inv, _candidates(inv, parse_types(DEFAULT_TYPES + ",q4_0,q5_0,q5_1"), False))
+        priors["relative_error"] = derive_priors([(inv, sens, {})], "")["relative_error"]
+        priors["derived_from"] += f"; type errors from {Path(args.errors_from).stem}"
+    print(json.dumps(priors, indent=1))
 
 
 if __name__ == "__main__":

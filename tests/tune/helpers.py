@@ -21,6 +21,7 @@ def write_imatrix(model: Path, dst: Path, seed: int = 1) -> Path:
     llama-imatrix writes them (tools/imatrix/imatrix.cpp save_imatrix); random but fixed values."""
     rng = np.random.default_rng(seed)
     w = GGUFWriter(dst, "imatrix")
+    w.add_array("imatrix.datasets", ["synthetic"])
     w.add_uint32("imatrix.chunk_count", 4)
     w.add_uint32("imatrix.chunk_size", 512)
     for t in read_gguf_inventory(model).tensors:

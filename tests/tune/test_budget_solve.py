@@ -104,3 +104,14 @@ def test_deepseek_r1_solves_in_under_two_seconds() -> None:
     sol = solve(items, 300 * 2**30)
     assert time.perf_counter() - t0 < 2.0
     assert sol.nbytes <= 300 * 2**30 and sol.gap <= 1e-2 * sol.loss  # measured: 0.2%
+
+
+def test_shipped_priors_lose_more_with_fewer_bits() -> None:
+    from quantdrop.tune.sensitivity import CLASSES, load_priors
+
+    pri = load_priors()
+    rel = pri["relative_error"]
+    ladder = [rel[q] for q in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_0")]
+    assert ladder == sorted(ladder, reverse=True) and ladder[-1] > 0
+    assert rel["Q4_0"] > rel["Q5_0"] > rel["Q8_0"]
+    assert set(pri["class_factor"]) == set(CLASSES) and pri["derived_from"]

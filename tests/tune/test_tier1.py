@@ -88,3 +88,22 @@ def test_moe_experts_use_their_own_imatrix_slice(tmp_path: Path) -> None:
         total += float(((diff.astype(np.float64) ** 2).sum(axis=0) * im[e]).sum())
     used = inv.hparams.n_expert_used / inv.hparams.n_expert
     assert sens.error[t.name]["Q4_K"] == pytest.approx(total * used, rel=1e-6)
+
+
+def test_a_tied_token_embedding_counts_as_the_output_projection(tmp_path: Path) -> None:
+    model = synthetic_model(tmp_path, "gemma3")  # no output.weight: token_embd is also the output
+    inv = read_gguf_inventory(model)
+    sens = tier1(model, inv, {"token_embd.weight": [T.Q4_K]})
+    ref = _reference_error(model, "token_embd.weight", T.Q4_K, None)
+    assert sens.error["token_embd.weight"]["Q4_K"] == pytest.approx(ref, rel=1e-6)
+
+
+def test_a_tensor_the_imatrix_misses_gets_the_median_importance(tmp_path: Path) -> None:
+    model = synthetic_model(tmp_path)
+    inv = read_gguf_inventory(model)
+    imat = _read_imatrix(write_imatrix(model, tmp_path / "imatrix.gguf"))  # no token_embd entry
+    sens = tier1(model, inv, {"token_embd.weight": [T.Q4_K]}, imat)
+    neutral = float(np.median([v.mean() for v in imat.values()]))
+    rows = inv.tensor("token_embd.weight").shape[1]
+    ref = _reference_error(model, "token_embd.weight", T.Q4_K, None) / rows * neutral
+    assert sens.error["token_embd.weight"]["Q4_K"] == pytest.approx(ref, rel=1e-6)

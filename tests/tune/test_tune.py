@@ -116,3 +116,18 @@ def test_measure_on_a_config_says_priors_only(tmp_path: Path) -> None:
                 str(tmp_path / "r.toml"))
     assert proc.returncode == 0, proc.stderr
     assert "tier 1 priors only" in proc.stderr and "priors" in proc.stderr
+
+
+def test_out_in_a_missing_directory_fails_before_any_work(tmp_path: Path) -> None:
+    line = _one_line_failure(_cli(str(CONFIGS / "smollm2-135m.json"), "--budget", "5bpw", "--out",
+                                  str(tmp_path / "nope" / "r.toml")))
+    assert "no such directory" in line
+
+
+def test_a_quantized_source_is_refused_for_tier1(tmp_path: Path) -> None:
+    from quantdrop.quantize import quantize
+
+    model = synthetic_model(tmp_path)
+    q = quantize(model, tmp_path / "q.gguf", recipe="Q4_K_M").path
+    line = _one_line_failure(_cli(str(q), "--budget", "5bpw"))
+    assert "F32/F16/BF16" in line

@@ -141,11 +141,31 @@ def _device_upper_bound(inv: ModelInventory, spec: str, ctx: int) -> int:
     return fit.capacity_bytes * fit.count - fixed - fit.count * (1 << 30) + fit.host_bytes
 
 
+def _solve_budget(inv: ModelInventory, bud: Budget, items: list[Item], fixed: int, ctx: int, attempt: Any,
+                  notes: list[str]) -> tuple[int, Solution, str]:
+    """(the byte budget, the solution, its recipe text): direct for a size, bisected with plan for devices."""
+    least = minimum_bytes(items) + fixed
+    if bud.kind != "devices":
+        total = byte_budget(bud, inv.n_params)
+        _check_floor(items, fixed, total, bud.spec)
+        _, (sol, body) = attempt(total, items)
+        return total, sol, body
+    hi = max(_device_upper_bound(inv, bud.spec, ctx), least)
+    fit = fit_devices(lambda b: attempt(b, items), least, hi)
+    sol, body = fit.result  # type: ignore[misc]
+    notes.append(f"device budget {bud.spec} at ctx {ctx}: {fit.budget_bytes} bytes of tensors fit "
+                 f"(found by plan in {fit.trials} trials)")
+    return fit.budget_bytes, sol, body
+
+
 def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types: str | list[str] = DEFAULT_TYPES,
          imatrix: str | os.PathLike[str] | None = None, text: str | os.PathLike[str] | None = None,
          measure: int = 0, out: str | os.PathLike[str] | None = None, threads: int | None = None,
-         progress: bool = False, cache_dir: str | os.PathLike[str] | None = None) -> TuneResult:
-    """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given."""
+         progress: bool = False, cache_dir: str | os.PathLike[str] | None = None, measure_ctx: int = 512,
+         measure_chunks: int = 8) -> TuneResult:
+    """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
+
+    measure_ctx / measure_chunks: tier 2's KL divergence chunks (tokens each, how many)."""
     from quantdrop.plan import load_model
 
     bud: Budget = parse_budget(budget)
@@ -155,6 +175,8 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     path = Path(model)
     if not path.exists():
         raise QuantdropError(f"{path}: no such model file or directory")
+    if out is not None and not Path(out).parent.is_dir():
+        raise QuantdropError(f"--out {out}: no such directory {Path(out).parent}")
     is_config = path.is_dir() or path.suffix == ".json"
     if is_config and imatrix:
         raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
@@ -165,7 +187,7 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     if imatrix:
         from quantdrop.quantize import _read_imatrix
 
-        imat = _read_imatrix(imatrix)
+        imat = _read_imatrix(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
     cands = _candidates(inv, qtypes, imat is not None)
     if is_config:
         sens = prior_sensitivity(inv, cands)
@@ -190,37 +212,34 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     header = [f"quantdrop.tune: budget = {bud.spec}", f"model fingerprint = {fingerprint}",
               f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}"]
 
-    def attempt(total: int) -> tuple[bool, tuple[Solution, str]]:
+    def attempt(total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
         sol = solve(items, total - fixed)
         body = _render(inv, items, sol, [*header, f"byte budget = {total}"], f"tuned-{bud.spec}")
         return (_fits_devices(inv, body, bud.spec, ctx) if bud.kind == "devices" else True), (sol, body)
 
+    t0 = time.perf_counter()
+    total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
     if measure and not is_config:
         from quantdrop.tune.measure import calibrate
 
-        target = byte_budget(bud, inv.n_params) if bud.kind != "devices" else None
-        scales, measurements, text_hash = calibrate(path, inv, items, fixed, target, measure, text=text,
-                                                    imatrix=imatrix, progress=progress)
-        items = _items(inv, cands, sens, scales)
-        header.append(f"calibration text sha256 = {text_hash}; class scales = "
+        def render(choice: dict[str, str]) -> str:
+            return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
+
+        scales, measurements, text_hash = calibrate(path, items, sol, render, measure, inv.hparams.n_layer,
+                                                    text=text, imatrix=imatrix, n_ctx=measure_ctx,
+                                                    chunks=measure_chunks, progress=progress)
+        header.append(f"calibration text sha256 = {text_hash}; tier 2 class scales: "
                       + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
-    t0 = time.perf_counter()
-    if bud.kind == "devices":
-        hi = _device_upper_bound(inv, bud.spec, ctx)
-        fit = fit_devices(attempt, minimum_bytes(items) + fixed, max(hi, minimum_bytes(items) + fixed))
-        total, (sol, body) = fit.budget_bytes, fit.result  # type: ignore[misc]
-        notes.append(f"device budget {bud.spec} at ctx {ctx}: {total} bytes of tensors fit "
-                     f"(found by plan in {fit.trials} trials)")
-    else:
-        total = byte_budget(bud, inv.n_params)
-        _check_floor(items, fixed, total, bud.spec)
-        _, (sol, body) = attempt(total)
+        notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
+        items = _items(inv, cands, sens, scales)
+        t0 = time.perf_counter()
+        total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
     by_name = {t.name: t for t in inv.tensors}
     by_item = {it.name: it for it in items}
     decisions = [{"name": n, "type": q.lower(), "bytes": tensor_bytes(type_from_name(q), by_name[n].shape),
                   "predicted_loss": by_item[n].loss[by_item[n].types.index(q)], "class": role_class(n)}
                  for n, q in sol.choice.items()]
-    notes.append(f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s; optimality gap "
+    notes.append(f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
                  f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}")
     dst = Path(out) if out else None
     if dst is not None:
@@ -267,3 +286,4 @@ def main(args: argparse.Namespace) -> int:
         print(f"{result.path}: {result.size_bytes / 2**20:.1f} MiB of tensors "
               f"({result.bits_per_weight:.3f} bpw) for budget {result.budget}")
     return 0
+

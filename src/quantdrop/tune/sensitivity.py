@@ -4,10 +4,11 @@ Tier 1 (weight space, any model size): for every quantizable tensor and type, qu
 with ggml's own kernels (the same ggml_quantize_chunk `quantize` uses, with the same imatrix, and
 ggml's `to_float`) and sum the squared error of each column weighted by the imatrix (in_sum2/counts:
 the mean squared activation of that input), i.e. the expected squared perturbation of the tensor's
-output per token. Without an imatrix every column weighs 1 (unweighted, and said so). The source is
+output per token. Without an imatrix every column weighs 1 (unweighted, and said so); with one, a
+tensor it does not cover weighs the median mean importance of those it covers. The source is
 streamed slab by slab (memory bounded by one slab of float32 rows), every type on each slab, rows
-spread over threads. The token embedding is a lookup (one row per token), so its error is divided by
-its row count; expert tensors are scaled by the fraction of experts a token uses.
+spread over threads. An untied token embedding is a lookup (one row per token), so its error is divided
+by its row count; expert tensors are scaled by the fraction of experts a token uses.
 
 Priors (a config.json, no weights): loss = class factor x elements x the type's relative error, both
 measured on real models and shipped as `priors.json` (see `derive_priors`).
@@ -43,7 +44,7 @@ from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write, progress_bar
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "3"
 CLASSES = ("attention", "mlp", "experts", "embeddings", "output")
 
 
@@ -86,8 +87,10 @@ def quantizable(inv: ModelInventory) -> list[TensorInfo]:
 
 
 def token_weight(inv: ModelInventory, t: TensorInfo) -> float:
-    """Per-token share of the tensor's output error: 1/rows for a lookup, used/total for experts."""
-    if is_token_embd(t.name):
+    """Per-token share of the tensor's output error: 1/rows for a lookup, used/total for experts. A tied
+    token embedding is also the output projection (a full matmul every token): weight 1, like output."""
+    tied = not any(x.name == "output.weight" for x in inv.tensors)
+    if is_token_embd(t.name) and not tied:
         return 1.0 / max(1, t.n_elements // t.shape[0])
     if role_class(t.name) == "experts" and inv.hparams.n_expert:
         return max(1, inv.hparams.n_expert_used) / inv.hparams.n_expert
@@ -119,6 +122,14 @@ def _imatrix_rows(imatrix: dict[str, np.ndarray] | None, t: TensorInfo) -> np.nd
             return None
         raise QuantdropError(f"imatrix size {im.size} does not match {t.name} ({t.shape[0]} x {n_expert})")
     return im.reshape(n_expert, t.shape[0])
+
+
+def _neutral_importance(imatrix: dict[str, np.ndarray] | None) -> float:
+    """The column weight for a tensor the imatrix does not cover (a tied output, token_embd): the median
+    over covered tensors of their mean importance, so weighted and unweighted errors share one scale."""
+    if not imatrix:
+        return 1.0
+    return float(np.median([float(v.mean()) for v in imatrix.values()]))
 
 
 def _slab_errors(rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool: ThreadPoolExecutor | None,
@@ -221,10 +232,11 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
             if bar:
                 bar.update(task, advance=n)
 
+        neutral = _neutral_importance(imatrix)
         for name, cands in types.items():
             t = by_name[name]
             errs, energy = _tensor_errors(f.fileno(), sources[name], t, cands, imatrix, pool, threads, advance)
-            scale = token_weight(inv, t)
+            scale = token_weight(inv, t) * (neutral if _imatrix_rows(imatrix, t) is None else 1.0)
             error[name] = {q.name: e * scale for q, e in zip(cands, errs, strict=True)}
             signal[name] = energy * scale
     seconds = time.perf_counter() - t0
