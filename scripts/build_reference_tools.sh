@@ -3,11 +3,13 @@
 # from the llama.cpp that llama-cpp-python 0.3.36 vendors, statically linked, into $REFBIN.
 # The optional tests find them through $LLAMA_IMATRIX, $LLAMA_PERPLEXITY, $LLAMA_BENCH,
 # $LLAMA_QUANTIZE (or on PATH):  export LLAMA_IMATRIX=$REFBIN/llama-imatrix ...
-# Usage: scripts/build_reference_tools.sh [BUILD_DIR] [REFBIN]   (defaults /work/build, /work/refbin)
+# Usage: scripts/build_reference_tools.sh [BUILD_DIR] [REFBIN]
+#        (defaults: $QUANTDROP_CACHE or ~/.cache/quantdrop, then /llama.cpp-build and /refbin)
 set -euo pipefail
 VERSION=0.3.36
-BUILD=${1:-/work/build}
-REFBIN=${2:-/work/refbin}
+CACHE=${QUANTDROP_CACHE:-$HOME/.cache/quantdrop}
+BUILD=${1:-$CACHE/llama.cpp-build}
+REFBIN=${2:-$CACHE/refbin}
 PIP=${PIP:-${QUANTDROP_VENV:-.venv}/bin/pip}
 JOBS=${JOBS:-2}
 mkdir -p "$BUILD" "$REFBIN"

@@ -16,9 +16,10 @@ from quantdrop.devices import parse_devices
 from quantdrop.memory import cpu_repack_bytes, local_cpu_features, repack_interleave
 from quantdrop.plan import plan, render_table
 from quantdrop.quantize import quantize
+from tests.real_model import ABSENT
+from tests.real_model import QWEN_Q4 as QWEN
 
 MiB = 1 << 20
-QWEN = Path("/work/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 PROBE = """
 import sys, llama_cpp
 llama_cpp.Llama(sys.argv[1], n_ctx=int(sys.argv[2]), n_batch=512, n_ubatch=512, n_threads=1,
@@ -86,7 +87,7 @@ def test_cpu_plan_matches_llama_cpps_buffers_on_the_embedded_model(quantized_dem
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not QWEN.exists(), reason=f"{QWEN} is absent")
+@pytest.mark.skipif(not QWEN.exists(), reason=ABSENT)
 @pytest.mark.parametrize(("ctx", "mmap"), [(4096, True), (32768, True), (4096, False)])
 def test_cpu_plan_matches_llama_cpps_buffers_on_the_1_5b_model(ctx: int, mmap: bool) -> None:
     check_against_llama_cpp(QWEN, ctx, True, mmap)

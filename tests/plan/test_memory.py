@@ -11,6 +11,8 @@ import pytest
 
 from quantdrop.gguf_header import read_gguf_header
 from quantdrop.memory import compute_buffer_bytes, kv_bytes_per_layer, layer_shapes
+from tests.real_model import ABSENT
+from tests.real_model import QWEN_Q4 as QWEN
 
 MiB = 1 << 20
 
@@ -117,11 +119,10 @@ def test_small_context_without_flash_attention_is_one_slot_high_at_most(demo_mod
     assert logged * MiB - 0.01 * MiB <= ours <= logged * MiB + 512 * inv.hparams.n_embd * 4 + 0.01 * MiB
 
 
-QWEN = Path("/work/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not QWEN.exists(), reason=f"{QWEN} is absent")
+@pytest.mark.skipif(not QWEN.exists(), reason=ABSENT)
 def test_kv_and_compute_buffer_equal_llama_cpp_on_the_1_5b_model() -> None:
     runs = [(8192, True, "f16"), (8192, True, "q8_0"), (8192, False, "f16"), (32768, True, "f16"),
             (32768, True, "q8_0"), (32768, False, "f16")]
