@@ -1,0 +1,106 @@
+"""`--mode loglik`: lm-evaluation-harness's scoring rule, its prompts, the in-process llama.cpp log-likelihoods
+against a one-batch computation with all logits, and the runner's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from quantdrop.errors import QuantdropError
+from quantdrop.eval.benchmarks import get_benchmark
+from quantdrop.eval.loglik import LoglikBenchmark, encode_pair, mmlu_context, predict
+from quantdrop.eval.runner import evaluate
+from quantdrop.eval.types import Completion, Item
+
+
+def test_acc_acc_norm_and_acc_bytes_as_lm_eval():
+    # lm_eval/api/task.py 1510-1512: argmax(lls), argmax(lls / len(choice)), argmax(lls / bytes(choice))
+    choices = ["a cat", "a much longer answer", "é"]
+    lls = [-4.0, -10.0, -3.9]
+    assert predict(lls, choices, "acc") == 2
+    assert predict(lls, choices, "acc_norm") == 1  # -10/20 = -0.5 beats -4/5 and -3.9/1
+    assert predict([-2.2, -3.0], ["éé", "abc"], "acc_norm") == 1  # -1.1 vs -1.0 per character
+    assert predict([-2.2, -3.0], ["éé", "abc"], "acc_bytes") == 0  # -0.55 vs -1.0 per byte
+    assert predict([-1.0, -1.0, -2.0], choices) == 0  # ties go to the first, as np.argmax
+
+
+def test_encode_pair_moves_the_contexts_trailing_space_and_splits_the_whole():
+    tokenize = lambda text: [ord(ch) for ch in text.replace("  ", "\x01")]  # noqa: E731 (merges double spaces)
+    ctx, cont = encode_pair(tokenize, "Answer: ", "A")
+    assert ctx == tokenize("Answer:") and cont == tokenize(" A")
+    ctx, cont = encode_pair(tokenize, "x ", " y")  # "x" + "  y": the merged token belongs to the continuation
+    assert ctx == [ord("x")] and cont == [1, ord("y")]
+
+
+def test_the_mmlu_prompt_is_lm_evals():
+    item = Item("q", "", "B", {"subject": "high_school_physics", "question": " What is 2+2? ",
+                               "choices": ["3", "4", "5", "6"]})
+    assert mmlu_context(item) == (
+        "The following are multiple choice questions (with answers) about high school physics.\n\n"
+        "What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:"
+    )
+    bench = LoglikBenchmark(get_benchmark("mmlu"))
+    assert bench.request(item)[1] == [" A", " B", " C", " D"]
+    result = Completion(text=json.dumps({"logprobs": [-3.0, -1.0, -2.0, -9.0], "greedy": [0, 1, 0, 0]}))
+    score = bench.score(item, result)
+    assert (score.status, score.extracted, score.value) == ("correct", "B", 1.0)
+    with pytest.raises(QuantdropError, match="multiple-choice"):
+        LoglikBenchmark(get_benchmark("math500"))
+
+
+@pytest.fixture(scope="module")
+def mmlu_items():
+    bench = LoglikBenchmark(get_benchmark("mmlu"))
+    return bench, bench.load()[:3]
+
+
+@pytest.mark.slow
+def test_in_process_logliks_equal_a_one_batch_computation_with_all_logits(demo_model, mmlu_items):
+    """Our path evaluates the shared context once (KV cache reused across items), then each choice's
+    tokens; the reference evaluates context + choice in one batch with every position's logits."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
+
+    bench, items = mmlu_items
+    backend = LlamaCppBackend(demo_model, max_tokens=1)
+
+    async def ours():
+        return [await backend.loglik(*bench.request(it)) for it in items]
+
+    got = [json.loads(c.text)["logprobs"] for c in asyncio.run(ours())]
+    ref = llama_cpp.Llama(model_path=str(demo_model), n_ctx=1024, logits_all=True, verbose=False)
+    tok = lambda s: ref.tokenize(s.encode(), add_bos=True, special=True)  # noqa: E731
+    for it, lls in zip(items, got, strict=True):
+        context, continuations = bench.request(it)
+        want = []
+        for cont in continuations:
+            ce, ue = encode_pair(tok, context, cont)
+            ref.reset()
+            ref.eval(ce + ue)
+            scores = ref.scores[: len(ce) + len(ue)].astype(np.float64)
+            logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+            want.append(sum(logp[len(ce) - 1 + j, t] for j, t in enumerate(ue)))
+        assert lls == pytest.approx(want, abs=0.05)  # batch shapes differ: float rounding, not a rule
+        gap = np.sort(want)[-1] - np.sort(want)[-2]
+        if gap > 0.1:
+            assert int(np.argmax(lls)) == int(np.argmax(want))
+
+
+def test_runs_are_keyed_by_mode_and_never_mix(demo_model, tmp_path):
+    store = tmp_path / "eval.sqlite"
+    common = dict(bench=["mmlu"], label="F16", store=str(store), limit=3, progress=False)
+    res = evaluate(str(demo_model), mode="loglik", **common)
+    assert res[0].benchmark == "mmlu@loglik" and res[0].title == "MMLU (loglik) (3/14042)" and res[0].complete
+    with sqlite3.connect(store) as db:
+        protocol = json.loads(db.execute("SELECT protocol FROM runs").fetchone()[0])
+    assert protocol["mode"] == "loglik" and protocol["samples"] == 1 and "temperature" not in protocol
+    with pytest.raises(QuantdropError, match="one sample per item"):
+        evaluate(str(demo_model), mode="loglik", samples=4, **common)
+    with pytest.raises(QuantdropError, match="multiple-choice"):
+        evaluate(str(demo_model), mode="loglik", **common | {"bench": ["math500"]})
+    with pytest.raises(QuantdropError, match="--mode must be one of"):
+        evaluate(str(demo_model), mode="sample", **common)
