@@ -104,3 +104,42 @@ def test_runs_are_keyed_by_mode_and_never_mix(demo_model, tmp_path):
         evaluate(str(demo_model), mode="loglik", **common | {"bench": ["math500"]})
     with pytest.raises(QuantdropError, match="--mode must be one of"):
         evaluate(str(demo_model), mode="sample", **common)
+
+
+# -- endpoints that return prompt log-probabilities (tests/eval/fake_logprobs.py) -----------------
+def _mmlu_dir(tmp_path, prefer: list[str]):
+    rows = [{"question": f"Question {k}: prefer {letter}.", "subject": "", "choices": ["w", "x", "y", "z"],
+             "answer": "ABCD".index("ABCD"[k % 4])} for k, letter in enumerate(prefer)]
+    (tmp_path / "mmlu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path
+
+
+@pytest.mark.parametrize("flavour", ["vllm", "llama-server"])
+def test_loglik_through_endpoints_with_prompt_logprobs(tmp_path, flavour):
+    from fake_logprobs import FakeLogprobs, next_logprobs, tokenize
+
+    prefer = ["A", "B", "C", "D", "A", "A", "B", "D"]  # gold cycles A-D: all but items 5 and 6 right
+    data = _mmlu_dir(tmp_path, prefer)
+    with FakeLogprobs(flavour) as server:
+        res = evaluate(endpoint=[server.url], bench=["mmlu"], mode="loglik", label="api", data_dir=str(data),
+                       store=str(tmp_path / "eval.sqlite"), progress=False)
+    assert res[0].mean == pytest.approx(100 * 6 / 8) and res[0].complete
+    with sqlite3.connect(tmp_path / "eval.sqlite") as db:
+        stored = dict(db.execute("SELECT extracted, text FROM responses WHERE item_id IN"
+                                 " (SELECT item_id FROM items WHERE position = 0)"))
+    context = "Question 0: prefer A.\nA. w\nB. x\nC. y\nD. z\nAnswer:"
+    ids = tokenize(context)
+    want = [next_logprobs(ids)[ord(" ") + 1] + next_logprobs([*ids, ord(" ") + 1])[ord(c) + 1] for c in "ABCD"]
+    assert list(stored) == ["A"]
+    assert json.loads(stored["A"])["logprobs"] == pytest.approx(want, abs=1e-9)
+
+
+def test_an_endpoint_without_prompt_logprobs_is_refused_in_one_line(tmp_path):
+    from fake_logprobs import FakeLogprobs
+
+    data = _mmlu_dir(tmp_path, ["A"])
+    with FakeLogprobs("none") as server, pytest.raises(QuantdropError) as err:
+        evaluate(endpoint=[server.url], bench=["mmlu"], mode="loglik", label="api", data_dir=str(data),
+                 store=str(tmp_path / "eval.sqlite"), progress=False, retries=0)
+    message = str(err.value)
+    assert "no prompt log-probabilities" in message and "--mode generate" in message and "\n" not in message

@@ -99,12 +99,18 @@ PROMPTS: dict[str, tuple[Callable[[Item], str], tuple[str, ...]]] = {
 }
 
 
-def encode_pair(tokenize: Callable[[str], list[int]], context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """lm_eval/api/model.py `_encode_pair`: the context's trailing spaces go to the continuation; the
-    continuation's tokens are the whole text's tokens after the context's."""
+def split_pair(context: str, continuation: str) -> tuple[str, str]:
+    """lm_eval/api/model.py `_encode_pair` lines 390-393: the context's trailing spaces go to the continuation."""
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces:
-        continuation, context = context[-n_spaces:] + continuation, context[:-n_spaces]
+        return context[:-n_spaces], context[-n_spaces:] + continuation
+    return context, continuation
+
+
+def encode_pair(tokenize: Callable[[str], list[int]], context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm_eval/api/model.py `_encode_pair`: the continuation's tokens are the whole text's tokens after the
+    context's (lines 395-399)."""
+    context, continuation = split_pair(context, continuation)
     context_enc = tokenize(context)
     return context_enc, tokenize(context + continuation)[len(context_enc):]
 
@@ -119,9 +125,11 @@ def predict(logprobs: Sequence[float], choices: Sequence[str], norm: str = "acc"
     return int(np.argmax(lls))
 
 
-def encode_result(logprobs: Sequence[float], greedy: Sequence[bool]) -> str:
-    """The stored response of a loglik request: its log-likelihoods as JSON."""
-    return json.dumps({"logprobs": [float(x) for x in logprobs], "greedy": [bool(g) for g in greedy]})
+def encode_result(logprobs: Sequence[float], greedy: Sequence[bool], bounded: int = 0) -> str:
+    """The stored response of a loglik request: its log-likelihoods as JSON (`bounded`: how many token
+    log-probs are only upper bounds, a server's top-n not reaching them)."""
+    data = {"logprobs": [float(x) for x in logprobs], "greedy": [bool(g) for g in greedy]}
+    return json.dumps(data | ({"bounded": bounded} if bounded else {}))
 
 
 @dataclass
