@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `quantdrop eval --mode loglik` against lm-evaluation-harness on the same MMLU questions and prompt.
-# lm-eval (in its own venv, LMEVAL_PY) runs its `gguf` model against llama-cpp-python's OpenAI-compatible
-# server on 127.0.0.1; quantdrop scores in-process. Both read the first N questions of quantdrop's MMLU set
+# lm-eval (in its own venv, LMEVAL_PY) runs its `gguf` model (its client, its request construction, its
+# context/continuation split and its scoring) against benchmarks/echo_logprobs_server.py on 127.0.0.1 (llama.cpp
+# logits; llama_cpp.server's echo log-probs are shifted for BOS-less vocabularies: see that file);
+# quantdrop scores in-process. Both read the first N questions of quantdrop's MMLU set
 # (exported to JSONL; a local task yaml with the mmlu template's doc_to_text/doc_to_choice).
 # Usage: benchmarks/loglik_vs_lmeval.sh MODEL.gguf N OUTDIR   (env: PY, LMEVAL_PY)
 set -euo pipefail
@@ -37,8 +39,7 @@ metadata:
   version: 1.0
 YAML
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$PY" -m llama_cpp.server --model "$MODEL" --host 127.0.0.1 --port "$PORT" --n_ctx 2048 --logits_all true \
-  > "$OUT/server.log" 2>&1 &
+"$PY" "$HERE/benchmarks/echo_logprobs_server.py" "$MODEL" "$PORT" > "$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 120); do curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null && break; sleep 1; done
