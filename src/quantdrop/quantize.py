@@ -55,28 +55,16 @@ def read_tensor(path: Path, offset: int, nbytes: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _read_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """llama.cpp's GGUF imatrix: `<tensor>.in_sum2` / `<tensor>.counts`, normalized per expert
-    (tools/quantize/quantize.cpp load_imatrix); an expert with no count gets ones."""
-    header = read_header(path)
-    f32 = [t for t in header.tensors if t.type == GGMLQuantizationType.F32]
-    sums = {t.name[: -len(".in_sum2")]: t for t in f32 if t.name.endswith(".in_sum2")}
-    counts = {t.name[: -len(".counts")]: t for t in f32 if t.name.endswith(".counts")}
-    if not sums:
-        raise QuantdropError(f"{path}: not an imatrix in llama.cpp's GGUF format (no F32 *.in_sum2 tensors)")
-    out = {}
-    for name, s in sums.items():
-        if name not in counts:
-            raise QuantdropError(f"{path}: imatrix entry {name} has no counts")
-        c_t = counts[name]
-        c = read_tensor(header.path, c_t.offset, c_t.nbytes).view(np.float32)
-        v = read_tensor(header.path, s.offset, s.nbytes).view(np.float32).reshape(len(c), -1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            norm = np.where(c[:, None] > 0, v / np.where(c > 0, c, 1)[:, None], 1.0).astype(np.float32)
-        if not np.isfinite(norm).all():
-            raise QuantdropError(f"{path}: imatrix contains non-finite values for {name}")
-        out[name] = norm.reshape(-1)
-    return out
+def _read_imatrix(path: str | os.PathLike[str],
+                  shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """An imatrix file (llama.cpp's GGUF or legacy .dat, through the one reader), normalized as
+    tools/quantize/quantize.cpp load_imatrix does; checked against the model's tensor `shapes`."""
+    from quantdrop.imatrix_io import check_matches, read_imatrix
+
+    normalized = read_imatrix(path).normalized()
+    if shapes is not None:
+        check_matches(normalized, shapes, path)
+    return normalized
 
 
 def _to_f32(raw: np.ndarray, qtype: GGMLQuantizationType, n_per_row: int) -> np.ndarray:
@@ -239,7 +227,7 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
     header = read_header(src)
     the_recipe = load_recipe(recipe)
     inventory = read_gguf_inventory(src, header)
-    imat = _read_imatrix(imatrix) if imatrix else None
+    imat = _read_imatrix(imatrix, {t.name: t.shape for t in header.tensors}) if imatrix else None
     plan = resolve(the_recipe, inventory, has_imatrix=imat is not None)
     _check_sources(plan, allow_requantize)
     kernels.ggml()  # a clear error now if the library is missing, not after the first tensor
