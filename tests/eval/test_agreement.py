@@ -81,3 +81,22 @@ def test_cluster_bootstrap_covers_the_truth_95_percent_of_the_time():
         ci = cluster_bootstrap_ci(data[s], n_boot=1000, seed=s)
         covered += ci.low <= truth <= ci.high
     assert 0.93 <= covered / n_sims <= 0.97, covered
+
+
+def test_results_show_the_evidence_and_the_plan_for_a_target_drop(fixture_store, capsys):
+    from quantdrop.cli import main as cli
+    from quantdrop.errors import QuantdropError
+    from quantdrop.eval.results import results_table
+
+    assert cli(["results", "--store", str(fixture_store), "--baseline", "F16", "--target-drop", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("|").split("|")] for line in out.splitlines()
+                                  if line.startswith("| "))}
+    assert rows["Accuracy drop"] == ["–", "too few items"]  # not a bare "25.00%" from 4 items
+    assert rows["MMLU (4/14042): agreement %"][1].startswith("62.5 [")
+    assert rows["MMLU (4/14042): agreement %"][0].startswith("25.0 [")  # the noise floor, F16's column
+    assert rows["MMLU (4/14042): flips right->wrong / wrong->right"] == ["–", "2 / 1"]
+    assert rows["MMLU (4/14042): power"] == ["–", "too few items (4)"]
+    assert rows["MMLU (4/14042): to detect"][1].endswith("samples")
+    with pytest.raises(QuantdropError, match="--target-drop needs --baseline"):
+        results_table(fixture_store, target_drop=1.0)
