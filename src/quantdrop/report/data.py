@@ -45,6 +45,7 @@ class Cell:
     runs: int = 1
     differs: bool | None = None  # the paired CI of the difference from the baseline excludes 0
     complete: bool = True  # False: requests pending or failed
+    ci: tuple[float, float] | None = None  # bootstrap CI of the mean over items, percent
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     columns = []
     for lab in table.labels:
         cells = {key: Cell(c.mean, c.std if c.samples > 1 else None, c.n_items, c.samples,
-                           _differs(table.diffs.get((key, lab))), c.complete)
+                           _differs(table.diffs.get((key, lab))), c.complete, _finite_pair(c.ci))
                  for key in table.benchmarks if (c := table.cells.get((key, lab))) is not None}
         drop = _finite(table.drop.get(lab))
         ci, significant = None, None
@@ -80,6 +80,10 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
                                      bool(few) and all(few)))
     evidence, floors = _evidence(table)
     return ResultsTable(benches, columns, table.baseline, level, evidence, floors, table.target_drop)
+
+
+def _finite_pair(i: Interval) -> tuple[float, float] | None:
+    return None if math.isnan(i.low) else (i.low, i.high)
 
 
 def _triple(i: Interval) -> tuple[float, float, float]:

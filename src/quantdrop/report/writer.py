@@ -11,6 +11,7 @@ from pathlib import Path
 from quantdrop.errors import QuantdropError
 from quantdrop.report import htmlpage, plots, tables
 from quantdrop.report.data import ReportData
+from quantdrop.report.jsonout import report_json
 from quantdrop.report.recommend import recommend
 
 FIGURE_CAPTIONS = {
@@ -122,6 +123,7 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     if data.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in data.notes] + [""]
     _atomic_write(out / "report.md", "\n".join(md))
+    _atomic_write(out / "report.json", report_json(data))  # the same data, versioned (report/jsonout.py)
 
     figs = {name: (name, png, FIGURE_CAPTIONS[name]) for name, png in figures}
     sections: list[tuple[str, list]] = [
