@@ -28,6 +28,9 @@ BASELINE = "reference"
 CODE_BENCHMARKS = {"humaneval", "mbpp", "mbppplus", "livecodebench"}
 # the embedded default's small sample: a few items, one sample each, short answers (2 CPU cores)
 DEMO_LIMIT, DEMO_SAMPLES, DEMO_MAX_TOKENS, DEMO_PROXY_CHUNKS = 3, 1, 256, 4
+# The demo's evidence: MMLU scored by log-likelihood (deterministic, one forward pass per item) on enough
+# items for agreement and power to say something, next to the small generative sample.
+DEMO_LOGLIK, DEMO_LOGLIK_LIMIT = ("mmlu",), 150
 
 
 @dataclass
@@ -105,7 +108,8 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
           max_tokens: int | None = None, ctx: int = 32768, endpoint: list[str] | None = None,
           model_name: str | None = None, api_key_env: str | None = None, concurrency: int = 8,
           data_dir: str | None = None, threads: int | None = None, proxy_chunks: int | None = None,
-          proxy_ctx: int = 512, skip_eval: bool = False, progress: bool = True) -> StudyResult:
+          proxy_ctx: int = 512, skip_eval: bool = False, progress: bool = True,
+          loglik: str | list[str] | None = None, loglik_limit: int | None = None) -> StudyResult:
     """Run the whole study for MODEL (a float GGUF; or a config.json when every variant is an endpoint).
 
     recipes: variants to build and compare; the source model itself is the baseline ("reference"),
@@ -113,6 +117,8 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     endpoint: `LABEL=URL`, repeatable, for variants served elsewhere (llama-server, vLLM, SGLang...).
     limit/samples/max_tokens: the evaluation protocol (defaults: the paper's, or the demo's small
     sample when MODEL is omitted).
+    loglik/loglik_limit: multiple-choice benchmarks also scored by log-likelihood (`eval --mode loglik`),
+    on the first `loglik_limit` items (the demo: MMLU, 150 items; "none" for none).
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
@@ -129,6 +135,8 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         samples = DEMO_SAMPLES if samples is None else samples
         max_tokens = DEMO_MAX_TOKENS if max_tokens is None else max_tokens
         proxy_chunks = DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks
+        loglik = DEMO_LOGLIK if loglik is None else loglik
+        loglik_limit = DEMO_LOGLIK_LIMIT if loglik_limit is None else loglik_limit
     else:
         note = ""
     source = Path(model)
@@ -148,6 +156,12 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     bench_names = [] if skip_eval else _split(bench, DEFAULT_BENCH)
     for name in bench_names:
         get_benchmark(name)  # unknown names fail here, listing the known ones
+    loglik_names = [] if skip_eval else [n for n in _split(loglik, ()) if n.lower() != "none"]
+    if loglik_names:
+        from quantdrop.eval.loglik import LoglikBenchmark
+
+        for name in loglik_names:
+            LoglikBenchmark(get_benchmark(name))  # only multiple-choice benchmarks have a loglik mode
     parse_devices(devices)
     served = _endpoints(endpoint)
     unknown = set(served) - {*labels, BASELINE}
@@ -210,6 +224,13 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
                      api_key_env=api_key_env, bench=bench_names, label=label, limit=limit, samples=samples,
                      store=str(store), max_tokens=max_tokens or 32768, concurrency=concurrency,
                      data_dir=data_dir, threads=threads, progress=progress)
+    for label, path in variants.items() if loglik_names else ():
+        if path is None and label not in served:
+            continue
+        _say(f"evaluate by log-likelihood: {label}", progress)
+        evaluate(str(path) if path is not None else None, endpoint=served.get(label), model_name=model_name,
+                 api_key_env=api_key_env, bench=loglik_names, label=label, limit=loglik_limit, mode="loglik",
+                 store=str(store), concurrency=concurrency, data_dir=data_dir, threads=threads, progress=progress)
     seconds["evaluate"] = time.perf_counter() - t
 
     # 5. the report
@@ -218,7 +239,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     from quantdrop.study_report import build_report_data, summary_text
 
     table = None
-    if bench_names and store.exists():
+    if (bench_names or loglik_names) and store.exists():
         from quantdrop.eval.results import results_table
 
         baseline = BASELINE if variants.get(BASELINE) is not None or BASELINE in served else None
@@ -261,6 +282,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy-chunks", type=int, default=None, help="text chunks for perplexity/KL")
     parser.add_argument("--proxy-ctx", type=int, default=512, help="tokens per proxy chunk")
     parser.add_argument("--skip-eval", action="store_true", help="sizes, plan and proxies only")
+    parser.add_argument("--loglik", default=None, metavar="BENCH,...",
+                        help="multiple-choice benchmarks also scored by log-likelihood (eval --mode loglik); "
+                             f"default: {','.join(DEMO_LOGLIK)} for the demo, none otherwise")
+    parser.add_argument("--loglik-limit", type=int, default=None,
+                        help=f"items of each loglik benchmark (demo default: {DEMO_LOGLIK_LIMIT})")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -269,7 +295,7 @@ def main(args: argparse.Namespace) -> int:
                    endpoint=args.endpoint, model_name=args.model_name, api_key_env=args.api_key_env,
                    concurrency=args.concurrency, data_dir=args.data_dir, threads=args.threads,
                    proxy_chunks=args.proxy_chunks, proxy_ctx=args.proxy_ctx, skip_eval=args.skip_eval,
-                   progress=True)
+                   progress=True, loglik=args.loglik, loglik_limit=args.loglik_limit)
     print(result.summary)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     print(f"\ntime this run: {steps}")

@@ -291,7 +291,7 @@ async def _evaluate(
         if loglik and hasattr(backend, "check_loglik"):
             await backend.check_loglik()  # endpoints without prompt log-probs fail here
         effective = min(max_tokens, backend.context_length) if backend.context_length else max_tokens
-        if effective < max_tokens:
+        if effective < max_tokens and any(b.mode == "generate" for b in benches):
             _note(f"max tokens capped at {effective} by the backend's context length", progress)
         fingerprint = json.loads(backend.fingerprint)
         with Store(store_path) as store:
