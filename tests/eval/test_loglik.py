@@ -52,6 +52,21 @@ def test_the_mmlu_prompt_is_lm_evals():
         LoglikBenchmark(get_benchmark("math500"))
 
 
+def test_the_continuation_style_scores_the_answer_texts_as_lm_evals_mmlu_continuation():
+    item = Item("q", "", "B", {"subject": "anatomy", "question": "Which bone? ",
+                               "choices": ["the femur", "a rib", "the skull", "x"]})
+    bench = LoglikBenchmark(get_benchmark("mmlu"), norm="acc_norm", style="continuation")
+    context, continuations = bench.request(item)
+    assert context == "The following are questions (with answers) about anatomy.\n\nQuestion: Which bone?\nAnswer:"
+    assert continuations == [" the femur", " a rib", " the skull", " x"]
+    # acc_norm divides by the characters of the answer text: "a rib" (-2.0 / 5) beats "x" (-0.5 / 1)
+    result = Completion(text=json.dumps({"logprobs": [-9.0, -2.0, -8.0, -0.5], "greedy": [0, 0, 0, 1]}))
+    assert bench.score(item, result).extracted == "B"
+    assert LoglikBenchmark(get_benchmark("mmlu"), style="continuation").score(item, result).extracted == "D"
+    with pytest.raises(QuantdropError, match="loglik_style"):
+        LoglikBenchmark(get_benchmark("mmlu"), style="cloze")
+
+
 @pytest.fixture(scope="module")
 def mmlu_items():
     bench = LoglikBenchmark(get_benchmark("mmlu"))

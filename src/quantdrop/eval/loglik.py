@@ -40,6 +40,7 @@ from quantdrop.eval.types import Completion, Item, Message, Score
 
 MODES = ("generate", "loglik")
 NORMS = ("acc", "acc_norm", "acc_bytes")
+STYLES = ("letters", "continuation")
 KEY_SUFFIX = "@loglik"
 TARGET_DELIMITER = " "  # lm_eval/config/task.py line 112
 
@@ -90,6 +91,16 @@ def gpqa_context(item: Item) -> str:
             f"(C) {c[2]}\n(D) {c[3]}\nAnswer:")
 
 
+def continuation_context(item: Item) -> str:
+    """lm_eval/tasks/mmlu/continuation/_continuation_template_yaml: "Question: ...\nAnswer:", the choices
+    are the answers' own texts (so acc_norm differs from acc, and a letter bias cannot decide)."""
+    question, _ = _four(item)
+    subject = str(item.meta.get("subject") or "")
+    description = f"The following are questions (with answers) about {' '.join(subject.split('_'))}.\n\n" \
+        if subject else ""  # mmlu/continuation/mmlu_<subject>.yaml
+    return f"{description}Question: {question.strip()}\nAnswer:"
+
+
 # benchmark name -> (context of an item, the choices' strings)
 PROMPTS: dict[str, tuple[Callable[[Item], str], tuple[str, ...]]] = {
     "mmlu": (mmlu_context, tuple(LETTERS)),
@@ -138,6 +149,7 @@ class LoglikBenchmark:
 
     base: Any  # the generative benchmark (its items, title, size, weight)
     norm: str = "acc"
+    style: str = "letters"  # or "continuation": the answer texts are the choices (lm-eval's mmlu_continuation)
 
     def __post_init__(self) -> None:
         if self.base.name not in PROMPTS:
@@ -146,8 +158,14 @@ class LoglikBenchmark:
             )
         if self.norm not in NORMS:
             raise QuantdropError(f"loglik_norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.style not in STYLES:
+            raise QuantdropError(f"loglik_style must be one of {', '.join(STYLES)}, got {self.style!r}")
         self.context_of, self.choices = PROMPTS[self.base.name]
-        self.continuations = [TARGET_DELIMITER + c for c in self.choices]
+        if self.style == "continuation":
+            self.context_of = continuation_context
+
+    def choices_of(self, item: Item) -> list[str]:
+        return _four(item)[1] if self.style == "continuation" else list(self.choices)
 
     name = property(lambda self: self.base.name + KEY_SUFFIX)
     title = property(lambda self: f"{self.base.title} (loglik)")
@@ -155,8 +173,9 @@ class LoglikBenchmark:
     weight = property(lambda self: getattr(self.base, "weight", None))
     loaded_from = property(lambda self: getattr(self.base, "loaded_from", ""))
     default_samples = 1
-    template = property(lambda self: {"mode": "loglik", "context": PROMPTS[self.base.name][0].__name__,
-                                      "choices": list(self.choices)})
+    template = property(lambda self: {"mode": "loglik", "context": self.context_of.__name__,
+                                      "choices": "answer texts" if self.style == "continuation"
+                                      else list(self.choices)})
 
     def load(self, data_dir: Path | None = None) -> list[Item]:
         return self.base.load(data_dir)
@@ -166,15 +185,16 @@ class LoglikBenchmark:
 
     def request(self, item: Item) -> tuple[str, list[str]]:
         """(context, continuations) of the item's loglik request."""
-        return self.context_of(item), list(self.continuations)
+        return self.context_of(item), [TARGET_DELIMITER + c for c in self.choices_of(item)]
 
     def score(self, item: Item, completion: Completion) -> Score:
         if completion.error:
             return Score(0.0, "error", detail=completion.error)
         data = json.loads(completion.text)
         lls = data["logprobs"]
-        if len(lls) != len(self.choices) or not all(math.isfinite(x) for x in lls):
+        choices = self.choices_of(item)
+        if len(lls) != len(choices) or not all(math.isfinite(x) for x in lls):
             return Score(0.0, "error", detail=f"bad log-likelihoods {lls!r:.80}")
-        letter = LETTERS[predict(lls, self.choices, self.norm)]
+        letter = LETTERS[predict(lls, choices, self.norm)]
         detail = self.norm + " " + " ".join(f"{c}={x:.4f}" for c, x in zip(LETTERS, lls, strict=True))
         return Score(float(letter == item.target), "correct" if letter == item.target else "wrong", letter, detail)

@@ -166,7 +166,8 @@ def _loglik_benchmark(bench: Benchmark, samples: int | None, options: dict[str, 
 
     if samples not in (None, 1):
         raise QuantdropError(f"--mode loglik is deterministic: one sample per item, not --samples {samples}")
-    return LoglikBenchmark(bench, norm=str(options.get("loglik_norm", "acc")))  # type: ignore[return-value]
+    return LoglikBenchmark(bench, norm=str(options.get("loglik_norm", "acc")),  # type: ignore[return-value]
+                           style=str(options.get("loglik_style", "letters")))
 
 
 def _make_backend(
