@@ -30,7 +30,10 @@ CODE_BENCHMARKS = {"humaneval", "mbpp", "mbppplus", "livecodebench"}
 DEMO_LIMIT, DEMO_SAMPLES, DEMO_MAX_TOKENS, DEMO_PROXY_CHUNKS = 3, 1, 256, 4
 # The demo's evidence: MMLU scored by log-likelihood (deterministic, one forward pass per item) on enough
 # items for agreement and power to say something, next to the small generative sample.
+# lm-eval's mmlu_continuation form (the answer texts are the choices): a 135M model answers "A" to 98 of
+# 100 questions in the letters form, which no quantization can change (docs/BENCHMARKS.md).
 DEMO_LOGLIK, DEMO_LOGLIK_LIMIT = ("mmlu",), 150
+DEMO_LOGLIK_OPTIONS = {"loglik_style": "continuation", "loglik_norm": "acc_norm"}
 
 
 @dataclass
@@ -109,7 +112,8 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
           model_name: str | None = None, api_key_env: str | None = None, concurrency: int = 8,
           data_dir: str | None = None, threads: int | None = None, proxy_chunks: int | None = None,
           proxy_ctx: int = 512, skip_eval: bool = False, progress: bool = True,
-          loglik: str | list[str] | None = None, loglik_limit: int | None = None) -> StudyResult:
+          loglik: str | list[str] | None = None, loglik_limit: int | None = None,
+          loglik_options: list[str] | dict[str, str] | None = None) -> StudyResult:
     """Run the whole study for MODEL (a float GGUF; or a config.json when every variant is an endpoint).
 
     recipes: variants to build and compare; the source model itself is the baseline ("reference"),
@@ -118,7 +122,8 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     limit/samples/max_tokens: the evaluation protocol (defaults: the paper's, or the demo's small
     sample when MODEL is omitted).
     loglik/loglik_limit: multiple-choice benchmarks also scored by log-likelihood (`eval --mode loglik`),
-    on the first `loglik_limit` items (the demo: MMLU, 150 items; "none" for none).
+    on the first `loglik_limit` items, with `loglik_options` (loglik_style=, loglik_norm=; the demo: MMLU,
+    150 items, the continuation style with acc_norm; "none" for none).
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
@@ -137,6 +142,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         proxy_chunks = DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks
         loglik = DEMO_LOGLIK if loglik is None else loglik
         loglik_limit = DEMO_LOGLIK_LIMIT if loglik_limit is None else loglik_limit
+        loglik_options = DEMO_LOGLIK_OPTIONS if loglik_options is None else loglik_options
     else:
         note = ""
     source = Path(model)
@@ -159,9 +165,12 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     loglik_names = [] if skip_eval else [n for n in _split(loglik, ()) if n.lower() != "none"]
     if loglik_names:
         from quantdrop.eval.loglik import LoglikBenchmark
+        from quantdrop.eval.runner import parse_options
 
-        for name in loglik_names:
-            LoglikBenchmark(get_benchmark(name))  # only multiple-choice benchmarks have a loglik mode
+        loglik_options = parse_options(loglik_options)
+        for name in loglik_names:  # only multiple-choice benchmarks have a loglik mode; bad options fail here
+            LoglikBenchmark(get_benchmark(name), norm=loglik_options.get("loglik_norm", "acc"),
+                            style=loglik_options.get("loglik_style", "letters"))
     parse_devices(devices)
     served = _endpoints(endpoint)
     unknown = set(served) - {*labels, BASELINE}
@@ -230,6 +239,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         _say(f"evaluate by log-likelihood: {label}", progress)
         evaluate(str(path) if path is not None else None, endpoint=served.get(label), model_name=model_name,
                  api_key_env=api_key_env, bench=loglik_names, label=label, limit=loglik_limit, mode="loglik",
+                 bench_options=loglik_options,
                  store=str(store), concurrency=concurrency, data_dir=data_dir, threads=threads, progress=progress)
     seconds["evaluate"] = time.perf_counter() - t
 
@@ -287,6 +297,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"default: {','.join(DEMO_LOGLIK)} for the demo, none otherwise")
     parser.add_argument("--loglik-limit", type=int, default=None,
                         help=f"items of each loglik benchmark (demo default: {DEMO_LOGLIK_LIMIT})")
+    parser.add_argument("--loglik-option", action="append", default=None, metavar="KEY=VALUE",
+                        help="loglik_style=letters|continuation, loglik_norm=acc|acc_norm|acc_bytes (demo: "
+                             "continuation, acc_norm); repeatable")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -295,7 +308,8 @@ def main(args: argparse.Namespace) -> int:
                    endpoint=args.endpoint, model_name=args.model_name, api_key_env=args.api_key_env,
                    concurrency=args.concurrency, data_dir=args.data_dir, threads=args.threads,
                    proxy_chunks=args.proxy_chunks, proxy_ctx=args.proxy_ctx, skip_eval=args.skip_eval,
-                   progress=True, loglik=args.loglik, loglik_limit=args.loglik_limit)
+                   progress=True, loglik=args.loglik, loglik_limit=args.loglik_limit,
+                   loglik_options=args.loglik_option)
     print(result.summary)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     print(f"\ntime this run: {steps}")
