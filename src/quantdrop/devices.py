@@ -3,10 +3,19 @@
 A spec is comma-separated device sets, each the alternative the planner checks a model against; a set
 is `+`-joined groups `[COUNT x] NAME` whose devices the model's layers are split across. NAME is a
 known device (or one of its aliases) or a custom size: `48G`/`48GiB` (GiB) or `48GB` (10^9 bytes).
+
+CPU inference (llama.cpp's CPU backend, everything in host memory) is a set of its own, one host:
+  `cpu`            this machine: its memory (MemTotal) and the SIMD features of the installed llama.cpp
+                   build (llama_print_system_info; a native build = this CPU);
+  `cpu-32G`        a host with 32 GiB, assumed x86-64 with AVX2 and no AVX-512 (most laptops and
+                   desktops since 2013): the assumption decides the CPU_REPACK term (memory.REPACK_RULES);
+  `cpu-ISA-32G`    the same with the ISA named: avx2, avx512 (x86 servers), dotprod (ARMv8.2 NEON, e.g.
+                   Graviton2, Apple M1), i8mm (NEON + int8 matmul, e.g. Graviton3/4, Apple M2+), none.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +25,7 @@ from importlib import resources
 from quantdrop.errors import QuantdropError
 
 GiB = 1 << 30
+MAX_DEVICES = 4096  # per device set: beyond any real deployment, and bounded work for the planner
 CUSTOM_OVERHEAD_GIB = 0.75  # a custom size gets the NVIDIA default runtime overhead
 
 
@@ -25,6 +35,11 @@ class Device:
     memory_bytes: int  # what a process can allocate
     overhead_bytes: int  # runtime context and workspaces, before llama.cpp allocates anything
     vendor: str = ""
+    cpu_features: frozenset[str] | None = None  # a CPU host (llama.cpp's CPU backend): its SIMD features
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.cpu_features is not None
 
 
 @dataclass(frozen=True)
@@ -71,25 +86,65 @@ def _aliases() -> dict[str, str]:
     return out
 
 
+CPU_OVERHEAD_GIB = 0.25  # a CPU host: the process, its libraries and the backend's work buffer (estimate)
+CPU_ISAS = {"avx2": frozenset({"avx2"}), "avx512": frozenset({"avx2", "avx512"}),
+            "dotprod": frozenset({"dotprod"}), "i8mm": frozenset({"dotprod", "i8mm"}), "none": frozenset()}
+_CPU = re.compile(r"^cpu(?:-([a-z0-9]+?))?-(\d+(?:\.\d+)?\s*(?:g|gib|gb))$", re.IGNORECASE)
 _CUSTOM = re.compile(r"^(\d+(?:\.\d+)?)\s*(g|gib|gb)$", re.IGNORECASE)
 _GROUP = re.compile(r"^(?:(\d+)\s*[x×*]\s*)?([A-Za-z0-9][\w.\- ]*)$", re.IGNORECASE)
 
 
+def _size_bytes(text: str, name: str) -> int:
+    m = _CUSTOM.match(text)
+    assert m
+    size = float(m.group(1))
+    nbytes = round(size * 1e9) if m.group(2).lower() == "gb" else round(size * GiB)
+    if nbytes <= 0:
+        raise QuantdropError(f"device size must be positive: {name!r}")
+    return nbytes
+
+
+def local_cpu() -> Device:
+    """This machine as a CPU host: MemTotal and the installed llama.cpp's SIMD features."""
+    from quantdrop.memory import local_cpu_features
+
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        raise QuantdropError("cannot read this machine's memory size for --devices cpu; "
+                             "name a size, e.g. cpu-32G") from None
+    return Device("cpu", mem, round(CPU_OVERHEAD_GIB * GiB), "local", local_cpu_features())
+
+
+def cpu_device(name: str) -> Device | None:
+    """`cpu`, `cpu-32G` or `cpu-ISA-32G` -> a CPU host; None if `name` is no CPU spec."""
+    if name.strip().lower() == "cpu":
+        return local_cpu()
+    m = _CPU.match(name.strip())
+    if not m:
+        return None
+    isa = (m.group(1) or "avx2").lower()
+    if isa not in CPU_ISAS:
+        raise QuantdropError(f"unknown CPU ISA {isa!r} in {name.strip()!r} (one of: {', '.join(CPU_ISAS)}; "
+                             "e.g. cpu-avx512-64G)")
+    return Device(f"cpu-{isa}-{m.group(2).upper()}" if m.group(1) else f"cpu-{m.group(2).upper()}",
+                  _size_bytes(m.group(2), name), round(CPU_OVERHEAD_GIB * GiB), "", CPU_ISAS[isa])
+
+
 def device(name: str) -> Device:
-    """A known device by name or alias, or a custom size (`48G`, `48GiB`, `48GB`)."""
+    """A known device by name or alias, a custom size (`48G`, `48GiB`, `48GB`) or a CPU host."""
     key = name.strip()
+    cpu = cpu_device(key)
+    if cpu is not None:
+        return cpu
     canonical = _aliases().get(key.lower())
     if canonical:
         return known_devices()[canonical]
-    m = _CUSTOM.match(key)
-    if m:
-        size = float(m.group(1))
-        nbytes = round(size * 1e9) if m.group(2).lower() == "gb" else round(size * GiB)
-        if nbytes <= 0:
-            raise QuantdropError(f"device size must be positive: {name!r}")
-        return Device(key.upper(), nbytes, round(CUSTOM_OVERHEAD_GIB * GiB))
+    if _CUSTOM.match(key):
+        return Device(key.upper(), _size_bytes(key, name), round(CUSTOM_OVERHEAD_GIB * GiB))
     known = ", ".join(known_devices())
-    raise QuantdropError(f"unknown device {name.strip()!r} (known: {known}; or a size such as 48G)")
+    raise QuantdropError(f"unknown device {name.strip()!r} (known: {known}; a size such as 48G; "
+                         "or a CPU host: cpu, cpu-32G)")
 
 
 def parse_device_set(spec: str) -> DeviceSet:
@@ -108,7 +163,13 @@ def parse_device_set(spec: str) -> DeviceSet:
         count = int(count_text) if count_text is not None else 1
         if count < 1:
             raise QuantdropError(f"malformed --devices spec {spec!r}: a count must be at least 1 ({part!r})")
+        if count > MAX_DEVICES:
+            raise QuantdropError(f"malformed --devices spec {spec!r}: {count} devices in one set "
+                                 f"(at most {MAX_DEVICES})")
         groups.append(DeviceGroup(device(name), count))
+    if any(g.device.is_cpu for g in groups) and (len(groups) > 1 or groups[0].count > 1):
+        raise QuantdropError(f"--devices {spec!r}: a CPU host is a device set of its own "
+                             "(e.g. --devices cpu-32G,8xH100-80G), not one part of a split")
     return DeviceSet(spec="+".join(g.spec for g in groups), groups=tuple(groups))
 
 

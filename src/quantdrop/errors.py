@@ -11,3 +11,7 @@ class InterruptedRun(QuantdropError):
     """The user stopped a long run; everything finished so far is kept."""
 
     exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so the same cleanup runs (temporaries removed, work kept)."""

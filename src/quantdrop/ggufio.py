@@ -22,6 +22,8 @@ from quantdrop.errors import QuantdropError
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
+GGML_MAX_DIMS = 4
+GGML_MAX_NAME = 64  # ggml.h: a tensor name and its NUL fit in 64 bytes
 _SCALAR = {
     GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H", GGUFValueType.INT16: "<h",
     GGUFValueType.UINT32: "<I", GGUFValueType.INT32: "<i", GGUFValueType.FLOAT32: "<f", GGUFValueType.BOOL: "<?",
@@ -145,25 +147,82 @@ def _parse(p: Path, buf: bytes) -> tuple[int, dict[str, Any], dict[str, bytes], 
     for _ in range(n_kv):
         start = cur.pos
         key = cur.string()
+        if key in fields:  # gguf.cpp: "duplicate key"
+            raise QuantdropError(f"{p}: corrupt GGUF: metadata key {key!r} appears twice")
         try:
             vtype = GGUFValueType(cur.unpack("<I"))
             fields[key] = cur.value(vtype)
         except ValueError:
             raise QuantdropError(f"{p}: corrupt GGUF metadata at key {key!r}") from None
         raw[key] = buf[start: cur.pos]
-    infos = []
+    infos, names = [], set()
     for _ in range(n_tensors):
         name = cur.string()
+        if name in names:  # gguf.cpp: "duplicate tensor name"
+            raise QuantdropError(f"{p}: corrupt GGUF: tensor name {name!r} appears twice")
+        names.add(name)
         n_dims = cur.unpack("<I")
-        if n_dims > 4:
-            raise QuantdropError(f"{p}: corrupt tensor info for {name!r} ({n_dims} dimensions)")
+        if not 1 <= n_dims <= GGML_MAX_DIMS:
+            raise QuantdropError(f"{p}: corrupt tensor info for {name!r} ({n_dims} dimensions, expected 1 to 4)")
         shape = tuple(cur.unpack("<Q") for _ in range(n_dims))
+        qtype_id = cur.unpack("<I")
         try:
-            qtype = GGMLQuantizationType(cur.unpack("<I"))
+            qtype = GGMLQuantizationType(qtype_id)
         except ValueError:
-            raise QuantdropError(f"{p}: tensor {name!r} has an unknown ggml type") from None
+            raise QuantdropError(f"{p}: tensor {name!r} has an unknown ggml type ({qtype_id})") from None
         infos.append((name, shape, qtype, cur.unpack("<Q")))
     return version, fields, raw, infos, cur.pos
+
+
+def _check_tensor_info(p: Path, name: str, shape: tuple[int, ...], qtype: GGMLQuantizationType) -> None:
+    """gguf.cpp's per-tensor checks (gguf_init_from_file_impl): name length, sizes, type, block size."""
+    if len(name.encode()) >= GGML_MAX_NAME:
+        raise QuantdropError(f"{p}: tensor name {name[:80]!r} is too long (at most {GGML_MAX_NAME - 1} bytes)")
+    if 0 in shape:
+        raise QuantdropError(f"{p}: tensor {name!r} has a dimension of 0 (shape {list(shape)})")
+    n = 1
+    for d in shape:
+        n *= d
+    if n >= 1 << 63:
+        raise QuantdropError(f"{p}: tensor {name!r} has too many elements (shape {list(shape)})")
+    if qtype not in GGML_QUANT_SIZES:
+        raise QuantdropError(f"{p}: tensor {name!r} has ggml type {qtype.name}, which has no known size")
+    block = GGML_QUANT_SIZES[qtype][0]
+    if shape[0] % block:
+        raise QuantdropError(f"{p}: tensor {name!r} of type {qtype.name} has {shape[0]} elements per row, "
+                             f"not a multiple of its block size ({block})")
+
+
+def _alignment(p: Path, fields: dict[str, Any]) -> int:
+    value = fields.get("general.alignment", DEFAULT_ALIGNMENT)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value & (value - 1):
+        raise QuantdropError(f"{p}: general.alignment is {value!r}, expected a power of 2")
+    return value
+
+
+def _tensor_entries(p: Path, infos: list[tuple], alignment: int, data_offset: int,
+                    size: int) -> list[TensorEntry]:
+    """Tensor infos -> entries, checked like llama.cpp's loader: each tensor's data starts where the
+    previous one's padded data ends (gguf.cpp), aligned, and lies inside the file (llama-model-loader)."""
+    entries, expected, previous = [], 0, None
+    for name, shape, qtype, offset in infos:
+        _check_tensor_info(p, name, shape, qtype)
+        nbytes = tensor_bytes(qtype, shape)
+        if offset % alignment:
+            raise QuantdropError(f"{p}: tensor {name!r} has data offset {offset}, not a multiple of "
+                                 f"general.alignment ({alignment})")
+        if offset < expected:
+            raise QuantdropError(f"{p}: corrupt GGUF: the data of tensor {name!r} (offset {offset}) overlaps "
+                                 f"tensor {previous!r} (expected offset {expected})")
+        if offset > expected:
+            raise QuantdropError(f"{p}: corrupt GGUF: tensor {name!r} has data offset {offset}, expected "
+                                 f"{expected} (llama.cpp needs the tensors' data in order, without gaps)")
+        entry = TensorEntry(name, shape, qtype, data_offset + offset, nbytes)
+        if entry.offset + nbytes > size:
+            raise QuantdropError(f"{p}: truncated GGUF (tensor {name} ends past the end of the file)")
+        entries.append(entry)
+        expected, previous = offset + -(-nbytes // alignment) * alignment, name
+    return entries
 
 
 def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
@@ -189,16 +248,9 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
                 if len(buf) >= size:
                     raise QuantdropError(f"{p}: truncated GGUF (the header ends early)") from None
                 prefix *= 4
-    cur_pos = end
-    alignment = int(fields.get("general.alignment", DEFAULT_ALIGNMENT))
-    data_offset = -(-cur_pos // alignment) * alignment
-    tensors = []
-    for name, shape, qtype, offset in infos:
-        nbytes = tensor_bytes(qtype, shape)
-        entry = TensorEntry(name, shape, qtype, data_offset + offset, nbytes)
-        if entry.offset + nbytes > size:
-            raise QuantdropError(f"{p}: truncated GGUF (tensor {name} ends past the end of the file)")
-        tensors.append(entry)
+    alignment = _alignment(p, fields)
+    data_offset = -(-end // alignment) * alignment
+    tensors = _tensor_entries(p, infos, alignment, data_offset, size)
     return GGUFHeader(p, version, fields, raw, tensors, alignment, data_offset, size)
 
 
@@ -221,16 +273,38 @@ def pack_field(key: str, value: Any, vtype: GGUFValueType, sub: GGUFValueType | 
     return out + struct.pack(_SCALAR[vtype], value)
 
 
+def field_key(entry: bytes) -> str:
+    """The key of one packed metadata entry (its first string)."""
+    (n,) = struct.unpack_from("<Q", entry, 0)
+    return entry[8: 8 + n].decode("utf-8", "replace")
+
+
+def _refuse_duplicates(what: str, names: list[str]) -> None:
+    """llama.cpp refuses a GGUF with a repeated key or tensor name (gguf.cpp): never write one."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise QuantdropError(f"refusing to write a GGUF with the {what} {name!r} twice "
+                                 "(llama.cpp could not load it)")
+        seen.add(name)
+
+
 class GGUFStreamWriter:
     """Writes header, metadata and tensor infos up front, then each tensor's data in order, padded.
 
     The tensor order and sizes are fixed at construction, so every offset is known before any data
-    is written; `write_tensor` checks that each tensor gets exactly its planned byte count.
+    is written; `end_tensor` checks that each tensor gets exactly its planned byte count, and
+    `finish` that every planned tensor was written. Like gguf-py's GGUFWriter (its WriterState), it
+    is a small state machine that refuses out-of-order calls: data after the last planned tensor or
+    after `finish`. Used as a context manager, a clean exit calls `finish`; write into
+    `util.atomic_output` so a refused file never appears.
     """
 
     def __init__(self, fh: BinaryIO, fields: list[bytes], tensors: list[tuple[str, tuple[int, ...],
                  GGMLQuantizationType]], alignment: int = DEFAULT_ALIGNMENT) -> None:
         self.fh, self.alignment = fh, alignment
+        _refuse_duplicates("metadata key", [field_key(f) for f in fields])
+        _refuse_duplicates("tensor name", [name for name, _, _ in tensors])
         self.sizes = [tensor_bytes(t, shape) for _, shape, t in tensors]
         self.names = [name for name, _, _ in tensors]
         head = bytearray(GGUF_MAGIC + struct.pack("<IQQ", 3, len(tensors), len(fields)))
@@ -245,13 +319,29 @@ class GGUFStreamWriter:
         head += b"\0" * (-len(head) % alignment)
         fh.write(head)
         self.next, self.written, self._current = 0, 0, 0
+        self.finished = False
+
+    def __enter__(self) -> GGUFStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.finish()
+
+    def _check_open(self, what: str) -> None:
+        if self.finished:
+            raise QuantdropError(f"GGUF writer: {what} after finish()")
+        if self.next >= len(self.names):
+            raise QuantdropError(f"GGUF writer: {what} after the last of the {len(self.names)} planned tensors")
 
     def write(self, chunk: bytes | memoryview | np.ndarray) -> None:
         """Append bytes of the current tensor."""
+        self._check_open("tensor data")
         self._current += self.fh.write(chunk)
 
     def end_tensor(self) -> None:
         """Check the current tensor got exactly its planned size, pad it, and move to the next."""
+        self._check_open("end_tensor()")
         name, expected = self.names[self.next], self.sizes[self.next]
         if self._current != expected:
             raise QuantdropError(f"{name}: {self._current} bytes written, {expected} planned")
@@ -259,3 +349,15 @@ class GGUFStreamWriter:
         self.next += 1
         self.written += self._current
         self._current = 0
+
+    def finish(self) -> None:
+        """Check that every planned tensor was written (a missing last tensor is an error, not a short
+        file), flush, and refuse any later call."""
+        if self.finished:
+            return
+        if self.next < len(self.names) or self._current:
+            missing = self.names[self.next:]
+            raise QuantdropError(f"GGUF writer closed after {self.next} of {len(self.names)} planned tensors "
+                                 f"(missing: {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+        self.fh.flush()
+        self.finished = True

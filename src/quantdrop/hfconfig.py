@@ -24,7 +24,7 @@ import gguf
 from gguf import GGMLQuantizationType as T
 
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import Hparams, ModelInventory, TensorInfo
+from quantdrop.inventory import MAX_LAYERS, Hparams, ModelInventory, TensorInfo
 
 Shape = tuple[int, ...]  # torch order, as the checkpoint stores it
 HfTensor = tuple[str, Shape]
@@ -83,6 +83,30 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return config
 
 
+# the integer fields the inventory is built from: (minimum, maximum), far beyond any released model
+# (405B: 126 layers, hidden 16384; Gemma 3: a vocabulary of 262k) and small enough to plan instantly
+_BIG = 1 << 20
+FIELD_LIMITS: dict[str, tuple[int, int]] = {
+    "num_hidden_layers": (1, MAX_LAYERS), "hidden_size": (1, _BIG), "intermediate_size": (1, 1 << 22),
+    "moe_intermediate_size": (1, 1 << 22), "shared_expert_intermediate_size": (0, 1 << 22),
+    "num_attention_heads": (1, 1 << 14), "num_key_value_heads": (1, 1 << 14), "head_dim": (1, 1 << 16),
+    "vocab_size": (1, 1 << 24), "max_position_embeddings": (0, 1 << 32),
+    "num_local_experts": (1, 1 << 16), "num_experts": (1, 1 << 16), "n_routed_experts": (0, 1 << 16),
+    "num_experts_per_tok": (0, 1 << 16), "n_shared_experts": (0, 1 << 10), "first_k_dense_replace": (0, 10_000),
+    "moe_layer_freq": (1, 10_000), "decoder_sparse_step": (1, 10_000), "qk_nope_head_dim": (1, 1 << 16),
+    "qk_rope_head_dim": (1, 1 << 16), "v_head_dim": (1, 1 << 16), "kv_lora_rank": (1, 1 << 16),
+    "q_lora_rank": (1, 1 << 16), "sliding_window": (0, 1 << 32), "sliding_window_pattern": (0, 10_000),
+}
+
+
+def config_int(value: Any, key: str, source: str) -> int:
+    """The one check of a config.json count: an integer (JSON true/31.5/"32" are not) within FIELD_LIMITS."""
+    lo, hi = FIELD_LIMITS[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise QuantdropError(f"{source}: {key} = {json.dumps(value)}: expected an integer from {lo} to {hi}")
+    return value
+
+
 class _Config:
     """The merged config (text_config on top, like the converter) with one-line errors for missing keys."""
 
@@ -100,20 +124,23 @@ class _Config:
         self.model_type = model_type
         self.d = {**_DEFAULTS.get(model_type, {}), **raw}
 
+    def _checked(self, key: str, value: Any) -> Any:
+        return config_int(value, key, self.source) if key in FIELD_LIMITS else value
+
     def __getitem__(self, key: str) -> Any:
         value = self.d.get(key)
         if value is None:
             raise QuantdropError(f"{self.source}: config has no {key!r} (needed for {self.model_type})")
-        return value
+        return self._checked(key, value)
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.d.get(key)
-        return default if value is None else value
+        return default if value is None else self._checked(key, value)
 
     def first(self, *keys: str) -> Any:
         for key in keys:
             if self.d.get(key) is not None:
-                return self.d[key]
+                return self._checked(key, self.d[key])
         raise QuantdropError(f"{self.source}: config has none of {', '.join(repr(k) for k in keys)} "
                              f"(needed for {self.model_type})")
 
@@ -369,6 +396,23 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
                    sliding_window=sliding, sliding_window_pattern=pattern, extra=extra)
 
 
+def _check_heads(c: _Config) -> None:
+    """llama.cpp's GQA needs n_head to be a multiple of n_head_kv, and a head at least one wide."""
+    n_head = c["num_attention_heads"]
+    n_head_kv = c.get("num_key_value_heads", n_head)
+    if n_head_kv > n_head or n_head % n_head_kv:
+        raise QuantdropError(f"{c.source}: num_key_value_heads = {n_head_kv} does not divide "
+                             f"num_attention_heads = {n_head} (expected a divisor, e.g. {_divisor(n_head)})")
+    if not c.get("head_dim") and c.model_type not in ("deepseek_v2", "deepseek_v3") and \
+            c["hidden_size"] < n_head:
+        raise QuantdropError(f"{c.source}: hidden_size = {c['hidden_size']} is smaller than "
+                             f"num_attention_heads = {n_head} (each head would be 0 wide)")
+
+
+def _divisor(n: int) -> int:
+    return next(d for d in (8, 4, 2, 1) if n % d == 0)
+
+
 def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, mla_split: bool = True,
                           src_type: str | None = None, name: str | None = None) -> ModelInventory:
     """The GGUF inventory llama.cpp's converter would write for this config (no weights needed).
@@ -385,6 +429,7 @@ def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, ml
         model_dir = p if p.is_dir() else p.parent
         raw, source = load_config(p), str(p)
     c = _Config(raw, source)
+    _check_heads(c)
     arch = ARCHITECTURES[c.model_type]
     src = T[src_type.upper()] if src_type else _src_type(c)
     tmap = gguf.get_tensor_name_map(arch, c["num_hidden_layers"])

@@ -32,6 +32,8 @@ import numpy as np
 from quantdrop.errors import QuantdropError
 from quantdrop.ggml_graph import GGML_TYPE_F32, GGMLTensor, ggml
 from quantdrop.imatrix_io import Imatrix, read_imatrix, write_imatrix
+from quantdrop.tempfiles import sweep_stale
+from quantdrop.util import atomic_output, progress_bar
 
 MIN_ROWS = 16  # imatrix.cpp: "why are small batches ignored (<16 tokens)?"
 CHECKPOINT_EVERY = 4
@@ -275,12 +277,9 @@ def _run_key(model: Path, label: str, text: str, n_ctx: int, skip: int, process_
 
 def _save_checkpoint(path: Path, key: dict, done: int, c: Collector) -> None:
     arrays = {f"s:{n}": v for n, v in c.sums.items()} | {f"c:{n}": v for n, v in c.counts.items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    with tmp.open("wb") as fh:
+    sweep_stale(path.parent)
+    with atomic_output(path) as fh:
         np.savez(fh, __meta__=np.array(json.dumps({**key, "done": done})), **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _load_checkpoint(path: Path, key: dict, c: Collector) -> int:
@@ -306,20 +305,8 @@ def _progress_bar(enabled: bool, total: int, done: int, n_ctx: int) -> Iterator:
     if not enabled:
         yield lambda n_done, tps: None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn("[bold]imatrix"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                  TextColumn("{task.fields[tps]:>8.1f} tok/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("imatrix", total=total, completed=done, tps=0.0)
+    with progress_bar("chunks", "{task.fields[tps]:>8.1f} tok/s", clock="both") as bar:
+        task = bar.add_task("[bold]imatrix", total=total, completed=done, tps=0.0)
         yield lambda n_done, tps: bar.update(task, completed=n_done, tps=tps)
 
 

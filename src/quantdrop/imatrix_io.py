@@ -18,6 +18,8 @@ from gguf import GGMLQuantizationType, GGUFValueType
 
 from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUF_MAGIC, GGUFStreamWriter, pack_field, read_header
+from quantdrop.tempfiles import sweep_stale
+from quantdrop.util import atomic_output
 
 F32 = GGMLQuantizationType.F32
 _EXEMPT = ("token_embd.weight", "per_layer_token_embd.weight")  # llama-quant.cpp skips a mismatch there
@@ -192,17 +194,12 @@ def write_imatrix(im: Imatrix, path: str | os.PathLike[str]) -> Path:
     for name in names:
         n_mat, n_cols = im.sums[name].shape
         tensors += [(f"{name}.in_sum2", _dims(n_cols, n_mat), F32), (f"{name}.counts", _dims(1, n_mat), F32)]
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            w = GGUFStreamWriter(fh, fields, tensors)
-            for name in names:
-                for arr in (im.sums[name], im.counts[name]):
-                    w.write(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
-                    w.end_tensor()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    sweep_stale(out.parent)  # temporaries of runs killed with SIGKILL
+    with atomic_output(out) as fh:
+        w = GGUFStreamWriter(fh, fields, tensors)
+        for name in names:
+            for arr in (im.sums[name], im.counts[name]):
+                w.write(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
+                w.end_tensor()
+        w.finish()
     return out

@@ -117,6 +117,9 @@ class ModelInventory:
         raise KeyError(name)
 
 
+MAX_LAYERS = 10_000  # far beyond any released model (405B: 126); the planner loops over layers
+
+
 def hparams_from_fields(fields: dict[str, Any], where: str = "GGUF") -> Hparams:
     """Hyper-parameters from GGUF metadata (per-layer arrays such as head_count_kv: their largest)."""
     arch = fields.get("general.architecture")
@@ -133,6 +136,8 @@ def hparams_from_fields(fields: dict[str, Any], where: str = "GGUF") -> Hparams:
 
     tokens = fields.get("tokenizer.ggml.tokens")
     n_head = get("attention.head_count")
+    if not 0 <= get("block_count") <= MAX_LAYERS:
+        raise QuantdropError(f"{where}: {arch}.block_count = {get('block_count')}: expected 0 to {MAX_LAYERS}")
     return Hparams(
         arch=arch, n_layer=get("block_count"), n_embd=get("embedding_length"), n_head=n_head,
         n_head_kv=get("attention.head_count_kv", n_head), n_ctx_train=get("context_length"),

@@ -16,6 +16,17 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
 
+MAX_THREADS = 512  # ggml.h: GGML_MAX_N_THREADS
+
+
+def check_threads(threads: int | None) -> int | None:
+    """--threads: None (all cores) or 1 to MAX_THREADS; 0, negatives and thousands are refused."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise QuantdropError(f"--threads {threads}: expected 1 to {MAX_THREADS} (leave it out for all cores)")
+    return threads
+
+
 _SYMBOLS = ("ggml_quantize_chunk", "ggml_quantize_init", "ggml_quantize_requires_imatrix", "ggml_row_size",
             "ggml_validate_row_data", "ggml_type_name", "ggml_blck_size", "ggml_type_size")
 

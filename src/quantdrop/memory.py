@@ -20,7 +20,8 @@ of two moments:
     current K/V rows, the output and, without flash attention, the f32 score matrix
     KQ = cells x tokens x n_head, the term that grows with the context; softmax runs in place) or the
     feed-forward (gate and up activations, per used expert for MoE, plus router logits);
-  * on the device holding the output layer: the logits, n_vocab x tokens f32, and the residual stream.
+  * on the device holding the output layer: the logits, n_vocab x tokens f32, above 2 residual-sized
+    slots (3 without flash attention or with a Hadamard-rotated quantized cache: _logits_moment_streams).
 The tests compare both terms with what llama.cpp logs: KV to the byte, the compute buffer within a
 few percent (llama.cpp's CPU backend, several architectures, with and without flash attention).
 Runtime overhead per device (CUDA context, BLAS workspaces, the backend's pool) is a property of the
@@ -29,13 +30,17 @@ device (devices.toml), added by the planner.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from gguf import GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory, row_bytes, type_from_name
+from quantdrop.recipes.llamacpp import layer_of
 
 KvLayout = Literal["auto", "full", "latent"]
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -98,9 +103,9 @@ def layer_shapes(inv: ModelInventory, layout: KvLayout = "auto") -> list[LayerSh
     kind = resolve_layout(inv, layout)
     by_layer: dict[int, dict[str, tuple[int, ...]]] = {}
     for t in inv.tensors:
-        if t.name.startswith("blk."):
-            _, il, rest = t.name.split(".", 2)
-            by_layer.setdefault(int(il), {})[rest.removesuffix(".weight")] = t.shape
+        if (il := layer_of(t.name)) is not None:
+            rest = t.name.split(".", 2)[2]
+            by_layer.setdefault(il, {})[rest.removesuffix(".weight")] = t.shape
     pattern = hp.sliding_window_pattern or SWA_PATTERN.get(hp.arch, 0)
     shapes = []
     for il in range(hp.n_layer):
@@ -147,6 +152,21 @@ def kv_type(name: str) -> GGMLQuantizationType:
     return type_from_name(name)
 
 
+def check_kv_heads(layers: list[LayerShape], kv_type_name: str) -> None:
+    """llama.cpp (src/llama-context.cpp, llama_init_from_model) refuses a quantized K/V cache under flash
+    attention whose block size does not divide the head size; the same here, in llama.cpp's words."""
+    from gguf import GGML_QUANT_SIZES
+
+    qtype = kv_type(kv_type_name)
+    block = GGML_QUANT_SIZES[qtype][0]
+    for ly in layers:
+        for what, head, used in (("k", ly.head_k, True), ("v", ly.head_v, ly.v_width > 0)):
+            if used and head % block:
+                raise QuantdropError(f"--kv-type {kv_type_name.lower()}: llama.cpp refuses it for this model "
+                                     f"({what.upper()} cache type {qtype.name.lower()} with block size {block} "
+                                     f"does not divide n_embd_head_{what}={head}); use --kv-type f16")
+
+
 def kv_cells(layer: LayerShape, inv: ModelInventory, ctx: int, parallel: int, n_ubatch: int,
              swa_full: bool = False) -> int:
     """Cells llama.cpp allocates for one layer across all sequences (see the module docstring)."""
@@ -181,9 +201,17 @@ def kv_bytes_per_layer(inv: ModelInventory, *, ctx: int, parallel: int = 1, kv_t
     return out
 
 
+def attn_rotation(layers: list[LayerShape], kv_type_name: str) -> bool:
+    """llama.cpp rotates a quantized K/V cache with a Hadamard matrix (src/llama-kv-cache.cpp, attn_rot_k /
+    attn_rot_v: ggml_is_quantized(type) and head size % 64 == 0): extra Q/K/V-sized tensors per block."""
+    if kv_type(kv_type_name) in (GGMLQuantizationType.F16, GGMLQuantizationType.F32):
+        return False
+    return any(ly.head_k % 64 == 0 or (ly.v_width and ly.head_v % 64 == 0) for ly in layers)
+
+
 def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_output: bool, ctx: int,
                          parallel: int = 1, n_ubatch: int = 512, flash_attn: bool = True,
-                         swa_full: bool = False) -> int:
+                         swa_full: bool = False, kv_type_name: str = "f16") -> int:
     """Estimated compute buffer of one device holding `layers` (and the output layer if `has_output`)."""
     hp = inv.hparams
     n_cells = _pad(ctx) * parallel
@@ -212,6 +240,101 @@ def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_o
             ffn = 2 * tokens * ly.n_ff * F32
         block_peak = max(block_peak, attn, ffn)
     peak = masks_bytes + residual + block_peak if layers else 0
-    if has_output:  # the masks are freed by then; logits [n_vocab, tokens] f32 (graph_reserve: all outputs)
-        peak = max(peak, tokens * n_vocab(inv) * F32 + residual)
+    if has_output:  # logits [n_vocab, tokens] f32 (graph_reserve: all outputs), see _logits_moment
+        peak = max(peak, tokens * n_vocab(inv) * F32 + _logits_moment_streams(layers, flash_attn, kv_type_name)
+                   * tokens * n_embd * F32)
     return peak
+
+
+def _logits_moment_streams(layers: list[LayerShape], flash_attn: bool, kv_type_name: str) -> int:
+    """Residual-sized [n_embd, tokens] f32 slots below the logits when ggml-alloc places them.
+
+    The logits are larger than any hole, so they go above the highest live tensor: the output norm,
+    above the hole the last residual stream leaves (2 slots). Measured with llama.cpp's CPU log: 2 with
+    flash attention and an unrotated (f16) cache (SmolLM2-135M 256-16K, Qwen2.5-1.5B 512-32K); the
+    score matrix (no flash attention) and the Hadamard-rotated Q/K/V of a quantized cache fragment the
+    last block and push them one slot up (3) from a few thousand cells on, so 3 there: exact at those
+    contexts and one slot (tokens x n_embd x 4 bytes) high below. Not modelled: ggml-alloc's isolated
+    fragmentation spikes (SmolLM2, flash attention: f16 at 2048 cells, q8_0 at 768/1024 cells, 3-4 %
+    above this estimate), which only a simulation of ggml-alloc over the exact graph would predict."""
+    return 3 if not flash_attn or attn_rotation(layers, kv_type_name) else 2
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU_REPACK (ggml/src/ggml-cpu/repack.cpp, ggml_repack_get_optimal_repack_type)
+# ---------------------------------------------------------------------------------------------
+# On the CPU backend llama.cpp puts every weight that a matrix product reads (MUL_MAT on a 2-D weight,
+# MUL_MAT_ID on 3-D experts) into the extra buffer type CPU_REPACK when repack.cpp has an interleaved
+# layout for its type on this CPU and its row count divides the interleave: a copy of the weight
+# (ggml_nbytes, 32-byte aligned), next to the mmapped file. Per type, the (features, interleave) pairs
+# repack.cpp tries in order (x86: avx2, avx512; ARM: dotprod = NEON + dotprod, i8mm = NEON + int8
+# matmul). Not modelled: SVE, RISC-V V, s390 VXE, and AMX builds (whose AMX buffer comes first).
+REPACK_RULES: dict[GGMLQuantizationType, tuple[tuple[str, int], ...]] = {
+    GGMLQuantizationType.Q4_0: (("avx2", 8), ("i8mm", 4), ("dotprod", 4)),
+    GGMLQuantizationType.Q4_K: (("avx2", 8), ("i8mm", 8), ("dotprod", 8)),
+    GGMLQuantizationType.Q2_K: (("avx512", 8),),
+    GGMLQuantizationType.Q5_K: (("i8mm", 8), ("dotprod", 8)),
+    GGMLQuantizationType.Q6_K: (("i8mm", 8), ("dotprod", 8)),
+    GGMLQuantizationType.IQ4_NL: (("avx2", 8), ("dotprod", 4)),
+    GGMLQuantizationType.MXFP4: (("avx2", 8), ("dotprod", 4)),
+    GGMLQuantizationType.Q8_0: (("i8mm", 4), ("dotprod", 4)),
+    GGMLQuantizationType.Q1_0: (("i8mm", 4), ("dotprod", 4)),
+}
+TENSOR_ALIGNMENT = 32  # ggml-cpu: the repack buffer's alignment
+# weights llama.cpp reads with GET_ROWS or a convolution, never a matrix product (src/llama-arch.cpp)
+_NOT_MATMUL = ("token_embd", "position_embd", "token_types", "per_layer_token_embd", "conv")
+
+
+def repack_interleave(qtype: GGMLQuantizationType, features: frozenset[str]) -> int | None:
+    """Rows repack.cpp interleaves for this type on a CPU with `features`; None: not repacked."""
+    for feature, rows in REPACK_RULES.get(qtype, ()):
+        if feature in features:
+            return rows
+    return None
+
+
+def cpu_repack_bytes(tensors: list[tuple[str, GGMLQuantizationType, tuple[int, ...]]],
+                     features: frozenset[str]) -> int:
+    """Bytes of llama.cpp's CPU_REPACK buffer for these weights (name, type, ggml shape). A tied
+    embedding (no output.weight) is read by the output's MUL_MAT as a duplicate: it counts too."""
+    names = {name for name, _, _ in tensors}
+    total = 0
+    for name, qtype, shape in tensors:
+        dims = len(shape)
+        while dims > 1 and shape[dims - 1] == 1:
+            dims -= 1
+        matmul = dims == 2 or (dims == 3 and "_exps" in name)
+        if name == "token_embd.weight" and "output.weight" not in names:
+            matmul = dims == 2  # llama.cpp's TENSOR_DUPLICATED output layer
+        elif any(k in name for k in _NOT_MATMUL):
+            matmul = False
+        rows = repack_interleave(qtype, features)
+        if matmul and rows and shape[1] % rows == 0:
+            total += _pad(row_bytes(qtype, shape[0]) * math.prod(shape[1:]), TENSOR_ALIGNMENT)
+    return total
+
+
+def local_cpu_features() -> frozenset[str]:
+    """The repack-relevant features of the llama.cpp build on this machine (llama_print_system_info,
+    which reports what ggml-cpu was compiled for: a native build = this CPU); /proc/cpuinfo otherwise."""
+    try:
+        import llama_cpp
+
+        flags = {f.lower() for f in re.findall(r"(\w+) = 1", llama_cpp.llama_print_system_info().decode())}
+    except (ImportError, OSError, AttributeError):
+        return _cpuinfo_features()
+    if "repack" not in flags:
+        return frozenset()  # built without GGML_USE_CPU_REPACK
+    names = {"avx2": "avx2", "avx512": "avx512", "dotprod": "dotprod", "matmul_int8": "i8mm"}
+    return frozenset(v for k, v in names.items() if k in flags)
+
+
+def _cpuinfo_features() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, flags=re.MULTILINE)
+    flags = set(m.group(1).split()) if m else set()
+    names = {"avx2": "avx2", "avx512f": "avx512", "asimddp": "dotprod", "i8mm": "i8mm"}
+    return frozenset(v for k, v in names.items() if k in flags)

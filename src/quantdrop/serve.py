@@ -4,7 +4,7 @@
 `{port}`, `{ctx}`, `{label}`, `{gpus}`): each engine runs in its own process group with its output in
 a log file; it is ready when `/health` or `/v1/models` answers 200; it is stopped with SIGTERM to
 the whole group, then SIGKILL. A pid file per running engine lets the next run stop engines that a
-killed run left behind (only when the process still runs the recorded command line).
+killed run left behind (only the very process recorded: same pid and start time).
 """
 
 from __future__ import annotations
@@ -79,10 +79,12 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return " | ".join(text[-lines:]) or "(empty log)"
 
 
-def _cmdline(pid: int) -> str | None:
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid, it
+    names one process for good (a recycled pid has a later start time; exec does not change it)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
         return None
 
 
@@ -128,16 +130,16 @@ def _kill_group(pgid: int, grace_s: float) -> None:
 
 
 def sweep_stale(folder: Path, grace_s: float = 10.0) -> list[int]:
-    """Stop engines recorded in `folder/*.pid` whose process still runs the recorded command."""
+    """Stop engines recorded in `folder/*.pid` that still run (same pid and start time)."""
     stopped = []
     for pidfile in sorted(folder.glob("*.pid")):
         try:
             rec = json.loads(pidfile.read_text())
-            pid, cmd = int(rec["pid"]), str(rec["cmdline"])
+            pid, started = int(rec["pid"]), str(rec["start_time"])
         except (OSError, ValueError, KeyError, TypeError):
             pidfile.unlink(missing_ok=True)
             continue
-        if _cmdline(pid) == cmd:
+        if _start_time(pid) == started:
             _kill_group(pid, grace_s)
             stopped.append(pid)
         pidfile.unlink(missing_ok=True)
@@ -182,9 +184,8 @@ class Engine:
                                              stdin=subprocess.DEVNULL, start_new_session=True, env=env)
             except OSError as err:
                 raise QuantdropError(f"engine for {self.label}: cannot start {self.argv()[0]!r}: {err}") from None
-        time.sleep(0.05)
-        record = {"pid": self.proc.pid, "cmdline": _cmdline(self.proc.pid) or " ".join(self.argv()),
-                  "label": self.label, "started": time.time()}
+        record = {"pid": self.proc.pid, "start_time": _start_time(self.proc.pid), "argv": self.argv(),
+                  "label": self.label}
         self.pid_path.write_text(json.dumps(record))
 
     def alive(self) -> bool:

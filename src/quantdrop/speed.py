@@ -399,7 +399,7 @@ def cache_key(fingerprint: str, machine: dict[str, Any], opts: SpeedOptions) -> 
 def cached_gguf(model: Path, opts: SpeedOptions, folder: Path, label: str | None = None) -> SpeedResult:
     """bench_gguf, or its result from an earlier run with the same file, machine and options."""
     from quantdrop.fingerprint import sampled_digest
-    from quantdrop.report.writer import _atomic_write
+    from quantdrop.util import atomic_write
 
     if not model.is_file():
         raise QuantdropError(f"no GGUF model at {model}")
@@ -414,7 +414,7 @@ def cached_gguf(model: Path, opts: SpeedOptions, folder: Path, label: str | None
             pass  # a damaged cache entry is measured again
     result = bench_gguf(model, opts, label)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(result.to_dict(), indent=1))
+    atomic_write(path, json.dumps(result.to_dict(), indent=1))
     return result
 
 

@@ -17,21 +17,34 @@ import numpy as np
 
 from quantdrop.errors import QuantdropError
 
-# Appendix A.2, Table 8: weights of the weighted average, keyed by our benchmark names.
-PAPER_WEIGHTS: dict[str, float] = {
-    "aime2024": 0.2,
-    "math500": 0.5,
-    "gpqa": 0.5,
-    "mbpp": 0.5,
-    "mbppplus": 0.5,
-    "livecodebench": 0.5,
-    "mmlu": 1.0,
-    "cmmlu": 1.0,
-    "ceval": 1.0,
-}
+# The paper's benchmarks in its row order (Tables 2-5). Their weights (Appendix A.2, Table 8) are
+# declared by the benchmark classes (quantdrop.eval.benchmarks); PAPER_WEIGHTS is derived from them.
+PAPER_ORDER: tuple[str, ...] = (
+    "aime2024", "math500", "gpqa", "mbpp", "mbppplus", "livecodebench", "mmlu", "cmmlu", "ceval",
+)
 
-# The paper's row order (Tables 2-5).
-PAPER_ORDER: tuple[str, ...] = tuple(PAPER_WEIGHTS)
+
+def paper_weights() -> dict[str, float]:
+    """The paper's benchmark -> weight, as the benchmark classes declare them."""
+    from quantdrop.eval.benchmarks import get_benchmark
+
+    return {key: float(get_benchmark(key).weight) for key in PAPER_ORDER}
+
+
+def weight_of(name: str, default: float = 1.0) -> float:
+    """A benchmark name's or table title's declared weight; `default` for one not registered (a
+    store row written without its weight, a test's toy benchmark)."""
+    from quantdrop.eval.benchmarks import declared_weight
+
+    weight = declared_weight(benchmark_key(name))
+    return default if weight is None else weight
+
+
+def __getattr__(name: str) -> object:
+    if name == "PAPER_WEIGHTS":  # derived on first use: it imports the benchmark modules
+        return paper_weights()
+    raise AttributeError(f"module 'quantdrop.stats' has no attribute {name!r}")
+
 
 _ALIASES = {"aime": "aime2024", "math": "math500", "gpqadiamond": "gpqa", "lcb": "livecodebench"}
 
@@ -131,7 +144,7 @@ def average(scores: Mapping[str, float]) -> float:
 
 def weights_for(names: Sequence[str], weights: Mapping[str, float] | None = None) -> list[float]:
     """The weight of each benchmark name; an unknown name is an error, not a silent weight of 1."""
-    table = PAPER_WEIGHTS if weights is None else {benchmark_key(k): w for k, w in weights.items()}
+    table = paper_weights() if weights is None else {benchmark_key(k): w for k, w in weights.items()}
     out = []
     for name in names:
         key = benchmark_key(name)

@@ -1,10 +1,14 @@
 """`quantdrop study`: quantize, plan, measure and evaluate every variant, then report, resumably.
 
 With no arguments it runs the embedded default: the reference model (SmolLM2-135M-Instruct, rebuilt
-as F16 from the 4-bit file its package ships), six recipes, the planner, the quality proxies and a
-small sample of the bundled benchmarks. Every step keeps its results on disk as it goes (quantized
-files written atomically, proxy log-probs and scores cached, every model answer committed to a
-SQLite store), so running the same command again after Ctrl-C or `kill -9` only does what is left.
+as F16 from the 4-bit file its package ships), six recipes, the planner, the quality proxies, a
+small sample of the bundled benchmarks and each variant's speed. The study is a pipeline of typed
+steps (quantize, plan, proxies, evaluate, speed, report) run by a small driver; each step keeps its
+results on disk as it goes (quantized files written atomically with a stamp of what they were made
+from, proxy log-probs and scores cached, every model answer committed to a SQLite store, speed cached
+per file and machine), so running the same command again after Ctrl-C or `kill -9` only does what
+is left. With `--serve CMD` each variant is served by an engine that quantdrop starts and stops
+(quantdrop.serve), evaluated and timed through it.
 """
 
 from __future__ import annotations
@@ -15,25 +19,67 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
+from quantdrop.util import atomic_write, name_list
+
+_EMPTY = "an empty list where names were expected"
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q4_K_M", "Q3_K_M", "DQ3_K_M", "Q2_K")
 DEFAULT_BENCH = ("mmlu", "math500", "aime2024", "humaneval")
 DEFAULT_DEVICES = "8xH100-80G,8x910B-64G"
 BASELINE = "reference"
 CODE_BENCHMARKS = {"humaneval", "mbpp", "mbppplus", "livecodebench"}
+TUNED_PREFIX = "tuned:"
 # the embedded default's small sample: a few items, one sample each, short answers (2 CPU cores)
 DEMO_LIMIT, DEMO_SAMPLES, DEMO_MAX_TOKENS, DEMO_PROXY_CHUNKS = 3, 1, 256, 4
-# The demo's evidence: MMLU scored by log-likelihood (deterministic, one forward pass per item) on enough
-# items for agreement and power to say something, next to the small generative sample.
-# lm-eval's mmlu_continuation form (the answer texts are the choices): a 135M model answers "A" to 98 of
-# 100 questions in the letters form, which no quantization can change (docs/BENCHMARKS.md).
-DEMO_LOGLIK, DEMO_LOGLIK_LIMIT = ("mmlu",), 150
-DEMO_LOGLIK_OPTIONS = {"loglik_style": "continuation", "loglik_norm": "acc_norm"}
+
+
+# ----------------------------------------------------------------------------- option groups
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How every variant is evaluated (the same for all, so their answers compare item by item)."""
+
+    bench: tuple[str, ...] = DEFAULT_BENCH
+    limit: int | None = None
+    samples: int | None = None
+    max_tokens: int = 32768
+    concurrency: int = 8
+    data_dir: str | None = None
+    model_name: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    chunks: int | None = None
+    ctx: int = 512
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """Each variant's throughput (quantdrop.speed): in-process, or through its engine when served."""
+
+    enabled: bool = True
+    prompt: int = 512
+    gen: int = 128
+    repeat: int = 3
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Engines quantdrop starts per variant (quantdrop.serve); `command` None: in-process."""
+
+    command: str | None = None
+    slots: int = 1
+    gpus: str | None = None
+    ready_timeout_s: float = 600.0
 
 
 @dataclass
@@ -43,16 +89,72 @@ class StudyResult:
     variants: dict[str, Path | None]  # label -> local GGUF (None: evaluated through an endpoint)
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall seconds this run
     summary: str = ""
+    failed: dict[str, str] = field(default_factory=dict)  # label -> why its evaluation did not finish
 
 
-def _split(value: str | list[str] | tuple[str, ...] | None, default: tuple[str, ...]) -> list[str]:
-    if value is None:
-        return list(default)
-    items = value.split(",") if isinstance(value, str) else list(value)
-    items = [i.strip() for i in items if i.strip()]
-    if not items:
-        raise QuantdropError("an empty list where names were expected")
-    return items
+@dataclass
+class StudyState:
+    """What the steps share: the validated inputs, then each step's results."""
+
+    source: Path
+    local: bool  # the source is a GGUF here (else a config.json: every variant is an endpoint)
+    note: str
+    demo: bool
+    recipes: list[Any]
+    served: dict[str, list[str]]  # label -> endpoint URLs given by the user
+    out: Path
+    devices: str | None
+    ctx: int
+    threads: int | None
+    progress: bool
+    protocol: EvalProtocol
+    proxy: ProxyOptions
+    speed: SpeedSettings
+    serve: ServeOptions
+    variants: dict[str, Path | None] = field(default_factory=dict)
+    plan: Any = None
+    proxies: dict[str, Any] = field(default_factory=dict)
+    speeds: dict[str, Any] = field(default_factory=dict)  # label -> speed.SpeedResult
+    failed: dict[str, str] = field(default_factory=dict)
+    report: Path | None = None
+    summary: str = ""
+
+    @property
+    def store(self) -> Path:
+        return self.out / "eval.sqlite"
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(text, file=sys.stderr, flush=True)
+
+    def serve_ctx(self) -> int:
+        """An engine's context: the longest answer plus the eval backend's prompt allowance."""
+        from quantdrop.eval.backends.llama_cpp import PROMPT_ALLOWANCE
+
+        return self.protocol.max_tokens + PROMPT_ALLOWANCE
+
+    def evaluated(self) -> list[str]:
+        """Labels with answers: a local file, an engine of ours, or an endpoint given by the user."""
+        return [lab for lab, path in self.variants.items() if path is not None or lab in self.served]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[StudyState], None]
+
+
+def run_steps(state: StudyState, steps: tuple[Step, ...]) -> dict[str, float]:
+    """The driver: each step in order, timed; a step resumes from what it left on disk."""
+    seconds: dict[str, float] = {}
+    for step in steps:
+        start = time.perf_counter()
+        step.run(state)
+        seconds[step.name] = time.perf_counter() - start
+    return seconds
+
+
+# ---------------------------------------------------------------------------------- validation
 
 
 def _endpoints(endpoint: list[str] | None) -> dict[str, list[str]]:
@@ -67,10 +169,71 @@ def _endpoints(endpoint: list[str] | None) -> dict[str, list[str]]:
     return out
 
 
-def _source_fingerprint(path: Path) -> str:
-    from quantdrop.fingerprint import file_fingerprint
+def _tuned_recipe(spec: str, source: Path, out: Path, ctx: int, progress: bool) -> Path:
+    """`tuned:BUDGET` -> a recipe file made by quantdrop.tune for that budget (cached in out/recipes)."""
+    from quantdrop.tune.command import tune
 
-    return file_fingerprint(path)
+    budget = spec[len(TUNED_PREFIX):].strip()
+    if not budget:
+        raise QuantdropError(f"recipe {spec!r}: expected tuned:BUDGET (e.g. tuned:8x910B-64G or tuned:3.6bpw)")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in budget)
+    path = out / "recipes" / f"tuned-{safe}.toml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tune(source, budget, ctx=ctx, out=path, progress=progress)
+    return path
+
+
+def _load_recipes(names: list[str], source: Path, out: Path, ctx: int, progress: bool) -> list[Any]:
+    from quantdrop.recipes import load_recipe
+
+    recipes = []
+    for name in names:
+        tuned = name.lower().startswith(TUNED_PREFIX)
+        recipes.append(load_recipe(_tuned_recipe(name, source, out, ctx, progress) if tuned else name))
+    labels = [r.name for r in recipes]
+    if len(set(labels)) != len(labels):
+        raise QuantdropError(f"a recipe is listed twice: {', '.join(labels)}")
+    return recipes
+
+
+def _check_served(state: StudyState) -> None:
+    labels = [r.name for r in state.recipes]
+    unknown = set(state.served) - {*labels, BASELINE}
+    if unknown:
+        raise QuantdropError(f"--endpoint for {', '.join(sorted(unknown))}: not a recipe of this study "
+                             f"(recipes: {', '.join(labels)}; or {BASELINE!r})")
+    if not state.local and state.protocol.bench:
+        missing = [lab for lab in [BASELINE, *labels] if lab not in state.served]
+        if missing:
+            raise QuantdropError(f"{state.source} is not a GGUF file, so every variant needs an --endpoint; "
+                                 f"missing: {', '.join(missing)}")
+    if state.serve.command:
+        from quantdrop.serve import check_template, split_gpus
+
+        check_template(state.serve.command)
+        split_gpus(state.serve.gpus, state.serve.slots)
+
+
+def _check_out_dir(out: Path) -> None:
+    """--out is a folder we can write in, or can be created: checked before any work."""
+    if out.exists() and not out.is_dir():
+        raise QuantdropError(f"--out {out} is a file, not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise QuantdropError(f"--out {out}: {existing} is not a writable folder")
+
+
+def _reference_note(source: Path, local: bool) -> str:
+    """What a reference rebuilt by `quantdrop demo-model` (or scripts/real_model.sh) says of itself."""
+    if not local:
+        return ""
+    from quantdrop.ggufio import read_header
+
+    return str(read_header(source).fields.get("quantdrop.reference_note", ""))
+
+
+# --------------------------------------------------------------------------------------- steps
 
 
 def _recipe_fingerprint(recipe: Any) -> str:
@@ -81,11 +244,12 @@ def _recipe_fingerprint(recipe: Any) -> str:
 
 def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | None, progress: bool) -> Path:
     """Quantize once per (source, recipe): a sidecar records what the file was made from."""
+    from quantdrop.fingerprint import file_fingerprint
     from quantdrop.quantize import quantize
 
     out = models / f"{recipe.name}.gguf"
     stamp = out.with_suffix(".json")
-    key = {"source": _source_fingerprint(source), "recipe": _recipe_fingerprint(recipe)}
+    key = {"source": file_fingerprint(source), "recipe": _recipe_fingerprint(recipe)}
     if out.exists() and stamp.exists():
         try:
             if json.loads(stamp.read_text()) == key:
@@ -94,15 +258,195 @@ def _quantize_cached(source: Path, recipe: Any, models: Path, threads: int | Non
             pass
     stamp.unlink(missing_ok=True)
     quantize(source, out, recipe=recipe, threads=threads, force=True, progress=progress)
-    tmp = stamp.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(key))
-    os.replace(tmp, stamp)
+    atomic_write(stamp, json.dumps(key))  # a kill here leaves .NAME.PID.tmp: swept by the next quantize
     return out
 
 
-def _say(text: str, progress: bool) -> None:
-    if progress:
-        print(text, file=sys.stderr, flush=True)
+def quantize_step(state: StudyState) -> None:
+    state.variants[BASELINE] = None if BASELINE in state.served else (state.source if state.local else None)
+    for r in state.recipes:
+        if r.name in state.served or not state.local:
+            state.variants[r.name] = None
+            continue
+        state.say(f"quantize: {r.name}")
+        state.variants[r.name] = _quantize_cached(state.source, r, state.out / "models", state.threads,
+                                                  state.progress)
+
+
+def plan_step(state: StudyState) -> None:
+    """Sizes, memory and device fit from the source's inventory (no weights read)."""
+    from quantdrop.plan import plan
+
+    names = [r.name if r.origin == "builtin" else r.origin for r in state.recipes]
+    state.plan = plan(state.source, recipe=names, ctx=state.ctx, devices=state.devices)
+
+
+def proxies_step(state: StudyState) -> None:
+    """Perplexity and KL divergence of every local variant against the reference."""
+    local = {lab: p for lab, p in state.variants.items() if p is not None and lab != BASELINE}
+    if not (state.local and local):
+        return
+    from quantdrop.proxies import proxies
+
+    state.say("proxies: perplexity and KL divergence against the reference")
+    results = proxies(state.source, list(local.values()), chunks=state.proxy.chunks, n_ctx=state.proxy.ctx,
+                      cache_dir=state.out / "proxies", progress=state.progress)
+    state.proxies = dict(zip(local, results, strict=True))
+
+
+def _evaluate(state: StudyState, label: str, model: Path | None, endpoint: list[str] | None) -> None:
+    from quantdrop.eval.runner import evaluate
+
+    p = state.protocol
+    evaluate(str(model) if model is not None else None, endpoint=endpoint, model_name=p.model_name,
+             api_key_env=p.api_key_env, bench=list(p.bench), label=label, limit=p.limit, samples=p.samples,
+             store=str(state.store), max_tokens=p.max_tokens, concurrency=p.concurrency, data_dir=p.data_dir,
+             threads=state.threads, progress=state.progress)
+
+
+def evaluate_step(state: StudyState) -> None:
+    """Every variant on the benchmarks, in-process or through its endpoint (or engine: serve_step)."""
+    if not state.protocol.bench:
+        return
+    for label, path in state.variants.items():
+        if label in state.served:
+            state.say(f"evaluate: {label} (endpoint)")
+            _evaluate(state, label, None, state.served[label])
+        elif path is not None and not state.serve.command:
+            state.say(f"evaluate: {label}")
+            _evaluate(state, label, path, None)
+
+
+def _speed_options(state: StudyState) -> Any:
+    from quantdrop.speed import SpeedOptions
+
+    s = state.speed
+    return SpeedOptions(prompt=s.prompt, gen=s.gen, repeat=s.repeat, threads=state.threads)
+
+
+def speed_step(state: StudyState) -> None:
+    """Each local variant's pp/tg in-process (cached per file and machine); served ones in serve_step."""
+    if not state.speed.enabled or state.serve.command:
+        return
+    from quantdrop.speed import cached_gguf
+
+    for label, path in state.variants.items():
+        if path is not None and label not in state.served:
+            state.say(f"speed: {label}")
+            state.speeds[label] = cached_gguf(path, _speed_options(state), state.out / "speed", label)
+
+
+def _serve_one(state: StudyState, label: str, path: Path, gpus: str) -> None:
+    """One variant through its own engine; an engine that dies is restarted once, then the variant fails."""
+    from quantdrop.serve import Engine
+    from quantdrop.speed import bench_endpoint
+
+    for attempt in (1, 2):
+        engine = Engine(state.serve.command or "", str(path), label, state.out / "engines",
+                        ctx=state.serve_ctx(), gpus=gpus, ready_timeout_s=state.serve.ready_timeout_s)
+        try:
+            with engine:
+                state.say(f"evaluate: {label} (engine at {engine.url}, attempt {attempt})")
+                if state.protocol.bench:
+                    _evaluate(state, label, None, [engine.url])
+                if engine.alive() and state.speed.enabled:
+                    state.speeds[label] = bench_endpoint(label, engine.url, _speed_options(state),
+                                                         state.protocol.model_name)
+                if engine.alive():
+                    state.failed.pop(label, None)
+                    return
+                why = f"the engine exited during the run; log {engine.log_path}"
+        except QuantdropError as err:
+            why = str(err)
+        state.failed[label] = why
+        state.say(f"serve: {label}: {why}" + ("; retrying once" if attempt == 1 else ""))
+
+
+def serve_step(state: StudyState) -> None:
+    """With --serve: each local variant evaluated and timed through an engine quantdrop runs."""
+    if not state.serve.command:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from quantdrop.serve import split_gpus, sweep_stale
+
+    folder = state.out / "engines"
+    folder.mkdir(parents=True, exist_ok=True)
+    for pid in sweep_stale(folder):
+        state.say(f"serve: stopped engine pid {pid} left by an earlier run")
+    todo = [(lab, p) for lab, p in state.variants.items() if p is not None and lab not in state.served]
+    slots = split_gpus(state.serve.gpus, state.serve.slots)
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        for i in range(0, len(todo), len(slots)):
+            batch = [(lab, p, slots[j]) for j, (lab, p) in enumerate(todo[i:i + len(slots)])]
+            list(pool.map(lambda job: _serve_one(state, *job), batch))
+
+
+def report_step(state: StudyState) -> None:
+    from quantdrop.report import write_report
+    from quantdrop.study_report import build_report_data, summary_text
+
+    table = None
+    if state.protocol.bench and state.store.exists():
+        from quantdrop.eval.results import results_table
+
+        has_baseline = state.variants.get(BASELINE) is not None or BASELINE in state.served
+        table = results_table(state.store, baseline=BASELINE if has_baseline else None, labels=state.evaluated())
+    data = build_report_data(state.plan, table, state.proxies, note=state.note, demo=state.demo,
+                             extra_notes=tuple(_notes(state)))
+    state.report = write_report(state.out, data)
+    state.summary = summary_text(data, table, state.report)
+    if state.speeds:
+        from quantdrop.speed import render
+
+        state.summary += "\n\nSpeed on this machine:\n" + render(list(state.speeds.values()))
+
+
+def _notes(state: StudyState) -> list[str]:
+    notes = []
+    if set(state.protocol.bench) & CODE_BENCHMARKS:
+        from quantdrop.sandbox._isolation import isolation
+
+        iso = isolation()
+        notes.append(f"Model-written code ran in the sandbox, isolation level '{iso.level}' ({iso.detail}).")
+    notes += [f"{label}: evaluation failed ({why}); its answers so far are kept in {state.store}."
+              for label, why in state.failed.items()]
+    return notes
+
+
+STEPS = (
+    Step("quantize", quantize_step),
+    Step("plan", plan_step),
+    Step("proxies", proxies_step),
+    Step("evaluate", evaluate_step),
+    Step("serve", serve_step),
+    Step("speed", speed_step),
+    Step("report", report_step),
+)
+
+
+# ------------------------------------------------------------------------------------ the verb
+
+
+def _demo_defaults(limit: int | None, samples: int | None, max_tokens: int | None,
+                   proxy_chunks: int | None) -> tuple[int, int, int, int]:
+    return (DEMO_LIMIT if limit is None else limit, DEMO_SAMPLES if samples is None else samples,
+            DEMO_MAX_TOKENS if max_tokens is None else max_tokens,
+            DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks)
+
+
+def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path, bool, str, bool]:
+    """The source model (the embedded reference when None): path, is-a-local-GGUF, note, demo."""
+    demo = model is None
+    if demo:
+        from quantdrop.demo_model import NOTE, ensure_demo_model
+
+        return ensure_demo_model(verbose=progress), True, NOTE, True
+    source = Path(model)  # type: ignore[arg-type]
+    if not source.exists():
+        raise QuantdropError(f"{source}: no such file or directory")
+    local = source.is_file() and source.suffix != ".json"
+    return source, local, _reference_note(source, local), False
 
 
 def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[str] | None = None,
@@ -111,169 +455,68 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
           max_tokens: int | None = None, ctx: int = 32768, endpoint: list[str] | None = None,
           model_name: str | None = None, api_key_env: str | None = None, concurrency: int = 8,
           data_dir: str | None = None, threads: int | None = None, proxy_chunks: int | None = None,
-          proxy_ctx: int = 512, skip_eval: bool = False, progress: bool = True,
-          loglik: str | list[str] | None = None, loglik_limit: int | None = None,
-          loglik_options: list[str] | dict[str, str] | None = None) -> StudyResult:
+          proxy_ctx: int = 512, skip_eval: bool = False, speed: bool = True, speed_prompt: int | None = None,
+          speed_gen: int | None = None, speed_repeat: int = 3, serve: str | None = None, serve_slots: int = 1,
+          gpus: str | None = None, serve_timeout: float = 600.0, progress: bool = True) -> StudyResult:
     """Run the whole study for MODEL (a float GGUF; or a config.json when every variant is an endpoint).
 
-    recipes: variants to build and compare; the source model itself is the baseline ("reference"),
-    or an endpoint given as `--endpoint reference=URL` (e.g. the official API).
+    recipes: variants to build and compare (presets, recipe files, or `tuned:BUDGET` for a recipe that
+    quantdrop.tune finds for that budget); the source model itself is the baseline ("reference"), or
+    an endpoint given as `--endpoint reference=URL` (e.g. the official API).
     endpoint: `LABEL=URL`, repeatable, for variants served elsewhere (llama-server, vLLM, SGLang...).
+    serve: a command template (`{model}`, `{port}`, `{ctx}`, `{label}`, `{gpus}`) to start an engine
+    per variant; `serve_slots` engines at once on disjoint `gpus`.
     limit/samples/max_tokens: the evaluation protocol (defaults: the paper's, or the demo's small
     sample when MODEL is omitted).
-    loglik/loglik_limit: multiple-choice benchmarks also scored by log-likelihood (`eval --mode loglik`),
-    on the first `loglik_limit` items, with `loglik_options` (loglik_style=, loglik_norm=; the demo: MMLU,
-    150 items, the continuation style with acc_norm; "none" for none).
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
-    from quantdrop.recipes import load_recipe
+    from quantdrop.kernels import check_threads
 
     t_start = time.perf_counter()
-    demo = model is None
+    check_threads(threads)
+    _check_out_dir(Path(out))
+    source, local, note, demo = _prepare(model, progress)
     if demo:
-        from quantdrop.demo_model import NOTE, ensure_demo_model
-
-        model = ensure_demo_model(verbose=progress)
-        note = NOTE
-        limit = DEMO_LIMIT if limit is None else limit
-        samples = DEMO_SAMPLES if samples is None else samples
-        max_tokens = DEMO_MAX_TOKENS if max_tokens is None else max_tokens
-        proxy_chunks = DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks
-        loglik = DEMO_LOGLIK if loglik is None else loglik
-        loglik_limit = DEMO_LOGLIK_LIMIT if loglik_limit is None else loglik_limit
-        loglik_options = DEMO_LOGLIK_OPTIONS if loglik_options is None else loglik_options
-    else:
-        note = ""
-    source = Path(model)
-    if not source.exists():
-        raise QuantdropError(f"{source}: no such file or directory")
-    local = source.is_file() and source.suffix != ".json"
-    if local and not note:  # a reference rebuilt by `quantdrop demo-model` says so in its metadata
-        from quantdrop.ggufio import read_header
-
-        note = str(read_header(source).fields.get("quantdrop.reference_note", ""))
-
-    # validate everything before any long work
-    recipe_objs = [load_recipe(r) for r in _split(recipes, DEFAULT_RECIPES)]
-    labels = [r.name for r in recipe_objs]
-    if len(set(labels)) != len(labels):
-        raise QuantdropError(f"a recipe is listed twice: {', '.join(labels)}")
-    bench_names = [] if skip_eval else _split(bench, DEFAULT_BENCH)
+        limit, samples, max_tokens, proxy_chunks = _demo_defaults(limit, samples, max_tokens, proxy_chunks)
+    bench_names = [] if skip_eval else name_list(bench, DEFAULT_BENCH, _EMPTY)
     for name in bench_names:
         get_benchmark(name)  # unknown names fail here, listing the known ones
-    loglik_names = [] if skip_eval else [n for n in _split(loglik, ()) if n.lower() != "none"]
-    if loglik_names:
-        from quantdrop.eval.loglik import LoglikBenchmark
-        from quantdrop.eval.runner import parse_options
-
-        loglik_options = parse_options(loglik_options)
-        for name in loglik_names:  # only multiple-choice benchmarks have a loglik mode; bad options fail here
-            LoglikBenchmark(get_benchmark(name), norm=loglik_options.get("loglik_norm", "acc"),
-                            style=loglik_options.get("loglik_style", "letters"))
     parse_devices(devices)
-    served = _endpoints(endpoint)
-    unknown = set(served) - {*labels, BASELINE}
-    if unknown:
-        raise QuantdropError(f"--endpoint for {', '.join(sorted(unknown))}: not a recipe of this study "
-                             f"(recipes: {', '.join(labels)}; or {BASELINE!r})")
-    if not local:
-        missing = [lab for lab in [BASELINE, *labels] if lab not in served]
-        if missing and not skip_eval:
-            raise QuantdropError(f"{source} is not a GGUF file, so every variant needs an --endpoint; "
-                                 f"missing: {', '.join(missing)}")
+    from quantdrop.plan import check_options
 
+    check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
     out_dir = Path(out)
-    (out_dir / "models").mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-
-    # 1. quantize (cached by source and recipe)
-    t = time.perf_counter()
-    variants: dict[str, Path | None] = {BASELINE: None if BASELINE in served else (source if local else None)}
-    for r in recipe_objs:
-        if r.name in served or not local:
-            variants[r.name] = None
-            continue
-        _say(f"quantize: {r.name}", progress)
-        variants[r.name] = _quantize_cached(source, r, out_dir / "models", threads, progress)
-    seconds["quantize"] = time.perf_counter() - t
-
-    # 2. plan: sizes, memory and device fit from the source's inventory (no weights read)
-    t = time.perf_counter()
-    from quantdrop.plan import plan as make_plan
-
-    the_plan = make_plan(source, recipe=[r.name if r.origin == "builtin" else r.origin for r in recipe_objs],
-                         ctx=ctx, devices=devices)
-    seconds["plan"] = time.perf_counter() - t
-
-    # 3. quality proxies against the reference (local files only)
-    t = time.perf_counter()
-    proxy_results: dict[str, Any] = {}
-    local_variants = {lab: p for lab, p in variants.items() if p is not None and lab != BASELINE}
-    if local and local_variants:
-        from quantdrop.proxies import proxies
-
-        _say("proxies: perplexity and KL divergence against the reference", progress)
-        results = proxies(source, list(local_variants.values()), chunks=proxy_chunks, n_ctx=proxy_ctx,
-                          cache_dir=out_dir / "proxies", progress=progress)
-        proxy_results = dict(zip(local_variants, results, strict=True))
-    seconds["proxies"] = time.perf_counter() - t
-
-    # 4. evaluate every variant (resumable through the store)
-    t = time.perf_counter()
-    store = out_dir / "eval.sqlite"
-    if bench_names:
-        from quantdrop.eval.runner import evaluate
-
-        for label, path in variants.items():
-            if path is None and label not in served:
-                continue
-            _say(f"evaluate: {label}", progress)
-            evaluate(str(path) if path is not None else None, endpoint=served.get(label), model_name=model_name,
-                     api_key_env=api_key_env, bench=bench_names, label=label, limit=limit, samples=samples,
-                     store=str(store), max_tokens=max_tokens or 32768, concurrency=concurrency,
-                     data_dir=data_dir, threads=threads, progress=progress)
-    for label, path in variants.items() if loglik_names else ():
-        if path is None and label not in served:
-            continue
-        _say(f"evaluate by log-likelihood: {label}", progress)
-        evaluate(str(path) if path is not None else None, endpoint=served.get(label), model_name=model_name,
-                 api_key_env=api_key_env, bench=loglik_names, label=label, limit=loglik_limit, mode="loglik",
-                 bench_options=loglik_options,
-                 store=str(store), concurrency=concurrency, data_dir=data_dir, threads=threads, progress=progress)
-    seconds["evaluate"] = time.perf_counter() - t
-
-    # 5. the report
-    t = time.perf_counter()
-    from quantdrop.report import write_report
-    from quantdrop.study_report import build_report_data, summary_text
-
-    table = None
-    if (bench_names or loglik_names) and store.exists():
-        from quantdrop.eval.results import results_table
-
-        baseline = BASELINE if variants.get(BASELINE) is not None or BASELINE in served else None
-        table = results_table(store, baseline=baseline, labels=[lab for lab in variants if
-                                                                variants[lab] is not None or lab in served])
-    extra = []
-    if set(bench_names) & CODE_BENCHMARKS:
-        from quantdrop.sandbox._isolation import isolation
-
-        iso = isolation()
-        extra.append(f"Model-written code ran in the sandbox, isolation level '{iso.level}' ({iso.detail}).")
-    data = build_report_data(the_plan, table, proxy_results, note=note, demo=demo, extra_notes=tuple(extra))
-    report = write_report(out_dir, data)
-    seconds["report"] = time.perf_counter() - t
+    small = demo and speed_prompt is None
+    state = StudyState(
+        source=source, local=local, note=note, demo=demo, recipes=[], served=_endpoints(endpoint), out=out_dir,
+        devices=devices, ctx=ctx, threads=threads, progress=progress,
+        protocol=EvalProtocol(tuple(bench_names), limit, samples, max_tokens or 32768, concurrency, data_dir,
+                              model_name, api_key_env),
+        proxy=ProxyOptions(proxy_chunks, proxy_ctx),
+        speed=SpeedSettings(speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128),
+                            speed_repeat),
+        serve=ServeOptions(serve, serve_slots, gpus, serve_timeout),
+    )
+    state.recipes = _load_recipes(name_list(recipes, DEFAULT_RECIPES, _EMPTY), source, out_dir, ctx, progress)
+    _check_served(state)  # everything is validated before any long work
+    try:
+        (out_dir / "models").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QuantdropError(f"--out {out_dir}: cannot create the folder ({err.strerror})") from None
+    seconds = run_steps(state, STEPS)
     seconds["total"] = time.perf_counter() - t_start
-    summary = summary_text(data, table, report)
-    return StudyResult(out=out_dir, report=report, variants=variants, seconds=seconds, summary=summary)
+    assert state.report is not None
+    return StudyResult(out=out_dir, report=state.report, variants=state.variants, seconds=seconds,
+                       summary=state.summary, failed=state.failed)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", default=None,
                         help="source GGUF (F16/BF16/F32), or config.json when every variant is an endpoint "
                              "(default: the embedded reference model)")
-    parser.add_argument("--recipes", default=None, help=f"comma-separated (default: {','.join(DEFAULT_RECIPES)})")
+    parser.add_argument("--recipes", default=None, help=f"comma-separated: presets, recipe files or "
+                        f"tuned:BUDGET (default: {','.join(DEFAULT_RECIPES)})")
     parser.add_argument("--bench", default=None, help=f"comma-separated (default: {','.join(DEFAULT_BENCH)})")
     parser.add_argument("--devices", default=DEFAULT_DEVICES, help=f"device sets (default: {DEFAULT_DEVICES})")
     parser.add_argument("--out", default="quantdrop-study", help="output folder (default: quantdrop-study)")
@@ -292,26 +535,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy-chunks", type=int, default=None, help="text chunks for perplexity/KL")
     parser.add_argument("--proxy-ctx", type=int, default=512, help="tokens per proxy chunk")
     parser.add_argument("--skip-eval", action="store_true", help="sizes, plan and proxies only")
-    parser.add_argument("--loglik", default=None, metavar="BENCH,...",
-                        help="multiple-choice benchmarks also scored by log-likelihood (eval --mode loglik); "
-                             f"default: {','.join(DEMO_LOGLIK)} for the demo, none otherwise")
-    parser.add_argument("--loglik-limit", type=int, default=None,
-                        help=f"items of each loglik benchmark (demo default: {DEMO_LOGLIK_LIMIT})")
-    parser.add_argument("--loglik-option", action="append", default=None, metavar="KEY=VALUE",
-                        help="loglik_style=letters|continuation, loglik_norm=acc|acc_norm|acc_bytes (demo: "
-                             "continuation, acc_norm); repeatable")
+    group = parser.add_argument_group("speed (quantdrop speed)")
+    group.add_argument("--no-speed", dest="speed", action="store_false", help="do not measure throughput")
+    group.add_argument("--speed-prompt", type=int, default=None, help="prompt tokens (default 512; demo 128)")
+    group.add_argument("--speed-gen", type=int, default=None, help="generated tokens (default 128; demo 32)")
+    group.add_argument("--speed-repeat", type=int, default=3, help="samples per speed test")
+    group = parser.add_argument_group("engines started by quantdrop (quantdrop.serve)")
+    group.add_argument("--serve", default=None, metavar="CMD",
+                       help="command starting a server for one variant, with {model} and {port} "
+                            "(also {ctx}, {label}, {gpus}), e.g. 'llama-server -m {model} --port {port} -c {ctx}'")
+    group.add_argument("--serve-slots", type=int, default=1, help="engines running at once")
+    group.add_argument("--gpus", default=None, help="GPU ids split over the slots, e.g. 0-7")
+    group.add_argument("--serve-timeout", type=float, default=600.0, help="seconds an engine may take to be ready")
 
 
 def main(args: argparse.Namespace) -> int:
-    result = study(args.model, recipes=args.recipes, bench=args.bench, devices=args.devices, out=args.out,
-                   limit=args.limit, samples=args.samples, max_tokens=args.max_tokens, ctx=args.ctx,
-                   endpoint=args.endpoint, model_name=args.model_name, api_key_env=args.api_key_env,
-                   concurrency=args.concurrency, data_dir=args.data_dir, threads=args.threads,
-                   proxy_chunks=args.proxy_chunks, proxy_ctx=args.proxy_ctx, skip_eval=args.skip_eval,
-                   progress=True, loglik=args.loglik, loglik_limit=args.loglik_limit,
-                   loglik_options=args.loglik_option)
+    options = {k: v for k, v in vars(args).items() if k != "model"}
+    result = study(args.model, **options, progress=True)
     print(result.summary)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     print(f"\ntime this run: {steps}")
     print(f"report: {result.report}")
-    return 0
+    return 3 if result.failed else 0

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -37,9 +38,24 @@ class Reply:
     retry_after: float | None = None
     reasoning: str | None = None  # sent as `reasoning_content`, as vLLM and DeepSeek's API do
     completion_tokens: int | None = None
+    body: Any = None  # the whole 200 reply instead of the one built from `text`: a dict (sent with
+    # Python's json, so NaN and Infinity go out as the non-standard tokens a broken server sends) or bytes
 
 
 Script = Callable[[dict[str, Any]], Reply]
+
+
+def chat_body(content: Any = "5", *, finish_reason: Any = "stop", usage: Any = None, **over: Any) -> dict[str, Any]:
+    """A chat completion body around `content` (any JSON value, to build malformed ones); keys in
+    `over` replace the top-level ones (`choices=[{}]`, `usage=...`)."""
+    body = {
+        "id": "chatcmpl-x",
+        "object": "chat.completion",
+        "model": "fake-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
+        "usage": usage if usage is not None else {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+    }
+    return body | over
 
 
 def arithmetic_script(request: dict[str, Any]) -> Reply:
@@ -152,6 +168,8 @@ class FakeOpenAI:
         if failing and reply.status != 200:
             headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
             return self._send(writer, reply.status, {"error": {"message": f"injected {reply.status}"}}, headers)
+        if reply.body is not None:
+            return self._send(writer, 200, reply.body)
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
         if reply.reasoning is not None:
             message["reasoning_content"] = reply.reasoning
@@ -174,8 +192,10 @@ class FakeOpenAI:
         )
 
     @staticmethod
-    def _send(writer: asyncio.StreamWriter, status: int, payload: dict, headers: dict[str, str] | None = None) -> bool:
-        data = json.dumps(payload).encode()
+    def _send(
+        writer: asyncio.StreamWriter, status: int, payload: dict | bytes, headers: dict[str, str] | None = None
+    ) -> bool:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         writer.write(
             f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
@@ -189,8 +209,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="a fake OpenAI-compatible server answering A + B questions")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--die-after", type=int, default=0, help="exit like a crashed engine at the Nth request")
+    parser.add_argument("--die-label", default=None, help="... only when --label is this one")
+    parser.add_argument("--label", default=None, help="the variant served (a --serve template's {label})")
+    parser.add_argument("--model-path", default=None, help="ignored: a --serve template's {model}")
     args = parser.parse_args()
-    server = FakeOpenAI(latency=args.latency)
+    dies = args.die_after > 0 and args.die_label in (None, args.label)
+    seen = Counter()
+
+    def script(request: dict[str, Any]) -> Reply:
+        seen["requests"] += 1
+        if dies and seen["requests"] >= args.die_after:
+            os._exit(1)
+        return arithmetic_script(request)
+
+    server = FakeOpenAI(script, latency=args.latency)
 
     async def serve() -> None:
         await server.start(args.port)

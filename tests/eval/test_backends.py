@@ -8,10 +8,10 @@ import json
 import socket
 
 import pytest
-from fake_openai import FakeOpenAI, Reply
+from fake_openai import FakeOpenAI, Reply, chat_body
 
 from quantdrop.errors import QuantdropError
-from quantdrop.eval.backends.openai_compat import OpenAICompatBackend, normalize_endpoint
+from quantdrop.eval.backends.openai_compat import OpenAICompatBackend, normalize_endpoint, text_cap
 from quantdrop.eval.types import SamplingParams
 
 MSG = [{"role": "user", "content": "What is 2 + 3?"}]
@@ -87,6 +87,78 @@ def test_reasoning_content_is_put_back_in_think_tags():
     with FakeOpenAI(lambda req: Reply(text="Answer: B", reasoning="B fits")) as server:
         (c,), _ = ask([server.url])
         assert c.text == "<think>\nB fits\n</think>\nAnswer: B"
+
+
+def test_content_as_a_list_of_parts_is_joined():
+    parts = [
+        {"type": "text", "text": "The sum "},
+        {"type": "image_url", "image_url": {}},
+        {"type": "text", "text": "is 5."},
+    ]
+    with FakeOpenAI(lambda req: Reply(body=chat_body(parts))) as server:
+        (c,), _ = ask([server.url])
+    assert c.error is None and c.text == "The sum is 5."
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (chat_body(usage={"prompt_tokens": INF, "completion_tokens": 1}), "usage.prompt_tokens is inf"),
+        (chat_body(usage={"prompt_tokens": 5, "completion_tokens": NAN}), "usage.completion_tokens is nan"),
+        (chat_body(usage={"prompt_tokens": "5", "completion_tokens": 1}), 'usage.prompt_tokens is "5"'),
+        (chat_body(usage={"prompt_tokens": -3, "completion_tokens": 1}), "usage.prompt_tokens is -3"),
+        (chat_body(usage={"prompt_tokens": 10**30, "completion_tokens": 1}), "usage.prompt_tokens"),
+        (chat_body(usage=[1, 2]), "'usage' is [1, 2]"),
+        (chat_body(choices=None), "'choices' is null"),
+        (chat_body(choices=[]), "'choices' is []"),
+        (chat_body(choices=[{}]), "choices[0].message is null"),
+        (chat_body(choices=["x"]), "choices[0].message is null"),
+        (chat_body(None), "choices[0].message.content is null"),
+        (chat_body(42), "choices[0].message.content is 42"),
+        (chat_body([{"type": "text", "text": 7}]), "content[0].text is 7"),
+        (chat_body(["loose"]), 'content[0] is "loose"'),
+        (chat_body("5", finish_reason=3), "finish_reason is 3"),
+        ([1, 2, 3], "a JSON list, not an object"),
+        (b"{not json", "not JSON"),
+        (b"[" * 100000 + b"]" * 100000, "not JSON"),
+    ],
+    ids=["inf", "nan", "string", "negative", "huge", "usage-list", "no-choices", "empty-choices", "empty-choice",
+         "string-choice", "null-content", "number-content", "bad-part-text", "bad-part", "finish", "list",
+         "not-json", "nested"],
+)
+def test_a_malformed_field_is_that_replys_error_naming_the_field(body, field):
+    with FakeOpenAI(lambda req: Reply(body=body)) as server:
+        (c,), _ = ask([server.url], retries=3)
+    assert c.error is not None and c.finish_reason == "error" and c.text == "", c
+    assert f"malformed reply from {server.url}" in c.error and field in c.error, c.error
+    assert server.attempts[MSG[0]["content"]] == 1  # garbage is not asked again in this run
+
+
+def test_null_counts_and_null_finish_reason_are_accepted():
+    body = chat_body("5", finish_reason=None, usage={"prompt_tokens": None, "completion_tokens": 3.0})
+    with FakeOpenAI(lambda req: Reply(body=body)) as server:
+        (c,), _ = ask([server.url])
+    assert (c.error, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens) == (None, "5", "stop", 0, 3)
+
+
+def test_a_reply_longer_than_max_tokens_allows_is_capped_and_flagged():
+    cap = text_cap(PARAMS.max_tokens)
+    with FakeOpenAI(lambda req: Reply(text="x" * (2 << 20) + " 5")) as server:  # 2 MB for max_tokens=123
+        (c,), _ = ask([server.url])
+    assert c.error is None and c.capped and len(c.text) == cap == 16384
+    with FakeOpenAI(lambda req: Reply(text="y" * cap)) as server:  # exactly the cap: kept whole
+        (c,), _ = ask([server.url])
+    assert not c.capped and c.text == "y" * cap
+
+
+def test_a_lone_surrogate_in_the_text_is_replaced_not_fatal():
+    with FakeOpenAI(lambda req: Reply(body=b'{"choices": [{"message": {"content": "5 \\ud800"}}]}')) as server:
+        (c,), _ = ask([server.url])
+    assert c.error is None and c.text == "5 ?"
+    c.text.encode("utf-8")  # storable
 
 
 def test_requests_spread_over_endpoints():

@@ -54,7 +54,7 @@ def test_choice_rule_and_a_changed_verdict(store: Path, capsys: pytest.CaptureFi
     assert code == 0
     first, second = out.split("[Q4 sample 1]")
     assert "rule:      answer-line\n" in first and "matched:   Answer: B" in first and "extracted: B" in first
-    assert "verdict:   correct (stored: wrong (A))" in first  # scored again: today's rule differs
+    assert "verdict:   correct - answer-line (stored: wrong (A))" in first  # scored again: the rule differs
     assert "answer-line (hedge: two letters)" in second and "extracted: (nothing)" in second
     assert "verdict:   unextracted" in second
 

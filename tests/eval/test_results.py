@@ -101,6 +101,7 @@ def test_json_is_strict_and_complete(store):
         "unextracted": 0,
         "error": 0,
         "truncated": 0,
+        "capped": 0,
         "pending": 0,
     }
     assert set(aime["diff_vs_baseline"]["Q2"]) == {"value", "low", "high"}

@@ -31,6 +31,7 @@ CASES = [
     ("综上，选项B正确。", "B", "phrase: 选项正确"),
     ("The mass is 42 kg.\n\n**B. 42 kg**", "B", "final-line"),
     ("Choice B is correct.", "B", "phrase: is-correct"),
+    ("The answer A) would be the correct option because ...", "A", "phrase: is-correct"),  # seen from SmolLM2
     ("The correct option is not A but C.", "C", "phrase: answer-is"),
     ("answer: c", "C", "answer-line"),
     ("So the answer is b.", "B", "phrase: answer-is"),

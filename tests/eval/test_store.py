@@ -3,12 +3,16 @@ the same label, responses replaced only when they were failed requests."""
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
 from quantdrop.errors import QuantdropError
-from quantdrop.eval.store import Store
+from quantdrop.eval.store import Store, StoreWriteError
 from quantdrop.eval.types import Completion, Score
 
 GGUF = {"kind": "gguf", "name": "m.gguf", "size": 10, "hash": "abc"}
@@ -98,6 +102,9 @@ def test_a_foreign_file_is_not_a_store(tmp_path):
         Store(bad)
     with pytest.raises(QuantdropError, match="no evaluation store at"):
         Store(tmp_path / "missing.sqlite", create=False)
+    for readonly in (True, False):
+        with pytest.raises(QuantdropError, match=f"--store {tmp_path} is a directory"):
+            Store(tmp_path, readonly=readonly)
 
 
 def test_a_newer_schema_is_refused(tmp_path):
@@ -106,3 +113,126 @@ def test_a_newer_schema_is_refused(tmp_path):
         db.execute("UPDATE meta SET value='99' WHERE key='schema'")
     with pytest.raises(QuantdropError, match="schema 99"):
         Store(tmp_path / "s.sqlite")
+
+
+def test_an_answer_is_never_replaced_by_an_error_or_a_second_answer(tmp_path):
+    with Store(tmp_path / "s.sqlite") as st:
+        run = open_run(st)
+        st.put_response(run, "a", 0, 1, Completion(text="42"))
+        st.put_score(run, "a", 0, Score(1.0, "correct", extracted="42"))
+        st.put_response(run, "a", 0, 1, Completion(finish_reason="error", error="HTTP 500"))
+        st.put_response(run, "a", 0, 1, Completion(text="7"))
+        (row,) = st.rows(run)
+        assert (row.completion.text, row.completion.error, row.status) == ("42", None, "correct")
+
+
+def test_a_capped_reply_keeps_its_flag(tmp_path):
+    with Store(tmp_path / "s.sqlite") as st:
+        run = open_run(st)
+        st.put_response(run, "a", 0, 1, Completion(text="x" * 10, capped=True))
+        st.put_response(run, "b", 0, 1, Completion(text="y"))
+        assert [r.completion.capped for r in st.rows(run)] == [True, False]
+
+
+def test_a_store_without_the_capped_column_is_read_and_upgraded(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with Store(path) as st:
+        run = open_run(st)
+        st.put_response(run, "a", 0, 1, Completion(text="42"))
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE responses DROP COLUMN capped")  # a store written before the flag
+    with Store(path, readonly=True) as st:
+        assert [r.completion.capped for r in st.rows(run)] == [False]
+    with Store(path) as st:
+        st.put_response(run, "b", 0, 1, Completion(text="x", capped=True))
+        assert [r.completion.capped for r in st.rows(run)] == [False, True]
+
+
+def sqlite_files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_reader_opens_read_only_and_leaves_nothing(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        run = open_run(st)
+        st.put_response(run, "a", 0, 1, Completion(text="42"))
+    before = path.read_bytes()
+    path.chmod(0o444)  # a store on a read-only copy is still readable
+    try:
+        with Store(path, readonly=True) as st:
+            assert [r.completion.text for r in st.rows(run)] == ["42"]
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                st.db.execute("CREATE TABLE x (y)")
+    finally:
+        path.chmod(0o644)
+    assert path.read_bytes() == before and sqlite_files(tmp_path) == ["s.sqlite"]
+
+
+def test_a_reader_sees_a_live_writers_commits(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as writer:
+        run = open_run(writer)
+        writer.put_response(run, "a", 0, 1, Completion(text="42"))
+        with Store(path, readonly=True) as reader:  # the writer's -wal is there: not immutable
+            assert [r.completion.text for r in reader.rows(run)] == ["42"]
+
+
+def foreign_sqlite(path):
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute("INSERT INTO notes (body) VALUES ('keep me')")
+    db.close()
+
+
+@pytest.mark.parametrize("readonly", [True, False], ids=["reader", "writer"])
+@pytest.mark.parametrize("kind", ["foreign-sqlite", "foreign-with-meta", "empty", "text"])
+def test_a_file_that_is_not_a_store_is_refused_untouched(tmp_path, kind, readonly):
+    path = tmp_path / "other.db"
+    if kind == "foreign-sqlite":
+        foreign_sqlite(path)
+    elif kind == "foreign-with-meta":
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+        db.close()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        path.write_text("hello\n" * 200)
+    before = path.read_bytes()
+    if kind == "empty" and not readonly:
+        Store(path).close()  # an empty file is where a new store goes
+        return
+    with pytest.raises(QuantdropError, match=f"{path} is not a quantdrop evaluation store"):
+        Store(path, readonly=readonly)
+    assert path.read_bytes() == before and sqlite_files(tmp_path) == ["other.db"]
+
+
+def test_write_failures_name_the_store(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        run = open_run(st)
+        st.put_response(run, "a", 0, 1, Completion(text="42"))
+        st.db.execute("PRAGMA max_page_count = 1")  # the database can no longer grow: "disk is full"
+        with pytest.raises(StoreWriteError, match=f"cannot write 1 responses to the store {path}: .*full"):
+            st.put_response(run, "b", 0, 1, Completion(text="x" * 100000))
+        with pytest.raises(StoreWriteError, match="OverflowError"):  # a value SQLite cannot hold
+            st.put_response(run, "c", 0, 1, Completion(text="1", prompt_tokens=2**70))
+        assert [r.completion.text for r in st.rows(run)] == ["42"]  # the committed row is kept
+
+
+def test_a_run_is_claimed_by_one_live_process(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st, Store(path) as other:
+        run = open_run(st)
+        token = st.claim(run, "label 'Q4_K_M' on math500")
+        with pytest.raises(QuantdropError, match=f"being evaluated now by process {os.getpid()}"):
+            other.claim(run, "label 'Q4_K_M' on math500")
+        st.release(run, token)
+        other.release(run, other.claim(run, "x"))  # free again
+        # a claim left by a process that is gone (kill -9) is taken over
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        st.db.execute(
+            "INSERT INTO claims VALUES (?, 'gone', ?, ?, '', 0)", (run, socket.gethostname(), int(dead.stdout))
+        )
+        st.release(run, st.claim(run, "x"))

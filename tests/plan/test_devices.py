@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
@@ -51,3 +52,23 @@ def test_layer_split_follows_llama_cpp() -> None:
     assert where == sorted(where)
     # a device with twice the memory takes twice the blocks
     assert Counter(layer_devices(30, [2.0, 1.0])[:-1]) == {0: 21, 1: 9}
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("100000000xH100-80G", "100000000 devices in one set (at most 4096)"),
+    ("2xcpu-32G", "a CPU host is a device set of its own"),
+    ("cpu-32G+H100", "a CPU host is a device set of its own"),
+    ("cpu-sparc-32G", "unknown CPU ISA 'sparc'"),
+    ("cpu-0G", "device size must be positive"),
+])
+def test_device_spec_limits_and_cpu_hosts(spec: str, message: str) -> None:
+    """Issue 10, item 9: a huge count was expanded into a list of devices; now refused at once."""
+    with pytest.raises(QuantdropError, match=re.escape(message)):
+        parse_devices(spec)
+
+
+def test_cpu_hosts() -> None:
+    host = parse_devices("cpu-64G")[0].devices[0]
+    assert host.is_cpu and host.memory_bytes == 64 * GiB and host.cpu_features == {"avx2"}
+    assert parse_devices("cpu-avx512-64GB")[0].devices[0].memory_bytes == 64 * 10**9
+    assert not parse_devices("H100")[0].devices[0].is_cpu

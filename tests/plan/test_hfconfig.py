@@ -89,3 +89,31 @@ def test_missing_key_is_named(tmp_path: Path) -> None:
     cfg.write_text(json.dumps(config))
     with pytest.raises(QuantdropError, match="'qk_rope_head_dim'"):
         inventory_from_config(tmp_path)  # a model directory works as well
+
+
+def _config_with(tmp_path: Path, **change: object) -> Path:
+    config = {**json.loads((CONFIGS / "llama-3.2-1b.json").read_text()), **change}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"num_hidden_layers": -4}, "num_hidden_layers = -4: expected an integer from 1 to 10000"),
+    ({"num_hidden_layers": "thirty-two"}, 'num_hidden_layers = "thirty-two": expected an integer'),
+    ({"num_hidden_layers": 31.5}, "num_hidden_layers = 31.5: expected an integer"),
+    ({"num_hidden_layers": 1_000_000_000}, "num_hidden_layers = 1000000000: expected an integer from 1 to 10000"),
+    ({"num_hidden_layers": True}, "num_hidden_layers = true: expected an integer"),
+    ({"num_attention_heads": 0}, "num_attention_heads = 0: expected an integer from 1"),
+    ({"hidden_size": 0}, "hidden_size = 0: expected an integer from 1"),
+    ({"vocab_size": -1}, "vocab_size = -1: expected an integer from 1"),
+    ({"num_attention_heads": 32, "num_key_value_heads": 5}, "num_key_value_heads = 5 does not divide "
+                                                            "num_attention_heads = 32"),
+    ({"num_attention_heads": 32, "num_key_value_heads": 64}, "num_key_value_heads = 64 does not divide"),
+    ({"hidden_size": 16, "head_dim": None}, "hidden_size = 16 is smaller than num_attention_heads = 32"),
+])
+def test_nonsense_config_values_are_refused_naming_the_field(tmp_path: Path, change: dict, message: str) -> None:
+    path = _config_with(tmp_path, **change)
+    with pytest.raises(QuantdropError) as err:
+        inventory_from_config(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value), err.value

@@ -93,3 +93,46 @@ def test_parallel_sequences_as_llama_cpp(demo_model: Path, ctx: int, parallel: i
     assert m, proc.stderr[-2000:]
     ours = sum(kv_bytes_per_layer(read_gguf_header(demo_model), ctx=ctx, parallel=parallel))
     assert ours / MiB == pytest.approx(float(m.group(1)), abs=0.005)
+
+
+@pytest.mark.parametrize(("n_ctx", "flash_attn", "kv"), [(4096, True, "f16"), (4096, True, "q8_0"),
+                                                         (4096, True, "q4_0"), (16384, False, "f16")])
+def test_compute_buffer_equals_llama_cpp(demo_model: Path, llama_cpp_logs: dict, n_ctx: int, flash_attn: bool,
+                                         kv: str) -> None:
+    """Issue 16: with flash attention and an f16 cache the logits sit above 2 residual-sized slots, not 3
+    (3 with a Hadamard-rotated quantized cache or the score matrix); to the log's 2 decimals."""
+    _, logged = llama_cpp_logs[(n_ctx, flash_attn, kv)]
+    inv = read_gguf_header(demo_model)
+    ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn,
+                                kv_type_name=kv)
+    assert ours / MiB == pytest.approx(logged, abs=0.01)
+
+
+def test_small_context_without_flash_attention_is_one_slot_high_at_most(demo_model: Path,
+                                                                         llama_cpp_logs: dict) -> None:
+    """The documented bound: never below llama.cpp, at most one [n_embd, tokens] f32 slot above it."""
+    _, logged = llama_cpp_logs[(1000, False, "f16")]
+    inv = read_gguf_header(demo_model)
+    ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=1000, flash_attn=False)
+    assert logged * MiB - 0.01 * MiB <= ours <= logged * MiB + 512 * inv.hparams.n_embd * 4 + 0.01 * MiB
+
+
+QWEN = Path("/work/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not QWEN.exists(), reason=f"{QWEN} is absent")
+def test_kv_and_compute_buffer_equal_llama_cpp_on_the_1_5b_model() -> None:
+    runs = [(8192, True, "f16"), (8192, True, "q8_0"), (8192, False, "f16"), (32768, True, "f16"),
+            (32768, True, "q8_0"), (32768, False, "f16")]
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(QWEN), *(f"{n}:{int(fa)}:{kv}" for n, fa, kv in runs)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    inv = read_gguf_header(QWEN)
+    for (n_ctx, fa, kv), chunk in zip(runs, proc.stderr.split("@@RUN ")[1:], strict=True):
+        kv_mib = float(re.search(r"llama_kv_cache:\s+CPU KV buffer size =\s+([\d.]+) MiB", chunk).group(1))
+        cb_mib = float(re.search(r"CPU compute buffer size =\s+([\d.]+) MiB", chunk).group(1))
+        assert sum(kv_bytes_per_layer(inv, ctx=n_ctx, kv_type_name=kv)) / MiB == pytest.approx(kv_mib, abs=0.005)
+        ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=fa,
+                                    kv_type_name=kv)
+        assert ours / MiB == pytest.approx(cb_mib, abs=0.01), (n_ctx, fa, kv)

@@ -80,12 +80,28 @@ def _layers(arch: str, n_layer: int) -> tuple[dict[str, tuple[int, ...]], dict[s
     return t, kv
 
 
-def write_synthetic(path: Path, arch: str, n_layer: int = 16, seed: int = 0) -> Path:
+def _add_tokenizer(w: GGUFWriter) -> None:
+    """A byte-level BPE vocabulary of VOCAB tokens (one per token_embd row), so llama.cpp can load the model."""
+    from tests.plan.tiny_gguf import byte_tokens
+
+    tokens = byte_tokens() + [f"<extra_{i}>" for i in range(VOCAB - 256)]
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(tokens)
+    w.add_token_types([1] * VOCAB)
+    w.add_token_merges(["! !"])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(1)
+
+
+def write_synthetic(path: Path, arch: str, n_layer: int = 16, seed: int = 0, tokenizer: bool = False) -> Path:
+    """`tokenizer`: add a vocabulary, so that llama.cpp can load the file (and its quantized versions)."""
     tensors, hparams = _layers(arch, n_layer)
     rng = np.random.default_rng(seed)
     w = GGUFWriter(path, arch)
     w.add_name(f"synthetic-{arch}")
     w.add_file_type(1)
+    if tokenizer:
+        _add_tokenizer(w)
     for key, value in hparams.items():
         full = f"{arch}.{key}"
         if isinstance(value, bool):

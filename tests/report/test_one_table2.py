@@ -4,6 +4,7 @@ Before, the report used "†" for a significant drop while `results` used it for
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from quantdrop.cli import main as cli
@@ -43,6 +44,8 @@ def test_results_and_report_render_the_same_table2(tmp_path: Path, capsys) -> No
     data = report_data("m", results=table)
     report_md = tables.results_table(data).markdown() + tables.evidence_table(data.results).markdown()
     assert _rows(printed) == _rows(report_md)
+    assert "|---|---:|---:|" in report_md  # GitHub Markdown: numbers right-aligned
+    assert re.search(r"^\|-+\|-+:\|-+:\|$", printed, re.M)  # padded for a terminal, same alignment
     rows = _rows(printed)
     assert rows["MMLU"] == ["100.00", "0.00 *"]
     assert rows["GPQA Diamond"] == ["50.00", "50.00 †"]

@@ -62,7 +62,7 @@ def test_a_killed_run_leaves_a_pid_file_and_the_next_sweep_stops_it(tmp_path: Pa
 
 
 def test_a_recycled_pid_is_not_killed(tmp_path: Path) -> None:
-    (tmp_path / "x.pid").write_text(f'{{"pid": {os.getpid()}, "cmdline": "something else"}}')
+    (tmp_path / "x.pid").write_text(f'{{"pid": {os.getpid()}, "start_time": "1"}}')
     assert sweep_stale(tmp_path) == []
     assert not (tmp_path / "x.pid").exists()
 

@@ -8,13 +8,21 @@ import sys
 
 from quantdrop.eval.results import format_table, json_safe, results_table
 from quantdrop.eval.runner import evaluate
+from quantdrop.util import comma_list
 
-
-def _csv(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
+EXIT_CODES = """exit status:
+  0    every response is in and scored
+  3    finished, but some responses failed or are pending (the table marks them; run the same
+       command again to retry them)
+  2    bad input, or a failure that stopped the run (unreachable endpoint, store not writable):
+       one line on stderr names the file or flag; what was committed is kept
+  130  interrupted (Ctrl-C); what was committed is kept, run the same command to resume"""
+EXIT_INCOMPLETE = 3
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_CODES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("model", nargs="?", help="a GGUF file, evaluated in-process with llama.cpp")
     parser.add_argument(
         "--endpoint",
@@ -26,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     parser.add_argument(
         "--bench",
-        type=_csv,
+        type=comma_list,
         required=True,
         help="comma-separated: math500,aime2024,gpqa,mmlu,cmmlu,ceval,humaneval,mbpp,mbppplus,"
         "livecodebench (or package.module:factory)",
@@ -77,4 +85,5 @@ def main(args: argparse.Namespace) -> int:
             f"quantdrop eval: {incomplete} responses failed or are missing; run the same command again to retry them",
             file=sys.stderr,
         )
+        return EXIT_INCOMPLETE
     return 0

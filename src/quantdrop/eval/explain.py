@@ -51,7 +51,7 @@ def explain_item(store: str | Path, spec: str, labels: list[str] | None = None,
                  data_dir: str | Path | None = None) -> tuple[str, list[Explained], str]:
     """(benchmark, explanations, where the items came from or why they were not loaded)."""
     bench_key, item_id, sample = parse_spec(spec)
-    with Store(store, create=False) as db:
+    with Store(store, readonly=True) as db:
         runs = [r for r in db.runs(labels) if r.benchmark == bench_key]
         if not runs:
             known = sorted({r.benchmark for r in db.runs()})

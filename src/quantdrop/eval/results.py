@@ -13,9 +13,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +25,6 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.store import Store
 from quantdrop.stats import (
     PAPER_ORDER,
-    PAPER_WEIGHTS,
     Interval,
     accuracy_drop,
     average,
@@ -36,8 +33,10 @@ from quantdrop.stats import (
     mean_std,
     paired_bootstrap_diff,
     run_accuracies,
+    weight_of,
     weighted_average,
 )
+from quantdrop.util import atomic_write, comma_list
 
 FORMATS = ("md", "csv", "json")
 
@@ -55,7 +54,7 @@ class BenchResult:
     mean: float
     std: float
     ci: Interval
-    counts: dict[str, int]  # correct, wrong, unextracted, error, truncated, pending
+    counts: dict[str, int]  # correct, wrong, unextracted, error, truncated, capped (cut: too long), pending
     loaded_from: str = ""
     weight: float | None = None
     item_means: dict[str, float] = field(default_factory=dict, repr=False)  # for paired comparisons
@@ -83,6 +82,7 @@ def summarize(store: Store, run_id: int) -> BenchResult:
             continue
         counts[row.status or "unscored"] += 1
         counts["truncated"] += row.completion.truncated
+        counts["capped"] += row.completion.capped
         if row.status in ("correct", "wrong", "unextracted") and row.value is not None:
             matrix[index[row.item_id], row.sample] = row.value
     counts["pending"] = len(ids) * samples - sum(counts[s] for s in ("correct", "wrong", "unextracted", "error"))
@@ -100,7 +100,9 @@ def summarize(store: Store, run_id: int) -> BenchResult:
         mean=mean,
         std=std,
         ci=bootstrap_ci(matrix),
-        counts={k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "pending")},
+        counts={
+            k: int(counts[k]) for k in ("correct", "wrong", "unextracted", "error", "truncated", "capped", "pending")
+        },
         loaded_from=run.loaded_from,
         weight=run.weight,
         item_means=item_means,
@@ -125,8 +127,7 @@ class Table:
 
 def _weights(results: list[BenchResult]) -> dict[str, float]:
     return {
-        r.benchmark: (r.weight if r.weight is not None else PAPER_WEIGHTS.get(benchmark_key(r.benchmark), 1.0))
-        for r in results
+        r.benchmark: r.weight if r.weight is not None else weight_of(r.benchmark) for r in results
     }
 
 
@@ -137,13 +138,13 @@ def results_table(
     """The paper's table for the labels in `store` (all, in the order first evaluated, by default); with a
     baseline, each difference's evidence (agreement, power; with `target_drop` points, the items and
     samples a benchmark needs to detect that drop)."""
-    with Store(store, create=False) as db:
+    with Store(store, readonly=True) as db:
         runs = db.runs()
         known = list(dict.fromkeys(r.label for r in runs))
         if not known:
             raise QuantdropError(f"{store} holds no evaluation runs yet")
         if isinstance(labels, str):
-            labels = labels.split(",")
+            labels = comma_list(labels)
         labels = list(labels or known)
         for name in [*labels, *([baseline] if baseline else [])]:
             if name not in known:
@@ -349,26 +350,13 @@ def json_safe(x: Any) -> Any:
     return x
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory (no half-written file)."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- CLI --------------------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default="quantdrop-eval.sqlite", help="the evaluation store (SQLite)")
     parser.add_argument("--baseline", help="label to compare against (adds the Accuracy drop row)")
     parser.add_argument(
         "--labels",
-        type=lambda s: [x for x in s.split(",") if x],
+        type=comma_list,
         help="comma-separated labels, in column order (default: all)",
     )
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
@@ -382,6 +370,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="with --explain: where the benchmark's data is, to score it again")
 
 
+def _check_output(path: str) -> None:
+    """`--output` must be a file in an existing folder (checked before any work)."""
+    target = Path(path)
+    if target.is_dir():
+        raise QuantdropError(f"--output {path} is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise QuantdropError(f"--output {path}: no directory {target.parent}")
+
+
 def main(args: argparse.Namespace) -> int:
     if args.explain:
         from quantdrop.eval.explain import explain_text
@@ -389,10 +386,15 @@ def main(args: argparse.Namespace) -> int:
         text = explain_text(args.store, args.explain, labels=args.labels, data_dir=args.data_dir)
         sys.stdout.write(text + "\n")
         return 0
+    if args.output:
+        _check_output(args.output)
     table = results_table(args.store, baseline=args.baseline, labels=args.labels, target_drop=args.target_drop)
     text = format_table(table, args.fmt)
     if args.output:
-        write_atomic(args.output, text)
+        try:
+            atomic_write(args.output, text if text.endswith("\n") else text + "\n")
+        except OSError as err:
+            raise QuantdropError(f"cannot write --output {args.output}: {err.strerror or err}") from None
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

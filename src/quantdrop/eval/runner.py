@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import importlib
 import json
+import math
 import os
 import sys
 import time
@@ -24,8 +25,9 @@ from typing import Any
 
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.results import BenchResult, summarize
-from quantdrop.eval.store import Store
-from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Score
+from quantdrop.eval.store import Store, StoreWriteError
+from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Score, partial_label
+from quantdrop.util import comma_list, progress_bar
 
 SEED_SCHEME = "sha256(benchmark/item/sample)[:4]"  # part of the protocol: same seeds for every variant
 SCORE_WORKERS = min(4, os.cpu_count() or 1)
@@ -43,14 +45,42 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
     if ":" in name:
         module_name, _, factory = name.partition(":")
         try:
-            return getattr(importlib.import_module(module_name), factory)(**options)
-        except (ImportError, AttributeError) as err:
+            make = getattr(importlib.import_module(module_name), factory)
+        except (ImportError, AttributeError, ValueError) as err:
             raise QuantdropError(f"cannot load benchmark {name!r}: {err}") from None
+        if not callable(make):
+            raise QuantdropError(f"--bench {name}: {factory} is not a benchmark factory (not callable)")
+        try:
+            return _check_benchmark(name, make(**options))
+        except QuantdropError:
+            raise
+        except Exception as err:  # e.g. os:system, which takes no keyword options
+            raise QuantdropError(
+                f"--bench {name}: {module_name}.{factory}(**options) is not a benchmark factory "
+                f"({type(err).__name__}: {err})"
+            ) from None
     try:
         from quantdrop.eval.benchmarks import get_benchmark as registry
     except ImportError as err:
         raise QuantdropError(f"the benchmark registry is not available ({err})") from None
     return registry(name, **options)
+
+
+BENCH_FIELDS = {"name": str, "title": str, "full_size": int, "default_samples": int}
+
+
+def _check_benchmark(name: str, bench: Any) -> Benchmark:
+    """What a factory returned, if it has quantdrop.eval.types.Benchmark's fields and methods."""
+    for attr, kind in BENCH_FIELDS.items():
+        if not isinstance(getattr(bench, attr, None), kind):
+            raise QuantdropError(
+                f"--bench {name}: the factory returned a {type(bench).__name__}, not a benchmark "
+                f"({attr} is not a {kind.__name__}; see quantdrop.eval.types.Benchmark)"
+            )
+    for method in ("load", "messages", "score"):
+        if not callable(getattr(bench, method, None)):
+            raise QuantdropError(f"--bench {name}: the benchmark has no {method}() method")
+    return bench
 
 
 @dataclass
@@ -74,36 +104,44 @@ def _template_hash(bench: Benchmark) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _check_options(
-    model: str | None,
-    endpoint: list[str] | None,
-    bench: list[str],
-    label: str,
-    limit: int | None,
-    samples: int | None,
-    max_tokens: int,
-    temperature: float,
-    top_p: float,
-    concurrency: int,
-) -> None:
+def _check_options(model: str | None, endpoint: list[str] | None, bench: list[str], label: str, **flags: Any) -> None:
+    """Every option of `evaluate`, checked before anything is loaded, asked or stored."""
     if (model is None) == (not endpoint):
         raise QuantdropError("give either a GGUF model path or --endpoint URL (not both, not neither)")
     if not bench:
         raise QuantdropError("no benchmark given (--bench math500,aime2024,...)")
     if not label or not label.strip():
         raise QuantdropError("--label must name the variant (e.g. Q4_K_M)")
-    for name, value, low in (
-        ("--limit", limit, 1),
-        ("--samples", samples, 1),
-        ("--max-tokens", max_tokens, 1),
-        ("--concurrency", concurrency, 1),
+    cpus = os.cpu_count() or 1
+    for key, low, high in (
+        ("limit", 1, None),
+        ("samples", 1, None),
+        ("max_tokens", 1, None),
+        ("concurrency", 1, None),
+        ("retries", 0, None),
+        ("n_ctx", 1, None),
+        ("threads", 1, cpus),
     ):
-        if value is not None and value < low:
-            raise QuantdropError(f"{name} must be at least {low}, got {value}")
-    if temperature < 0:
-        raise QuantdropError(f"--temperature must be >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise QuantdropError(f"--top-p must be in (0, 1], got {top_p}")
+        value = flags.get(key)
+        if value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise QuantdropError(f"{flag} must be a whole number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high} (the CPUs here)" if high is not None else f"at least {low}"
+            raise QuantdropError(f"{flag} must be {bound}, got {value}")
+    _check_real("--temperature", flags.get("temperature"), lambda x: x >= 0, ">= 0")
+    _check_real("--top-p", flags.get("top_p"), lambda x: 0 < x <= 1, "in (0, 1]")
+    _check_real("--timeout", flags.get("timeout"), lambda x: x > 0, "seconds > 0 (0 would wait forever)")
+
+
+def _check_real(flag: str, value: Any, ok: Any, expected: str) -> None:
+    """A finite real number for which `ok` holds (NaN and infinities never are)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not ok(value):
+        raise QuantdropError(f"{flag} must be a finite number {expected}, got {value!r}")
 
 
 def parse_options(pairs: list[str] | dict[str, Any] | None) -> dict[str, Any]:
@@ -233,8 +271,12 @@ def evaluate(
     (quantdrop.eval.loglik; `loglik_norm=acc|acc_norm|acc_bytes` in `bench_options`), without generating.
     """
     if isinstance(bench, str):
-        bench = bench.split(",")
-    _check_options(model, endpoint, bench, label, limit, samples, max_tokens, temperature, top_p, concurrency)
+        bench = comma_list(bench)
+    _check_options(
+        model, endpoint, bench, label, limit=limit, samples=samples, max_tokens=max_tokens,
+        temperature=temperature, top_p=top_p, concurrency=concurrency, retries=retries, timeout=timeout,
+        n_ctx=n_ctx, threads=threads,
+    )
     from quantdrop.eval.loglik import MODES
 
     if mode not in MODES:
@@ -296,37 +338,59 @@ async def _evaluate(
             _note(f"max tokens capped at {effective} by the backend's context length", progress)
         fingerprint = json.loads(backend.fingerprint)
         with Store(store_path) as store:
-            for b in benches:  # refuse a conflicting earlier run before loading any model
-                if b.mode == "generate":  # sampling does not touch a log-likelihood
-                    b.protocol.update(temperature=temperature, top_p=top_p, max_tokens=effective)
-                b.run_id = store.open_run(
-                    label=label,
-                    benchmark=b.key,
-                    title=b.bench.title,
-                    full_size=b.bench.full_size,
-                    weight=getattr(b.bench, "weight", None),
-                    fingerprint=fingerprint,
-                    protocol=b.protocol,
-                    loaded_from=str(getattr(b.bench, "loaded_from", "")),
-                )
-                store.add_items(b.run_id, [it.id for it in b.items])
-            if hasattr(backend, "load"):  # a chat template is needed only to generate
-                chat = any(b.mode == "generate" for b in benches)
-                await asyncio.get_running_loop().run_in_executor(None, lambda: backend.load(chat=chat))
-            results = []
-            with ThreadPoolExecutor(SCORE_WORKERS, thread_name_prefix="score") as scorers:
-                for b in benches:
-                    params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=effective)
-                    await _run_bench(backend, store, b, params, concurrency, scorers, progress)
-                    results.append(summarize(store, b.run_id))
-                    if getattr(b.bench, "submission_path", None) and results[-1].complete:
-                        from quantdrop.eval.benchmarks.ceval import submission_from_store
-
-                        path = submission_from_store(store_path, label, b.bench.submission_path)
-                        _note(f"C-Eval submission file for the official site: {path}", progress)
-            return results
+            claims: list[tuple[int, str]] = []
+            try:
+                for b in benches:  # refuse a conflicting earlier run (or one running now) before loading any model
+                    if b.mode == "generate":  # sampling does not touch a log-likelihood
+                        b.protocol.update(temperature=temperature, top_p=top_p, max_tokens=effective)
+                    b.run_id = store.open_run(
+                        label=label,
+                        benchmark=b.key,
+                        title=b.bench.title,
+                        full_size=b.bench.full_size,
+                        weight=getattr(b.bench, "weight", None),
+                        fingerprint=fingerprint,
+                        protocol=b.protocol,
+                        loaded_from=str(getattr(b.bench, "loaded_from", "")),
+                    )
+                    claims.append((b.run_id, store.claim(b.run_id, f"label {label!r} on {b.key}")))
+                    store.add_items(b.run_id, [it.id for it in b.items])
+                return await _run_benches(backend, store, benches, store_path, label, effective,
+                                          temperature, top_p, concurrency, progress)
+            finally:
+                for run_id, token in claims:
+                    store.release(run_id, token)
     finally:
         await backend.aclose()
+
+
+async def _run_benches(
+    backend: Any,
+    store: Store,
+    benches: list[_Bench],
+    store_path: str,
+    label: str,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    concurrency: int,
+    progress: bool,
+) -> list[BenchResult]:
+    if hasattr(backend, "load"):
+        chat = any(b.mode == "generate" for b in benches)  # a chat template is needed only to generate
+        await asyncio.get_running_loop().run_in_executor(None, lambda: backend.load(chat=chat))
+    results = []
+    with ThreadPoolExecutor(SCORE_WORKERS, thread_name_prefix="score") as scorers:
+        for b in benches:
+            params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+            await _run_bench(backend, store, b, params, concurrency, scorers, progress)
+            results.append(summarize(store, b.run_id))
+            if getattr(b.bench, "submission_path", None) and results[-1].complete:
+                from quantdrop.eval.benchmarks.ceval import submission_from_store
+
+                path = submission_from_store(store_path, label, b.bench.submission_path)
+                _note(f"C-Eval submission file for the official site: {path}", progress)
+    return results
 
 
 def _note(text: str, progress: bool) -> None:
@@ -363,42 +427,56 @@ class _Tally:
         }
 
 
-def _progress_bar(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[tps]}"),
-        TextColumn("{task.fields[errors]}"),
-        TextColumn("{task.fields[trunc]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-        transient=False,
-    )
-
-
 class _Committer:
     """Group commit: the responses that arrive in one turn of the event loop are committed together
-    at the end of that turn, before any of them is scored or anything else is asked."""
+    at the end of that turn, before any of them is scored or anything else is asked.
+
+    A commit that fails (disk full, a locked or broken store) cannot raise from the loop's callback:
+    it is kept in `failed`, and `guard` stops the run with it; everything committed before stays."""
 
     def __init__(self, store: Store, run_id: int) -> None:
         self.store, self.run_id = store, run_id
         self.pending: list[tuple[str, int, int, Completion]] = []
+        self.committed = 0
+        self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def add(self, item_id: str, sample: int, seed: int, c: Completion) -> None:
+        if self.failed.done():
+            return  # the run is stopping; this answer is asked again next time
         if not self.pending:
             asyncio.get_running_loop().call_soon(self.flush)
         self.pending.append((item_id, sample, seed, c))
 
     def flush(self) -> None:
-        if self.pending:
-            rows, self.pending = self.pending, []
+        if not self.pending or self.failed.done():
+            return
+        rows, self.pending = self.pending, []
+        try:
             self.store.put_responses(self.run_id, rows)
+        except StoreWriteError as err:
+            self.fail(err, lost=len(rows))
+        else:
+            self.committed += len(rows)
+
+    def fail(self, err: StoreWriteError, lost: int = 0) -> None:
+        if not self.failed.done():
+            self.failed.set_exception(StoreWriteError(
+                f"{err}; stopped: {self.committed} responses committed by this run are kept"
+                + (f", {lost} not stored are asked again on the next run" if lost else "")
+            ))
+
+    async def guard(self, aw: Any) -> None:
+        """Await `aw` unless a commit fails first: then cancel it and raise that failure."""
+        task = asyncio.ensure_future(aw)
+        try:
+            await asyncio.wait({task, self.failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # a failed commit, or this run cancelled (Ctrl-C): stop the work under us too
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self.failed.done():
+            self.failed.result()
+        task.result()
 
 
 def _score_batch(bench: Benchmark, batch: list[tuple[Item, int, Completion]]) -> list[Score]:
@@ -437,9 +515,7 @@ async def _run_bench(
     queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(maxsize=SCORE_WORKERS * SCORE_BATCH * 2)
     tally = _Tally()
     committer = _Committer(store, b.run_id)
-    label = getattr(b.bench, "title", b.key)
-    if b.items and len(b.items) < b.bench.full_size:
-        label = f"{label} ({len(b.items)}/{b.bench.full_size})"
+    label = partial_label(getattr(b.bench, "title", b.key), len(b.items), b.bench.full_size)
     _note(
         f"{label}: {len(b.items)} items x {b.samples} samples from {getattr(b.bench, 'loaded_from', '?')}; "
         f"{total - len(todo)} responses already stored",
@@ -455,11 +531,14 @@ async def _run_bench(
                 scores = await loop.run_in_executor(scorers, _score_batch, b.bench, batch)
                 committer.flush()  # the responses are stored before their scores
                 store.put_scores(b.run_id, [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)])
+            except StoreWriteError as err:
+                committer.fail(err)
             finally:
                 for _ in batch:
                     queue.task_done()
 
-    with _progress_bar(progress) as bar:
+    with progress_bar(*(f"{{task.fields[{f}]}}" for f in ("rate", "tps", "errors", "trunc")), enabled=progress,
+                      clock="elapsed") as bar:
         task = bar.add_task(label, total=total, completed=total - len(todo), **tally.fields())
         scoring = [asyncio.create_task(scorer()) for _ in range(SCORE_WORKERS)]
         if rescore:  # responses stored by a run killed before it scored them
@@ -491,14 +570,16 @@ async def _run_bench(
                     await queue.put((item, sample, c))
 
         try:
-            await asyncio.gather(*(worker() for _ in range(min(concurrency, max(len(todo), 1)))))
-            await queue.join()
+            await committer.guard(asyncio.gather(*(worker() for _ in range(min(concurrency, max(len(todo), 1))))))
+            await committer.guard(queue.join())
         finally:
-            committer.flush()
+            committer.flush()  # what arrived before an interrupt or a failure is kept
             for t in scoring:
                 t.cancel()
             results = await asyncio.gather(*scoring, return_exceptions=True)
         bar.update(task, completed=total - len(todo) + tally.done, **tally.fields())
+    if committer.failed.done():
+        committer.failed.result()  # the last flush failed
     for r in results:  # a scorer task that died (not cancelled) had a real failure: surface it
         if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
             raise r

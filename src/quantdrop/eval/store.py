@@ -4,21 +4,31 @@ A run is one (label, benchmark): it records the model fingerprint and the protoc
 sampling parameters, max tokens, prompt template), and refuses a second writer that differs in
 either, so one label never mixes two models or two protocols. Responses are keyed by
 (run, item, sample): re-running the same command skips what is done, and a `kill -9` loses at
-most the requests in flight (a committed row survives; a half-written one never exists).
+most the requests in flight (a committed row survives; a half-written one never exists). An answer
+is never replaced, only a failed request is; an evaluating process claims its runs, so a second one
+on the same label is refused instead of paying for every request again. A write that fails (a full
+disk, ...) raises StoreWriteError naming the store; what was committed before it stays.
+
+Readers (`results`) open the file read-only (no WAL switch, no table created) and refuse a file
+that is not a quantdrop store, as `eval` refuses another program's SQLite file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.eval.types import Completion, Score
+from quantdrop.eval.types import Completion, Score, partial_label
 
 SCHEMA_VERSION = 1
 
@@ -59,9 +69,25 @@ CREATE TABLE IF NOT EXISTS responses (
     extracted TEXT,
     detail TEXT,
     created_at REAL NOT NULL,
+    capped INTEGER NOT NULL DEFAULT 0,  -- 1: the reply was longer than max_tokens allows, stored cut
     PRIMARY KEY (run_id, item_id, sample)
 );
+CREATE TABLE IF NOT EXISTS claims (     -- the process evaluating a run now
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    proc TEXT NOT NULL,                 -- boot id and start time of that pid, to tell a reused pid
+    at REAL NOT NULL
+);
 """
+TABLES = {"meta", "runs", "items", "responses", "claims"}
+READ_TABLES = TABLES - {"claims"}  # stores written before claims existed are still read
+_HELD: set[str] = set()  # the claims this process holds (a claim of our pid not in here is stale)
+
+
+class StoreWriteError(QuantdropError):
+    """A write to the store failed (disk full, locked, unwritable): the run stops, committed rows stay."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +106,7 @@ class Run:
     @property
     def table_label(self) -> str:
         """The row label: the title, marked partial when fewer items than the full set."""
-        if self.n_items < self.full_size:
-            return f"{self.title} ({self.n_items}/{self.full_size})"
-        return self.title
+        return partial_label(self.title, self.n_items, self.full_size)
 
 
 @dataclass(frozen=True)
@@ -119,26 +143,83 @@ def describe(fingerprint: dict[str, Any]) -> str:
 class Store:
     """An open evaluation store. Use as a context manager; one writer process at a time per label."""
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        self.readonly = readonly
+        if self.path.is_dir():
+            raise QuantdropError(f"--store {self.path} is a directory; give a file in it ({self.path}/eval.sqlite)")
+        if (readonly or not create) and not self.path.is_file():
             raise QuantdropError(f"no evaluation store at {self.path}")
         if create and not self.path.parent.is_dir():
             raise QuantdropError(f"cannot create the store {self.path}: no directory {self.path.parent}")
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a killed process
-            self.db.executescript(_SCHEMA)
-            found = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            self.db = self._connect()
+            tables = self._check_kind()
+            found = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if tables else None
         except sqlite3.DatabaseError as err:
             raise QuantdropError(f"{self.path} is not a quantdrop evaluation store ({err})") from None
-        if found is None:
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(found[0]) != SCHEMA_VERSION:
+        if found is not None and int(found[0]) != SCHEMA_VERSION:
             raise QuantdropError(
                 f"{self.path} has store schema {found[0]}, this quantdrop reads {SCHEMA_VERSION}"
             )
+        if not readonly:
+            self._prepare(tables)
+        self._capped = "capped" if "capped" in self._columns("responses") else "0"
+
+    def _prepare(self, tables: set[str]) -> None:
+        """WAL, the tables (new ones added to an older store), the schema version."""
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a killed process
+            self.db.executescript(_SCHEMA)
+            if "responses" in tables and "capped" not in self._columns("responses"):  # stores of 0.1
+                self.db.execute("ALTER TABLE responses ADD COLUMN capped INTEGER NOT NULL DEFAULT 0")
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.Error as err:
+            self.db.close()
+            raise StoreWriteError(f"cannot prepare the store {self.path}: {err}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        """Read-write, or read-only (URI mode=ro). A reader of a store no writer has open (no -wal,
+        no -shm beside it) opens it immutable, or SQLite would leave those two files behind."""
+        if not self.readonly:
+            return sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        side = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        uri = self.path.resolve().as_uri() + "?mode=ro" + ("" if any(p.exists() for p in side) else "&immutable=1")
+        return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+
+    def _check_kind(self) -> set[str]:
+        """The file's tables; refuses another program's database (and, to read, an empty file)."""
+        tables = {
+            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            if not r[0].startswith("sqlite_")
+        }
+        if not tables and not self.readonly:
+            return tables  # a new (or empty) file becomes a store
+        missing = (READ_TABLES if self.readonly else {"meta"}) - tables
+        has_schema = "meta" in tables and self.db.execute("SELECT 1 FROM meta WHERE key='schema'").fetchone()
+        if missing or not has_schema or (not self.readonly and tables - TABLES):
+            what = "an empty file" if not tables else f"its tables are {', '.join(sorted(tables)[:5])}"
+            self.db.close()
+            raise QuantdropError(f"{self.path} is not a quantdrop evaluation store ({what})")
+        return tables
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """One transaction; any failure (disk full, a value SQLite refuses) becomes StoreWriteError."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                yield
+        except QuantdropError:
+            raise
+        except Exception as err:
+            raise StoreWriteError(
+                f"cannot write {what} to the store {self.path}: {type(err).__name__}: {err}"
+            ) from None
 
     def __enter__(self) -> Store:
         return self
@@ -164,12 +245,9 @@ class Store:
     ) -> int:
         """The id of the run (label, benchmark), created if new. A different model or protocol under
         the same label is refused: its numbers would not be one experiment."""
-        row = self.db.execute(
-            "SELECT id, fingerprint, protocol FROM runs WHERE label=? AND benchmark=?", (label, benchmark)
-        ).fetchone()
-        if row is None:
-            cur = self.db.execute(
-                "INSERT INTO runs (label, benchmark, title, full_size, weight, fingerprint, protocol,"
+        with self._writing(f"run {label!r}/{benchmark}"):  # two processes at once: one inserts
+            self.db.execute(
+                "INSERT OR IGNORE INTO runs (label, benchmark, title, full_size, weight, fingerprint, protocol,"
                 " loaded_from, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     label,
@@ -183,7 +261,10 @@ class Store:
                     time.time(),
                 ),
             )
-            return int(cur.lastrowid)
+            row = self.db.execute(
+                "SELECT id, fingerprint, protocol, loaded_from FROM runs WHERE label=? AND benchmark=?",
+                (label, benchmark),
+            ).fetchone()
         run_id, old_fp, old_protocol = int(row[0]), json.loads(row[1]), json.loads(row[2])
         if not same_model(old_fp, fingerprint):
             raise QuantdropError(
@@ -200,14 +281,14 @@ class Store:
                 f"label {label!r} in {self.path} was evaluated on {benchmark} with a different protocol "
                 f"({diff}); resuming would mix them: use another --label or --store, or the same options"
             )
-        if loaded_from:
-            self.db.execute("UPDATE runs SET loaded_from=? WHERE id=?", (loaded_from, run_id))
+        if loaded_from and loaded_from != row[3]:
+            with self._writing(f"run {label!r}/{benchmark}"):
+                self.db.execute("UPDATE runs SET loaded_from=? WHERE id=?", (loaded_from, run_id))
         return run_id
 
     def add_items(self, run_id: int, item_ids: Iterable[str]) -> None:
         """Record the run's item set (in order); items already recorded keep their place."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self._writing("the item list"):
             start = self.db.execute(
                 "SELECT COALESCE(MAX(position) + 1, 0) FROM items WHERE run_id=?", (run_id,)
             ).fetchone()[0]
@@ -247,18 +328,23 @@ class Store:
         }
 
     def put_response(self, run_id: int, item_id: str, sample: int, seed: int, c: Completion) -> None:
-        """Commit a response (or a failed request) now; it replaces an earlier failed attempt."""
+        """Commit a response (or a failed request) now; it replaces only an earlier failed attempt."""
         self.put_responses(run_id, [(item_id, sample, seed, c)])
 
     def put_responses(self, run_id: int, rows: list[tuple[str, int, int, Completion]]) -> None:
-        """Commit responses that arrived together, in one transaction: all or none of them."""
+        """Commit responses that arrived together, in one transaction: all or none of them. A stored
+        answer is never replaced (by an error, or by a second answer): only a failed attempt is."""
         now = time.time()
-        with self.db:
-            self.db.execute("BEGIN")
+        with self._writing(f"{len(rows)} responses"):
             self.db.executemany(
-                "INSERT OR REPLACE INTO responses (run_id, item_id, sample, seed, text, finish_reason,"
-                " prompt_tokens, completion_tokens, latency_s, error, status, value, extracted, detail,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,?)",
+                "INSERT INTO responses (run_id, item_id, sample, seed, text, finish_reason, prompt_tokens,"
+                " completion_tokens, latency_s, error, status, value, extracted, detail, created_at, capped)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?)"
+                " ON CONFLICT (run_id, item_id, sample) DO UPDATE SET seed=excluded.seed, text=excluded.text,"
+                " finish_reason=excluded.finish_reason, prompt_tokens=excluded.prompt_tokens,"
+                " completion_tokens=excluded.completion_tokens, latency_s=excluded.latency_s,"
+                " error=excluded.error, status=excluded.status, value=NULL, extracted=NULL, detail=NULL,"
+                " created_at=excluded.created_at, capped=excluded.capped WHERE responses.error IS NOT NULL",
                 [
                     (
                         run_id,
@@ -273,27 +359,48 @@ class Store:
                         c.error,
                         "error" if c.error else None,
                         now,
+                        int(c.capped),
                     )
                     for item, k, seed, c in rows
                 ],
             )
 
     def put_scores(self, run_id: int, scores: list[tuple[str, int, Score]]) -> None:
-        """Store several scores in one commit."""
-        with self.db:
-            self.db.execute("BEGIN")
+        """Store several scores in one commit (a failed request's row keeps its 'error')."""
+        with self._writing(f"{len(scores)} scores"):
             self.db.executemany(
                 "UPDATE responses SET status=?, value=?, extracted=?, detail=?"
-                " WHERE run_id=? AND item_id=? AND sample=?",
+                " WHERE run_id=? AND item_id=? AND sample=? AND error IS NULL",
                 [(sc.status, sc.value, sc.extracted, sc.detail, run_id, item, k) for item, k, sc in scores],
             )
 
     def put_score(self, run_id: int, item_id: str, sample: int, score: Score) -> None:
-        self.db.execute(
-            "UPDATE responses SET status=?, value=?, extracted=?, detail=? "
-            "WHERE run_id=? AND item_id=? AND sample=?",
-            (score.status, score.value, score.extracted, score.detail, run_id, item_id, sample),
-        )
+        self.put_scores(run_id, [(item_id, sample, score)])
+
+    # -- claims: one evaluating process per run -------------------------------------------------
+    def claim(self, run_id: int, what: str) -> str:
+        """Claim the run for this process (refused while another live process holds it); returns
+        the token to `release` it. A claim of a dead process (kill -9, a crash) is taken over."""
+        token = uuid.uuid4().hex
+        with self._writing(f"the claim on {what}"):
+            held = self.db.execute("SELECT owner, host, pid, proc FROM claims WHERE run_id=?", (run_id,)).fetchone()
+            if held is not None and _alive(*held):
+                raise QuantdropError(
+                    f"{what} in {self.path} is being evaluated now by process {held[2]} on {held[1]}; "
+                    "wait for it to finish (then re-run to resume) or use another --label"
+                )
+            self.db.execute(
+                "INSERT OR REPLACE INTO claims VALUES (?,?,?,?,?,?)",
+                (run_id, token, socket.gethostname(), os.getpid(), _proc_id(os.getpid()), time.time()),
+            )
+        _HELD.add(token)
+        return token
+
+    def release(self, run_id: int, token: str) -> None:
+        """Give the claim back (best effort: a claim left behind is taken over once we are gone)."""
+        _HELD.discard(token)
+        with suppress(sqlite3.Error):
+            self.db.execute("DELETE FROM claims WHERE run_id=? AND owner=?", (run_id, token))
 
     def rows(self, run_id: int) -> list[Row]:
         return [
@@ -307,6 +414,7 @@ class Store:
                     completion_tokens=r[5],
                     latency_s=r[6],
                     error=r[7],
+                    capped=bool(r[11]),
                 ),
                 r[8],
                 r[9],
@@ -314,7 +422,8 @@ class Store:
             )
             for r in self.db.execute(
                 "SELECT item_id, sample, text, finish_reason, prompt_tokens, completion_tokens, latency_s,"
-                " error, status, value, extracted FROM responses WHERE run_id=? ORDER BY item_id, sample",
+                f" error, status, value, extracted, {self._capped} FROM responses WHERE run_id=?"
+                " ORDER BY item_id, sample",
                 (run_id,),
             )
         ]
@@ -330,3 +439,28 @@ class Store:
                 (run_id,),
             )
         ]
+
+def _proc_id(pid: int) -> str:
+    """The boot id and start time of `pid` (Linux /proc), so a pid reused later is told apart; ""
+    where /proc is not there."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, starttime, after "(comm)"
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(owner: str, host: str, pid: int, proc: str) -> bool:
+    """Whether a claim's process still runs. Another host's cannot be checked: taken as alive."""
+    if host != socket.gethostname():
+        return True
+    if pid == os.getpid():
+        return owner in _HELD
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    return not proc or _proc_id(pid) == proc

@@ -44,6 +44,7 @@ class Completion:
     completion_tokens: int = 0
     latency_s: float = 0.0
     error: str | None = None
+    capped: bool = False  # the text was cut: longer than max_tokens can produce (a broken server)
 
     @property
     def truncated(self) -> bool:
@@ -67,6 +68,12 @@ class Backend(Protocol):
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion: ...
 
     async def aclose(self) -> None: ...
+
+
+def partial_label(title: str, n_items: int, full_size: int) -> str:
+    """A benchmark's row label: its title, marked partial when fewer items than the full set,
+    e.g. "MATH-500 (311/500)" (the one place that label is built)."""
+    return title if n_items >= full_size else f"{title} ({n_items}/{full_size})"
 
 
 class Benchmark(Protocol):

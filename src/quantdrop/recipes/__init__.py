@@ -43,9 +43,11 @@ def list_recipes() -> list[Recipe]:
 
 def _read_file(path: Path) -> dict:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise QuantdropError(f"{path}: cannot read recipe file ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise QuantdropError(f"{path}: not a recipe file (not UTF-8 text; expected TOML or YAML)") from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:

@@ -8,14 +8,7 @@ import sys
 
 from quantdrop.recipes import list_recipes, load_recipe, resolve
 from quantdrop.recipes.resolve import ResolvedPlan
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return str(n)
+from quantdrop.util import fmt_bytes
 
 
 def print_plan(plan: ResolvedPlan, file=None) -> None:
@@ -29,8 +22,8 @@ def print_plan(plan: ResolvedPlan, file=None) -> None:
     print(file=out)
     counts = plan.count_by_type
     for qtype, nbytes in plan.bytes_by_type.items():
-        print(f"  {qtype:<6} {counts[qtype]:>5} tensors  {_human(nbytes):>11}", file=out)
-    print(f"{plan.recipe.name}: {plan.n_params:,} parameters, {_human(plan.nbytes)}, "
+        print(f"  {qtype:<6} {counts[qtype]:>5} tensors  {fmt_bytes(nbytes):>11}", file=out)
+    print(f"{plan.recipe.name}: {plan.n_params:,} parameters, {fmt_bytes(plan.nbytes)}, "
           f"{plan.bits_per_weight:.2f} bits per weight", file=out)
 
 

@@ -7,11 +7,13 @@ position counters advance identically.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from gguf import GGMLQuantizationType
 
+from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory, tensor_bytes
 from quantdrop.recipes.llamacpp import (
     FTYPES,
@@ -25,7 +27,7 @@ from quantdrop.recipes.llamacpp import (
     tensor_category,
     tensor_type_fallback,
 )
-from quantdrop.recipes.model import Recipe
+from quantdrop.recipes.model import MATCH_BUDGET_S, Recipe
 
 # general.file_type for a recipe with neither `file_type` nor `base`: the llama.cpp mix of its default
 _FTYPE_OF_DEFAULT = {
@@ -100,6 +102,18 @@ def file_type_of(recipe: Recipe) -> int | None:
     return FTYPES[name][0] if name else None
 
 
+def _rule_matches(recipe: Recipe, names: list[str]) -> list[set[str]]:
+    """Each rule's matching tensor names, all rules within one time budget (MATCH_BUDGET_S)."""
+    deadline = time.monotonic() + MATCH_BUDGET_S
+    out = []
+    for i, rule in enumerate(recipe.rules):
+        try:
+            out.append(rule.matching(names, deadline))
+        except QuantdropError as err:
+            raise QuantdropError(f"{recipe.origin}: rule {i + 1}: {err}") from None
+    return out
+
+
 def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = False) -> ResolvedPlan:
     """Decide every tensor's type. Pure: the same recipe and inventory always give the same plan."""
     hp = inventory.hparams
@@ -108,6 +122,11 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
     qs = QuantState.for_tensors(hp, names, has_imatrix)
     moe_layers = sorted({layer for n in names if "_exps" in n and (layer := layer_of(n)) is not None})
     rule_hits = [0] * len(recipe.rules)
+    for i, rule in enumerate(recipe.rules):  # a selector naming layers the model lacks is an error
+        if rule.layers is not None:
+            rule.layers.check(hp.n_layer, f"{recipe.name if recipe.origin == 'builtin' else recipe.origin}: "
+                                          f"rule {i + 1}")
+    matched = _rule_matches(recipe, names)
     default_quantized = recipe.default in QUANTIZED
     heuristic = f"llama.cpp {recipe.base}" if recipe.base else "default"
     ftype = recipe.base
@@ -122,7 +141,7 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
             new_type, why = recipe.default, "default"
             layer = layer_of(name)
             for i, rule in enumerate(recipe.rules):
-                if rule.regex.search(name) and (
+                if name in matched[i] and (
                     rule.layers is None or rule.layers.matches(layer, hp.n_layer, moe_layers)
                 ):
                     new_type, why = rule.type, f"rule {i + 1}"

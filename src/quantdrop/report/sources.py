@@ -54,12 +54,12 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     The store's paired bootstrap gives variant minus baseline in points on the weighted average; the
     relative drop's interval is that interval divided by the baseline's weighted average, negated. A
     drop is significant when the whole interval lies below zero (the variant is surely worse)."""
-    from quantdrop.stats import PAPER_WEIGHTS, benchmark_key
+    from quantdrop.stats import weight_of
 
     benches = []
     for key in table.benchmarks:
         given = [c.weight for (k, _), c in table.cells.items() if k == key and c.weight is not None]
-        weight = given[0] if given else PAPER_WEIGHTS.get(benchmark_key(key), 1.0)
+        weight = given[0] if given else weight_of(key)
         benches.append(BenchmarkRow(key, weight, table.titles.get(key, key)))
     base_w = table.weighted.get(table.baseline) if table.baseline else None
     columns = []

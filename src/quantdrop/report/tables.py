@@ -58,8 +58,9 @@ class Table:
         grid += [[cell(r, c, s) for c, s in enumerate(row)] for r, row in enumerate(self.rows)]
         widths = [max(len(row[i]) for row in grid) if pad else 0 for i in range(len(self.columns))]
         line = lambda row: "| " + " | ".join(s.ljust(w) for s, w in zip(row, widths, strict=True)) + " |"  # noqa: E731
-        rule = ["-" * (w + 2) if pad else "---" for w in widths]
-        rule = [x if i < self.text_columns else x[:-1] + ":" for i, x in enumerate(rule)]
+        rule = ["-" * (w + 1) if pad else "---" for w in widths]  # padded: as wide as " cell "
+        rule = [x + ("-" if i < self.text_columns else ":") if pad else x + ("" if i < self.text_columns else ":")
+                for i, x in enumerate(rule)]
         lines = [f"### {self.title}", "", line(grid[0]), "|" + "|".join(rule) + "|", *map(line, grid[1:])]
         if self.caption:
             lines += ["", f"*{self.caption}*"]

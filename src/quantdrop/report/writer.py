@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +12,8 @@ from quantdrop.report import htmlpage, plots, tables
 from quantdrop.report.data import ReportData
 from quantdrop.report.jsonout import report_json
 from quantdrop.report.recommend import recommend
+from quantdrop.tempfiles import sweep_stale
+from quantdrop.util import atomic_write
 
 FIGURE_CAPTIONS = {
     "quality-vs-size": ("Quality against size. Red: the Pareto front (no other variant is both smaller and "
@@ -22,18 +23,6 @@ FIGURE_CAPTIONS = {
 }
 CSV_NAMES = {"table1_sizes.csv", "table2_results.csv", "table2_summary.csv", "proxies.csv",
              "recommendations.csv"}
-
-
-def _atomic_write(path: Path, content: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            tmp.write_text(content, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _csv(header: list[str], rows: list[list[object]]) -> str:
@@ -99,13 +88,15 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     figures = [(name, png) for name, png in (("quality-vs-size", plots.quality_vs_size(data)),
                                              ("benchmark-bars", plots.benchmark_bars(data))) if png]
     (out / "figures").mkdir(exist_ok=True)
+    for folder in (out, out / "figures"):  # temporaries of a run killed with SIGKILL
+        sweep_stale(folder)
     for name, png in figures:
-        _atomic_write(out / "figures" / f"{name}.png", png)
+        atomic_write(out / "figures" / f"{name}.png", png)
     for name in set(FIGURE_CAPTIONS) - {name for name, _ in figures}:
         (out / "figures" / f"{name}.png").unlink(missing_ok=True)  # stale from an earlier run
     csvs = tidy_csvs(data)
     for name, text in csvs.items():
-        _atomic_write(out / name, text)
+        atomic_write(out / name, text)
     for name in CSV_NAMES - set(csvs):
         (out / name).unlink(missing_ok=True)  # stale from an earlier run
 
@@ -122,8 +113,8 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
                for name, _ in figures]
     if data.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in data.notes] + [""]
-    _atomic_write(out / "report.md", "\n".join(md))
-    _atomic_write(out / "report.json", report_json(data))  # the same data, versioned (report/jsonout.py)
+    atomic_write(out / "report.md", "\n".join(md))
+    atomic_write(out / "report.json", report_json(data))  # the same data, versioned (report/jsonout.py)
 
     figs = {name: (name, png, FIGURE_CAPTIONS[name]) for name, png in figures}
     sections: list[tuple[str, list]] = [
@@ -134,5 +125,5 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
         ("Quality proxies", [t for t in (tp,) if t]),
         ("Quality against size", [figs[n] for n in ("quality-vs-size",) if n in figs]),
     ]
-    _atomic_write(out / "report.html", htmlpage.page(data.model, data.note, sections, data.notes))
+    atomic_write(out / "report.html", htmlpage.page(data.model, data.note, sections, data.notes))
     return out / "report.html"

@@ -23,6 +23,7 @@ from gguf import GGMLQuantizationType as T
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory, tensor_bytes, type_from_name
 from quantdrop.recipes.llamacpp import tensor_allows_quantization
+from quantdrop.tempfiles import sweep_stale
 from quantdrop.tune.budget import Budget, byte_budget, fit_devices, parse_budget
 from quantdrop.tune.emit import render_recipe
 from quantdrop.tune.sensitivity import (
@@ -34,6 +35,7 @@ from quantdrop.tune.sensitivity import (
     tier1,
 )
 from quantdrop.tune.solve import Item, Solution, minimum_bytes, solve
+from quantdrop.util import atomic_write, comma_list, fmt_bytes
 
 DEFAULT_TYPES = "q2_k,q3_k,q4_k,q5_k,q6_k,q8_0"
 
@@ -70,8 +72,7 @@ class TuneResult:
 
 
 def parse_types(types: str | list[str]) -> list[T]:
-    items = types.split(",") if isinstance(types, str) else list(types)
-    out = [type_from_name(x) for x in items if x.strip()]
+    out = [type_from_name(x) for x in comma_list(types)]
     if not out:
         raise QuantdropError("--types: give at least one type (e.g. q2_k,q4_k,q8_0)")
     return out
@@ -100,7 +101,7 @@ def _fixed_bytes(inv: ModelInventory) -> int:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:.3f} GiB"
+    return fmt_bytes(n)  # the one byte formatter (quantdrop.util)
 
 
 def _check_floor(items: list[Item], fixed: int, budget: int, what: str) -> None:
@@ -231,12 +232,10 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
 def _write_atomic(path: Path, content: str) -> None:
     if not path.parent.exists():
         raise QuantdropError(f"{path.parent}: no such directory")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sweep_stale(path.parent)
     try:
-        tmp.write_text(content)
-        os.replace(tmp, path)
+        atomic_write(path, content)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise QuantdropError(f"writing {path} failed: {err.strerror or err}") from None
 
 

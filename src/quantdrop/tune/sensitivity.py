@@ -39,6 +39,8 @@ from quantdrop.recipes.llamacpp import (
     tensor_allows_quantization,
     tensor_type_fallback,
 )
+from quantdrop.tempfiles import sweep_stale
+from quantdrop.util import atomic_write, progress_bar
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
 _CACHE_VERSION = "1"
@@ -145,11 +147,7 @@ def _slab_errors(rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool
 def _progress(enabled: bool, total: int):
     if not enabled:
         return nullcontext(None)
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    return Progress(TextColumn("[bold]tier 1 {task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    return progress_bar(unit="bytes", transient=True)
 
 
 def _cache_key(path: Path, types: dict[str, list[T]], imatrix_digest: str) -> str:
@@ -216,7 +214,8 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
     signal: dict[str, float] = {}
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool, open(path, "rb", buffering=0) as f, _progress(progress, total) as bar:
-        task = bar.add_task(f"({sum(len(v) for v in types.values())} tensor-types)", total=total) if bar else None
+        title = f"[bold]tier 1[/bold] ({sum(len(v) for v in types.values())} tensor-types)"
+        task = bar.add_task(title, total=total) if bar else None
 
         def advance(n: int) -> None:
             if bar:
@@ -232,10 +231,9 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
     result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"error": error, "signal": signal, "seconds": seconds,
-                                   "bytes_per_s": result.bytes_per_s}))
-        os.replace(tmp, cache)
+        sweep_stale(cache.parent)
+        atomic_write(cache, json.dumps({"error": error, "signal": signal, "seconds": seconds,
+                                        "bytes_per_s": result.bytes_per_s}))
     return result
 
 

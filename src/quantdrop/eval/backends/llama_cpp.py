@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from quantdrop.errors import QuantdropError
+from quantdrop.eval.backends.openai_compat import MalformedReply, parse_chat_reply
 from quantdrop.eval.loglik import encode_pair, encode_result
 from quantdrop.eval.types import Completion, Message, SamplingParams
 from quantdrop.fingerprint import sampled_digest
@@ -87,6 +88,7 @@ class LlamaCppBackend:
                     model_path=str(self.path),
                     n_ctx=self.n_ctx,
                     n_threads=self.threads,
+                    n_gpu_layers=-1,  # every layer on the GPU when llama.cpp was built with one
                     chat_format="chat_template.default",
                     verbose=False,
                 )
@@ -110,15 +112,10 @@ class LlamaCppBackend:
             max_tokens=params.max_tokens,
             seed=params.seed,
         )
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return Completion(
-            text=choice["message"].get("content") or "",
-            finish_reason=choice.get("finish_reason") or "stop",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            latency_s=time.perf_counter() - start,
-        )
+        try:
+            return parse_chat_reply(out, time.perf_counter() - start, params.max_tokens)
+        except MalformedReply as err:
+            return Completion(finish_reason="error", error=f"llama-cpp-python: {err}")
 
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         if self._llm is None:

@@ -4,7 +4,9 @@ One request per sample (`n` is never sent above 1: llama-server rejects it). Eac
 the least busy endpoint. Transient failures (429, 5xx, timeouts, refused or dropped connections)
 are retried with exponential backoff and jitter (honouring Retry-After), preferring another
 endpoint; a request that still fails, or a 4xx that retrying cannot fix, comes back as a
-`Completion` with `error` set: recorded, never scored as a wrong answer.
+`Completion` with `error` set: recorded, never scored as a wrong answer. So is a 200 reply with a
+malformed field (`parse_chat_reply` checks every field we read): that reply's error, not the run's.
+A reply longer than `max_tokens` can produce is stored cut, flagged `capped`.
 
 aiohttp rather than httpx: httpcore's pool scans every connection on each request (encode/httpx
 #3215), so httpx spent ~3 ms of CPU per request here against aiohttp's ~0.4 ms, and the runner
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import time
@@ -31,6 +34,9 @@ JSON = {"Content-Type": "application/json"}
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 30.0
 N_PROBS = 50  # llama-server: top log-probs asked per position (a choice token outside them is bounded)
+MAX_CHARS_PER_TOKEN = 128  # generous: the longest entries of common vocabularies are runs of spaces
+MIN_TEXT_CAP = 16384
+MAX_BODY_BYTES = 64 << 20  # a larger reply is refused unread (an error), at least 16 bytes per capped char
 
 
 def normalize_endpoint(url: str) -> str:
@@ -152,7 +158,8 @@ class OpenAICompatBackend:
             "n": 1,
             "stream": False,
         }
-        payload = json.dumps(body).encode()  # once, not per attempt
+        payload = json.dumps(body, allow_nan=False).encode()  # once, not per attempt
+        limit = max(MAX_BODY_BYTES, 16 * text_cap(params.max_tokens))
         start = time.perf_counter()
         last_error, failed = "", None
         for attempt in range(self.retries + 1):
@@ -161,7 +168,11 @@ class OpenAICompatBackend:
             retry_after = None
             try:
                 async with self._session.post(f"{url}/v1/chat/completions", data=payload, headers=JSON) as resp:
-                    status, raw, retry_after = resp.status, await resp.read(), _retry_after(resp.headers)
+                    status, retry_after = resp.status, _retry_after(resp.headers)
+                    raw = await _read_limited(resp, limit)
+            except _TooLarge:
+                last_error = f"malformed reply from {url}: more than {limit} bytes for max_tokens={params.max_tokens}"
+                break
             except TimeoutError:
                 last_error = f"timeout from {url}"
             except aiohttp.ClientError as err:  # refused, reset, dropped mid-response
@@ -169,10 +180,12 @@ class OpenAICompatBackend:
             else:
                 if status == 200:
                     try:
-                        return _parse(json.loads(raw), time.perf_counter() - start)
-                    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
-                        last_error = f"malformed response from {url}: {type(err).__name__}: {err}"
-                        break  # a server that answers garbage will not answer better next time
+                        return parse_chat_reply(json.loads(raw), time.perf_counter() - start, params.max_tokens)
+                    except MalformedReply as err:
+                        last_error = f"malformed reply from {url}: {err}"
+                    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8, nested too deep
+                        last_error = f"malformed reply from {url}: not JSON ({type(err).__name__}: {err})"
+                    break  # a server that answers garbage will not answer better next time
                 last_error = f"HTTP {status} from {url}: {_error_text(raw)}"
                 if status not in RETRY_STATUS:
                     break
@@ -298,21 +311,109 @@ class LoglikUnavailable(Exception):
     """An endpoint could not give a log-probability (internal: becomes an error or a QuantdropError)."""
 
 
-def _parse(data: dict[str, Any], latency: float) -> Completion:
-    choice = data["choices"][0]
-    message = choice.get("message") or {}
-    text = message.get("content") or ""
+class MalformedReply(ValueError):
+    """A 200 reply whose JSON lacks a field we read or holds one of the wrong type; says which."""
+
+
+def text_cap(max_tokens: int) -> int:
+    """The most characters a reply of `max_tokens` can honestly hold (MAX_CHARS_PER_TOKEN each);
+    more is stored cut to this length and flagged `capped`."""
+    return max(MIN_TEXT_CAP, MAX_CHARS_PER_TOKEN * max_tokens)
+
+
+def parse_chat_reply(data: Any, latency: float, max_tokens: int) -> Completion:
+    """A chat completion (OpenAI's shape; llama-cpp-python's too) as a `Completion`, every field we
+    read checked: a missing or ill-typed one raises MalformedReply naming it."""
+    if not isinstance(data, dict):
+        raise MalformedReply(f"the reply is a JSON {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedReply(f"'choices' is {_show(choices)}, expected a non-empty list")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedReply(f"choices[0].message is {_show(message)}, expected an object")
+    text = _content(message.get("content"))
     reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise MalformedReply(f"choices[0].message.reasoning_content is {_show(reasoning)}, expected text")
+    if text is None and not reasoning:
+        raise MalformedReply("choices[0].message.content is null (no answer)")
+    text = text or ""
     if reasoning:  # servers that split the reasoning off (vLLM, DeepSeek's API): put it back in place
         text = f"<think>\n{reasoning}\n</think>\n{text}"
-    usage = data.get("usage") or {}
+    finish = choice.get("finish_reason")
+    if finish is not None and not (isinstance(finish, str) and 0 < len(finish) <= 64):
+        raise MalformedReply(f"choices[0].finish_reason is {_show(finish)}, expected a short text")
+    usage = data.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise MalformedReply(f"'usage' is {_show(usage)}, expected an object")
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates (JSON "\ud800") cannot be stored
+    cap = text_cap(max_tokens)
     return Completion(
-        text=text,
-        finish_reason=choice.get("finish_reason") or "stop",
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
+        text=text[:cap],
+        finish_reason=finish or "stop",
+        prompt_tokens=_count(usage, "prompt_tokens"),
+        completion_tokens=_count(usage, "completion_tokens"),
         latency_s=latency,
+        capped=len(text) > cap,
     )
+
+
+def _content(content: Any) -> str | None:
+    """`message.content`: text, null, or a list of parts (`[{"type": "text", "text": ...}]`, OpenAI's
+    content-parts shape) whose text parts are joined; other parts (images, audio) carry no answer."""
+    if content is None or isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise MalformedReply(f"choices[0].message.content is {_show(content)}, expected text or a list of parts")
+    texts = []
+    for k, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise MalformedReply(f"choices[0].message.content[{k}] is {_show(part)}, expected a typed part")
+        if part["type"] == "text":
+            if not isinstance(part.get("text"), str):
+                raise MalformedReply(f"choices[0].message.content[{k}].text is {_show(part.get('text'))}, "
+                                     "expected text")
+            texts.append(part["text"])
+    return "".join(texts)
+
+
+def _count(usage: dict[str, Any] | None, key: str) -> int:
+    """A token count of `usage`: absent or null is 0; otherwise a whole number in [0, 2**53]."""
+    value = (usage or {}).get(key)
+    if value is None:
+        return 0
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**53:
+        raise MalformedReply(f"usage.{key} is {_show(value)}, expected a count of tokens (an integer >= 0)")
+    return value
+
+
+def _show(value: Any) -> str:
+    """A short rendering of a bad JSON value for an error message."""
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, refused (_TooLarge) past `limit` bytes without reading the rest into memory."""
+    if resp.content_length is not None:
+        if resp.content_length > limit:
+            raise _TooLarge
+        return await resp.read()
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error_text(raw: bytes) -> str:

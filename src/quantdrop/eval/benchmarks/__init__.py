@@ -6,6 +6,7 @@ options it does not know (`data_dir`, `template`, `split`, `release`, ...).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
@@ -24,6 +25,14 @@ BENCHMARKS: dict[str, str] = {
     "mbppplus": "quantdrop.eval.benchmarks.mbppplus",
     "livecodebench": "quantdrop.eval.benchmarks.livecodebench",
 }
+
+
+@functools.cache
+def declared_weight(name: str) -> float | None:
+    """The weight a registered benchmark's class declares (the paper's Appendix A.2; the one home of
+    the weights), None for a name not registered."""
+    key = name.strip().lower()
+    return float(get_benchmark(key).weight) if key in BENCHMARKS else None
 
 
 def get_benchmark(name: str, **options: Any) -> Benchmark:

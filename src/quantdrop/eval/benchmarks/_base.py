@@ -14,7 +14,7 @@ from typing import ClassVar
 from quantdrop.eval.scoring.choice import LETTERS, explain_choice, score_choice
 from quantdrop.eval.scoring.math import explain_math, score_math
 from quantdrop.eval.scoring.text import Extraction, render, strip_reasoning
-from quantdrop.eval.types import Completion, Item, Message, Score
+from quantdrop.eval.types import Completion, Item, Message, Score, partial_label
 
 # DeepSeek-R1's math directive (its model card: "Please reason step by step, and put your final answer
 # within \boxed{}."), after the problem.
@@ -56,7 +56,7 @@ class BaseBenchmark:
 
     def label(self, n_items: int) -> str:
         """The table label: the title, with "(n/full)" when the set is partial."""
-        return self.title if n_items >= self.full_size else f"{self.title} ({n_items}/{self.full_size})"
+        return partial_label(self.title, n_items, self.full_size)
 
     def _source(self, data_dir: Path | str | None) -> Path | None:
         chosen = data_dir if data_dir is not None else self.data_dir

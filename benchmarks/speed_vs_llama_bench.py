@@ -1,0 +1,92 @@
+"""`quantdrop speed` against llama-bench (the reference tool) and through `python -m llama_cpp.server`.
+
+For each model (default: the embedded reference and its Q8_0 and Q4_K_M variants, quantized into a
+temporary folder), in one run on one machine and with the same threads: llama-bench's pp/tg
+(`-fa off`, as llama-cpp-python's default), then quantdrop's in-process pp/tg, then quantdrop's
+endpoint path against llama_cpp.server started by quantdrop.serve; the ratios are ours over theirs
+(in-process/llama-bench, endpoint/in-process). llama-bench comes from $LLAMA_BENCH (see
+scripts/build_reference_tools.sh); without it only the endpoint comparison runs.
+
+    .venv/bin/python benchmarks/speed_vs_llama_bench.py [MODEL.gguf ...] [--prompt 512 --gen 128 --repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from quantdrop.serve import Engine
+from quantdrop.speed import SpeedOptions, bench_endpoint, bench_gguf, cpu_model
+
+SERVER = f"{sys.executable} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} " \
+         "--n_threads {threads} --interrupt_requests False"
+
+
+def llama_bench(binary: str, model: Path, opts: SpeedOptions, threads: int) -> dict[str, float]:
+    cmd = [binary, "-m", str(model), "-p", str(opts.prompt), "-n", str(opts.gen), "-r", str(opts.repeat),
+           "-t", str(threads), "-fa", "0", "-o", "json"]
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    return {("pp" if t["n_prompt"] else "tg"): float(t["avg_ts"]) for t in out}
+
+
+def default_models(folder: Path) -> list[Path]:
+    from quantdrop.demo_model import ensure_demo_model
+    from quantdrop.quantize import quantize
+
+    ref = ensure_demo_model()
+    models = [ref]
+    for recipe in ("Q8_0", "Q4_K_M"):
+        dst = folder / f"{recipe}.gguf"
+        quantize(ref, dst, recipe=recipe, progress=False)
+        models.append(dst)
+    return models
+
+
+def measure(model: Path, opts: SpeedOptions, threads: int, bench_bin: str | None, folder: Path) -> list[str]:
+    ours = bench_gguf(model, opts)
+    assert ours.pp is not None and ours.tg is not None
+    row = [model.name]
+    if bench_bin:
+        ref = llama_bench(bench_bin, model, opts, threads)
+        row += [f"{ref['pp']:.1f}", f"{ours.pp.mean:.1f}", f"{ours.pp.mean / ref['pp']:.2f}",
+                f"{ref['tg']:.1f}", f"{ours.tg.mean:.1f}", f"{ours.tg.mean / ref['tg']:.2f}"]
+    else:
+        row += ["", f"{ours.pp.mean:.1f}", "", "", f"{ours.tg.mean:.1f}", ""]
+    template = SERVER.replace("{threads}", str(threads))
+    with Engine(template, str(model), model.stem, folder / "engines", ctx=opts.prompt + opts.gen + 256) as engine:
+        served = bench_endpoint(model.stem, engine.url, opts)
+    assert served.tg is not None and served.ttft_s is not None
+    row += [f"{served.tg.mean:.1f}", f"{served.tg.mean / ours.tg.mean:.2f}", f"{served.ttft_s.mean:.3f}"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", type=Path)
+    parser.add_argument("--prompt", type=int, default=512)
+    parser.add_argument("--gen", type=int, default=128)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    opts = SpeedOptions(prompt=args.prompt, gen=args.gen, repeat=args.repeat, threads=args.threads)
+    bench_bin = os.environ.get("LLAMA_BENCH") or shutil.which("llama-bench")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        models = args.models or default_models(folder)
+        print(f"{cpu_model()}, {args.threads} threads; pp{args.prompt}/tg{args.gen}, {args.repeat} repeats; "
+              f"llama-bench: {bench_bin or 'absent'}\n")
+        print("| model | pp llama-bench | pp quantdrop | ratio | tg llama-bench | tg quantdrop | ratio "
+              "| tg endpoint | endpoint/in-process | TTFT s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for model in models:
+            print("| " + " | ".join(measure(model, opts, args.threads, bench_bin, folder)) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
