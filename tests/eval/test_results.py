@@ -59,7 +59,7 @@ def test_rows_cells_and_aggregates(store):
     assert t.weighted["FP8"] == pytest.approx((0.2 * 50.0 + 1.0 * 75.0) / 1.2)
     assert t.weighted["Q2"] == pytest.approx((0.2 * 87.5 + 1.0 * 25.0) / 1.2)
     assert t.drop["Q2"] == pytest.approx((t.weighted["FP8"] - t.weighted["Q2"]) / t.weighted["FP8"])
-    md = format_table(t, "md")
+    md, _, evidence = format_table(t, "md").partition("### Evidence against the baseline")
     rows = {
         c[0]: c[1:]
         for c in ([x.strip() for x in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| "))
@@ -67,8 +67,11 @@ def test_rows_cells_and_aggregates(store):
     # both AIME items improved in every resample: the paired CI excludes 0, marked "*"
     assert rows["AIME 2024 (2/30)"] == ["50.00 (±35.36)", "87.50 (±21.65) *"]
     assert rows["MMLU"] == ["75.00", "25.00"]
-    # one Table 2 renderer (report.tables): the drop carries its paired CI, "–" for none
-    assert [c.split(" [")[0] for c in rows["Accuracy drop"]] == ["–", f"{100 * t.drop['Q2']:.2f}%"]
+    # one Table 2 renderer (report.tables): with 2 items per benchmark the paired comparison cannot see
+    # even a large drop, so the cell says so instead of a bare "50.00%" (the number stays in the JSON)
+    assert rows["Accuracy drop"] == ["–", "too few items"]
+    assert json.loads(format_table(t, "json"))["accuracy_drop"]["Q2"] == pytest.approx(t.drop["Q2"])
+    assert "too few items to trust: 2" in evidence  # AIME's "*" rests on 2 items
     assert list(rows) == [
         "Benchmark",
         "AIME 2024 (2/30)",
@@ -84,7 +87,8 @@ def test_a_variant_that_beats_the_baseline_has_no_drop(store):
     t = results_table(store, baseline="Q2")
     assert t.drop["FP8"] == 0.0
     drop_row = next(line for line in format_table(t, "md").splitlines() if line.startswith("| Accuracy drop"))
-    assert [c.strip().split(" [")[0] for c in drop_row.strip("|").split("|")][1:] == ["0", "–"]  # FP8, Q2
+    # FP8, Q2: no drop, but 2 items per benchmark could not have shown one either
+    assert [c.strip().split(" [")[0] for c in drop_row.strip("|").split("|")][1:] == ["too few items", "–"]
 
 
 def test_json_is_strict_and_complete(store):

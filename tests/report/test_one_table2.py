@@ -41,7 +41,8 @@ def test_results_and_report_render_the_same_table2(tmp_path: Path, capsys) -> No
     store = _store(tmp_path)
     table = results_table(store, baseline="FP8")
     printed = format_table(table, "md")
-    report_md = tables.results_table(report_data("m", results=table)).markdown()
+    data = report_data("m", results=table)
+    report_md = tables.results_table(data).markdown() + tables.evidence_table(data.results).markdown()
     assert _rows(printed) == _rows(report_md)
     assert "|---|---:|---:|" in report_md  # GitHub Markdown: numbers right-aligned
     assert re.search(r"^\|-+\|-+:\|-+:\|$", printed, re.M)  # padded for a terminal, same alignment

@@ -55,6 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="option for the benchmarks, e.g. split=test (C-Eval submission run); repeatable",
     )
+    parser.add_argument(
+        "--mode",
+        choices=("generate", "loglik"),
+        default="generate",
+        help="generate (the paper's protocol) or loglik: multiple choice by log-likelihood as lm-evaluation-harness"
+        " (mmlu, cmmlu, ceval, gpqa; stored as <bench>@loglik)",
+    )
     parser.add_argument("--n-ctx", type=int, help="context size for in-process llama.cpp")
     parser.add_argument("--threads", type=int, help="CPU threads for in-process llama.cpp")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per HTTP request")

@@ -121,6 +121,8 @@ class Table:
     drop: dict[str, float] = field(default_factory=dict)  # fraction, of the weighted averages
     diffs: dict[tuple[str, str], Interval] = field(default_factory=dict)  # (benchmark | "weighted", label)
     notes: list[str] = field(default_factory=list)
+    evidence: dict[tuple[str, str], Any] = field(default_factory=dict)  # (benchmark, label) -> eval.evidence.Evidence
+    target_drop: float | None = None
 
 
 def _weights(results: list[BenchResult]) -> dict[str, float]:
@@ -129,8 +131,13 @@ def _weights(results: list[BenchResult]) -> dict[str, float]:
     }
 
 
-def results_table(store: str | Path, baseline: str | None = None, labels: list[str] | None = None) -> Table:
-    """The paper's table for the labels in `store` (all, in the order first evaluated, by default)."""
+def results_table(
+    store: str | Path, baseline: str | None = None, labels: list[str] | None = None, *,
+    target_drop: float | None = None,
+) -> Table:
+    """The paper's table for the labels in `store` (all, in the order first evaluated, by default); with a
+    baseline, each difference's evidence (agreement, power; with `target_drop` points, the items and
+    samples a benchmark needs to detect that drop)."""
     with Store(store, readonly=True) as db:
         runs = db.runs()
         known = list(dict.fromkeys(r.label for r in runs))
@@ -161,7 +168,13 @@ def results_table(store: str | Path, baseline: str | None = None, labels: list[s
         table.average[lab] = average(scores)
         table.weighted[lab] = weighted_average(scores, weights)
     if baseline:
+        from quantdrop.eval.evidence import evidence_table
+
         _compare(table, weights)
+        table.evidence = evidence_table(store, baseline, labels, target_drop=target_drop)
+        table.target_drop = target_drop
+    elif target_drop is not None:
+        raise QuantdropError("--target-drop needs --baseline: the items needed come from paired differences")
     for lab in labels:
         bad = Counter()
         for k in keys:
@@ -204,10 +217,11 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
 def format_markdown(table: Table) -> str:
     """Table 2 as the report shows it (`report.tables.table2`: one renderer, one legend), then the notes."""
     from quantdrop.report.sources import from_results
-    from quantdrop.report.tables import table2
+    from quantdrop.report.tables import evidence_table, table2
 
-    grid = table2(from_results(table))
-    text = grid.markdown(pad=True) if grid else ""
+    data = from_results(table)
+    grids = [g for g in (table2(data), evidence_table(data)) if g]
+    text = "\n".join(g.markdown(pad=True) for g in grids)
     return text + "".join(f"\n{n}." for n in table.notes)
 
 
@@ -232,7 +246,19 @@ def table_dict(table: Table) -> dict[str, Any]:
         "weighted_diff_vs_baseline": {
             lab: asdict(table.diffs[("weighted", lab)]) for lab in table.labels if ("weighted", lab) in table.diffs
         },
+        "evidence": [_evidence_dict(k, lab, e) for (k, lab), e in table.evidence.items()],
+        "target_drop": table.target_drop,
         "notes": table.notes,
+    }
+
+
+def _evidence_dict(benchmark: str, label: str, e: Any) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark, "label": label, "baseline": e.baseline, "mode": e.mode,
+        "agreement": asdict(e.agreement.share), "pairs": e.agreement.pairs, "items": e.agreement.items,
+        "right_to_wrong": e.agreement.right_to_wrong, "wrong_to_right": e.agreement.wrong_to_right,
+        "noise_floor": asdict(e.noise_floor), "min_detectable_drop": e.mde, "too_few_items": e.too_few_items,
+        "plan": None if e.plan is None else {"items": e.plan[0], "samples": e.plan[1]},
     }
 
 
@@ -335,6 +361,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
+    parser.add_argument("--target-drop", type=float, metavar="POINTS",
+                        help="with --baseline: the items and samples each benchmark needs to detect a drop of "
+                             "this many points (paired, alpha 0.05, 80%% power)")
     parser.add_argument("--explain", metavar="BENCH/ITEM[#SAMPLE]",
                         help="instead of the table: each stored response of one item, its extracted answer, the "
                              "rule that produced it and the verdict (quantdrop.eval.explain)")
@@ -359,7 +388,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.output:
         _check_output(args.output)
-    table = results_table(args.store, baseline=args.baseline, labels=args.labels)
+    table = results_table(args.store, baseline=args.baseline, labels=args.labels, target_drop=args.target_drop)
     text = format_table(table, args.fmt)
     if args.output:
         try:

@@ -93,6 +93,7 @@ class _Bench:
     samples: int
     protocol: dict[str, Any]
     run_id: int = 0
+    mode: str = "generate"  # or "loglik" (quantdrop.eval.loglik): a LoglikBenchmark, one sample
 
 
 def _template_hash(bench: Benchmark) -> str | None:
@@ -163,6 +164,7 @@ def _load_benchmarks(
     data_dir: str | None,
     template: str | None,
     bench_options: dict[str, Any],
+    mode: str = "generate",
 ) -> list[_Bench]:
     out = []
     options: dict[str, Any] = {**bench_options, "data_dir": Path(data_dir) if data_dir else None}
@@ -170,6 +172,8 @@ def _load_benchmarks(
         options["template"] = template
     for name in dict.fromkeys(n.strip() for n in names if n.strip()):
         bench = get_benchmark(name, **options)
+        if mode == "loglik":
+            bench = _loglik_benchmark(bench, samples, bench_options)
         items = bench.load(options["data_dir"])
         if not items:
             raise QuantdropError(f"{name}: no items found ({getattr(bench, 'loaded_from', 'no source')})")
@@ -186,10 +190,22 @@ def _load_benchmarks(
                 protocol={"samples": n_samples, "template": _template_hash(bench), "seeds": SEED_SCHEME,
                           # options that change the item set or the prompts (LiveCodeBench's release and
                           # date window, C-Eval's split) are part of the protocol
-                          "options": {k: str(v) for k, v in sorted(bench_options.items())}},
+                          "options": {k: str(v) for k, v in sorted(bench_options.items())},
+                          **({"mode": mode} if mode != "generate" else {})},
+                mode=mode,
             )
         )
     return out
+
+
+def _loglik_benchmark(bench: Benchmark, samples: int | None, options: dict[str, Any]) -> Benchmark:
+    """The benchmark scored by log-likelihood (deterministic: one sample per item)."""
+    from quantdrop.eval.loglik import LoglikBenchmark
+
+    if samples not in (None, 1):
+        raise QuantdropError(f"--mode loglik is deterministic: one sample per item, not --samples {samples}")
+    return LoglikBenchmark(bench, norm=str(options.get("loglik_norm", "acc")),  # type: ignore[return-value]
+                           style=str(options.get("loglik_style", "letters")))
 
 
 def _make_backend(
@@ -243,6 +259,7 @@ def evaluate(
     timeout: float = 1800.0,
     retries: int = 4,
     progress: bool = True,
+    mode: str = "generate",
 ) -> list[BenchResult]:
     """Evaluate one model variant (`label`) on benchmarks; returns each benchmark's result so far.
 
@@ -250,6 +267,8 @@ def evaluate(
     `samples` defaults to each benchmark's paper setting; `max_tokens` is capped by the backend's
     context; `timeout` and `retries` bound each HTTP request. `bench_options` go to every benchmark's
     `create()` (e.g. {"split": "test"} for C-Eval's submission run; benchmarks ignore unknown ones).
+    `mode="loglik"` scores the multiple-choice benchmarks by log-likelihood as lm-evaluation-harness does
+    (quantdrop.eval.loglik; `loglik_norm=acc|acc_norm|acc_bytes` in `bench_options`), without generating.
     """
     if isinstance(bench, str):
         bench = comma_list(bench)
@@ -258,10 +277,15 @@ def evaluate(
         temperature=temperature, top_p=top_p, concurrency=concurrency, retries=retries, timeout=timeout,
         n_ctx=n_ctx, threads=threads,
     )
+    from quantdrop.eval.loglik import MODES
+
+    if mode not in MODES:
+        raise QuantdropError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     options = parse_options(bench_options)
-    benches = _load_benchmarks(bench, limit, samples, data_dir, template, options)  # bad names and data fail here
-    backend = _make_backend(
-        model, endpoint, model_name, api_key_env, concurrency, timeout, retries, n_ctx, threads, max_tokens
+    benches = _load_benchmarks(bench, limit, samples, data_dir, template, options, mode)  # bad names and data fail here
+    backend = _make_backend(  # loglik: a context for the prompt alone (default_n_ctx's allowance)
+        model, endpoint, model_name, api_key_env, concurrency, timeout, retries, n_ctx, threads,
+        1 if mode == "loglik" else max_tokens,
     )
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(
@@ -304,15 +328,21 @@ async def _evaluate(
     try:
         if hasattr(backend, "connect"):
             await backend.connect()  # unreachable endpoints fail here, before any work
+        loglik = any(b.mode == "loglik" for b in benches)
+        if loglik and not hasattr(backend, "loglik"):
+            raise QuantdropError("this backend cannot score log-likelihoods (--mode loglik)")
+        if loglik and hasattr(backend, "check_loglik"):
+            await backend.check_loglik()  # endpoints without prompt log-probs fail here
         effective = min(max_tokens, backend.context_length) if backend.context_length else max_tokens
-        if effective < max_tokens:
+        if effective < max_tokens and any(b.mode == "generate" for b in benches):
             _note(f"max tokens capped at {effective} by the backend's context length", progress)
         fingerprint = json.loads(backend.fingerprint)
         with Store(store_path) as store:
             claims: list[tuple[int, str]] = []
             try:
                 for b in benches:  # refuse a conflicting earlier run (or one running now) before loading any model
-                    b.protocol.update(temperature=temperature, top_p=top_p, max_tokens=effective)
+                    if b.mode == "generate":  # sampling does not touch a log-likelihood
+                        b.protocol.update(temperature=temperature, top_p=top_p, max_tokens=effective)
                     b.run_id = store.open_run(
                         label=label,
                         benchmark=b.key,
@@ -347,7 +377,8 @@ async def _run_benches(
     progress: bool,
 ) -> list[BenchResult]:
     if hasattr(backend, "load"):
-        await asyncio.get_running_loop().run_in_executor(None, backend.load)
+        chat = any(b.mode == "generate" for b in benches)  # a chat template is needed only to generate
+        await asyncio.get_running_loop().run_in_executor(None, lambda: backend.load(chat=chat))
     results = []
     with ThreadPoolExecutor(SCORE_WORKERS, thread_name_prefix="score") as scorers:
         for b in benches:
@@ -520,15 +551,18 @@ async def _run_bench(
         async def worker() -> None:
             for item, sample in pairs:  # workers share one iterator: each pair is asked once
                 seed = derive_seed(b.key, item.id, sample)
-                c = await backend.complete(
-                    b.bench.messages(item),
-                    SamplingParams(
-                        temperature=params.temperature,
-                        top_p=params.top_p,
-                        max_tokens=params.max_tokens,
-                        seed=seed,
-                    ),
-                )
+                if b.mode == "loglik":
+                    c = await backend.loglik(*b.bench.request(item))  # type: ignore[attr-defined]
+                else:
+                    c = await backend.complete(
+                        b.bench.messages(item),
+                        SamplingParams(
+                            temperature=params.temperature,
+                            top_p=params.top_p,
+                            max_tokens=params.max_tokens,
+                            seed=seed,
+                        ),
+                    )
                 committer.add(item.id, sample, seed, c)  # committed at the end of this loop turn
                 if tally.add(c):
                     bar.update(task, completed=total - len(todo) + tally.done, **tally.fields())

@@ -428,6 +428,17 @@ class Store:
             )
         ]
 
+    def answers(self, run_id: int) -> list[tuple[str, int, str, str | None]]:
+        """(item, sample, status, extracted answer) of every scored response (not failed requests, not
+        unscored ones): what answer agreement compares, without the response texts."""
+        return [
+            (r[0], int(r[1]), r[2], r[3])
+            for r in self.db.execute(
+                "SELECT item_id, sample, status, extracted FROM responses WHERE run_id=?"
+                " AND status IN ('correct', 'wrong', 'unextracted') ORDER BY item_id, sample",
+                (run_id,),
+            )
+        ]
 
 def _proc_id(pid: int) -> str:
     """The boot id and start time of `pid` (Linux /proc), so a pid reused later is told apart; ""

@@ -45,6 +45,24 @@ class Cell:
     runs: int = 1
     differs: bool | None = None  # the paired CI of the difference from the baseline excludes 0
     complete: bool = True  # False: requests pending or failed
+    ci: tuple[float, float] | None = None  # bootstrap CI of the mean over items, percent
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one variant's difference from the baseline on one benchmark rests on (quantdrop.eval.evidence):
+    answer agreement with its CI (percent), flips, and the power of the paired comparison."""
+
+    agreement: tuple[float, float, float]  # value, low, high
+    right_to_wrong: int
+    wrong_to_right: int
+    pairs: int
+    items: int
+    mde: float | None  # minimal detectable drop, points (alpha 0.05, 80% power); None: not computable
+    too_few_items: bool
+    plan: tuple[int, int] | None = None  # (items, samples) to detect `ResultsTable.target_drop`
+    mode: str = "generate"
+    full_size: int = 0  # items in the whole benchmark (the plan's ceiling)
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,7 @@ class VariantColumn:
     drop_ci: tuple[float, float] | None = None  # paired bootstrap CI of the drop, percent
     significant: bool | None = None  # the drop's CI excludes 0: the variant is surely worse
     weighted_differs: bool | None = None  # the paired CI of the weighted avg.'s difference excludes 0
+    too_few_items: bool = False  # every benchmark it shares with the baseline has too few items to say anything
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,9 @@ class ResultsTable:
     columns: list[VariantColumn]
     baseline: str | None = None
     ci_level: float = 0.95
+    evidence: dict[tuple[str, str], Evidence] = field(default_factory=dict)  # (benchmark title, label)
+    noise_floor: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # title -> baseline's
+    target_drop: float | None = None  # points, for the items/samples plan
 
 
 @dataclass

@@ -12,6 +12,7 @@ from quantdrop.report.data import (
     BenchmarkRow,
     Cell,
     DeviceSet,
+    Evidence,
     Placement,
     Recommendation,
     ReportData,
@@ -64,7 +65,7 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     columns = []
     for lab in table.labels:
         cells = {key: Cell(c.mean, c.std if c.samples > 1 else None, c.n_items, c.samples,
-                           _differs(table.diffs.get((key, lab))), c.complete)
+                           _differs(table.diffs.get((key, lab))), c.complete, _finite_pair(c.ci))
                  for key in table.benchmarks if (c := table.cells.get((key, lab))) is not None}
         drop = _finite(table.drop.get(lab))
         ci, significant = None, None
@@ -73,9 +74,32 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
             # a drop is at most 100% (accuracy cannot go below 0)
             ci = (-100.0 * diff.high / base_w, min(100.0, -100.0 * diff.low / base_w))
             significant = diff.high < 0
+        few = [e.too_few_items for (_, label), e in table.evidence.items() if label == lab]
         columns.append(VariantColumn(lab, cells, _finite(table.average.get(lab)), _finite(table.weighted.get(lab)),
-                                     None if drop is None else 100.0 * drop, ci, significant, _differs(diff)))
-    return ResultsTable(benches, columns, table.baseline, level)
+                                     None if drop is None else 100.0 * drop, ci, significant, _differs(diff),
+                                     bool(few) and all(few)))
+    evidence, floors = _evidence(table)
+    return ResultsTable(benches, columns, table.baseline, level, evidence, floors, table.target_drop)
+
+
+def _finite_pair(i: Interval) -> tuple[float, float] | None:
+    return None if math.isnan(i.low) else (i.low, i.high)
+
+
+def _triple(i: Interval) -> tuple[float, float, float]:
+    return (i.value, i.low, i.high)
+
+
+def _evidence(table: Table) -> tuple[dict[tuple[str, str], Evidence], dict[str, tuple[float, float, float]]]:
+    """The store's agreement and power (quantdrop.eval.evidence) keyed by benchmark title, as Table 2 is."""
+    out, floors = {}, {}
+    for (key, lab), e in table.evidence.items():
+        out[key, lab] = Evidence(_triple(e.agreement.share), e.agreement.right_to_wrong, e.agreement.wrong_to_right,
+                                 e.agreement.pairs, e.agreement.items, _finite(e.mde), e.too_few_items, e.plan,
+                                 e.mode, e.full_size)
+        if not math.isnan(e.noise_floor.value):
+            floors[key] = _triple(e.noise_floor)
+    return out, floors
 
 
 def report_data(

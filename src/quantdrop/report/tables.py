@@ -12,12 +12,13 @@ import html
 import math
 from dataclasses import dataclass, field
 
-from quantdrop.report.data import Cell, Recommendation, ReportData, ResultsTable, VariantColumn
+from quantdrop.report.data import Cell, Evidence, Recommendation, ReportData, ResultsTable, VariantColumn
 from quantdrop.util import fmt_bytes
 
 DASH = "–"
 DIFFERS = "*"  # the paired CI of the difference from the baseline excludes 0 (a drop: significant)
 INCOMPLETE = "†"  # requests pending or failed
+TOO_FEW = "too few items"  # instead of a drop that no number of this size could support
 
 
 def fmt_pct(x: float) -> str:
@@ -127,6 +128,8 @@ def _drop_cell(c: VariantColumn, baseline: str | None) -> tuple[str, bool]:
     """The Accuracy drop cell and whether it is a significant drop (bold)."""
     if c.drop is None or c.label == baseline:
         return DASH, False
+    if c.too_few_items and not c.significant:  # a CI that excludes 0 said something, however few the items
+        return TOO_FEW, False
     text = "0" if c.drop == 0 else f"{fmt_pct(c.drop)}%"
     if c.drop_ci is not None:
         text += f" [{fmt_pct(c.drop_ci[0])}, {fmt_pct(c.drop_ci[1])}]"
@@ -166,7 +169,66 @@ def legend(res: ResultsTable) -> list[str]:
     if any(not c.complete for c in cells):
         lines.append(f"{INCOMPLETE} incomplete: requests pending or failed; run the same `quantdrop eval` "
                      "again to finish.")
+    if any(c.too_few_items for c in res.columns):
+        lines.append(f"{TOO_FEW}: every benchmark it shares with {res.baseline} has too few items for the paired "
+                     "comparison to detect even a large drop (see the evidence table).")
     return lines
+
+
+def _ci(t: tuple[float, float, float]) -> str:
+    return f"{t[0]:.1f} [{t[1]:.1f}, {t[2]:.1f}]"
+
+
+def _power_cell(e: Evidence, cell: Cell | None) -> str:
+    """The verdict on one difference and what it rests on."""
+    if cell is not None and cell.differs:
+        return f"differs {DIFFERS}" + (f" ({TOO_FEW} to trust: {e.items})" if e.too_few_items else "")
+    if e.too_few_items:
+        return f"{TOO_FEW} ({e.items})"
+    return f"not significant; could have detected >= {e.mde:.1f} points" if e.mde is not None else DASH
+
+
+def _plan_cell(e: Evidence) -> str:
+    if e.plan is None:
+        return f"not reachable within its {e.full_size:,} items"
+    items, samples = e.plan
+    return f"{items:,} items x {samples} sample{'s' if samples > 1 else ''}"
+
+
+def evidence_table(res: ResultsTable) -> Table | None:
+    """Per benchmark and variant: answer agreement with the baseline (and the baseline's own agreement
+    across samples, the noise floor), flips, and the power of the paired comparison (Dutta et al. 2024,
+    arXiv 2407.09141; quantdrop.power)."""
+    if not res.evidence or res.baseline is None:
+        return None
+    labels = [c.label for c in res.columns]
+    rows: list[list[str]] = []
+    for b in res.benchmarks:
+        if not any((b.title, lab) in res.evidence for lab in labels):
+            continue
+        floor = res.noise_floor.get(b.title)
+        agree, flips, power, plan = ([f"{b.display}: {name}"] for name in
+                                     ("agreement %", "flips right->wrong / wrong->right", "power", "to detect"))
+        for col in res.columns:
+            e = res.evidence.get((b.title, col.label))
+            if col.label == res.baseline:
+                agree.append(f"{_ci(floor)} (self)" if floor else DASH)
+                flips.append(DASH), power.append(DASH), plan.append(DASH)
+            elif e is None:
+                agree.append(DASH), flips.append(DASH), power.append(DASH), plan.append(DASH)
+            else:
+                agree.append(_ci(e.agreement))
+                flips.append(f"{e.right_to_wrong} / {e.wrong_to_right}")
+                power.append(_power_cell(e, col.cells.get(b.title)))
+                plan.append(_plan_cell(e))
+        rows += [agree, flips, power] + ([plan] if res.target_drop else [])
+    target = f" To detect: items x samples for a {res.target_drop:g}-point drop." if res.target_drop else ""
+    caption = (f"Agreement: the share of (item, sample) pairs whose extracted answer equals {res.baseline}'s for "
+               f"the same item and seed, with a {100 * res.ci_level:.0f}% bootstrap CI clustered by item; "
+               f"{res.baseline}'s column: its own agreement between samples (the noise floor). Power: the "
+               "smallest drop in points the paired test detects (alpha 0.05, 80% power) from the observed "
+               f"per-item variance.{target}")
+    return Table("Evidence against the baseline", ["Benchmark", *labels], rows, caption, text_columns=1)
 
 
 def proxies_table(data: ReportData) -> Table | None:

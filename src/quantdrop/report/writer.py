@@ -10,6 +10,7 @@ from pathlib import Path
 from quantdrop.errors import QuantdropError
 from quantdrop.report import htmlpage, plots, tables
 from quantdrop.report.data import ReportData
+from quantdrop.report.jsonout import report_json
 from quantdrop.report.recommend import recommend
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write
@@ -83,6 +84,7 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
         data = replace(data, recommendations=recommend(data))
     recs = tables.recommendations_table(data.recommendations or [])
     t1, t2, tp = tables.sizes_table(data), tables.results_table(data), tables.proxies_table(data)
+    te = tables.evidence_table(data.results) if data.results is not None else None
     figures = [(name, png) for name, png in (("quality-vs-size", plots.quality_vs_size(data)),
                                              ("benchmark-bars", plots.benchmark_bars(data))) if png]
     (out / "figures").mkdir(exist_ok=True)
@@ -102,7 +104,7 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     if data.note:
         md += [f"_{data.note}_", ""]
     for heading, table in (("Recommendations", recs), ("Size and memory", t1), ("Accuracy", t2),
-                           ("Quality proxies", tp)):
+                           ("Evidence", te), ("Quality proxies", tp)):
         if table:
             md += [f"## {heading}", "", table.markdown()]
     if figures:
@@ -112,12 +114,14 @@ def write_report(out_dir: str | Path, data: ReportData) -> Path:
     if data.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in data.notes] + [""]
     atomic_write(out / "report.md", "\n".join(md))
+    atomic_write(out / "report.json", report_json(data))  # the same data, versioned (report/jsonout.py)
 
     figs = {name: (name, png, FIGURE_CAPTIONS[name]) for name, png in figures}
     sections: list[tuple[str, list]] = [
         ("Recommendations", [recs] if recs else []),
         ("Size and memory", [t for t in (t1,) if t]),
         ("Accuracy", [t for t in (t2,) if t] + [figs[n] for n in ("benchmark-bars",) if n in figs]),
+        ("Evidence", [t for t in (te,) if t]),
         ("Quality proxies", [t for t in (tp,) if t]),
         ("Quality against size", [figs[n] for n in ("quality-vs-size",) if n in figs]),
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -15,8 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.backends.openai_compat import MalformedReply, parse_chat_reply
+from quantdrop.eval.loglik import encode_pair, encode_result
 from quantdrop.eval.types import Completion, Message, SamplingParams
 from quantdrop.fingerprint import sampled_digest
 
@@ -69,8 +73,9 @@ class LlamaCppBackend:
         self._llm: Any = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 
-    def load(self) -> None:
-        """Load the model (once per process); refuse a GGUF without a chat template."""
+    def load(self, chat: bool = True) -> None:
+        """Load the model (once per process); refuse a GGUF without a chat template when `chat`
+        (log-likelihood scoring sends raw text and needs none)."""
         key = (str(self.path.resolve()), self.n_ctx, self.threads)
         if key not in _LOADED:
             try:
@@ -89,12 +94,12 @@ class LlamaCppBackend:
                 )
             except (ValueError, RuntimeError) as err:
                 raise QuantdropError(f"llama.cpp could not load {self.path}: {err}") from None
-            if "tokenizer.chat_template" not in llm.metadata:
-                raise QuantdropError(
+            _LOADED[key] = llm
+        if chat and "tokenizer.chat_template" not in _LOADED[key].metadata:
+            raise QuantdropError(
                     f"{self.path} has no chat template (tokenizer.chat_template); "
                     "serve it with a template and use --endpoint"
                 )
-            _LOADED[key] = llm
         self._llm = _LOADED[key]
 
     def _generate(self, messages: list[Message], params: SamplingParams) -> Completion:
@@ -119,6 +124,55 @@ class LlamaCppBackend:
         try:
             return await loop.run_in_executor(self._pool, self._generate, list(messages), params)
         except ValueError as err:  # e.g. a prompt longer than the context: this item cannot be asked
+            return Completion(finish_reason="error", error=f"llama.cpp: {err}")
+
+    # -- log-likelihoods (quantdrop.eval.loglik) ---------------------------------------------------
+    def _tokenize(self, text: str) -> list[int]:
+        # as llama-cpp-python's server tokenizes a prompt: BOS as the vocab says, special tokens parsed
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def _next_logprobs(self, tokens: list[int]) -> np.ndarray:
+        """Evaluate `tokens` after what the context already holds (its longest common prefix is kept in
+        the KV cache) and return the log-softmax of the last position's logits."""
+        from llama_cpp import llama_get_logits_ith
+
+        llm = self._llm
+        keep = 0
+        limit = min(llm.n_tokens, len(tokens) - 1)  # always evaluate one token: fresh logits
+        while keep < limit and llm.input_ids[keep] == tokens[keep]:
+            keep += 1
+        llm.n_tokens = keep
+        llm.eval(tokens[keep:])
+        logits = np.ctypeslib.as_array(llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        top = float(logits.max())
+        return logits - (top + math.log(float(np.exp(logits - top).sum())))
+
+    def _loglik(self, context: str, continuations: list[str]) -> Completion:
+        start = time.perf_counter()
+        pairs = [encode_pair(self._tokenize, context, c) for c in continuations]
+        longest = max(len(ctx) + len(cont) for ctx, cont in pairs)
+        if longest > self.n_ctx:
+            return Completion(finish_reason="error", error=f"prompt of {longest} tokens exceeds n_ctx {self.n_ctx}")
+        lls, greedy = [], []
+        for ctx, cont in pairs:  # contexts are equal for all choices: evaluated once, then cached
+            total, is_greedy = 0.0, True
+            for j, token in enumerate(cont):  # one position at a time: the logits of each
+                lp = self._next_logprobs(ctx + cont[:j])
+                total += float(lp[token])
+                is_greedy &= int(lp.argmax()) == token
+            lls.append(total)
+            greedy.append(is_greedy)
+        return Completion(text=encode_result(lls, greedy), prompt_tokens=longest, completion_tokens=0,
+                          latency_s=time.perf_counter() - start)
+
+    async def loglik(self, context: str, continuations: Sequence[str]) -> Completion:
+        """Each continuation's log-likelihood after `context` (lm-eval's `loglikelihood` request)."""
+        if self._llm is None:
+            self.load(chat=False)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._loglik, context, list(continuations))
+        except (ValueError, RuntimeError) as err:
             return Completion(finish_reason="error", error=f"llama.cpp: {err}")
 
     async def aclose(self) -> None:

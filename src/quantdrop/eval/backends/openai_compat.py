@@ -27,11 +27,13 @@ from typing import Any
 import aiohttp
 
 from quantdrop.errors import QuantdropError
+from quantdrop.eval.loglik import encode_result, split_pair
 from quantdrop.eval.types import Completion, Message, SamplingParams
 
 JSON = {"Content-Type": "application/json"}
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 30.0
+N_PROBS = 50  # llama-server: top log-probs asked per position (a choice token outside them is bounded)
 MAX_CHARS_PER_TOKEN = 128  # generous: the longest entries of common vocabularies are runs of spaces
 MIN_TEXT_CAP = 16384
 MAX_BODY_BYTES = 64 << 20  # a larger reply is refused unread (an error), at least 16 bytes per capped char
@@ -72,6 +74,7 @@ class OpenAICompatBackend:
         self._pool = max(concurrency, 1) + len(self.endpoints)
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self._session: aiohttp.ClientSession | None = None
+        self._logprob_api = "vllm"  # or "llama-server": set by check_loglik
 
     @classmethod
     def from_options(
@@ -197,6 +200,115 @@ class OpenAICompatBackend:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    # -- log-likelihoods (quantdrop.eval.loglik) ---------------------------------------------------
+    async def _post_json(self, path: str, body: dict[str, Any]) -> tuple[Any, str | None]:
+        """POST to the least busy endpoint, transient failures retried as in `complete`: (JSON, error)."""
+        payload, last_error, failed = json.dumps(body).encode(), "", None
+        for attempt in range(self.retries + 1):
+            url = self._pick(failed)
+            self._busy[url] += 1
+            retry_after = None
+            try:
+                async with self._session.post(f"{url}{path}", data=payload, headers=JSON) as resp:
+                    status, raw, retry_after = resp.status, await resp.read(), _retry_after(resp.headers)
+            except (TimeoutError, aiohttp.ClientError) as err:
+                status, raw, last_error = 0, b"", f"{type(err).__name__} from {url}: {err}".rstrip(": ")
+            finally:
+                self._busy[url] -= 1
+            if status == 200:
+                try:
+                    return json.loads(raw), None
+                except ValueError:
+                    return None, f"malformed response from {url}{path}"
+            if status:
+                last_error = f"HTTP {status} from {url}{path}: {_error_text(raw)}"
+                if status not in RETRY_STATUS:
+                    break
+            failed = url
+            if attempt < self.retries:
+                delay = self.backoff * 2**attempt * (0.5 + random.random())
+                await asyncio.sleep(min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay))
+        return None, last_error
+
+    async def _tokenize(self, text: str) -> list[int]:
+        """The server's own tokens of `text`, special tokens added as it does for a prompt (vLLM's and
+        llama-server's POST /tokenize take different keys: both are sent)."""
+        data, error = await self._post_json(
+            "/tokenize", {"model": self.model_name, "prompt": text, "content": text, "add_special": True}
+        )
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if error or not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise LoglikUnavailable(error or "POST /tokenize gave no token ids")
+        return tokens
+
+    async def check_loglik(self) -> None:
+        """Find which prompt log-probability API the endpoints speak: vLLM's `prompt_logprobs` on
+        /v1/completions, else llama-server's /completion with `n_probs`; a clear error when neither."""
+        try:
+            ids = await self._tokenize("Answer: A")
+            for api in ("vllm", "llama-server"):
+                self._logprob_api = api
+                if await self._token_logprob(ids[:-1], ids[-1]) is not None:
+                    return
+        except LoglikUnavailable as err:
+            reason = str(err)
+        else:
+            reason = "neither vLLM's prompt_logprobs nor llama-server's completion_probabilities came back"
+        raise QuantdropError(
+            f"endpoint {', '.join(self.endpoints)} gives no prompt log-probabilities ({reason}): --mode loglik "
+            "needs vLLM (prompt_logprobs) or llama-server (/completion with n_probs); use --mode generate"
+        )
+
+    async def _token_logprob(self, prefix: list[int], token: int) -> tuple[float, bool, bool] | None:
+        """log p(token | prefix), whether it is the argmax, whether the value is only an upper bound
+        (llama-server: not among the top `N_PROBS`); None when the server sent no log-probs."""
+        if self._logprob_api == "vllm":
+            body = {"model": self.model_name, "prompt": [*prefix, token], "max_tokens": 1, "temperature": 0,
+                    "prompt_logprobs": 1}
+            data, _ = await self._post_json("/v1/completions", body)
+            try:
+                entry = data["choices"][0]["prompt_logprobs"][-1][str(token)]
+                return float(entry["logprob"]), int(entry.get("rank", 0)) == 1, False
+            except (TypeError, KeyError, IndexError, ValueError):
+                return None
+        body = {"prompt": prefix, "n_predict": 1, "n_probs": N_PROBS, "temperature": 0, "cache_prompt": True}
+        data, _ = await self._post_json("/completion", body)
+        try:
+            top = data["completion_probabilities"][0]["top_logprobs"]
+            ranked = sorted(((float(e["logprob"]), int(e["id"])) for e in top), reverse=True)
+        except (TypeError, KeyError, IndexError, ValueError):
+            return None
+        found = [lp for lp, tid in ranked if tid == token]
+        if found:
+            return found[0], ranked[0][1] == token, False
+        return ranked[-1][0], False, True  # below the last one the server listed
+
+    async def loglik(self, context: str, continuations: Sequence[str]) -> Completion:
+        """Each continuation's log-likelihood after `context`, token by token (lm-eval's loglikelihood
+        request; tokens split as its `_encode_pair`)."""
+        start = time.perf_counter()
+        lls, greedy, bounded = [], [], 0
+        try:
+            for continuation in continuations:
+                ctx, cont = split_pair(context, continuation)
+                ctx_ids = await self._tokenize(ctx)
+                cont_ids = (await self._tokenize(ctx + cont))[len(ctx_ids):]
+                total, is_greedy = 0.0, True
+                for j, token in enumerate(cont_ids):
+                    got = await self._token_logprob(ctx_ids + cont_ids[:j], token)
+                    if got is None:
+                        raise LoglikUnavailable("the server sent no log-probabilities")
+                    total, is_greedy, bounded = total + got[0], is_greedy and got[1], bounded + got[2]
+                lls.append(total)
+                greedy.append(is_greedy)
+        except LoglikUnavailable as err:
+            return Completion(finish_reason="error", latency_s=time.perf_counter() - start, error=str(err))
+        return Completion(text=encode_result(lls, greedy, bounded), latency_s=time.perf_counter() - start)
+
+
+class LoglikUnavailable(Exception):
+    """An endpoint could not give a log-probability (internal: becomes an error or a QuantdropError)."""
 
 
 class MalformedReply(ValueError):

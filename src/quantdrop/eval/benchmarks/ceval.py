@@ -91,9 +91,10 @@ class Ceval(ChoiceBenchmark):
             if self.split != "test" and answer not in LETTERS:
                 raise QuantdropError(f"ceval row {number} ({subject}): 'answer' must be one of A-D, "
                                      f"got {row.get('answer')!r}")
+            choices = [str(row[letter]) for letter in LETTERS]
             items.append(Item(id=f"{subject}/{str(row['id']).strip()}", target=answer,
-                              meta={"subject": subject},
-                              prompt=self.prompt(row["question"], [row[letter] for letter in LETTERS])))
+                              meta={"subject": subject, "question": str(row["question"]), "choices": choices},
+                              prompt=self.prompt(row["question"], choices)))
         return items
 
     def score(self, item: Item, completion: Completion) -> Score:

@@ -60,8 +60,10 @@ class Cmmlu(ChoiceBenchmark):
             if answer not in LETTERS:
                 raise QuantdropError(f"cmmlu row {number} ({subject}): 'Answer' must be one of A-D, "
                                      f"got {row['Answer']!r}")
-            items.append(Item(id=f"{subject}/{counts[subject]}", target=answer, meta={"subject": subject},
-                              prompt=self.prompt(row["Question"], [row[letter] for letter in LETTERS])))
+            choices = [str(row[letter]) for letter in LETTERS]
+            items.append(Item(id=f"{subject}/{counts[subject]}", target=answer,
+                              meta={"subject": subject, "question": str(row["Question"]), "choices": choices},
+                              prompt=self.prompt(row["Question"], choices)))
             counts[subject] += 1
         return items
 

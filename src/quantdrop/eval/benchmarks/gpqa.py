@@ -51,7 +51,8 @@ class Gpqa(ChoiceBenchmark):
                 id=record_id,
                 prompt=self.prompt(row["Question"], [answers[i] for i in order]),
                 target=LETTERS[order.index(0)],
-                meta={"domain": row.get("High-level domain", ""), "subdomain": row.get("Subdomain", "")},
+                meta={"domain": row.get("High-level domain", ""), "subdomain": row.get("Subdomain", ""),
+                      "question": str(row["Question"]), "choices": [answers[i] for i in order]},
             ))
         return items
 

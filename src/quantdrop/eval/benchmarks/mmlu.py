@@ -94,7 +94,8 @@ class Mmlu(ChoiceBenchmark):
                 item_id += f"-{seen[item_id]}"
             items.append(Item(id=item_id, prompt=self.prompt(row["question"], choices),
                               target=_answer_letter(row["answer"], number),
-                              meta={"subject": row.get("subject", "")}))
+                              meta={"subject": row.get("subject", ""), "question": str(row["question"]),
+                                    "choices": choices}))
         return items
 
 
