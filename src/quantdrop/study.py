@@ -294,11 +294,13 @@ def proxies_step(state: StudyState) -> None:
     state.proxies = dict(zip(local, results, strict=True))
 
 
-def _evaluate(state: StudyState, label: str, model: Path | None, endpoint: list[str] | None) -> None:
+def _evaluate(state: StudyState, label: str, model: Path | None, endpoint: list[str] | None,
+              served_as: dict[str, Any] | None = None) -> None:
     from quantdrop.eval.runner import evaluate
 
     p = state.protocol
     evaluate(str(model) if model is not None else None, endpoint=endpoint, model_name=p.model_name,
+             served_as=served_as,
              api_key_env=p.api_key_env, bench=list(p.bench), label=label, limit=p.limit, samples=p.samples,
              store=str(state.store), max_tokens=p.max_tokens, concurrency=p.concurrency, data_dir=p.data_dir,
              threads=state.threads, progress=state.progress)
@@ -336,6 +338,13 @@ def speed_step(state: StudyState) -> None:
             state.speeds[label] = cached_gguf(path, _speed_options(state), state.out / "speed", label)
 
 
+def _served_as(state: StudyState, path: Path) -> dict[str, Any]:
+    """A served variant's identity in the store: the file and the engine command, not the URL."""
+    from quantdrop.eval.backends.llama_cpp import gguf_fingerprint
+
+    return {"kind": "served", "gguf": json.loads(gguf_fingerprint(path)), "engine": state.serve.command}
+
+
 def _serve_one(state: StudyState, label: str, path: Path, gpus: str) -> None:
     """One variant through its own engine; an engine that dies is restarted once, then the variant fails."""
     from quantdrop.serve import Engine
@@ -348,7 +357,7 @@ def _serve_one(state: StudyState, label: str, path: Path, gpus: str) -> None:
             with engine:
                 state.say(f"evaluate: {label} (engine at {engine.url}, attempt {attempt})")
                 if state.protocol.bench:
-                    _evaluate(state, label, None, [engine.url])
+                    _evaluate(state, label, None, [engine.url], served_as=_served_as(state, path))
                 if engine.alive() and state.speed.enabled:
                     state.speeds[label] = bench_endpoint(label, engine.url, _speed_options(state),
                                                          state.protocol.model_name)

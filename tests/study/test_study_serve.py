@@ -117,9 +117,12 @@ def test_a_killed_study_leaves_no_engine_after_the_next_run(demo_model: Path, tm
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     left = [json.loads(p.read_text())["pid"] for p in (out / "engines").glob("*.pid")]
+    before = answers(out / "eval.sqlite") if (out / "eval.sqlite").exists() else {}
     assert left and all(Path(f"/proc/{pid}").exists() for pid in left), "kill -9 left no engine to clean up"
-    done = study(demo_model, out, *TOY, "--serve", f"{PY} {FAKE} --port {{port}} --model-path {{model}}")
+    done = study(demo_model, out, *TOY, "--serve", template)  # the same engine: its runs resume
     assert done.returncode == 0, done.stderr[-2000:]
     assert "left by an earlier run" in done.stderr
+    after = answers(out / "eval.sqlite")
+    assert len(after) == 3 * 4 and before.items() <= after.items()  # a new port, the same run: resumed
     for pid in left:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

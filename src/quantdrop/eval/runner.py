@@ -260,6 +260,7 @@ def evaluate(
     retries: int = 4,
     progress: bool = True,
     mode: str = "generate",
+    served_as: dict[str, Any] | None = None,
 ) -> list[BenchResult]:
     """Evaluate one model variant (`label`) on benchmarks; returns each benchmark's result so far.
 
@@ -269,6 +270,8 @@ def evaluate(
     `create()` (e.g. {"split": "test"} for C-Eval's submission run; benchmarks ignore unknown ones).
     `mode="loglik"` scores the multiple-choice benchmarks by log-likelihood as lm-evaluation-harness does
     (quantdrop.eval.loglik; `loglik_norm=acc|acc_norm|acc_bytes` in `bench_options`), without generating.
+    `served_as`: the model an engine started by the study serves, recorded instead of the engine's
+    URL (a new port each start), so a restarted engine resumes the same run.
     """
     if isinstance(bench, str):
         bench = comma_list(bench)
@@ -299,6 +302,7 @@ def evaluate(
                 top_p=top_p,
                 concurrency=1 if model is not None else concurrency,
                 progress=progress,
+                served_as=served_as,
             )
         )
 
@@ -324,6 +328,7 @@ async def _evaluate(
     top_p: float,
     concurrency: int,
     progress: bool,
+    served_as: dict[str, Any] | None = None,
 ) -> list[BenchResult]:
     try:
         if hasattr(backend, "connect"):
@@ -336,7 +341,7 @@ async def _evaluate(
         effective = min(max_tokens, backend.context_length) if backend.context_length else max_tokens
         if effective < max_tokens and any(b.mode == "generate" for b in benches):
             _note(f"max tokens capped at {effective} by the backend's context length", progress)
-        fingerprint = json.loads(backend.fingerprint)
+        fingerprint = served_as or json.loads(backend.fingerprint)
         with Store(store_path) as store:
             claims: list[tuple[int, str]] = []
             try:

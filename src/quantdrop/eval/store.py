@@ -124,8 +124,12 @@ class Row:
 def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two fingerprints name the same model: a GGUF by size and hash; an endpoint by model
     name and at least one server in common (replicas may come and go between sessions)."""
+    if a == b:
+        return True
     if a.get("kind") != b.get("kind"):
         return False
+    if a.get("kind") == "served":  # an engine the study started: the file it serves, and how
+        return same_model(a.get("gguf") or {}, b.get("gguf") or {}) and a.get("engine") == b.get("engine")
     if a.get("kind") == "gguf":
         return (a.get("size"), a.get("hash")) == (b.get("size"), b.get("hash"))
     return a.get("model") == b.get("model") and bool(
@@ -137,6 +141,8 @@ def describe(fingerprint: dict[str, Any]) -> str:
     if fingerprint.get("kind") == "gguf":
         name, size, digest = (fingerprint.get(k) for k in ("name", "size", "hash"))
         return f"GGUF {name} ({size} bytes, hash {digest})"
+    if fingerprint.get("kind") == "served":
+        return f"{describe(fingerprint.get('gguf') or {})} served by {fingerprint.get('engine')!r}"
     return f"model {fingerprint.get('model')!r} at {', '.join(fingerprint.get('endpoints', []))}"
 
 
