@@ -21,8 +21,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("quantdrop.eval.command", "evaluate a GGUF or an OpenAI-compatible endpoint on benchmarks"),
     "results": ("quantdrop.eval.results", "print the paper's table from an evaluation store"),
     "proxies": ("quantdrop.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
+    "tune": ("quantdrop.tune.command", "find the per-tensor mix that loses least within a size or device budget"),
     "imatrix": ("quantdrop.imatrix", "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
     "study": ("quantdrop.study", "quantize, plan, measure, evaluate and report every variant"),
+    "speed": ("quantdrop.speed", "prompt and generation throughput of GGUFs (like llama-bench) or endpoints"),
 }
 
 

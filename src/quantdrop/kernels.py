@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -65,7 +66,51 @@ def ggml() -> ctypes.CDLL:
         if name.upper() != qtype.name or lib.ggml_blck_size(qtype) != block or lib.ggml_type_size(qtype) != size:
             raise QuantdropError(f"gguf's type table disagrees with {path} on {qtype.name}: "
                                  "install matching gguf and llama-cpp-python versions")
+    _check_type_traits(lib, path)
     return lib
+
+
+class _TypeTraits(ctypes.Structure):
+    """struct ggml_type_traits (ggml/include/ggml.h of the llama.cpp that llama-cpp-python 0.3.36 vendors)."""
+
+    _fields_ = [("type_name", ctypes.c_char_p), ("blck_size", ctypes.c_int64),
+                ("blck_size_interleave", ctypes.c_int64), ("type_size", ctypes.c_size_t),
+                ("is_quantized", ctypes.c_bool), ("to_float", ctypes.c_void_p), ("from_float_ref", ctypes.c_void_p)]
+
+
+_TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
+def _check_type_traits(lib: ctypes.CDLL, path: Path) -> None:
+    """ggml_get_type_traits: checked against ggml_type_name/blck_size/type_size, so a changed struct
+    layout is a clear error at load and never a wrong dequantization."""
+    if not hasattr(lib, "ggml_get_type_traits"):
+        raise QuantdropError(f"{path} lacks ggml_get_type_traits: llama-cpp-python too old or too new")
+    lib.ggml_get_type_traits.argtypes = [ctypes.c_int]
+    lib.ggml_get_type_traits.restype = ctypes.POINTER(_TypeTraits)
+    for qtype in (GGMLQuantizationType.Q2_K, GGMLQuantizationType.Q5_0, GGMLQuantizationType.Q8_0):
+        tr = lib.ggml_get_type_traits(qtype).contents
+        if (tr.type_name != lib.ggml_type_name(qtype) or tr.blck_size != lib.ggml_blck_size(qtype)
+                or tr.type_size != lib.ggml_type_size(qtype) or not tr.is_quantized or not tr.to_float):
+            raise QuantdropError(f"{path}: struct ggml_type_traits is not laid out as expected "
+                                 "(install the llama-cpp-python version quantdrop supports)")
+
+
+@cache
+def _to_float(qtype: GGMLQuantizationType) -> Callable[[int, int, int], None]:
+    tr = ggml().ggml_get_type_traits(qtype).contents
+    if not tr.to_float:
+        raise QuantdropError(f"ggml has no dequantization for {qtype.name}")
+    return _TO_FLOAT(tr.to_float)
+
+
+def dequantize_rows(qtype: GGMLQuantizationType, data: np.ndarray, n_per_row: int) -> np.ndarray:
+    """ggml's own `to_float` (its type traits): quantized rows -> C-contiguous float32 (n_rows x n_per_row)."""
+    data = np.ascontiguousarray(data, dtype=np.uint8)
+    n_rows = data.nbytes // row_size(qtype, n_per_row)
+    out = np.empty((n_rows, n_per_row), dtype=np.float32)
+    _to_float(qtype)(data.ctypes.data, out.ctypes.data, n_rows * n_per_row)
+    return out
 
 
 def requires_imatrix(qtype: GGMLQuantizationType) -> bool:

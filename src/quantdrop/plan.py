@@ -43,10 +43,12 @@ from quantdrop.devices import Device, DeviceSet, GiB, parse_devices
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import ModelInventory
 from quantdrop.memory import KV_TYPES, compute_buffer_bytes, kv_bytes_per_layer, layer_shapes, resolve_layout
+from quantdrop.recommend import Candidate, Placement, Recommendation
+from quantdrop.recommend import DeviceSet as Fleet
+from quantdrop.recommend import recommend as policy
 
 DEFAULT_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 AS_IS = "as-is"  # the pseudo-recipe "the GGUF as it is" (the default for an already quantized GGUF)
-ACCURACY_TIE = 0.5  # points: recipes this close to the best measured accuracy are named as alternatives
 
 
 @dataclass
@@ -75,15 +77,6 @@ class RecipePlan:
 
 
 @dataclass
-class Recommendation:
-    devices: str
-    recipe: str | None
-    alternatives: list[str]
-    fits: list[str]
-    reason: str
-
-
-@dataclass
 class Plan:
     model: str
     n_params: int
@@ -102,6 +95,8 @@ class Plan:
         d = asdict(self)
         for r in d["recipes"]:
             r.pop("warnings")
+        d["recommendation"] = [{"devices": r.device_set, "recipe": r.recipe, "alternatives": r.alternatives,
+                                "fits": r.fits, "reason": r.reason} for r in self.recommendation]
         return d
 
 
@@ -193,43 +188,13 @@ def _gib(n: int) -> str:
 
 
 def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = None) -> list[Recommendation]:
-    """Per device set: the fitting recipe with the best measured accuracy (else the most bits per weight)."""
-    out = []
-    specs = [d.spec for d in recipes[0].devices] if recipes else []
-    for k, spec in enumerate(specs):
-        fitting = [r for r in recipes if r.devices[k].fits]
-        fits = [r.recipe for r in fitting]
-        if not fitting:
-            smallest = min(recipes, key=lambda r: r.devices[k].bytes_per_device)
-            reason = (f"nothing fits {spec}: even {smallest.recipe} needs "
-                      f"{_gib(smallest.devices[k].bytes_per_device)} on its fullest device "
-                      f"of {_gib(smallest.devices[k].capacity_bytes)}")
-            out.append(Recommendation(spec, None, [], [], reason))
-            continue
-        scored = [r for r in fitting if accuracy and r.recipe in accuracy]
-        if scored:
-            assert accuracy is not None
-            best = max(scored, key=lambda r: (accuracy[r.recipe], r.bits_per_weight))
-            alts = [r.recipe for r in scored
-                    if r is not best and accuracy[best.recipe] - accuracy[r.recipe] <= ACCURACY_TIE]
-            why = f"best measured accuracy that fits ({accuracy[best.recipe]:.2f})"
-            if alts:
-                why += "; " + ", ".join(f"{a} ({accuracy[a]:.2f})" for a in alts) + " within " \
-                       f"{ACCURACY_TIE} points"
-        else:
-            best = max(fitting, key=lambda r: r.bits_per_weight)
-            alts = []
-            why = "most bits per weight that fits (no accuracy measured)"
-        fit = best.devices[k]
-        too_big = [r for r in recipes if not r.devices[k].fits and r.bits_per_weight > best.bits_per_weight
-                   and (not accuracy or r.recipe in accuracy)]
-        reason = (f"{spec}: {best.recipe} ({best.bits_per_weight:.2f} bpw, {_gib(fit.bytes_per_device)} "
-                  f"of {_gib(fit.capacity_bytes)} on the fullest device): {why}")
-        if too_big:
-            reason += "; " + ", ".join(f"{r.recipe} needs {_gib(r.devices[k].bytes_per_device)}"
-                                       for r in too_big) + " and does not fit"
-        out.append(Recommendation(spec, best.recipe, alts, fits, reason))
-    return out
+    """Per device set: the one policy (`quantdrop.recommend`) on the plan's fit and measured scores."""
+    sets = [Fleet(d.spec, d.count, d.capacity_bytes) for d in recipes[0].devices] if recipes else []
+    scores = accuracy or {}
+    candidates = [Candidate(r.recipe, r.size_bytes, r.bits_per_weight,
+                            {d.spec: Placement(d.total_bytes, d.bytes_per_device, d.fits) for d in r.devices},
+                            accuracy=scores.get(r.recipe)) for r in recipes]
+    return policy(sets, candidates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +356,7 @@ def render_table(p: Plan) -> str:
     buf = StringIO()
     Console(file=buf, width=200, force_terminal=False).print(table)
     lines = [buf.getvalue().rstrip()]
-    lines += [f"recommendation: {rec.reason}" for rec in p.recommendation]
+    lines += [f"recommendation: {rec.line()}" for rec in p.recommendation]
     for r in p.recipes:
         lines += [f"warning ({r.recipe}): {w}" for w in r.warnings]
     return "\n".join(lines)

@@ -7,8 +7,8 @@ from typing import Any
 
 from quantdrop.report import ReportData, recommend
 from quantdrop.report.sources import report_data
-from quantdrop.report.tables import fmt_bytes
 from quantdrop.study import BASELINE
+from quantdrop.util import fmt_bytes
 
 
 def build_report_data(plan: Any, table: Any | None, proxies: dict[str, Any], *, note: str = "",
@@ -47,5 +47,5 @@ def summary_text(data: ReportData, table: Any | None, report: Path) -> str:
             lines.append(f"{label:<12} {p.ppl:8.3f} {p.kld_mean:9.5f} {p.kld_p99:8.4f} {p.same_top * 100:9.2f}%")
     lines.append("")
     for rec in data.recommendations or recommend(data):
-        lines.append(f"{rec.device_set}: {rec.recipe or 'nothing fits'} - {rec.reason}")
+        lines.append(rec.line())
     return "\n".join(lines)

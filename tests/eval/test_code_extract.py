@@ -1,4 +1,4 @@
-"""Code extraction (the last fenced Python block, LiveCodeBench's rule) and EvalPlus's sanitizer."""
+"""Code extraction (the last Python block without an entry point, LiveCodeBench's rule) and EvalPlus's sanitizer."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def test_eval_prints_the_table_and_results_compares_labels(tmp_path):
     assert table["Benchmark"] == ["L", "W"]
     assert table["Toy sums (6/20)"] == ["100.00 (±0.00)", "0.00 (±0.00) *"]  # * : a significant drop
     assert table["Average"] == ["100.00", "0.00"] and table["Weighted avg."] == ["100.00", "0.00 *"]
-    assert table["Accuracy drop"] == ["-", "100.00%"]
+    assert table["Accuracy drop"][0] == "–" and table["Accuracy drop"][1].startswith("**100.00% [")  # bold: significant
     assert "* the paired bootstrap 95% CI of the difference from L excludes 0." in md.stdout
     data = json.loads(
         quantdrop("results", "--store", str(store), "--baseline", "L", "--format", "json").stdout

@@ -67,7 +67,8 @@ def test_rows_cells_and_aggregates(store):
     # both AIME items improved in every resample: the paired CI excludes 0, marked "*"
     assert rows["AIME 2024 (2/30)"] == ["50.00 (±35.36)", "87.50 (±21.65) *"]
     assert rows["MMLU"] == ["75.00", "25.00"]
-    assert rows["Accuracy drop"] == ["-", f"{100 * t.drop['Q2']:.2f}%"]
+    # one Table 2 renderer (report.tables): the drop carries its paired CI, "–" for none
+    assert [c.split(" [")[0] for c in rows["Accuracy drop"]] == ["–", f"{100 * t.drop['Q2']:.2f}%"]
     assert list(rows) == [
         "Benchmark",
         "AIME 2024 (2/30)",
@@ -83,7 +84,7 @@ def test_a_variant_that_beats_the_baseline_has_no_drop(store):
     t = results_table(store, baseline="Q2")
     assert t.drop["FP8"] == 0.0
     drop_row = next(line for line in format_table(t, "md").splitlines() if line.startswith("| Accuracy drop"))
-    assert [c.strip() for c in drop_row.strip("|").split("|")][1:] == ["0", "-"]  # columns FP8, Q2
+    assert [c.strip().split(" [")[0] for c in drop_row.strip("|").split("|")][1:] == ["0", "–"]  # FP8, Q2
 
 
 def test_json_is_strict_and_complete(store):

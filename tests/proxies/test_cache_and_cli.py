@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from importlib import import_module
 
 import pytest
 
-from quantdrop import proxies as px
 from quantdrop.cli import main as cli
+
+px = import_module("quantdrop.proxies")  # the module; `quantdrop.proxies` is the function
 
 N_CTX, CHUNKS = 64, 3
 

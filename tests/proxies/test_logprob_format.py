@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import struct
+from importlib import import_module
 
 import numpy as np
 import pytest
 
-from quantdrop import proxies as px
+px = import_module("quantdrop.proxies")  # the module; `quantdrop.proxies` is the function
+
 
 
 def _llama_cpp_row(logits: np.ndarray) -> np.ndarray:

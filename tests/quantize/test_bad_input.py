@@ -89,8 +89,9 @@ def test_existing_output_needs_force(small: Path, tmp_path: Path) -> None:
 
 
 def test_no_space_is_refused_before_writing(small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from quantdrop import quantize as q
+    from importlib import import_module
 
+    q = import_module("quantdrop.quantize")  # the module; `quantdrop.quantize` is the function
     monkeypatch.setattr(q.shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
     with pytest.raises(QuantdropError, match="not enough free space"):
         q.quantize(small, tmp_path / "out.gguf", recipe="Q4_K_M")

@@ -200,52 +200,14 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
 
 
 # -- formatting -------------------------------------------------------------------------------
-def _num(x: float) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:.2f}"
-
-
-def _cell(table: Table, key: str, lab: str) -> str:
-    r = table.cells.get((key, lab))
-    if r is None or math.isnan(r.mean):
-        return "-"
-    text = f"{r.mean:.2f} (±{r.std:.2f})" if len(r.runs) > 1 else f"{r.mean:.2f}"
-    diff = table.diffs.get((key, lab))
-    if diff is not None and diff.excludes_zero:
-        text += " *"
-    return text + ("" if r.complete else " †")
-
-
 def format_markdown(table: Table) -> str:
-    head = ["Benchmark", *table.labels]
-    rows = [[table.titles[k], *(_cell(table, k, lab) for lab in table.labels)] for k in table.benchmarks]
-    rows.append(["Average", *(_num(table.average[lab]) for lab in table.labels)])
-    weighted = []
-    for lab in table.labels:
-        diff = table.diffs.get(("weighted", lab))
-        weighted.append(_num(table.weighted[lab]) + (" *" if diff is not None and diff.excludes_zero else ""))
-    rows.append(["Weighted avg.", *weighted])
-    if table.baseline:
-        rows.append(
-            [
-                "Accuracy drop",
-                *(
-                    "-"
-                    if lab == table.baseline or lab not in table.drop
-                    else ("0" if table.drop[lab] == 0 else f"{100 * table.drop[lab]:.2f}%")
-                    for lab in table.labels
-                ),
-            ]
-        )
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
-    lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, rows)]
-    foot = []
-    if any(d.excludes_zero for d in table.diffs.values()):
-        foot.append(f"* the paired bootstrap 95% CI of the difference from {table.baseline} excludes 0.")
-    if any(not r.complete for r in table.cells.values()):
-        foot.append("† incomplete: requests pending or failed; run the same `quantdrop eval` again to finish.")
-    foot += [f"{n}." for n in table.notes]
-    return "\n".join([*lines, "", *foot] if foot else lines)
+    """Table 2 as the report shows it (`report.tables.table2`: one renderer, one legend), then the notes."""
+    from quantdrop.report.sources import from_results
+    from quantdrop.report.tables import table2
+
+    grid = table2(from_results(table))
+    text = grid.markdown(pad=True) if grid else ""
+    return text + "".join(f"\n{n}." for n in table.notes)
 
 
 def table_dict(table: Table) -> dict[str, Any]:
@@ -385,9 +347,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
+    parser.add_argument("--explain", metavar="BENCH/ITEM[#SAMPLE]",
+                        help="instead of the table: each stored response of one item, its extracted answer, the "
+                             "rule that produced it and the verdict (quantdrop.eval.explain)")
+    parser.add_argument("--data-dir", help="with --explain: where the benchmark's data is, to score it again")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.explain:
+        from quantdrop.eval.explain import explain_text
+
+        text = explain_text(args.store, args.explain, labels=args.labels, data_dir=args.data_dir)
+        sys.stdout.write(text + "\n")
+        return 0
     table = results_table(args.store, baseline=args.baseline, labels=args.labels)
     text = format_table(table, args.fmt)
     if args.output:

