@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=8, help="chunks scored by proxies")
     ap.add_argument("--calib", type=int, default=10, help="calibration chunks, after the held-out ones")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--types", default="Q2_K,Q3_K_M,IQ2_XS", help="comma list of the types to compare")
     ap.add_argument("--work", default=None, help="folder for the files (default: a temporary one)")
     a = ap.parse_args()
     model = Path(a.model) if a.model else ensure_demo_model()
@@ -62,10 +63,11 @@ def main() -> None:
         r = imatrix(model, ours, text=a.text, chunks=a.calib, ctx=a.ctx, threads=a.threads,
                     skip_chunks=a.held_out)
         print(f"imatrix: {r.n_chunks} chunks after skipping {a.held_out}, {r.tokens_per_second:.1f} tokens/s")
+    cases = [c for c in CASES if c[0] in a.types.split(",")]
     files = {"ours": ours, "uniform": uniform_like(ours, work / "uniform.gguf"), "none": None}
     (work / "IQ2_XS.toml").write_text(IQ2_XS_RECIPE)
     variants = []
-    for recipe, kind in CASES:
+    for recipe, kind in cases:
         out = work / f"{recipe}-{kind}.gguf"
         if not out.exists():
             path = str(work / "IQ2_XS.toml") if recipe == "IQ2_XS" else recipe
@@ -76,7 +78,7 @@ def main() -> None:
     print(f"\nmodel {model.name}; held-out: first {a.held_out} chunks of {a.ctx}; imatrix: next {a.calib}\n")
     print("| type | imatrix | mean KLD | ± | PPL | same top-1 |")
     print("|---|---|---|---|---|---|")
-    for (recipe, kind), res in zip(CASES, results, strict=True):
+    for (recipe, kind), res in zip(cases, results, strict=True):
         print(f"| {recipe} | {kind} | {res.kld_mean:.5f} | {res.kld_mean_err:.5f} | {res.ppl:.3f} | "
               f"{100 * res.same_top:.2f}% |")
 

@@ -5,7 +5,8 @@ ctx, chunks (-b = ctx) and threads, in one run (the ratio is what counts on a sh
         [--llama-imatrix PATH (default $LLAMA_IMATRIX)] [--repeat 2]
 
 Each run is a separate process; we report wall time (model load included, for both), tokens/s and
-peak RSS (ru_maxrss from wait4). llama-imatrix runs with --no-ppl: we compute no perplexity.
+peak RSS (ru_maxrss from wait4). llama-imatrix runs with --no-ppl: we compute no perplexity. Both
+run with OMP_WAIT_POLICY=PASSIVE unless it is set.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+# the CLI sets OMP_WAIT_POLICY=PASSIVE for itself (see quantdrop.cli); give llama-imatrix the same, or
+# its spinning OpenMP threads measure the machine's load rather than the tool (6x slower seen at load 18)
+ENV = os.environ | {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
 
 def run(cmd: list[str]) -> tuple[float, int]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:

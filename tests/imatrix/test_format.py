@@ -87,3 +87,20 @@ def test_check_matches_names_the_first_mismatch() -> None:
     with pytest.raises(QuantdropError, match=r"first entry blk\.0\.attn_k\.weight names no tensor"):
         check_matches(norm, {"other.weight": (576, 10)}, "x.gguf")
     check_matches(norm, {"blk.0.attn_k.weight": (576, 64)}, "x.gguf")  # a match: no error
+
+
+def test_cli_convert_and_show_a_legacy_file(tmp_path: Path) -> None:
+    from tests.hostile.cli import assert_clean_failure, run
+
+    values = np.array([1.0, 3.0], dtype=np.float32)
+    dat = tmp_path / "old.dat"
+    dat.write_bytes(_legacy_bytes({"blk.3.attn_q.weight": (2, values)}, 2, "old-text"))
+    shown = run("imatrix", "--show", dat)
+    assert shown.returncode == 0 and "legacy .dat imatrix, 1 entries" in shown.stdout, shown.stderr
+    out = tmp_path / "new.gguf"
+    assert run("imatrix", "--convert", dat, "-o", out, "--ctx", "256").returncode == 0
+    im = read_imatrix(out)
+    assert not im.legacy and im.datasets == ["old-text"] and im.counts["blk.3.attn_q.weight"].tolist() == [512]
+    np.testing.assert_allclose(im.normalized()["blk.3.attn_q.weight"], values / 2)
+    assert_clean_failure(run("imatrix", "--convert", dat, "-o", out), "exists")
+    assert_clean_failure(run("imatrix", "--show", tmp_path / "missing.gguf"), "not found")
