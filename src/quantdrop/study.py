@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.util import atomic_write, name_list
+from quantdrop.util import atomic_write, comma_list, name_list
 
 _EMPTY = "an empty list where names were expected"
 
@@ -37,6 +37,12 @@ CODE_BENCHMARKS = {"humaneval", "mbpp", "mbppplus", "livecodebench"}
 TUNED_PREFIX = "tuned:"
 # the embedded default's small sample: a few items, one sample each, short answers (2 CPU cores)
 DEMO_LIMIT, DEMO_SAMPLES, DEMO_MAX_TOKENS, DEMO_PROXY_CHUNKS = 3, 1, 256, 4
+# The demo's evidence: MMLU scored by log-likelihood (deterministic, one forward pass per item) on enough
+# items for agreement and power to say something, next to the small generative sample; in lm-eval's
+# mmlu_continuation form (the answer texts are the choices): a 135M model answers "A" to 98 of 100
+# questions in the letters form, which no quantization can change (docs/BENCHMARKS.md).
+DEMO_LOGLIK, DEMO_LOGLIK_LIMIT = ("mmlu",), 150
+DEMO_LOGLIK_OPTIONS = {"loglik_style": "continuation", "loglik_norm": "acc_norm"}
 
 
 # ----------------------------------------------------------------------------- option groups
@@ -54,6 +60,13 @@ class EvalProtocol:
     data_dir: str | None = None
     model_name: str | None = None
     api_key_env: str | None = None
+    loglik: tuple[str, ...] = ()  # multiple-choice benchmarks also scored by log-likelihood
+    loglik_limit: int | None = None
+    loglik_options: dict[str, Any] = field(default_factory=dict)  # loglik_style=, loglik_norm=
+
+    @property
+    def evaluates(self) -> bool:
+        return bool(self.bench or self.loglik)
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,7 @@ def _check_served(state: StudyState) -> None:
     if unknown:
         raise QuantdropError(f"--endpoint for {', '.join(sorted(unknown))}: not a recipe of this study "
                              f"(recipes: {', '.join(labels)}; or {BASELINE!r})")
-    if not state.local and state.protocol.bench:
+    if not state.local and state.protocol.evaluates:
         missing = [lab for lab in [BASELINE, *labels] if lab not in state.served]
         if missing:
             raise QuantdropError(f"{state.source} is not a GGUF file, so every variant needs an --endpoint; "
@@ -296,19 +309,25 @@ def proxies_step(state: StudyState) -> None:
 
 def _evaluate(state: StudyState, label: str, model: Path | None, endpoint: list[str] | None,
               served_as: dict[str, Any] | None = None) -> None:
+    """One variant: the generative benchmarks, then the log-likelihood ones (one store, one label)."""
     from quantdrop.eval.runner import evaluate
 
     p = state.protocol
-    evaluate(str(model) if model is not None else None, endpoint=endpoint, model_name=p.model_name,
-             served_as=served_as,
-             api_key_env=p.api_key_env, bench=list(p.bench), label=label, limit=p.limit, samples=p.samples,
-             store=str(state.store), max_tokens=p.max_tokens, concurrency=p.concurrency, data_dir=p.data_dir,
-             threads=state.threads, progress=state.progress)
+    common = {"endpoint": endpoint, "model_name": p.model_name, "api_key_env": p.api_key_env, "label": label,
+              "store": str(state.store), "concurrency": p.concurrency, "data_dir": p.data_dir,
+              "threads": state.threads, "progress": state.progress, "served_as": served_as}
+    path = str(model) if model is not None else None
+    if p.bench:
+        evaluate(path, bench=list(p.bench), limit=p.limit, samples=p.samples, max_tokens=p.max_tokens, **common)
+    if p.loglik:
+        state.say(f"evaluate by log-likelihood: {label}")
+        evaluate(path, bench=list(p.loglik), limit=p.loglik_limit, mode="loglik",
+                 bench_options=p.loglik_options, **common)
 
 
 def evaluate_step(state: StudyState) -> None:
     """Every variant on the benchmarks, in-process or through its endpoint (or engine: serve_step)."""
-    if not state.protocol.bench:
+    if not state.protocol.evaluates:
         return
     for label, path in state.variants.items():
         if label in state.served:
@@ -356,7 +375,7 @@ def _serve_one(state: StudyState, label: str, path: Path, gpus: str) -> None:
         try:
             with engine:
                 state.say(f"evaluate: {label} (engine at {engine.url}, attempt {attempt})")
-                if state.protocol.bench:
+                if state.protocol.evaluates:
                     _evaluate(state, label, None, [engine.url], served_as=_served_as(state, path))
                 if engine.alive() and state.speed.enabled:
                     state.speeds[label] = bench_endpoint(label, engine.url, _speed_options(state),
@@ -396,7 +415,7 @@ def report_step(state: StudyState) -> None:
     from quantdrop.study_report import build_report_data, summary_text
 
     table = None
-    if state.protocol.bench and state.store.exists():
+    if state.protocol.evaluates and state.store.exists():
         from quantdrop.eval.results import results_table
 
         has_baseline = state.variants.get(BASELINE) is not None or BASELINE in state.served
@@ -437,6 +456,18 @@ STEPS = (
 # ------------------------------------------------------------------------------------ the verb
 
 
+def _loglik_protocol(names: list[str], options: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """Refuse a loglik benchmark without choices, or bad loglik options, before any work."""
+    from quantdrop.eval.loglik import LoglikBenchmark
+    from quantdrop.eval.runner import get_benchmark, parse_options
+
+    parsed = parse_options(options)
+    for name in names:
+        LoglikBenchmark(get_benchmark(name), norm=parsed.get("loglik_norm", "acc"),
+                        style=parsed.get("loglik_style", "letters"))
+    return parsed
+
+
 def _demo_defaults(limit: int | None, samples: int | None, max_tokens: int | None,
                    proxy_chunks: int | None) -> tuple[int, int, int, int]:
     return (DEMO_LIMIT if limit is None else limit, DEMO_SAMPLES if samples is None else samples,
@@ -466,7 +497,9 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
           data_dir: str | None = None, threads: int | None = None, proxy_chunks: int | None = None,
           proxy_ctx: int = 512, skip_eval: bool = False, speed: bool = True, speed_prompt: int | None = None,
           speed_gen: int | None = None, speed_repeat: int = 3, serve: str | None = None, serve_slots: int = 1,
-          gpus: str | None = None, serve_timeout: float = 600.0, progress: bool = True) -> StudyResult:
+          gpus: str | None = None, serve_timeout: float = 600.0, loglik: str | list[str] | None = None,
+          loglik_limit: int | None = None, loglik_options: list[str] | dict[str, Any] | None = None,
+          progress: bool = True) -> StudyResult:
     """Run the whole study for MODEL (a float GGUF; or a config.json when every variant is an endpoint).
 
     recipes: variants to build and compare (presets, recipe files, or `tuned:BUDGET` for a recipe that
@@ -477,6 +510,9 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     per variant; `serve_slots` engines at once on disjoint `gpus`.
     limit/samples/max_tokens: the evaluation protocol (defaults: the paper's, or the demo's small
     sample when MODEL is omitted).
+    loglik/loglik_limit/loglik_options: multiple-choice benchmarks also scored by log-likelihood
+    (`eval --mode loglik`) on their first `loglik_limit` items (the demo: MMLU, 150 items, lm-eval's
+    continuation style with acc_norm; "none" for none).
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
@@ -488,9 +524,14 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     source, local, note, demo = _prepare(model, progress)
     if demo:
         limit, samples, max_tokens, proxy_chunks = _demo_defaults(limit, samples, max_tokens, proxy_chunks)
+        loglik = DEMO_LOGLIK if loglik is None else loglik
+        loglik_limit = DEMO_LOGLIK_LIMIT if loglik_limit is None else loglik_limit
+        loglik_options = DEMO_LOGLIK_OPTIONS if loglik_options is None else loglik_options
     bench_names = [] if skip_eval else name_list(bench, DEFAULT_BENCH, _EMPTY)
     for name in bench_names:
         get_benchmark(name)  # unknown names fail here, listing the known ones
+    loglik_names = [] if skip_eval else [n for n in comma_list(loglik) if n.lower() != "none"]
+    loglik_parsed = _loglik_protocol(loglik_names, loglik_options)
     parse_devices(devices)
     from quantdrop.plan import check_options
 
@@ -501,7 +542,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         source=source, local=local, note=note, demo=demo, recipes=[], served=_endpoints(endpoint), out=out_dir,
         devices=devices, ctx=ctx, threads=threads, progress=progress,
         protocol=EvalProtocol(tuple(bench_names), limit, samples, max_tokens or 32768, concurrency, data_dir,
-                              model_name, api_key_env),
+                              model_name, api_key_env, tuple(loglik_names), loglik_limit, loglik_parsed),
         proxy=ProxyOptions(proxy_chunks, proxy_ctx),
         speed=SpeedSettings(speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128),
                             speed_repeat),
@@ -544,6 +585,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy-chunks", type=int, default=None, help="text chunks for perplexity/KL")
     parser.add_argument("--proxy-ctx", type=int, default=512, help="tokens per proxy chunk")
     parser.add_argument("--skip-eval", action="store_true", help="sizes, plan and proxies only")
+    group = parser.add_argument_group("log-likelihood scoring (eval --mode loglik)")
+    group.add_argument("--loglik", default=None, metavar="BENCH,...",
+                       help="multiple-choice benchmarks also scored by log-likelihood; "
+                            f"default: {','.join(DEMO_LOGLIK)} for the demo, none otherwise")
+    group.add_argument("--loglik-limit", type=int, default=None,
+                       help=f"items of each loglik benchmark (demo default: {DEMO_LOGLIK_LIMIT})")
+    group.add_argument("--loglik-option", dest="loglik_options", action="append", default=None,
+                       metavar="KEY=VALUE", help="loglik_style=letters|continuation, loglik_norm=acc|acc_norm|"
+                       "acc_bytes (demo: continuation, acc_norm); repeatable")
     group = parser.add_argument_group("speed (quantdrop speed)")
     group.add_argument("--no-speed", dest="speed", action="store_false", help="do not measure throughput")
     group.add_argument("--speed-prompt", type=int, default=None, help="prompt tokens (default 512; demo 128)")

@@ -105,3 +105,23 @@ def test_json_is_strict_and_complete(store):
         "pending": 0,
     }
     assert set(aime["diff_vs_baseline"]["Q2"]) == {"value", "low", "high"}
+
+
+def test_a_benchmark_also_scored_by_loglik_is_averaged_once(tmp_path):
+    path = tmp_path / "eval.sqlite"
+    with Store(path) as st:
+        for label, gen, ll in (("base", [[1], [1], [0], [0]], [[1], [1], [1], [0]]),
+                               ("q", [[1], [0], [0], [0]], [[1], [1], [0], [0]])):
+            write_run(st, label, "mmlu", "MMLU", 4, 1.0, gen)
+            write_run(st, label, "mmlu@loglik", "MMLU (loglik)", 4, 1.0, ll)
+            write_run(st, label, "math500", "MATH-500", 4, 0.5, [[1], [1], [1], [1]])
+    table = results_table(path, baseline="base")
+    # (50 x 1 + 100 x 0.5) / 1.5 for base: the loglik row (75) is shown, not averaged a second time
+    assert table.weighted["base"] == pytest.approx((50 + 50) / 1.5)
+    assert table.average["base"] == pytest.approx(75)
+    assert table.cells[("mmlu@loglik", "base")].mean == pytest.approx(75)
+    assert ("mmlu@loglik", "q") in table.diffs  # still compared with its own interval
+    loglik_only = tmp_path / "loglik.sqlite"
+    with Store(loglik_only) as st:
+        write_run(st, "base", "mmlu@loglik", "MMLU (loglik)", 4, 1.0, [[1], [1], [1], [0]])
+    assert results_table(loglik_only).weighted["base"] == pytest.approx(75)  # alone, it counts

@@ -126,9 +126,15 @@ class Table:
 
 
 def _weights(results: list[BenchResult]) -> dict[str, float]:
-    return {
-        r.benchmark: r.weight if r.weight is not None else weight_of(r.benchmark) for r in results
-    }
+    """Each benchmark's weight in the averages; a benchmark also scored by log-likelihood counts once
+    (its generative run), its `@loglik` row is shown and compared but not averaged a second time."""
+    weights = {r.benchmark: r.weight if r.weight is not None else weight_of(r.benchmark) for r in results}
+    return {k: 0.0 if _scored_twice(k, weights) else w for k, w in weights.items()}
+
+
+def _scored_twice(key: str, keys: Any) -> bool:
+    name, sep, mode = key.partition("@")
+    return bool(sep) and mode == "loglik" and name in keys
 
 
 def results_table(
@@ -192,9 +198,13 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
     for lab in table.labels:
         if lab == base:
             continue
-        common = [
-            k for k in table.benchmarks if (k, base) in table.cells and (k, lab) in table.cells and weights[k] != 0
-        ]
+        shared = [k for k in table.benchmarks if (k, base) in table.cells and (k, lab) in table.cells]
+        common = [k for k in shared if weights[k] != 0]
+        for k in shared:
+            if _scored_twice(k, weights):  # shown with its own paired CI, not in the average
+                table.diffs[(k, lab)] = paired_bootstrap_diff(
+                    {k: table.cells[(k, base)].item_means}, {k: table.cells[(k, lab)].item_means}
+                )
         if not common:
             continue
         b = weighted_average({k: table.cells[(k, base)].mean for k in common}, weights)
