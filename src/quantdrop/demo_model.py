@@ -39,7 +39,8 @@ def packaged_q4_1() -> Path:
 def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
     """Every quantized tensor -> F16 (F32 tensors stay F32), metadata copied, written atomically;
     `note` is recorded as `quantdrop.reference_note` (what the F16 file was rebuilt from)."""
-    from quantdrop.quantize import metadata_fields, read_tensor  # the quantizer's own metadata copy
+    from quantdrop.ggufio import read_tensor
+    from quantdrop.quantize import metadata_fields  # the quantizer's own metadata copy
 
     header = read_header(src)
     types = [GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16

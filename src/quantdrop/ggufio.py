@@ -361,3 +361,12 @@ class GGUFStreamWriter:
                                  f"(missing: {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
         self.fh.flush()
         self.finished = True
+
+
+def read_tensor(path: str | os.PathLike[str], offset: int, nbytes: int) -> np.ndarray:
+    """Bytes of the file at [offset, offset+nbytes) as uint8, read with pread (no mapping kept)."""
+    with open(path, "rb", buffering=0) as fh:
+        data = os.pread(fh.fileno(), nbytes, offset)
+    if len(data) != nbytes:
+        raise QuantdropError(f"{path}: unexpected end of file")
+    return np.frombuffer(data, dtype=np.uint8)

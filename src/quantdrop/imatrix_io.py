@@ -17,7 +17,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType
 
 from quantdrop.errors import QuantdropError
-from quantdrop.ggufio import GGUF_MAGIC, GGUFStreamWriter, pack_field, read_header
+from quantdrop.ggufio import GGUF_MAGIC, GGUFStreamWriter, pack_field, read_header, read_tensor
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_output
 
@@ -75,11 +75,7 @@ def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
 
 
 def _read_f32(path: Path, offset: int, nbytes: int) -> np.ndarray:
-    with open(path, "rb", buffering=0) as fh:
-        data = os.pread(fh.fileno(), nbytes, offset)
-    if len(data) != nbytes:
-        raise QuantdropError(f"{path}: unexpected end of file")
-    return np.frombuffer(data, dtype=np.float32)
+    return read_tensor(path, offset, nbytes).view(np.float32)
 
 
 def _read_gguf(path: Path) -> Imatrix:

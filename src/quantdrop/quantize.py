@@ -49,15 +49,6 @@ class QuantizeResult:
     bytes_written: int
 
 
-def read_tensor(path: Path, offset: int, nbytes: int) -> np.ndarray:
-    """Bytes of the file at [offset, offset+nbytes) as uint8, read with pread (no mapping kept)."""
-    with open(path, "rb", buffering=0) as fh:
-        data = os.pread(fh.fileno(), nbytes, offset)
-    if len(data) != nbytes:
-        raise QuantdropError(f"{path}: unexpected end of file")
-    return np.frombuffer(data, dtype=np.uint8)
-
-
 def _read_imatrix(path: str | os.PathLike[str],
                   shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
     """An imatrix file (llama.cpp's GGUF or legacy .dat, through the one reader), normalized as

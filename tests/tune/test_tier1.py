@@ -11,8 +11,9 @@ from gguf import GGMLQuantizationType as T
 from gguf.quants import dequantize
 
 from quantdrop import kernels
+from quantdrop.ggufio import read_tensor
 from quantdrop.inventory import read_gguf_inventory
-from quantdrop.quantize import _read_imatrix, read_tensor
+from quantdrop.quantize import _read_imatrix
 from quantdrop.tune.command import _candidates, parse_types
 from quantdrop.tune.sensitivity import tier1
 from tests.tune.helpers import synthetic_model, write_imatrix
