@@ -421,7 +421,7 @@ def report_step(state: StudyState) -> None:
         has_baseline = state.variants.get(BASELINE) is not None or BASELINE in state.served
         table = results_table(state.store, baseline=BASELINE if has_baseline else None, labels=state.evaluated())
     data = build_report_data(state.plan, table, state.proxies, note=state.note, demo=state.demo,
-                             extra_notes=tuple(_notes(state)))
+                             extra_notes=tuple(_notes(state)), speed=state.speeds)
     state.report = write_report(state.out, data)
     state.summary = summary_text(data, table, state.report)
     if state.speeds:

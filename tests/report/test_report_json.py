@@ -53,3 +53,24 @@ def test_the_schema_rejects_what_it_does_not_describe(paper_data) -> None:
         bad = copy.deepcopy(doc) | broken
         with pytest.raises(jsonschema.ValidationError):
             _validate(bad)
+
+
+def test_speed_goes_into_table_1_and_report_json(paper_data, tmp_path: Path) -> None:
+    from quantdrop.report.sources import from_speed
+    from quantdrop.speed import SpeedResult, Throughput
+
+    machine = {"cpu": "Test CPU", "threads": 2, "gpus": []}
+    results = {s.label: SpeedResult(s.label, f"{s.label}.gguf", "gguf", machine, {},
+                                    pp=Throughput("pp512", [100.0 + i, 102.0 + i]),
+                                    tg=Throughput("tg128", [10.0 + i, 10.0 + i]))
+               for i, s in enumerate(paper_data.sizes[1:])}
+    data = replace(paper_data, **from_speed(results))
+    write_report(tmp_path, data)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    _validate(doc)
+    second = paper_data.sizes[1].label
+    assert doc["speed"][second]["pp"] == pytest.approx(101.0) and doc["speed_machine"].startswith("Test CPU")
+    md = (tmp_path / "report.md").read_text()
+    row = next(line for line in md.splitlines() if "Speed pp512" in line)
+    assert "Test CPU, 2 threads, no GPU" in row and "101.0 ± 1.4" in row
+    assert "–" in row  # the first variant was not measured

@@ -13,6 +13,19 @@ from quantdrop.recommend import DeviceSet, Placement, Recommendation  # their ho
 
 
 @dataclass(frozen=True)
+class Speed:
+    """A variant's throughput (quantdrop.speed) on the machine that ran the study: tokens/s."""
+
+    pp_test: str  # e.g. "pp512"
+    pp: float | None
+    pp_std: float | None
+    tg_test: str  # e.g. "tg128"
+    tg: float | None
+    tg_std: float | None
+    where: str  # in-process, or through the variant's engine
+
+
+@dataclass(frozen=True)
 class SizeRow:
     """One column of the paper's Table 1."""
 
@@ -106,3 +119,5 @@ class ReportData:
     reference_label: str = "reference"
     recommendations: list[Recommendation] | None = None  # None: derived by report.recommend
     notes: list[str] = field(default_factory=list)  # sandbox isolation, partial datasets, ...
+    speed: dict[str, Speed] = field(default_factory=dict)  # variant label -> throughput
+    speed_machine: str = ""  # the machine the speeds were measured on

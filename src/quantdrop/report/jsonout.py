@@ -75,6 +75,8 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         "proxies": {label: r.to_dict() for label, r in data.proxies.items()},
         "recommendations": [asdict(r) for r in data.recommendations or []],
         "notes": list(data.notes),
+        "speed": {label: asdict(s) for label, s in data.speed.items()},
+        "speed_machine": data.speed_machine,
     }
     return json_safe(doc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quantdrop.proxies import ProxyResult
 from quantdrop.report.data import (
@@ -106,6 +106,7 @@ def report_data(
     model: str, *, plan: Plan | None = None, results: Table | None = None,
     proxies: Mapping[str, ProxyResult] | None = None, note: str = "", notes: Iterable[str] = (),
     reference_label: str = "reference", recommendations: list[Recommendation] | None = None,
+    speed: Mapping[str, Any] | None = None,
 ) -> ReportData:
     """Everything the study has, as one ReportData (recommendations derived when not given)."""
     devices, sizes = from_plan(plan) if plan is not None else ([], [])
@@ -113,4 +114,22 @@ def report_data(
     return ReportData(model=model, note=note, device_sets=devices, sizes=sizes, results=res,
                       proxies=dict(proxies or {}), reference_label=reference_label,
                       recommendations=recommendations,
-                      notes=[*notes, *(results.notes if results is not None else [])])
+                      notes=[*notes, *(results.notes if results is not None else [])],
+                      **from_speed(speed or {}))
+
+
+def from_speed(results: Mapping[str, Any]) -> dict[str, Any]:
+    """quantdrop.speed's SpeedResults -> the report's Speed per variant and the machine's name."""
+    from quantdrop.report.data import Speed
+
+    speeds, machine = {}, ""
+    for label, r in results.items():
+        pp, tg = r.pp, r.tg
+        speeds[label] = Speed(pp.test if pp else "pp", pp.mean if pp else None, pp.std if pp else None,
+                              tg.test if tg else "tg", tg.mean if tg else None, tg.std if tg else None,
+                              "in-process" if r.kind == "gguf" else f"engine {r.source}")
+        if r.kind == "gguf" and not machine:
+            m = r.machine
+            gpus = ", ".join(m.get("gpus") or []) or "no GPU"
+            machine = f"{m.get('cpu')}, {m.get('threads')} threads, {gpus}"
+    return {"speed": speeds, "speed_machine": machine or "through each variant's engine"}

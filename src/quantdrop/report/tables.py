@@ -88,6 +88,22 @@ class Table:
                 f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>{caption}")
 
 
+def _speed_rows(data: ReportData) -> list[list[str]]:
+    """Table 1's throughput rows (tokens/s, mean ± std), measured on `data.speed_machine`."""
+    if not data.speed:
+        return []
+    first = next(iter(data.speed.values()))
+    rows = []
+    for name, value, std in ((first.pp_test, "pp", "pp_std"), (first.tg_test, "tg", "tg_std")):
+        row = [f"Speed {name} (t/s, {data.speed_machine})"]
+        for s in data.sizes:
+            sp = data.speed.get(s.label)
+            mean = getattr(sp, value) if sp else None
+            row.append(DASH if mean is None else f"{mean:.1f} ± {getattr(sp, std) or 0:.1f}")
+        rows.append(row)
+    return rows
+
+
 def sizes_table(data: ReportData) -> Table | None:
     """The paper's Table 1, one column per variant, memory rows per device set."""
     if not data.sizes:
@@ -106,6 +122,7 @@ def sizes_table(data: ReportData) -> Table | None:
             if p and not p.fits:
                 bad.add((len(rows) + 1, c))
         rows += [total, per]
+    rows += _speed_rows(data)
     return Table("Table 1: size and memory", ["Metric"] + [s.label for s in data.sizes], rows,
                  "MU: memory usage (weights, KV cache at the planned context, buffers). ✗: does not fit.",
                  bad=bad)
