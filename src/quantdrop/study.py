@@ -42,6 +42,7 @@ DEMO_LIMIT, DEMO_SAMPLES, DEMO_MAX_TOKENS, DEMO_PROXY_CHUNKS = 3, 1, 256, 4
 # mmlu_continuation form (the answer texts are the choices): a 135M model answers "A" to 98 of 100
 # questions in the letters form, which no quantization can change (docs/BENCHMARKS.md).
 DEMO_LOGLIK, DEMO_LOGLIK_LIMIT = ("mmlu",), 150
+DEMO_BENCH = ("math500", "aime2024", "humaneval")  # MMLU is the loglik one: scored once, on 150 items
 DEMO_LOGLIK_OPTIONS = {"loglik_style": "continuation", "loglik_norm": "acc_norm"}
 
 
@@ -527,7 +528,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         loglik = DEMO_LOGLIK if loglik is None else loglik
         loglik_limit = DEMO_LOGLIK_LIMIT if loglik_limit is None else loglik_limit
         loglik_options = DEMO_LOGLIK_OPTIONS if loglik_options is None else loglik_options
-    bench_names = [] if skip_eval else name_list(bench, DEFAULT_BENCH, _EMPTY)
+    bench_names = [] if skip_eval else name_list(bench, DEMO_BENCH if demo else DEFAULT_BENCH, _EMPTY)
     for name in bench_names:
         get_benchmark(name)  # unknown names fail here, listing the known ones
     loglik_names = [] if skip_eval else [n for n in comma_list(loglik) if n.lower() != "none"]
@@ -567,7 +568,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: the embedded reference model)")
     parser.add_argument("--recipes", default=None, help=f"comma-separated: presets, recipe files or "
                         f"tuned:BUDGET (default: {','.join(DEFAULT_RECIPES)})")
-    parser.add_argument("--bench", default=None, help=f"comma-separated (default: {','.join(DEFAULT_BENCH)})")
+    parser.add_argument("--bench", default=None, help=f"comma-separated (default: {','.join(DEFAULT_BENCH)}; "
+                        f"the demo: {','.join(DEMO_BENCH)} and MMLU by log-likelihood)")
     parser.add_argument("--devices", default=DEFAULT_DEVICES, help=f"device sets (default: {DEFAULT_DEVICES})")
     parser.add_argument("--out", default="quantdrop-study", help="output folder (default: quantdrop-study)")
     parser.add_argument("--limit", type=int, default=None, help="first N items of each benchmark")

@@ -19,8 +19,8 @@ def build_report_data(plan: Any, table: Any | None, proxies: dict[str, Any], *, 
     if demo:
         notes.append("Embedded demo: a small sample of each benchmark (first items, one sample, short answers) "
                      "on a 135M-parameter model; it shows the pipeline, not the paper's accuracy levels. "
-                     "MMLU (loglik) scores more items by log-likelihood, as lm-evaluation-harness does, so that "
-                     "agreement and power rest on enough items to say something.")
+                     "MMLU is scored by log-likelihood on 150 items instead (lm-evaluation-harness's "
+                     "mmlu_continuation, acc_norm), so that agreement and power rest on enough items to say something.")
     notes.append(f"Memory plan at a context of {plan.ctx} tokens x {plan.parallel} sequence(s), "
                  f"KV cache {plan.kv_type}, layout {plan.kv_layout}.")
     return report_data(plan.model, plan=plan, results=table, proxies=proxies, note=note,
