@@ -1,7 +1,7 @@
 """Acceptance 1 of issue 13: at the file size of each preset, the tuned mix against the preset.
 
     python benchmarks/tune_vs_presets.py MODEL_F16.gguf [--imatrix FILE] [--presets Q2_K,Q3_K_M,DQ3_K_M,Q4_K_M]
-        [--chunks 40] [--measure 0] [--workdir DIR]
+        [--chunks 40] [--measure 0] [--threads N] [--workdir DIR]
 
 For each preset: budget = the preset's planned tensor bytes; `quantdrop.tune` at that budget; both
 quantized (same imatrix condition); mean/p99 KL divergence and top-1 agreement against MODEL with
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=40)
     ap.add_argument("--measure", type=int, default=0)
     ap.add_argument("--text", default=None, help="calibration text for tier 2")
+    ap.add_argument("--threads", type=int, default=None, help="tune/quantize threads (default: all cores)")
     ap.add_argument("--workdir", default="/tmp/tune-bench")
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -42,12 +43,13 @@ def main() -> None:
         budget = plan(args.model, preset).recipes[0].size_bytes
         t0 = time.perf_counter()
         res = tune(args.model, str(budget), imatrix=args.imatrix, measure=args.measure, text=args.text,
-                   out=work / f"tuned-{preset}.toml")
+                   threads=args.threads, out=work / f"tuned-{preset}.toml")
         tune_s = time.perf_counter() - t0
         files = {}
         for label, recipe in ((preset, preset), (f"tuned@{preset}", str(res.path))):
             dst = work / f"{label.replace('@', '-')}{'-imat' if args.imatrix else ''}.gguf"
-            q = quantize(args.model, dst, recipe=recipe, imatrix=args.imatrix, force=True)
+            q = quantize(args.model, dst, recipe=recipe, imatrix=args.imatrix, force=True,
+                         threads=args.threads)
             files[label] = (dst, q.plan.nbytes, q.plan.bits_per_weight)
         results = proxies(args.model, [f[0] for f in files.values()], chunks=args.chunks, progress=False)
         pair = []
