@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import quantdrop.proxies as px
 from quantdrop.demo_model import ensure_demo_model
+from quantdrop.proxies import compare, load_text, reference_log_probs
 from quantdrop.quantize import quantize
 
 
@@ -38,9 +38,9 @@ def ours(ref: Path, variant: Path, text: Path, work: Path, ctx: int, chunks: int
     cache = work / "ours"
     shutil.rmtree(cache, ignore_errors=True)
     start = time.perf_counter()
-    base = px.reference_log_probs(ref, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache, progress=False)
+    base = reference_log_probs(ref, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache, progress=False)
     mid = time.perf_counter()
-    px.compare(base, variant, progress=False)
+    compare(base, variant, progress=False)
     return mid - start, time.perf_counter() - mid
 
 
@@ -60,7 +60,7 @@ def main() -> None:
         variant = work / "Q4_K_M.gguf"
         quantize(ref, variant, recipe="Q4_K_M", progress=False)
         text = work / "wiki.txt"
-        text.write_text(px.load_text(None)[0], encoding="utf-8")
+        text.write_text(load_text(None)[0], encoding="utf-8")
         best = {"theirs": [float("inf")] * 2, "ours": [float("inf")] * 2}
         for _ in range(args.repeat):
             for name, times in (("theirs", theirs(binary, ref, variant, text, work, args.ctx, args.chunks)),
