@@ -39,3 +39,32 @@ def test_plan_report_and_summary_agree_on_the_same_evidence() -> None:
     summary = summary_text(data, None, report=None)  # type: ignore[arg-type]
     for rec in p.recommendation:
         assert rec.line() in summary.splitlines()
+
+
+def _candidate(label: str, size: int, *, kl: float, tg: float, significant: bool) -> policy.Candidate:
+    place = {"box": policy.Placement(size, size, True)}
+    return policy.Candidate(label, size, size / 1e9, place, accuracy=50.0, drop=1.0, significant=significant,
+                            kl=kl, tg=tg)
+
+
+def test_prefer_speed_and_balanced_let_measured_speed_decide_what_the_evidence_allows() -> None:
+    import pytest
+
+    from quantdrop.errors import QuantdropError
+
+    box = [policy.DeviceSet("box", 1, 10**12)]
+    cands = [_candidate("Q8_0", 8000, kl=0.004, tg=50.0, significant=False),
+             _candidate("Q4_K_M", 4500, kl=0.007, tg=80.0, significant=False),
+             _candidate("Q3_K_M", 3500, kl=0.02, tg=95.0, significant=False),
+             _candidate("Q2_K", 2500, kl=0.35, tg=120.0, significant=True)]
+    (quality,) = policy.recommend(box, cands)
+    assert quality.recipe == "Q8_0"  # the paper's policy: lowest KL among those without a significant drop
+    (speed,) = policy.recommend(box, cands, "speed")
+    assert speed.recipe == "Q3_K_M" and "fastest generation (95.0 t/s)" in speed.reason  # Q2_K's drop is real
+    (balanced,) = policy.recommend(box, cands, "balanced")
+    assert balanced.recipe == "Q4_K_M" and "within 2x of Q8_0's" in balanced.reason  # Q3_K_M's KL is 5x
+    unmeasured = [policy.Candidate(c.label, c.size_bytes, c.bpw, c.placements, accuracy=c.accuracy, drop=c.drop,
+                                   significant=c.significant, kl=c.kl) for c in cands]
+    assert policy.recommend(box, unmeasured, "speed")[0].recipe == "Q8_0"  # no speed measured: quality decides
+    with pytest.raises(QuantdropError, match="--prefer"):
+        policy.recommend(box, cands, "fastest")

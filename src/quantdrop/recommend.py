@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from quantdrop.errors import QuantdropError
 from quantdrop.util import fmt_bytes
 
 INF = float("inf")
@@ -54,6 +55,7 @@ class Candidate:
     drop: float | None = None  # accuracy drop against the baseline, percent
     significant: bool | None = None  # the drop's paired CI excludes 0
     kl: float | None = None  # mean KL divergence from the reference
+    tg: float | None = None  # generation tokens/s on the machine that ran the study (quantdrop.speed)
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,26 @@ def _alternatives(best: Candidate, ranked: list[Candidate], basis: str) -> list[
             and best.accuracy - c.accuracy <= ACCURACY_TIE and bool(c.significant) == bool(best.significant)]
 
 
-def recommend_for(device: DeviceSet, candidates: list[Candidate]) -> Recommendation:
+PREFERENCES = ("quality", "speed", "balanced")
+BALANCED_KL = 2.0  # --prefer balanced: the fastest variant whose mean KL is within this factor of the best's
+
+
+def _prefer_speed(best: Candidate, ranked: list[Candidate], prefer: str) -> tuple[Candidate, str] | None:
+    """--prefer speed: the fastest variant without a significant drop (all of them when every one has
+    one); balanced: the same among those whose KL is within BALANCED_KL of the quality choice's."""
+    pool = [c for c in ranked if c.tg is not None and not c.significant] or [c for c in ranked if c.tg]
+    if prefer == "balanced" and best.kl is not None:
+        pool = [c for c in pool if c.kl is not None and c.kl <= BALANCED_KL * best.kl]
+    if prefer == "quality" or not pool:
+        return None
+    fast = max(pool, key=lambda c: (c.tg or 0.0, -c.size_bytes))
+    which = "without a significant accuracy drop" if not fast.significant else "measured"
+    if prefer == "balanced" and best.kl is not None:
+        which += f" and a mean KL divergence within {BALANCED_KL:g}x of {best.label}'s"
+    return fast, f"fastest generation ({fast.tg:.1f} t/s) of the variants {which} (--prefer {prefer})"
+
+
+def recommend_for(device: DeviceSet, candidates: list[Candidate], prefer: str = "quality") -> Recommendation:
     rows = [c for c in candidates if device.name in c.placements]
     if not rows:
         return Recommendation(device.name, None, "no memory plan for this device set")
@@ -124,9 +145,12 @@ def recommend_for(device: DeviceSet, candidates: list[Candidate]) -> Recommendat
                               f"per device, {fmt_bytes(device.capacity_bytes)} available")
     ranked, key, basis = _ranking(fitting)
     best = min(ranked, key=key)
+    why = _why(best, ranked, key, basis)
+    faster = _prefer_speed(best, ranked, prefer)
+    if faster is not None:
+        best, why = faster
     place = best.placements[device.name]
-    reason = (f"{_why(best, ranked, key, basis)}; {fmt_bytes(place.per_device_bytes)} of "
-              f"{fmt_bytes(device.capacity_bytes)} per device")
+    reason = f"{why}; {fmt_bytes(place.per_device_bytes)} of {fmt_bytes(device.capacity_bytes)} per device"
     if best.drop is not None:
         verdicts = {True: "significant", False: "not significant"}
         reason += f"; accuracy drop {best.drop:.2f}% ({verdicts.get(best.significant, 'significance unknown')})"
@@ -162,6 +186,9 @@ def _cheaper(fitting: list[Candidate], best: Candidate) -> str:
     return text
 
 
-def recommend(devices: list[DeviceSet], candidates: list[Candidate]) -> list[Recommendation]:
-    """One recommendation per device set, in the order the device sets were given."""
-    return [recommend_for(d, candidates) for d in devices]
+def recommend(devices: list[DeviceSet], candidates: list[Candidate], prefer: str = "quality") -> list[Recommendation]:
+    """One recommendation per device set, in the order the device sets were given; `prefer` speed or
+    balanced lets measured generation speed decide among the variants the evidence does not rule out."""
+    if prefer not in PREFERENCES:
+        raise QuantdropError(f"--prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
+    return [recommend_for(d, candidates, prefer) for d in devices]

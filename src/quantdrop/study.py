@@ -132,6 +132,7 @@ class StudyState:
     failed: dict[str, str] = field(default_factory=dict)
     report: Path | None = None
     summary: str = ""
+    prefer: str = "quality"  # the recommendation's weighing: quality (the paper), speed or balanced
 
     @property
     def store(self) -> Path:
@@ -422,7 +423,7 @@ def report_step(state: StudyState) -> None:
         has_baseline = state.variants.get(BASELINE) is not None or BASELINE in state.served
         table = results_table(state.store, baseline=BASELINE if has_baseline else None, labels=state.evaluated())
     data = build_report_data(state.plan, table, state.proxies, note=state.note, demo=state.demo,
-                             extra_notes=tuple(_notes(state)), speed=state.speeds)
+                             extra_notes=tuple(_notes(state)), speed=state.speeds, prefer=state.prefer)
     state.report = write_report(state.out, data)
     state.summary = summary_text(data, table, state.report)
     if state.speeds:
@@ -500,7 +501,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
           speed_gen: int | None = None, speed_repeat: int = 3, serve: str | None = None, serve_slots: int = 1,
           gpus: str | None = None, serve_timeout: float = 600.0, loglik: str | list[str] | None = None,
           loglik_limit: int | None = None, loglik_options: list[str] | dict[str, Any] | None = None,
-          progress: bool = True) -> StudyResult:
+          prefer: str = "quality", progress: bool = True) -> StudyResult:
     """Run the whole study for MODEL (a float GGUF; or a config.json when every variant is an endpoint).
 
     recipes: variants to build and compare (presets, recipe files, or `tuned:BUDGET` for a recipe that
@@ -514,6 +515,8 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     loglik/loglik_limit/loglik_options: multiple-choice benchmarks also scored by log-likelihood
     (`eval --mode loglik`) on their first `loglik_limit` items (the demo: MMLU, 150 items, lm-eval's
     continuation style with acc_norm; "none" for none).
+    prefer: what the recommendation weighs: "quality" (the paper's), "speed" (the fastest variant
+    without a significant drop) or "balanced" (the fastest whose KL is within 2x of the best's).
     """
     from quantdrop.devices import parse_devices
     from quantdrop.eval.runner import get_benchmark
@@ -535,6 +538,10 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     loglik_parsed = _loglik_protocol(loglik_names, loglik_options)
     parse_devices(devices)
     from quantdrop.plan import check_options
+    from quantdrop.recommend import PREFERENCES
+
+    if prefer not in PREFERENCES:
+        raise QuantdropError(f"--prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
 
     check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
     out_dir = Path(out)
@@ -547,7 +554,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
         proxy=ProxyOptions(proxy_chunks, proxy_ctx),
         speed=SpeedSettings(speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128),
                             speed_repeat),
-        serve=ServeOptions(serve, serve_slots, gpus, serve_timeout),
+        serve=ServeOptions(serve, serve_slots, gpus, serve_timeout), prefer=prefer,
     )
     state.recipes = _load_recipes(name_list(recipes, DEFAULT_RECIPES, _EMPTY), source, out_dir, ctx, progress)
     _check_served(state)  # everything is validated before any long work
@@ -596,6 +603,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--loglik-option", dest="loglik_options", action="append", default=None,
                        metavar="KEY=VALUE", help="loglik_style=letters|continuation, loglik_norm=acc|acc_norm|"
                        "acc_bytes (demo: continuation, acc_norm); repeatable")
+    parser.add_argument("--prefer", default="quality", choices=("quality", "speed", "balanced"),
+                        help="what the recommendation weighs: quality (the paper's), speed (the fastest variant "
+                             "without a significant drop) or balanced (the fastest within 2x the best KL)")
     group = parser.add_argument_group("speed (quantdrop speed)")
     group.add_argument("--no-speed", dest="speed", action="store_false", help="do not measure throughput")
     group.add_argument("--speed-prompt", type=int, default=None, help="prompt tokens (default 512; demo 128)")

@@ -13,7 +13,7 @@ from quantdrop.util import fmt_bytes
 
 def build_report_data(plan: Any, table: Any | None, proxies: dict[str, Any], *, note: str = "",
                       demo: bool = False, extra_notes: tuple[str, ...] = (),
-                      speed: dict[str, Any] | None = None) -> ReportData:
+                      speed: dict[str, Any] | None = None, prefer: str = "quality") -> ReportData:
     """The report's data (report.sources does the mapping), with the study's own notes."""
     notes = []
     if demo:
@@ -24,7 +24,8 @@ def build_report_data(plan: Any, table: Any | None, proxies: dict[str, Any], *, 
     notes.append(f"Memory plan at a context of {plan.ctx} tokens x {plan.parallel} sequence(s), "
                  f"KV cache {plan.kv_type}, layout {plan.kv_layout}.")
     return report_data(plan.model, plan=plan, results=table, proxies=proxies, note=note,
-                       notes=[*notes, *extra_notes], reference_label=BASELINE, speed=speed)
+                       notes=[*notes, *extra_notes], reference_label=BASELINE, speed=speed,
+                       prefer=prefer)
 
 
 def summary_text(data: ReportData, table: Any | None, report: Path) -> str:

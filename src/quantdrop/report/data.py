@@ -121,3 +121,4 @@ class ReportData:
     notes: list[str] = field(default_factory=list)  # sandbox isolation, partial datasets, ...
     speed: dict[str, Speed] = field(default_factory=dict)  # variant label -> throughput
     speed_machine: str = ""  # the machine the speeds were measured on
+    prefer: str = "quality"  # what the recommendation weighs: quality (the paper), speed or balanced

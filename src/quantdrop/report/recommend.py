@@ -14,13 +14,14 @@ def candidates(data: ReportData) -> list[Candidate]:
     for row in data.sizes:
         col = columns.get(row.label)
         proxy = data.proxies.get(row.label)
+        speed = data.speed.get(row.label)
         out.append(Candidate(row.label, row.size_bytes, row.bpw, row.placements,
                              accuracy=col.weighted_avg if col else None, drop=col.drop if col else None,
                              significant=col.significant if col else None,
-                             kl=proxy.kld_mean if proxy else None))
+                             kl=proxy.kld_mean if proxy else None, tg=speed.tg if speed else None))
     return out
 
 
 def recommend(data: ReportData) -> list[Recommendation]:
     """One recommendation per device set, in the order the device sets were given."""
-    return policy(data.device_sets, candidates(data))
+    return policy(data.device_sets, candidates(data), data.prefer)

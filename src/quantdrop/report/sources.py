@@ -106,7 +106,7 @@ def report_data(
     model: str, *, plan: Plan | None = None, results: Table | None = None,
     proxies: Mapping[str, ProxyResult] | None = None, note: str = "", notes: Iterable[str] = (),
     reference_label: str = "reference", recommendations: list[Recommendation] | None = None,
-    speed: Mapping[str, Any] | None = None,
+    speed: Mapping[str, Any] | None = None, prefer: str = "quality",
 ) -> ReportData:
     """Everything the study has, as one ReportData (recommendations derived when not given)."""
     devices, sizes = from_plan(plan) if plan is not None else ([], [])
@@ -115,7 +115,7 @@ def report_data(
                       proxies=dict(proxies or {}), reference_label=reference_label,
                       recommendations=recommendations,
                       notes=[*notes, *(results.notes if results is not None else [])],
-                      **from_speed(speed or {}))
+                      prefer=prefer, **from_speed(speed or {}))
 
 
 def from_speed(results: Mapping[str, Any]) -> dict[str, Any]:
