@@ -39,9 +39,10 @@ def test_fallbacks_for_rows_without_a_weight_follow_them(math500_weighs_0_7) -> 
     row = BenchResult("Q4", "math500", "MATH-500", 500, 1, [50.0], 50.0, 0.0,
                       stats.Interval(50.0, 40.0, 60.0), {}, weight=None)
     assert _weights([row]) == {"math500": 0.7}
-    table = type("T", (), {"benchmarks": ["math500"], "cells": {("math500", "Q4"): row}, "titles": {},
-                           "labels": [], "weighted": {}, "baseline": None, "drop": {}, "diffs": {},
-                           "average": {}})()
+    from quantdrop.eval.results import Table
+
+    table = Table(labels=[], benchmarks=["math500"], titles={}, cells={("math500", "Q4"): row}, average={},
+                  weighted={}, baseline=None)
     assert from_results(table).benchmarks[0].weight == 0.7
 
 
