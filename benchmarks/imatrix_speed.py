@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import timed_process
 
 # the CLI sets OMP_WAIT_POLICY=PASSIVE for itself (see quantdrop.cli); give llama-imatrix the same, or
 # its spinning OpenMP threads measure the machine's load rather than the tool (6x slower seen at load 18)
@@ -26,13 +26,7 @@ ENV = os.environ | {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIV
 
 
 def run(cmd: list[str]) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark process failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss * 1024
+    return timed_process(cmd, ENV)
 
 
 def main() -> None:

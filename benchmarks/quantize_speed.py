@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import timed_process
 
 OURS = """
 import sys
@@ -36,14 +36,7 @@ assert llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode()
 
 def run(code: str, args: list[str]) -> tuple[float, int]:
     """Wall seconds of the whole process (imports included) and its peak RSS in bytes."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark process failed: {args}")
-    return wall, usage.ru_maxrss * 1024
+    return timed_process([sys.executable, "-c", code, *args])
 
 
 def main() -> None:
