@@ -418,13 +418,6 @@ def cached_gguf(model: Path, opts: SpeedOptions, folder: Path, label: str | None
     return result
 
 
-def parse_endpoint(spec: str) -> tuple[str, str]:
-    label, sep, url = spec.partition("=")
-    if not sep or not label or not url:
-        raise QuantdropError(f"--endpoint {spec!r}: expected LABEL=URL (e.g. Q4_K_M=http://127.0.0.1:8080)")
-    return label, url
-
-
 def speed(
     models: list[str | Path] | tuple[str | Path, ...] = (),
     *,
@@ -441,7 +434,9 @@ def speed(
 ) -> list[SpeedResult]:
     """Throughput of each GGUF in-process and of each LABEL=URL endpoint, in the order given."""
     opts = SpeedOptions(prompt=prompt, gen=gen, repeat=repeat, ctx=ctx, threads=threads, concurrency=concurrency)
-    targets = [parse_endpoint(e) for e in endpoint]  # bad specs are refused before any work
+    from quantdrop.eval.backends.openai_compat import parse_labelled_endpoint
+
+    targets = [parse_labelled_endpoint(e) for e in endpoint]  # bad specs are refused before any work
     if not models and not targets:
         raise QuantdropError("nothing to measure: give GGUF files and/or --endpoint LABEL=URL")
     for model in models:

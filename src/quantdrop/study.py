@@ -174,13 +174,12 @@ def run_steps(state: StudyState, steps: tuple[Step, ...]) -> dict[str, float]:
 
 def _endpoints(endpoint: list[str] | None) -> dict[str, list[str]]:
     """`LABEL=URL` (repeatable; several URLs for one label spread its requests) -> {label: [urls]}."""
+    from quantdrop.eval.backends.openai_compat import parse_labelled_endpoint
+
     out: dict[str, list[str]] = {}
     for spec in endpoint or []:
-        label, sep, url = spec.partition("=")
-        if not sep or not label.strip() or not url.strip().startswith(("http://", "https://")):
-            raise QuantdropError(f"bad --endpoint {spec!r}: expected LABEL=http(s)://host:port/v1 "
-                                 f"(LABEL: a recipe name or {BASELINE!r})")
-        out.setdefault(label.strip(), []).append(url.strip())
+        label, url = parse_labelled_endpoint(spec)  # LABEL: a recipe of the study, or BASELINE
+        out.setdefault(label, []).append(url)
     return out
 
 

@@ -47,6 +47,14 @@ def normalize_endpoint(url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
+def parse_labelled_endpoint(spec: str) -> tuple[str, str]:
+    """`LABEL=URL` (a variant served at URL, as `study` and `speed` take it) -> (label, url)."""
+    label, sep, url = spec.partition("=")
+    if not sep or not label.strip() or not url.strip().startswith(("http://", "https://")):
+        raise QuantdropError(f"bad --endpoint {spec!r}: expected LABEL=URL (e.g. Q4_K_M=http://127.0.0.1:8080/v1)")
+    return label.strip(), url.strip()
+
+
 class OpenAICompatBackend:
     """Chat completions from OpenAI-compatible servers. Call `await connect()` before use."""
 
