@@ -201,9 +201,13 @@ class OpenAICompatBackend:
                 self._busy[url] -= 1
             failed = url
             if attempt < self.retries:
-                delay = self.backoff * 2**attempt * (0.5 + random.random())
-                await asyncio.sleep(min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay))
+                await self._wait_before_retry(attempt, retry_after)
         return Completion(finish_reason="error", latency_s=time.perf_counter() - start, error=last_error)
+
+    async def _wait_before_retry(self, attempt: int, retry_after: float | None) -> None:
+        """Exponential backoff with jitter, or the server's Retry-After, capped at MAX_BACKOFF_S."""
+        delay = self.backoff * 2**attempt * (0.5 + random.random())
+        await asyncio.sleep(min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay))
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -235,8 +239,7 @@ class OpenAICompatBackend:
                     break
             failed = url
             if attempt < self.retries:
-                delay = self.backoff * 2**attempt * (0.5 + random.random())
-                await asyncio.sleep(min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay))
+                await self._wait_before_retry(attempt, retry_after)
         return None, last_error
 
     async def _tokenize(self, text: str) -> list[int]:
