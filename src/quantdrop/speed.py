@@ -136,7 +136,7 @@ def gpu_names() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def machine_info(threads: int | None = None, gpu_layers: int | None = None) -> dict[str, Any]:
+def machine_info(threads: int | None = None) -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, threads, GPUs, offload and the llama.cpp build."""
     info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads,
                             "gpus": gpu_names(), "host": platform.node()}
@@ -148,8 +148,6 @@ def machine_info(threads: int | None = None, gpu_layers: int | None = None) -> d
         info["system"] = llama_cpp.llama_print_system_info().decode(errors="replace").strip(" |")
     except ImportError:
         pass
-    if gpu_layers is not None:
-        info["gpu_layers"] = gpu_layers
     return info
 
 
@@ -235,14 +233,17 @@ class LlamaBench:
         return Throughput(f"{test}{n}", samples)
 
 
-def bench_gguf(model: Path, opts: SpeedOptions, label: str | None = None) -> SpeedResult:
+def bench_gguf(model: Path, opts: SpeedOptions, label: str | None = None,
+               machine: dict[str, Any] | None = None) -> SpeedResult:
+    """pp/tg of one GGUF in-process; `machine`: machine_info() when the caller already has it."""
     from quantdrop.fingerprint import sampled_digest
 
     if not model.is_file():
         raise QuantdropError(f"no GGUF model at {model}")
     bench = LlamaBench(model, opts)
-    result = SpeedResult(label or model.stem, str(model), "gguf",
-                         machine_info(bench.threads, bench.gpu_layers), asdict(opts),
+    machine = dict(machine or machine_info(bench.threads))
+    machine["gpu_layers"] = bench.gpu_layers
+    result = SpeedResult(label or model.stem, str(model), "gguf", machine, asdict(opts),
                          fingerprint=str(sampled_digest(model)))
     if opts.prompt:
         result.pp = bench.run("pp", opts.prompt, opts.repeat)
@@ -403,8 +404,8 @@ def cached_gguf(model: Path, opts: SpeedOptions, folder: Path, label: str | None
 
     if not model.is_file():
         raise QuantdropError(f"no GGUF model at {model}")
-    threads = opts.threads or os.cpu_count() or 1
-    path = folder / f"{cache_key(str(sampled_digest(model)), machine_info(threads), opts)}.json"
+    machine = machine_info(opts.threads or os.cpu_count() or 1)
+    path = folder / f"{cache_key(str(sampled_digest(model)), machine, opts)}.json"
     if path.is_file():
         try:
             result = SpeedResult.from_dict(json.loads(path.read_text()))
@@ -412,7 +413,7 @@ def cached_gguf(model: Path, opts: SpeedOptions, folder: Path, label: str | None
             return result
         except (ValueError, KeyError, TypeError):
             pass  # a damaged cache entry is measured again
-    result = bench_gguf(model, opts, label)
+    result = bench_gguf(model, opts, label, machine)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(result.to_dict(), indent=1))
     return result
