@@ -27,7 +27,7 @@ from gguf.quants import dequantize
 
 from quantdrop import __version__, kernels
 from quantdrop.errors import QuantdropError
-from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, field_key, pack_field, read_header
+from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, TensorEntry, field_key, pack_field, read_header
 from quantdrop.inventory import read_gguf_inventory
 from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
 from quantdrop.recipes.llamacpp import QUANTIZED
@@ -243,8 +243,11 @@ def _progress(enabled: bool):
 def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *, recipe: str = "Q4_K_M",
              threads: int | None = None, imatrix: str | os.PathLike[str] | None = None,
              allow_requantize: bool = False, force: bool = False, dry_run: bool = False,
-             progress: bool = False) -> QuantizeResult:
-    """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file)."""
+             progress: bool = False, reuse_from: str | os.PathLike[str] | None = None) -> QuantizeResult:
+    """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file).
+
+    reuse_from: a GGUF this function wrote from the same `src` and `imatrix`; every tensor planned at
+    the type and shape it has there is copied from it instead of quantized again (tune's tier 2 trials)."""
     t0 = time.perf_counter()
     kernels.check_threads(threads)
     header = read_header(src)
@@ -268,10 +271,12 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         kernels.prepare(qtype)
 
     sources = {t.name: t for t in header.tensors}
+    reusable = _reusable(reuse_from, plan)
     sweep_stale(out.parent)  # temporaries of earlier runs killed with SIGKILL
     quantizer = _Quantizer(threads or os.cpu_count() or 1, imat)
     try:
-        with atomic_output(out) as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar:
+        with atomic_output(out) as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar, \
+                open(reuse_from or header.path, "rb", buffering=0) as reuse_fh:
             writer = GGUFStreamWriter(fh, metadata_fields(header, plan),
                                       [(e.name, e.shape, e.type) for e in plan.entries])
             total = sum(sources[e.name].nbytes for e in plan.entries)
@@ -282,15 +287,20 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
                     bar.update(task, advance=n)
 
             for e in plan.entries:
-                source = sources[e.name]
+                source = reusable.get(e.name) or sources[e.name]
+                fh_in = reuse_fh if e.name in reusable else src_fh
 
-                def fetch(start: int, n: int, base: int = source.offset, name: str = e.name) -> np.ndarray:
-                    data = os.pread(src_fh.fileno(), n, base + start)
+                def fetch(start: int, n: int, base: int = source.offset, name: str = e.name,
+                          fd: int = fh_in.fileno()) -> np.ndarray:
+                    data = os.pread(fd, n, base + start)
                     if len(data) != n:
                         raise QuantdropError(f"{header.path}: unexpected end of file in {name}")
                     return np.frombuffer(data, dtype=np.uint8)
 
-                quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
+                if e.name in reusable:
+                    _copy(fetch, source.nbytes, writer.write, advance)
+                else:
+                    quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
                 writer.end_tensor()
             writer.finish()
     except OSError as err:
@@ -298,6 +308,23 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
     finally:
         quantizer.close()
     return QuantizeResult(out, plan, time.perf_counter() - t0, writer.written)
+
+
+def _reusable(path: str | os.PathLike[str] | None, plan: ResolvedPlan) -> dict[str, TensorEntry]:
+    """The tensors of `path` (an earlier output) that `plan` gives the same type and shape."""
+    if path is None:
+        return {}
+    have = {t.name: t for t in read_header(path).tensors}
+    return {e.name: have[e.name] for e in plan.entries
+            if e.name in have and have[e.name].type == e.type and tuple(have[e.name].shape) == tuple(e.shape)}
+
+
+def _copy(fetch: Callable[[int, int], np.ndarray], nbytes: int, write: Callable[[object], object],
+          advance: Callable[[int], None]) -> None:
+    for start in range(0, nbytes, SLAB_BYTES):
+        n = min(SLAB_BYTES, nbytes - start)
+        write(fetch(start, n))
+        advance(n)
 
 
 def plan_as_dict(plan: ResolvedPlan) -> dict:

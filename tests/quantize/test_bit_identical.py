@@ -138,3 +138,17 @@ def test_requantizing_a_q8_0_source_matches_llama_cpp(synthetic_models: dict[str
     assert llama_cpp.llama_model_quantize(str(q8).encode(), str(ref).encode(), ctypes.byref(params)) == 0
     ours = quantize(q8, tmp_path / "ours.gguf", recipe="Q4_K_M", allow_requantize=True).path
     assert_same_tensors(ours, ref)
+
+
+def test_reusing_an_earlier_output_writes_the_same_file(synthetic_models: dict[str, Path], tmp_path: Path) -> None:
+    """quantize(reuse_from=...) copies unchanged tensors from an earlier output (tune's tier 2 trials):
+    the file equals a fresh quantization byte for byte, and changed tensors are quantized again."""
+    src = synthetic_models["llama"]
+    base = quantize(src, tmp_path / "base.gguf", recipe="Q4_K_M").path
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('name = "Q4_K_M-low"\ndefault = "q4_k"\nbase = "Q4_K_M"\n'
+                      '[[rules]]\npattern = "blk\\\\.1\\\\.ffn_down"\ntype = "q2_k"\n')
+    fresh = quantize(src, tmp_path / "fresh.gguf", recipe=str(recipe)).path
+    reused = quantize(src, tmp_path / "reused.gguf", recipe=str(recipe), reuse_from=base).path
+    assert reused.read_bytes() == fresh.read_bytes()
+    assert tensor_bytes_by_name(reused)["blk.1.ffn_down.weight"] != tensor_bytes_by_name(base)["blk.1.ffn_down.weight"]

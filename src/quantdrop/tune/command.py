@@ -32,6 +32,7 @@ from quantdrop.tune.sensitivity import (
     prior_sensitivity,
     quantizable,
     role_class,
+    scale_for,
     tier1,
 )
 from quantdrop.tune.solve import Item, Solution, minimum_bytes, solve
@@ -65,7 +66,7 @@ class TuneResult:
         return {"budget": self.budget, "budget_bytes": self.budget_bytes, "size_bytes": self.size_bytes,
                 "bits_per_weight": round(self.bits_per_weight, 4), "predicted_loss": self.solution.loss,
                 "optimality_gap": self.solution.gap, "sensitivity": self.sensitivity.source,
-                "imatrix_weighted": self.sensitivity.weighted, "class_scales": self.scales,
+                "imatrix_weighted": self.sensitivity.weighted, "scales": self.scales,
                 "model_fingerprint": self.fingerprint, "text_hash": self.text_hash, "notes": self.notes,
                 "recipe_path": str(self.path) if self.path else None, "measurements": self.measurements,
                 "tensors": self.decisions}
@@ -92,7 +93,7 @@ def _candidates(inv: ModelInventory, types: list[T], has_imatrix: bool) -> dict[
 def _items(inv: ModelInventory, cands: dict[str, list[T]], sens: Sensitivity, scales: dict[str, float]) -> list[Item]:
     by_name = {t.name: t for t in inv.tensors}
     return [Item(n, tuple(q.name for q in qs), tuple(tensor_bytes(q, by_name[n].shape) for q in qs),
-                 tuple(scales.get(role_class(n), 1.0) * sens.error[n][q.name] for q in qs))
+                 tuple(scale_for(scales, n) * sens.error[n][q.name] for q in qs))
             for n, qs in cands.items()]
 
 
@@ -228,7 +229,7 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
         scales, measurements, text_hash = calibrate(path, items, sol, render, measure, inv.hparams.n_layer,
                                                     text=text, imatrix=imatrix, n_ctx=measure_ctx,
                                                     chunks=measure_chunks, progress=progress)
-        header.append(f"calibration text sha256 = {text_hash}; tier 2 class scales: "
+        header.append(f"calibration text sha256 = {text_hash}; tier 2 scales: "
                       + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
         notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
         items = _items(inv, cands, sens, scales)

@@ -1,14 +1,19 @@
-"""Tier 2: measured KL divergence, to calibrate tier 1's scale per tensor class.
+"""Tier 2: measured KL divergence, to calibrate tier 1's scale per tensor role.
 
 Tier 1 says how much each tensor's output moves; it does not say how much the model's next-token
-distribution cares, which differs by class (attention, MLP, experts, embeddings, output). So, for a
-model small enough to run: quantize the tier-1 solution at the budget (the baseline), then for each of
-N groups (one tensor role in a block of layers) lower every tensor of the group one step and measure
-the mean KL divergence on the calibration text against the source (quantdrop.proxies: llama-perplexity's
-method, reference log-probs cached). scale(group) = measured KLD increase / tier-1 predicted error
-increase; a class's scale is the median over its groups (unmeasured classes take the median of all).
-The N groups are picked round-robin over the classes, least-measured class first, each time the group
-whose step down tier 1 predicts to cost most (the strongest signal above measurement noise).
+distribution cares, which differs by role (an ffn_down writes into the residual stream, an ffn_up feeds
+a gate; attn_v, the output projection...). So, for a model small enough to run: quantize the tier-1
+solution at the budget (the baseline), then for each of N groups (one tensor role in a block of layers)
+move every tensor of the group one type step (down, or up when the group is already at its smallest
+type) and measure the mean KL divergence on the calibration text against the source (quantdrop.proxies:
+llama-perplexity's method, reference log-probs cached). scale(group) = |measured KLD change| / |tier-1
+predicted error change|; a role's scale is the median over its groups; an unmeasured role takes its
+class's median (attention, mlp, experts, embeddings, output), else the median of all.
+The N groups are picked round-robin over the roles, least-measured role first and, among those, the
+role whose step tier 1 predicts to matter most; within a role the group with the largest predicted
+change (the strongest signal above measurement noise). Each trial file copies the baseline's bytes
+for every tensor it does not change (`quantize(reuse_from=...)`), so a trial costs one group's
+quantization plus the KL pass.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from quantdrop.recipes.llamacpp import layer_of
-from quantdrop.tune.sensitivity import CLASSES, role_class, role_of
+from quantdrop.tune.sensitivity import role_class, role_of
 from quantdrop.tune.solve import Item, Solution
 
 CALIBRATION_CHUNKS = 8
@@ -31,44 +36,55 @@ N_CTX = 512
 BLOCKS = 4  # a group spans n_layer / BLOCKS consecutive layers
 
 
-def _step_down(it: Item, current: str) -> str | None:
-    order = sorted(range(len(it.types)), key=lambda j: it.nbytes[j])
-    pos = [it.types[j] for j in order].index(current)
-    return it.types[order[pos - 1]] if pos > 0 else None
+def _step(it: Item, current: str, direction: int) -> str | None:
+    """The next type by size below (direction -1) or above (+1) `current`, or None at the end."""
+    order = [it.types[j] for j in sorted(range(len(it.types)), key=lambda j: it.nbytes[j])]
+    pos = order.index(current) + direction
+    return order[pos] if 0 <= pos < len(order) else None
 
 
-def groups(items: list[Item], choice: dict[str, str], n_layer: int) -> dict[tuple[str, int], list[str]]:
+Group = tuple[str, int]  # (role, block of layers)
+
+
+def groups(items: list[Item], choice: dict[str, str], n_layer: int) -> dict[Group, tuple[list[str], int]]:
+    """Every (role, block) group with the direction all its tensors can move: down if they can, else up."""
     span = max(1, -(-n_layer // BLOCKS))
-    out: dict[tuple[str, int], list[str]] = {}
+    members: dict[Group, list[Item]] = {}
     for it in items:
-        if _step_down(it, choice[it.name]) is None:
-            continue
         layer = layer_of(it.name)
-        out.setdefault((role_of(it.name), -1 if layer is None else layer // span), []).append(it.name)
+        members.setdefault((role_of(it.name), -1 if layer is None else layer // span), []).append(it)
+    out: dict[Group, tuple[list[str], int]] = {}
+    for key, its in members.items():
+        for direction in (-1, 1):
+            if all(_step(it, choice[it.name], direction) for it in its):
+                out[key] = ([it.name for it in its], direction)
+                break
     return out
 
 
-def _delta(items: dict[str, Item], names: list[str], choice: dict[str, str]) -> float:
-    total = 0.0
-    for n in names:
-        it = items[n]
-        low = _step_down(it, choice[n])
-        total += it.loss[it.types.index(low)] - it.loss[it.types.index(choice[n])]  # type: ignore[arg-type]
-    return total
+def moved(items: dict[str, Item], names: list[str], choice: dict[str, str], direction: int) -> dict[str, str]:
+    return {**choice, **{n: _step(items[n], choice[n], direction) or choice[n] for n in names}}
 
 
-def pick_groups(cand: dict[tuple[str, int], list[str]], items: dict[str, Item], choice: dict[str, str],
-                n: int) -> list[tuple[str, int]]:
-    by_class: dict[str, list[tuple[float, tuple[str, int]]]] = {}
-    for key, names in cand.items():
-        by_class.setdefault(role_class(names[0]), []).append((_delta(items, names, choice), key))
-    for v in by_class.values():
+def _delta(items: dict[str, Item], names: list[str], choice: dict[str, str], direction: int) -> float:
+    """Tier 1's predicted change of loss when the group moves one step (positive = more loss)."""
+    new = moved(items, names, choice, direction)
+    return sum(items[n].loss[items[n].types.index(new[n])] - items[n].loss[items[n].types.index(choice[n])]
+               for n in names)
+
+
+def pick_groups(cand: dict[Group, tuple[list[str], int]], items: dict[str, Item], choice: dict[str, str],
+                n: int) -> list[Group]:
+    by_role: dict[str, list[tuple[float, Group]]] = {}
+    for key, (names, direction) in cand.items():
+        by_role.setdefault(key[0], []).append((abs(_delta(items, names, choice, direction)), key))
+    for v in by_role.values():
         v.sort(reverse=True)
-    picked: list[tuple[str, int]] = []
-    while len(picked) < n and any(by_class.values()):
-        for cls in sorted(by_class, key=lambda c: sum(role_class(cand[k][0]) == c for k in picked)):
-            if by_class[cls] and len(picked) < n:
-                picked.append(by_class[cls].pop(0)[1])
+    picked: list[Group] = []
+    while len(picked) < n and any(by_role.values()):
+        count = {r: sum(k[0] == r for k in picked) for r in by_role}
+        role = min((r for r in by_role if by_role[r]), key=lambda r: (count[r], -by_role[r][0][0]))
+        picked.append(by_role[role].pop(0)[1])
     return picked
 
 
@@ -77,9 +93,8 @@ def calibrate(path: Path, items: list[Item], baseline: Solution, render: Callabl
               imatrix: str | os.PathLike[str] | None = None, n_ctx: int = N_CTX,
               chunks: int = CALIBRATION_CHUNKS, progress: bool = False
               ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
-    """Class scales (KLD per unit of tier-1 error), the measurements, and the calibration text's sha256."""
-    from quantdrop.proxies import compare, load_text, reference_log_probs
-    from quantdrop.quantize import quantize
+    """Role scales (KLD per unit of tier-1 error), the measurements, and the calibration text's sha256."""
+    from quantdrop.proxies import load_text, reference_log_probs
 
     body, _ = load_text(text)
     text_hash = hashlib.sha256(body.encode()).hexdigest()
@@ -89,37 +104,64 @@ def calibrate(path: Path, items: list[Item], baseline: Solution, render: Callabl
     cand = groups(items, choice, n_layer)
     measured: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="quantdrop-tune-") as tmp:
-
-        def kld(mix: dict[str, str], label: str) -> float:
-            recipe = Path(tmp) / f"{label}.toml"
-            recipe.write_text(render(mix))
-            out = Path(tmp) / f"{label}.gguf"
-            quantize(path, out, recipe=str(recipe), imatrix=imatrix, force=True)
-            value = compare(ref, out, progress=progress).kld_mean
-            out.unlink()
-            return value
-
-        base = kld(choice, "baseline")
+        trial = _Trials(path, Path(tmp), ref, render, imatrix, progress)
+        base = trial.kld(choice, "baseline", keep=True)
         for role, block in pick_groups(cand, by_name, choice, n):
-            names = cand[(role, block)]
-            lowered = {**choice, **{m: _step_down(by_name[m], choice[m]) or choice[m] for m in names}}
-            value = kld(lowered, f"{role}-{block}")
-            predicted = _delta(by_name, names, choice)
+            names, direction = cand[(role, block)]
+            value = trial.kld(moved(by_name, names, choice, direction), f"{role}-{block}")
+            predicted = _delta(by_name, names, choice, direction)
             measured.append({"role": role, "block": block, "class": role_class(names[0]), "tensors": len(names),
-                             "kld": value, "baseline_kld": base, "predicted_error": predicted,
-                             "scale": max(value - base, 0.0) / predicted if predicted > 0 else 0.0})
-    return class_scales(measured), measured, text_hash
+                             "direction": "down" if direction < 0 else "up", "kld": value, "baseline_kld": base,
+                             "predicted_error": predicted, "scale": _scale(value - base, predicted)})
+    return role_scales(measured), measured, text_hash
 
 
-def class_scales(measured: list[dict[str, Any]]) -> dict[str, float]:
-    """Median measured scale per class; unmeasured classes take the median of all (positive) scales."""
+def _scale(measured_change: float, predicted_change: float) -> float:
+    """KLD per unit of tier-1 error; 0 when the measurement moved against the prediction (noise)."""
+    if predicted_change == 0 or measured_change * predicted_change <= 0:
+        return 0.0
+    return measured_change / predicted_change
+
+
+class _Trials:
+    """Quantizes trial mixes next to a kept baseline file (copying its unchanged tensors) and scores them."""
+
+    def __init__(self, path: Path, folder: Path, ref: Any, render: Callable[[dict[str, str]], str],
+                 imatrix: str | os.PathLike[str] | None, progress: bool) -> None:
+        self.path, self.folder, self.ref, self.render = path, folder, ref, render
+        self.imatrix, self.progress = imatrix, progress
+        self.baseline: Path | None = None
+
+    def kld(self, mix: dict[str, str], label: str, keep: bool = False) -> float:
+        from quantdrop.proxies import compare
+        from quantdrop.quantize import quantize
+
+        recipe = self.folder / f"{label}.toml"
+        recipe.write_text(self.render(mix))
+        out = self.folder / f"{label}.gguf"
+        quantize(self.path, out, recipe=str(recipe), imatrix=self.imatrix, force=True, reuse_from=self.baseline)
+        value = compare(self.ref, out, progress=self.progress).kld_mean
+        if keep:
+            self.baseline = out
+        else:
+            out.unlink()
+        return value
+
+
+def role_scales(measured: list[dict[str, Any]]) -> dict[str, float]:
+    """Median measured scale per role; an unmeasured role (absent here) is filled by
+    `sensitivity.scale_for`.
+    A role measured only without a visible change gets a tenth of the overall median, not zero."""
     positive = [m["scale"] for m in measured if m["scale"] > 0]
     if not positive:
         return {}
     overall = float(np.median(positive))
-    out = {}
-    for cls in CLASSES:
-        vals = [m["scale"] for m in measured if m["class"] == cls]
-        pos = [v for v in vals if v > 0]
-        out[cls] = float(np.median(pos)) if pos else (overall * 0.1 if vals else overall)
+    out: dict[str, float] = {}
+    for key in {m["role"] for m in measured}:
+        pos = [m["scale"] for m in measured if m["role"] == key and m["scale"] > 0]
+        out[key] = float(np.median(pos)) if pos else overall * 0.1
+    for cls in {m["class"] for m in measured}:
+        pos = [m["scale"] for m in measured if m["class"] == cls and m["scale"] > 0]
+        out[f"class:{cls}"] = float(np.median(pos)) if pos else overall * 0.1
+    out["*"] = overall
     return out

@@ -68,6 +68,16 @@ def role_class(name: str) -> str:
     return "mlp"
 
 
+def scale_for(scales: dict[str, float], name: str) -> float:
+    """The tier-2 scale of a tensor: its role's, else its class's (`class:mlp`, or a bare class name as in
+    older scale files), else the overall median `*`; 1 without tier 2."""
+    cls = role_class(name)
+    for key in (role_of(name), f"class:{cls}", cls, "*"):
+        if key in scales:
+            return scales[key]
+    return 1.0
+
+
 def candidate_types(t: TensorInfo, types: list[T], has_imatrix: bool) -> list[T]:
     """What each requested type becomes for this tensor under llama.cpp's constraints: the shape
     fallback (tensor_type_fallback), and no type that needs an imatrix when there is none."""
@@ -288,7 +298,7 @@ def derive_priors(measured: list[tuple[ModelInventory, Sensitivity, dict[str, fl
                 rel.setdefault(q, []).append(e / sig)
             t = by_name[name]
             cls = role_class(name)
-            per_class[cls].append(scale.get(cls, 1.0) * sig / (t.n_elements * token_weight(inv, t)))
+            per_class[cls].append(scale_for(scale, name) * sig / (t.n_elements * token_weight(inv, t)))
     med = {c: float(np.median(v)) for c, v in per_class.items() if v}
     ref = med.get("mlp") or 1.0
     factor = {c: med.get(c, ref) / ref for c in CLASSES}
