@@ -476,6 +476,13 @@ def _demo_defaults(limit: int | None, samples: int | None, max_tokens: int | Non
             DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks)
 
 
+def _demo_loglik(loglik: str | list[str] | None, limit: int | None,
+                 options: list[str] | dict[str, Any] | None) -> tuple[Any, int, Any]:
+    """The demo's log-likelihood sample where the user gave none: MMLU, 150 items, lm-eval's style."""
+    return (DEMO_LOGLIK if loglik is None else loglik, DEMO_LOGLIK_LIMIT if limit is None else limit,
+            DEMO_LOGLIK_OPTIONS if options is None else options)
+
+
 def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path, bool, str, bool]:
     """The source model (the embedded reference when None): path, is-a-local-GGUF, note, demo."""
     demo = model is None
@@ -488,6 +495,35 @@ def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path
         raise QuantdropError(f"{source}: no such file or directory")
     local = source.is_file() and source.suffix != ".json"
     return source, local, _reference_note(source, local), False
+
+
+def _bench_names(bench: str | list[str] | None, demo: bool) -> list[str]:
+    """The generative benchmarks; an unknown name fails here, listing the known ones."""
+    from quantdrop.eval.runner import get_benchmark
+
+    names = name_list(bench, DEMO_BENCH if demo else DEFAULT_BENCH, _EMPTY)
+    for name in names:
+        get_benchmark(name)
+    return names
+
+
+def _check_plan_options(devices: str | None, prefer: str, ctx: int) -> None:
+    """The device sets, the preference and the plan's options, before any long work."""
+    from quantdrop.devices import parse_devices
+    from quantdrop.plan import check_options
+    from quantdrop.recommend import PREFERENCES
+
+    parse_devices(devices)
+    if prefer not in PREFERENCES:
+        raise QuantdropError(f"--prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
+    check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QuantdropError(f"--out {folder.parent}: cannot create the folder ({err.strerror})") from None
 
 
 def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[str] | None = None,
@@ -517,8 +553,6 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     prefer: what the recommendation weighs: "quality" (the paper's), "speed" (the fastest variant
     without a significant drop) or "balanced" (the fastest whose KL is within 2x of the best's).
     """
-    from quantdrop.devices import parse_devices
-    from quantdrop.eval.runner import get_benchmark
     from quantdrop.kernels import check_threads
 
     t_start = time.perf_counter()
@@ -527,29 +561,18 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     source, local, note, demo = _prepare(model, progress)
     if demo:
         limit, samples, max_tokens, proxy_chunks = _demo_defaults(limit, samples, max_tokens, proxy_chunks)
-        loglik = DEMO_LOGLIK if loglik is None else loglik
-        loglik_limit = DEMO_LOGLIK_LIMIT if loglik_limit is None else loglik_limit
-        loglik_options = DEMO_LOGLIK_OPTIONS if loglik_options is None else loglik_options
-    bench_names = [] if skip_eval else name_list(bench, DEMO_BENCH if demo else DEFAULT_BENCH, _EMPTY)
-    for name in bench_names:
-        get_benchmark(name)  # unknown names fail here, listing the known ones
+        loglik, loglik_limit, loglik_options = _demo_loglik(loglik, loglik_limit, loglik_options)
+    bench_names = [] if skip_eval else _bench_names(bench, demo)
     loglik_names = [] if skip_eval else [n for n in comma_list(loglik) if n.lower() != "none"]
-    loglik_parsed = _loglik_protocol(loglik_names, loglik_options)
-    parse_devices(devices)
-    from quantdrop.plan import check_options
-    from quantdrop.recommend import PREFERENCES
-
-    if prefer not in PREFERENCES:
-        raise QuantdropError(f"--prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
-
-    check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
+    _check_plan_options(devices, prefer, ctx)
     out_dir = Path(out)
     small = demo and speed_prompt is None
     state = StudyState(
         source=source, local=local, note=note, demo=demo, recipes=[], served=_endpoints(endpoint), out=out_dir,
         devices=devices, ctx=ctx, threads=threads, progress=progress,
         protocol=EvalProtocol(tuple(bench_names), limit, samples, max_tokens or 32768, concurrency, data_dir,
-                              model_name, api_key_env, tuple(loglik_names), loglik_limit, loglik_parsed),
+                              model_name, api_key_env, tuple(loglik_names), loglik_limit,
+                              _loglik_protocol(loglik_names, loglik_options)),
         proxy=ProxyOptions(proxy_chunks, proxy_ctx),
         speed=SpeedSettings(speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128),
                             speed_repeat),
@@ -557,10 +580,7 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     )
     state.recipes = _load_recipes(name_list(recipes, DEFAULT_RECIPES, _EMPTY), source, out_dir, ctx, progress)
     _check_served(state)  # everything is validated before any long work
-    try:
-        (out_dir / "models").mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise QuantdropError(f"--out {out_dir}: cannot create the folder ({err.strerror})") from None
+    _make_folder(out_dir / "models")
     seconds = run_steps(state, STEPS)
     seconds["total"] = time.perf_counter() - t_start
     assert state.report is not None
