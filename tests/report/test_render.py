@@ -84,7 +84,7 @@ def test_every_accuracy_drop_has_its_interval_or_too_few_items(tmp_path: Path) -
 def test_a_foreign_or_newer_document_is_one_clear_error(tmp_path: Path, paper_data) -> None:
     path = tmp_path / "report.json"
     path.write_text(json.dumps({"schema": "something else"}))
-    with pytest.raises(QuantdropError, match="not a quantdrop report.json"):
+    with pytest.raises(QuantdropError, match=r"not a quantdrop report\.json"):
         render(path, tmp_path / "out")
     path.write_text(json.dumps(report_dict(paper_data) | {"version": 99}))
     with pytest.raises(QuantdropError, match="version 99"):
@@ -96,3 +96,17 @@ def test_a_foreign_or_newer_document_is_one_clear_error(tmp_path: Path, paper_da
     with pytest.raises(QuantdropError, match="variants/0/size_bytes"):
         render(path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_real_study_report_renders_again_from_its_report_json(demo_model: Path, tmp_path: Path) -> None:
+    """The study's own report step (embedded model, one variant, proxies and speed, no evaluation)."""
+    from quantdrop.study import study
+
+    out = tmp_path / "study"
+    study(demo_model, recipes="Q8_0", out=out, skip_eval=True, proxy_chunks=1, proxy_ctx=128, threads=2,
+          speed_prompt=16, speed_gen=8, speed_repeat=1, progress=False)
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["speed"] and (out / "figures" / "quality-vs-speed.png").is_file()  # KL against tokens/s
+    assert render_markdown(doc) == (out / "report.md").read_text()
+    assert render_html(doc) == (out / "report.html").read_text()

@@ -21,7 +21,6 @@ from quantdrop.report.data import (
 from quantdrop.report.recommend import recommend
 from quantdrop.report.sources import from_plan, from_results, report_data
 
-
 _LAZY = {"write_report": "writer", "render": "writer", "render_markdown": "pages", "render_html": "pages"}
 
 

@@ -98,4 +98,4 @@ def render_markdown(doc: Mapping[str, Any], figures: Mapping[str, bytes] | None 
 def render_html(doc: Mapping[str, Any], figures: Mapping[str, bytes] | None = None) -> str:
     """The self-contained report.html from report.json's document (figures embedded)."""
     data = load(doc)
-    return html(data, _figures(data, figures), doc["generated"] if "generated" in doc else "")
+    return html(data, _figures(data, figures), doc.get("generated", ""))
