@@ -15,7 +15,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.eval.results import results_table
 from quantdrop.eval.store import Store
 from quantdrop.report import recommend, render, render_html, render_markdown, report_data, tables, write_report
-from quantdrop.report.jsonout import load, report_dict
+from quantdrop.report.jsonout import load, report_dict, validate
 from tests.eval.test_results import write_run
 from tests.report.paper import illustrative_proxies, illustrative_speed, paper_sizes
 
@@ -47,6 +47,7 @@ def _study_data(tmp_path: Path):
 def test_a_saved_report_json_renders_the_pages_the_study_wrote(tmp_path: Path) -> None:
     first = write_report(tmp_path / "study", _study_data(tmp_path)).parent
     doc = json.loads((first / "report.json").read_text())
+    validate(doc)
     assert render_markdown(doc) == (first / "report.md").read_text()
     assert render_html(doc) == (first / "report.html").read_text()
     again = render(first / "report.json", tmp_path / "again").parent
@@ -107,6 +108,7 @@ def test_a_real_study_report_renders_again_from_its_report_json(demo_model: Path
     study(demo_model, recipes="Q8_0", out=out, skip_eval=True, proxy_chunks=1, proxy_ctx=128, threads=2,
           speed_prompt=16, speed_gen=8, speed_repeat=1, progress=False)
     doc = json.loads((out / "report.json").read_text())
+    validate(doc)
     assert doc["speed"] and (out / "figures" / "quality-vs-speed.png").is_file()  # KL against tokens/s
     assert render_markdown(doc) == (out / "report.md").read_text()
     assert render_html(doc) == (out / "report.html").read_text()
