@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from quantdrop.errors import QuantdropError
-from quantdrop.plan import load_model
+from quantdrop.inventory import load as load_model
 from quantdrop.recipes import load_recipe, resolve
 from tests.synthetic_gguf import write_synthetic
 
