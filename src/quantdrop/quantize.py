@@ -19,23 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFValueType
-from gguf.quants import dequantize
+from gguf import GGML_QUANT_VERSION, GGMLQuantizationType, GGUFValueType, Keys
 
 from quantdrop import __version__, kernels
 from quantdrop.errors import QuantdropError
-from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, TensorEntry, field_key, pack_field, read_header
-from quantdrop.inventory import read_gguf_inventory
+from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, TensorEntry, pack_field, read_header, rewritten_metadata
+from quantdrop.imatrix_io import read_normalized
+from quantdrop.inventory import inventory_from_header, split_count
+from quantdrop.kernels import FLOAT_SOURCES
 from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
 from quantdrop.recipes.llamacpp import QUANTIZED
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_output, fmt_bytes, progress_bar
 
-FLOAT_SOURCES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
 SLAB_BYTES = 64 * 1024 * 1024  # float32 rows converted at a time: bounds peak memory per tensor
-_SKIPPED_KEYS = {"general.architecture", "general.file_type", "general.quantization_version",
-                 "general.alignment", "split.no", "split.count", "split.tensors.count"}
-GGML_QNT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,29 +41,6 @@ class QuantizeResult:
     plan: ResolvedPlan
     seconds: float
     bytes_written: int
-
-
-def _read_imatrix(path: str | os.PathLike[str],
-                  shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
-    """An imatrix file (llama.cpp's GGUF or legacy .dat, through the one reader), normalized as
-    tools/quantize/quantize.cpp load_imatrix does; checked against the model's tensor `shapes`."""
-    from quantdrop.imatrix_io import check_matches, read_imatrix
-
-    normalized = read_imatrix(path).normalized()
-    if shapes is not None:
-        check_matches(normalized, shapes, path)
-    return normalized
-
-
-def _to_f32(raw: np.ndarray, qtype: GGMLQuantizationType, n_per_row: int) -> np.ndarray:
-    """Source rows (as stored) -> C-contiguous float32 rows, exactly as ggml converts them."""
-    if qtype == GGMLQuantizationType.F32:
-        return np.ascontiguousarray(raw.view(np.float32).reshape(-1, n_per_row))
-    if qtype == GGMLQuantizationType.F16:
-        return raw.view(np.float16).reshape(-1, n_per_row).astype(np.float32)
-    if qtype == GGMLQuantizationType.BF16:
-        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(-1, n_per_row)
-    return np.ascontiguousarray(dequantize(raw.view(np.uint8), qtype).reshape(-1, n_per_row), dtype=np.float32)
 
 
 def _check_sources(plan: ResolvedPlan, allow_requantize: bool) -> None:
@@ -123,21 +97,17 @@ def _file_size_estimate(plan: ResolvedPlan, header: GGUFHeader) -> int:
 
 
 def metadata_fields(header: GGUFHeader, plan: ResolvedPlan | None = None, extra: Sequence[bytes] = ()) -> list[bytes]:
-    """The source's metadata, byte for byte, minus the keys we (re)write: the architecture first, then
-    the source's keys, then ours (the plan's file type and recipe, and `extra`), each key once. A source
-    that quantdrop wrote carries our keys already; copying them too would make a file llama.cpp refuses."""
-    arch = pack_field("general.architecture", header.fields["general.architecture"], GGUFValueType.STRING)
-    ours = [*_plan_fields(plan), *extra] if plan is not None else list(extra)
-    rewritten = _SKIPPED_KEYS | {field_key(f) for f in ours}
-    return [arch, *(raw for key, raw in header.raw_fields.items() if key not in rewritten), *ours]
+    """The source's metadata (ggufio.rewritten_metadata) with ours: the plan's file type and recipe, and
+    `extra`."""
+    return rewritten_metadata(header, [*_plan_fields(plan), *extra] if plan is not None else list(extra))
 
 
 def _plan_fields(plan: ResolvedPlan) -> list[bytes]:
     """general.file_type, the quantization version and the recipe, as quantdrop records them."""
     fields = []
     if plan.file_type is not None:
-        fields.append(pack_field("general.file_type", plan.file_type, GGUFValueType.UINT32))
-    fields.append(pack_field("general.quantization_version", GGML_QNT_VERSION, GGUFValueType.UINT32))
+        fields.append(pack_field(Keys.General.FILE_TYPE, plan.file_type, GGUFValueType.UINT32))
+    fields.append(pack_field(Keys.General.QUANTIZATION_VERSION, GGML_QUANT_VERSION, GGUFValueType.UINT32))
     r = plan.recipe
     fields += [
         pack_field("quantdrop.version", __version__, GGUFValueType.STRING),
@@ -186,7 +156,7 @@ class _Quantizer:
 
         def work(start: int) -> None:
             stop = min(n_rows, start + per_chunk)
-            f32 = _to_f32(raw[start * src_row: stop * src_row], e.src_type, n_per_row)
+            f32 = kernels.to_f32(raw[start * src_row: stop * src_row], e.src_type, n_per_row)
             dst = out[start * dst_row: stop * dst_row]
             if e.type == GGMLQuantizationType.F32:
                 dst.view(np.float32)[:] = f32.reshape(-1)
@@ -237,6 +207,15 @@ def _progress(enabled: bool):
     return progress_bar(enabled=enabled, unit="bytes", transient=True) if enabled else nullcontext(None)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A checked quantization: the source's header, the resolved plan and the normalized imatrix."""
+
+    header: GGUFHeader
+    plan: ResolvedPlan
+    imatrix: dict[str, np.ndarray] | None
+
+
 def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *, recipe: str = "Q4_K_M",
              threads: int | None = None, imatrix: str | os.PathLike[str] | None = None,
              allow_requantize: bool = False, force: bool = False, dry_run: bool = False,
@@ -246,55 +225,63 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
     reuse_from: a GGUF this function wrote from the same `src` and `imatrix`; every tensor planned at
     the type and shape it has there is copied from it instead of quantized again (tune's tier 2 trials)."""
     t0 = time.perf_counter()
+    job = _prepare(src, recipe, threads, imatrix, allow_requantize)
+    if dry_run or dst is None:
+        return QuantizeResult(None, job.plan, time.perf_counter() - t0, 0)
+    out = Path(dst)
+    _check_destination(job, out, force, imatrix)
+    written = _write(job, out, threads or os.cpu_count() or 1, progress, reuse_from)
+    return QuantizeResult(out, job.plan, time.perf_counter() - t0, written)
+
+
+def _prepare(src: str | os.PathLike[str], recipe: str, threads: int | None,
+             imatrix: str | os.PathLike[str] | None, allow_requantize: bool) -> _Job:
+    """Everything checked before any work: threads, source, recipe, imatrix, the kernels' library."""
     kernels.check_threads(threads)
     header = read_header(src)
+    if split_count(header) > 1:
+        raise QuantdropError(f"{header.path} is one shard of a split GGUF ({split_count(header)} files): "
+                             "merge it first (llama-gguf-split --merge FIRST-SHARD OUT.gguf)")
     the_recipe = load_recipe(recipe)
-    inventory = read_gguf_inventory(src, header)
-    imat = _read_imatrix(imatrix, {t.name: t.shape for t in header.tensors}) if imatrix else None
+    inventory = inventory_from_header(header)
+    imat = read_normalized(imatrix, {t.name: t.shape for t in header.tensors}) if imatrix else None
     plan = resolve(the_recipe, inventory, has_imatrix=imat is not None)
     _check_sources(plan, allow_requantize)
     kernels.ggml()  # a clear error now if the library is missing, not after the first tensor
     _check_imatrix(plan, imat)
-    if dry_run or dst is None:
-        return QuantizeResult(None, plan, time.perf_counter() - t0, 0)
+    return _Job(header, plan, imat)
 
-    out = Path(dst)
-    check_output_path(out, force, sources=[header.path, *([Path(imatrix)] if imatrix else [])])
-    need, free = _file_size_estimate(plan, header), shutil.disk_usage(out.parent).free
+
+def _check_destination(job: _Job, out: Path, force: bool, imatrix: str | os.PathLike[str] | None) -> None:
+    """The output path and free space checked, and the kernels of every planned type initialized."""
+    check_output_path(out, force, sources=[job.header.path, *([Path(imatrix)] if imatrix else [])])
+    need, free = _file_size_estimate(job.plan, job.header), shutil.disk_usage(out.parent).free
     if need > free:
         raise QuantdropError(f"not enough free space in {out.parent}: need {fmt_bytes(need)}, "
                              f"have {fmt_bytes(free)}")
-    for qtype in {e.type for e in plan.entries if e.type in QUANTIZED}:
+    for qtype in {e.type for e in job.plan.entries if e.type in QUANTIZED}:
         kernels.prepare(qtype)
 
+
+def _write(job: _Job, out: Path, threads: int, progress: bool,
+           reuse_from: str | os.PathLike[str] | None) -> int:
+    """Stream every planned tensor into `out` (atomically); the tensor bytes written."""
+    header, plan = job.header, job.plan
     sources = {t.name: t for t in header.tensors}
     reusable = _reusable(reuse_from, plan)
     sweep_stale(out.parent)  # temporaries of earlier runs killed with SIGKILL
-    quantizer = _Quantizer(threads or os.cpu_count() or 1, imat)
+    quantizer = _Quantizer(threads, job.imatrix)
     try:
         with atomic_output(out) as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar, \
                 open(reuse_from or header.path, "rb", buffering=0) as reuse_fh:
             writer = GGUFStreamWriter(fh, metadata_fields(header, plan),
                                       [(e.name, e.shape, e.type) for e in plan.entries])
-            total = sum(sources[e.name].nbytes for e in plan.entries)
-            task = bar.add_task(the_recipe.name, total=total) if bar else None
-
-            def advance(n: int) -> None:
-                if bar:
-                    bar.update(task, advance=n)
-
+            advance = _advancer(bar, plan.recipe.name, sum(sources[e.name].nbytes for e in plan.entries))
             for e in plan.entries:
-                source = reusable.get(e.name) or sources[e.name]
-                fh_in = reuse_fh if e.name in reusable else src_fh
-
-                def fetch(start: int, n: int, base: int = source.offset, name: str = e.name,
-                          fd: int = fh_in.fileno()) -> np.ndarray:
-                    data = os.pread(fd, n, base + start)
-                    if len(data) != n:
-                        raise QuantdropError(f"{header.path}: unexpected end of file in {name}")
-                    return np.frombuffer(data, dtype=np.uint8)
-
-                if e.name in reusable:
+                reused = e.name in reusable
+                source = reusable[e.name] if reused else sources[e.name]
+                fetch = _reader((reuse_fh if reused else src_fh).fileno(), source.offset, header.path, e.name)
+                if reused:
                     _copy(fetch, source.nbytes, writer.write, advance)
                 else:
                     quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
@@ -304,7 +291,29 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
         raise QuantdropError(f"writing {out} failed: {err.strerror or err}") from None
     finally:
         quantizer.close()
-    return QuantizeResult(out, plan, time.perf_counter() - t0, writer.written)
+    return writer.written
+
+
+def _advancer(bar: object | None, label: str, total: int) -> Callable[[int], None]:
+    """`advance(n)`: n more source bytes done, on the progress bar when there is one."""
+    task = bar.add_task(label, total=total) if bar else None  # type: ignore[attr-defined]
+
+    def advance(n: int) -> None:
+        if bar:
+            bar.update(task, advance=n)  # type: ignore[attr-defined]
+
+    return advance
+
+
+def _reader(fd: int, base: int, path: Path, name: str) -> Callable[[int, int], np.ndarray]:
+    """`fetch(start, n)`: n bytes of tensor `name`'s data (at `base` in the open file `fd`), with pread."""
+    def fetch(start: int, n: int) -> np.ndarray:
+        data = os.pread(fd, n, base + start)
+        if len(data) != n:
+            raise QuantdropError(f"{path}: unexpected end of file in {name}")
+        return np.frombuffer(data, dtype=np.uint8)
+
+    return fetch
 
 
 def _reusable(path: str | os.PathLike[str] | None, plan: ResolvedPlan) -> dict[str, TensorEntry]:
@@ -324,16 +333,3 @@ def _copy(fetch: Callable[[int, int], np.ndarray], nbytes: int, write: Callable[
         advance(n)
 
 
-def plan_as_dict(plan: ResolvedPlan) -> dict:
-    return {
-        "model": plan.model,
-        "recipe": plan.recipe.name,
-        "file_type": plan.file_type,
-        "n_params": plan.n_params,
-        "size_bytes": plan.nbytes,
-        "bits_per_weight": round(plan.bits_per_weight, 4),
-        "bytes_by_type": plan.bytes_by_type,
-        "warnings": plan.warnings,
-        "tensors": [{"name": e.name, "shape": list(e.shape), "src_type": e.src_type.name, "type": e.type.name,
-                     "bytes": e.nbytes, "rule": e.rule} for e in plan.entries],
-    }

@@ -489,11 +489,11 @@ def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path
         from quantdrop.demo_model import NOTE, ensure_demo_model
 
         return ensure_demo_model(verbose=progress), True, NOTE, True
-    source = Path(model)  # type: ignore[arg-type]
-    if not source.exists():
-        raise QuantdropError(f"{source}: no such file or directory")
-    local = source.is_file() and source.suffix != ".json"
-    return source, local, _reference_note(source, local), False
+    from quantdrop.inventory import locate
+
+    found = locate(model)  # type: ignore[arg-type]  # a GGUF (maybe in a model directory), else a config
+    local = found.kind == "gguf"
+    return found.path, local, _reference_note(found.path, local), False
 
 
 def _bench_names(bench: str | list[str] | None, demo: bool) -> list[str]:

@@ -4,6 +4,7 @@ lists, progress bars. Grep here before writing another."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,3 +108,26 @@ def progress_bar(*columns: str, enabled: bool = True, unit: str = "items", clock
               "both": [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]}[clock]
     return Progress(TextColumn("{task.description}"), BarColumn(), *counts, *texts, *timers,
                     console=Console(stderr=True), disable=not enabled, transient=transient)
+
+
+# -- process and places ----------------------------------------------------------------------------
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence llama.cpp's C-level loading chatter (fd 2), unless QUANTDROP_DEBUG is set."""
+    if os.environ.get("QUANTDROP_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def cache_dir() -> Path:
+    """quantdrop's cache: $QUANTDROP_CACHE, default ~/.cache/quantdrop (the demo model, proxies, tune, speed)."""
+    return Path(os.environ.get("QUANTDROP_CACHE") or Path.home() / ".cache" / "quantdrop")

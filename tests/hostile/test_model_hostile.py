@@ -14,7 +14,7 @@ import pytest
 from quantdrop.ggufio import read_header
 from tests.hostile.cli import assert_clean_failure, listing, run
 from tests.quantize.crafted import Tensor, good_tensors, write_crafted
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 CONFIGS = Path(__file__).parents[1] / "fixtures" / "configs"
 SLOW_PATTERN = "(.*){1,32000}[bc]"  # Python's re: minutes against one tensor name

@@ -19,7 +19,7 @@ import pytest
 
 from quantdrop.imatrix import imatrix
 from quantdrop.imatrix_io import read_imatrix, write_imatrix
-from tests.imatrix.moe import write_moe
+from tests.synthetic_gguf import write_moe
 
 BIN = os.environ.get("LLAMA_IMATRIX") or shutil.which("llama-imatrix")
 pytestmark = [pytest.mark.skipif(

@@ -16,7 +16,7 @@ from quantdrop.imatrix import imatrix
 from quantdrop.imatrix_io import read_imatrix
 from tests.hostile.cli import assert_clean_failure, cli_env, run
 from tests.imatrix.conftest import CTX
-from tests.imatrix.moe import N_EXPERT, N_LAYER, N_USED, write_moe
+from tests.synthetic_gguf import N_EXPERT, N_LAYER, N_USED, write_moe
 
 
 def test_every_matmul_weight_with_its_rows(demo_imatrix: Path) -> None:
@@ -99,7 +99,7 @@ def test_quantized_model_is_allowed_with_a_note(tmp_path: Path, wiki_text: Path)
 
 
 def test_another_models_imatrix_given_to_quantize(demo_imatrix: Path, tmp_path: Path) -> None:
-    from tests.quantize.synthetic import write_synthetic
+    from tests.synthetic_gguf import write_synthetic
 
     other = write_synthetic(tmp_path / "llama.gguf", "llama", n_layer=2)
     proc = run("quantize", other, tmp_path / "out.gguf", "--recipe", "Q4_K_M", "--imatrix", demo_imatrix)

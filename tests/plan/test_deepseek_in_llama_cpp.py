@@ -15,8 +15,8 @@ from gguf import ExpertGatingFuncType, GGUFWriter
 
 from quantdrop.hfconfig import inventory_from_config
 from quantdrop.memory import compute_buffer_bytes, kv_bytes_per_layer, layer_shapes
-
-from .tiny_gguf import llama_cpp_sizes, write_gguf
+from tests.reference import llama_cpp_sizes
+from tests.synthetic_gguf import write_gguf
 
 MiB = 1 << 20
 TINY_V3 = {  # DeepSeek-V3's structure at toy size

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdrop.gguf_header import read_gguf_header
+from quantdrop.inventory import read_gguf_inventory
 from quantdrop.memory import compute_buffer_bytes, kv_bytes_per_layer, layer_shapes
 from tests.real_model import ABSENT
 from tests.real_model import QWEN_Q4 as QWEN
@@ -51,13 +51,13 @@ def llama_cpp_logs(demo_model: Path) -> dict[tuple[int, bool, str], tuple[float,
 @pytest.mark.parametrize(("kv", "flash_attn"), [("f16", False), ("q8_0", True), ("q4_0", True)])
 def test_kv_cache_equals_llama_cpp(demo_model: Path, llama_cpp_logs: dict, kv: str, flash_attn: bool) -> None:
     logged, _ = llama_cpp_logs[(4096, flash_attn, kv)]
-    ours = sum(kv_bytes_per_layer(read_gguf_header(demo_model), ctx=4096, kv_type_name=kv))
+    ours = sum(kv_bytes_per_layer(read_gguf_inventory(demo_model), ctx=4096, kv_type_name=kv))
     assert ours / MiB == pytest.approx(logged, abs=0.005)  # the log prints 2 decimals
 
 
 def test_kv_cells_are_padded_like_llama_cpp(demo_model: Path, llama_cpp_logs: dict) -> None:
     logged, _ = llama_cpp_logs[(1000, False, "f16")]  # llama.cpp pads n_ctx to a multiple of 256 cells
-    ours = sum(kv_bytes_per_layer(read_gguf_header(demo_model), ctx=1000))
+    ours = sum(kv_bytes_per_layer(read_gguf_inventory(demo_model), ctx=1000))
     assert ours / MiB == pytest.approx(logged, abs=0.005)
 
 
@@ -66,7 +66,7 @@ def test_compute_buffer_estimate_is_close_to_llama_cpp(demo_model: Path, llama_c
                                                         flash_attn: bool) -> None:
     """At 16K without flash attention the KQ scores dominate; at 4K the logits do."""
     _, logged = llama_cpp_logs[(n_ctx, flash_attn, "f16")]
-    inv = read_gguf_header(demo_model)
+    inv = read_gguf_inventory(demo_model)
     ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn)
     assert ours / MiB == pytest.approx(logged, rel=0.03)
 
@@ -93,7 +93,7 @@ def test_parallel_sequences_as_llama_cpp(demo_model: Path, ctx: int, parallel: i
     m = re.search(r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+\d+ layers,\s+(\d+)/(\d+) seqs",
                   proc.stderr)
     assert m, proc.stderr[-2000:]
-    ours = sum(kv_bytes_per_layer(read_gguf_header(demo_model), ctx=ctx, parallel=parallel))
+    ours = sum(kv_bytes_per_layer(read_gguf_inventory(demo_model), ctx=ctx, parallel=parallel))
     assert ours / MiB == pytest.approx(float(m.group(1)), abs=0.005)
 
 
@@ -104,7 +104,7 @@ def test_compute_buffer_equals_llama_cpp(demo_model: Path, llama_cpp_logs: dict,
     """Issue 16: with flash attention and an f16 cache the logits sit above 2 residual-sized slots, not 3
     (3 with a Hadamard-rotated quantized cache or the score matrix); to the log's 2 decimals."""
     _, logged = llama_cpp_logs[(n_ctx, flash_attn, kv)]
-    inv = read_gguf_header(demo_model)
+    inv = read_gguf_inventory(demo_model)
     ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn,
                                 kv_type_name=kv)
     assert ours / MiB == pytest.approx(logged, abs=0.01)
@@ -114,7 +114,7 @@ def test_small_context_without_flash_attention_is_one_slot_high_at_most(demo_mod
                                                                          llama_cpp_logs: dict) -> None:
     """The documented bound: never below llama.cpp, at most one [n_embd, tokens] f32 slot above it."""
     _, logged = llama_cpp_logs[(1000, False, "f16")]
-    inv = read_gguf_header(demo_model)
+    inv = read_gguf_inventory(demo_model)
     ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=1000, flash_attn=False)
     assert logged * MiB - 0.01 * MiB <= ours <= logged * MiB + 512 * inv.hparams.n_embd * 4 + 0.01 * MiB
 
@@ -129,7 +129,7 @@ def test_kv_and_compute_buffer_equal_llama_cpp_on_the_1_5b_model() -> None:
     proc = subprocess.run([sys.executable, "-c", PROBE, str(QWEN), *(f"{n}:{int(fa)}:{kv}" for n, fa, kv in runs)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    inv = read_gguf_header(QWEN)
+    inv = read_gguf_inventory(QWEN)
     for (n_ctx, fa, kv), chunk in zip(runs, proc.stderr.split("@@RUN ")[1:], strict=True):
         kv_mib = float(re.search(r"llama_kv_cache:\s+CPU KV buffer size =\s+([\d.]+) MiB", chunk).group(1))
         cb_mib = float(re.search(r"CPU compute buffer size =\s+([\d.]+) MiB", chunk).group(1))

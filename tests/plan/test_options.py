@@ -84,9 +84,9 @@ def test_a_head_size_the_cache_block_does_not_divide_is_refused_like_llama_cpp(t
     """Head size 80 (160 wide, 2 heads): a q8_0 row of 160 is fine, but llama.cpp's flash attention needs
     the 32-element block to divide each head, and refuses the context; so does plan."""
     from quantdrop.hfconfig import inventory_from_config
+    from tests.synthetic_gguf import write_gguf
 
     from .test_tiny_models_in_llama_cpp import BASE, TINY, metadata
-    from .tiny_gguf import write_gguf
 
     config = {**BASE, **TINY["llama"], "hidden_size": 160, "num_attention_heads": 2, "num_key_value_heads": 2}
     inv = inventory_from_config(config)

@@ -12,8 +12,8 @@ from gguf import GGUFWriter
 
 from quantdrop.hfconfig import inventory_from_config
 from quantdrop.memory import compute_buffer_bytes, kv_bytes_per_layer, layer_shapes
-
-from .tiny_gguf import llama_cpp_sizes, write_gguf
+from tests.reference import llama_cpp_sizes
+from tests.synthetic_gguf import write_gguf
 
 MiB = 1 << 20
 BASE = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96,

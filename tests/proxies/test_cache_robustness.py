@@ -9,7 +9,7 @@ import pytest
 
 from quantdrop.errors import QuantdropError
 from quantdrop.proxies import ReferenceLogProbs, reference_log_probs
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 N_CTX, CHUNKS = 16, 2
 

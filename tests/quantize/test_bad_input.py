@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from quantdrop.errors import QuantdropError
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 
 from quantdrop.quantize import quantize
 from quantdrop.recipes.llamacpp import FTYPES
-from tests.quantize.synthetic import write_synthetic
 from tests.reference import llama_cpp_quantize, tensor_bytes_by_name
+from tests.synthetic_gguf import write_synthetic
 
 
 def assert_same_tensors(ours: Path, ref: Path) -> None:

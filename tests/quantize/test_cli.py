@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from quantdrop.quantize import quantize
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

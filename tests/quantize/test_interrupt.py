@@ -16,7 +16,7 @@ from quantdrop.quantize import quantize
 from quantdrop.tempfiles import sweep_stale
 from tests.hostile.cli import cli_env
 from tests.quantize.crafted import Tensor, write_crafted
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 
 def dead_pid() -> int:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from quantdrop.errors import QuantdropError
-from quantdrop.gguf_header import read_gguf_header
-from quantdrop.inventory import ModelInventory
+from quantdrop.inventory import ModelInventory, read_gguf_inventory
 from quantdrop.recipes import load_recipe, resolve
 from tests.hostile.cli import assert_clean_failure, run
 
@@ -20,7 +19,7 @@ README = Path(__file__).parents[2] / "README.md"
 
 @pytest.fixture(scope="module")
 def demo_inv(demo_model: Path) -> ModelInventory:
-    return read_gguf_header(demo_model)  # SmolLM2-135M: 30 blocks
+    return read_gguf_inventory(demo_model)  # SmolLM2-135M: 30 blocks
 
 
 def readme_recipes() -> list[tuple[str, str]]:

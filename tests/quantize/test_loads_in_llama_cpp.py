@@ -13,7 +13,7 @@ from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import read_header
 from quantdrop.quantize import quantize
 from quantdrop.recipes import LLAMA_CPP_PRESETS, PAPER_PRESETS
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 LOAD = """
 import sys, llama_cpp

@@ -11,7 +11,7 @@ import pytest
 
 from quantdrop.errors import QuantdropError
 from quantdrop.quantize import quantize
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from quantdrop.errors import QuantdropError
-from quantdrop.plan import load_model
+from quantdrop.inventory import load as load_model
 from quantdrop.recipes import load_recipe, resolve
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from gguf import GGUFWriter
 
 from quantdrop.inventory import read_gguf_inventory
 from quantdrop.recipes.llamacpp import tensor_allows_quantization
-from tests.quantize.synthetic import write_synthetic
+from tests.synthetic_gguf import write_synthetic
 
 
 def synthetic_model(tmp: Path, arch: str = "llama", n_layer: int = 4) -> Path:

@@ -92,7 +92,7 @@ def test_fit_devices_bisects_to_the_largest_fitting_budget() -> None:
 
 
 def test_deepseek_r1_solves_in_under_two_seconds() -> None:
-    from quantdrop.plan import load_model
+    from quantdrop.inventory import load as load_model
     from quantdrop.tune.command import DEFAULT_TYPES, _candidates, _items, parse_types
     from quantdrop.tune.sensitivity import prior_sensitivity
 

@@ -12,8 +12,8 @@ from gguf.quants import dequantize
 
 from quantdrop import kernels
 from quantdrop.ggufio import read_tensor
+from quantdrop.imatrix_io import read_normalized
 from quantdrop.inventory import read_gguf_inventory
-from quantdrop.quantize import _read_imatrix
 from quantdrop.tune.command import _candidates, parse_types
 from quantdrop.tune.sensitivity import tier1
 from tests.tune.helpers import synthetic_model, write_imatrix
@@ -45,7 +45,7 @@ def _reference_error(path: Path, name: str, qtype: T, imat: np.ndarray | None) -
 def test_tier1_equals_an_independent_computation(tmp_path: Path, with_imatrix: bool) -> None:
     model = synthetic_model(tmp_path)
     inv = read_gguf_inventory(model)
-    imat = _read_imatrix(write_imatrix(model, tmp_path / "imatrix.gguf")) if with_imatrix else None
+    imat = read_normalized(write_imatrix(model, tmp_path / "imatrix.gguf")) if with_imatrix else None
     cands = _candidates(inv, parse_types("q2_k,q4_k,q8_0"), with_imatrix)
     sens = tier1(model, inv, cands, imat, threads=2)
     assert sens.weighted == with_imatrix
@@ -71,7 +71,7 @@ def test_token_embedding_error_is_per_token_and_cached(tmp_path: Path) -> None:
 def test_moe_experts_use_their_own_imatrix_slice(tmp_path: Path) -> None:
     model = synthetic_model(tmp_path, "deepseek2", n_layer=3)
     inv = read_gguf_inventory(model)
-    imat = _read_imatrix(write_imatrix(model, tmp_path / "imatrix.gguf"))
+    imat = read_normalized(write_imatrix(model, tmp_path / "imatrix.gguf"))
     cands = {"blk.1.ffn_up_exps.weight": [T.Q4_K]}
     sens = tier1(model, inv, cands, imat, threads=2)
     t = inv.tensor("blk.1.ffn_up_exps.weight")
@@ -102,7 +102,7 @@ def test_a_tied_token_embedding_counts_as_the_output_projection(tmp_path: Path) 
 def test_a_tensor_the_imatrix_misses_gets_the_median_importance(tmp_path: Path) -> None:
     model = synthetic_model(tmp_path)
     inv = read_gguf_inventory(model)
-    imat = _read_imatrix(write_imatrix(model, tmp_path / "imatrix.gguf"))  # no token_embd entry
+    imat = read_normalized(write_imatrix(model, tmp_path / "imatrix.gguf"))  # no token_embd entry
     sens = tier1(model, inv, {"token_embd.weight": [T.Q4_K]}, imat)
     neutral = float(np.median([v.mean() for v in imat.values()]))
     rows = inv.tensor("token_embd.weight").shape[1]

@@ -7,7 +7,8 @@ import json
 import sys
 
 from quantdrop.cli.recipes import print_plan
-from quantdrop.quantize import plan_as_dict, quantize
+from quantdrop.quantize import quantize
+from quantdrop.recipes.resolve import plan_as_dict
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

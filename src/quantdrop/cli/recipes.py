@@ -58,13 +58,13 @@ def main(args: argparse.Namespace) -> int:
         for i, rule in enumerate(recipe.rules, 1):
             print(f"  rule {i}: {rule.describe()}")
         return 0
-    from quantdrop.plan import load_model
+    from quantdrop.inventory import load
 
-    plan = resolve(recipe, load_model(args.model))
+    plan = resolve(recipe, load(args.model))
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
-        from quantdrop.quantize import plan_as_dict
+        from quantdrop.recipes.resolve import plan_as_dict
 
         print(json.dumps(plan_as_dict(plan), indent=1))
     else:

@@ -11,33 +11,24 @@ import re
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from gguf import GGML_QUANT_SIZES
+from gguf import GGML_QUANT_SIZES, LlamaFileType
 from gguf import GGMLQuantizationType as T
 
 from quantdrop.errors import QuantdropError
 from quantdrop.inventory import Hparams, TensorInfo
 
-# llama_ftype values (include/llama.h) and their default tensor type (llama_ftype_get_default_type)
-FTYPES: dict[str, tuple[int, T]] = {
-    "F32": (0, T.F32),
-    "F16": (1, T.F16),
-    "Q4_0": (2, T.Q4_0),
-    "Q4_1": (3, T.Q4_1),
-    "Q8_0": (7, T.Q8_0),
-    "Q5_0": (8, T.Q5_0),
-    "Q5_1": (9, T.Q5_1),
-    "Q2_K": (10, T.Q2_K),
-    "Q3_K_S": (11, T.Q3_K),
-    "Q3_K_M": (12, T.Q3_K),
-    "Q3_K_L": (13, T.Q3_K),
-    "Q4_K_S": (14, T.Q4_K),
-    "Q4_K_M": (15, T.Q4_K),
-    "Q5_K_S": (16, T.Q5_K),
-    "Q5_K_M": (17, T.Q5_K),
-    "Q6_K": (18, T.Q6_K),
-    "Q2_K_S": (21, T.Q2_K),
-    "BF16": (32, T.BF16),
-}
+# the preset ftypes: gguf's own llama_ftype values (gguf.LlamaFileType, include/llama.h) and each one's
+# default tensor type (llama_ftype_get_default_type: the name without its _S/_M/_L size suffix)
+_PRESET_FTYPES = ("F32", "F16", "Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L",
+                  "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q2_K_S", "BF16")
+
+
+def _ftype(name: str) -> tuple[int, T]:
+    value = LlamaFileType.ALL_F32 if name == "F32" else LlamaFileType[f"MOSTLY_{name}"]
+    return int(value), T[re.sub(r"_[SML]$", "", name)]
+
+
+FTYPES: dict[str, tuple[int, T]] = {name: _ftype(name) for name in _PRESET_FTYPES}
 
 QUANTIZED = {t for t in T if t not in (T.F32, T.F16, T.BF16, T.F64, T.I8, T.I16, T.I32, T.I64)}
 

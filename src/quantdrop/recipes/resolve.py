@@ -97,6 +97,22 @@ class ResolvedPlan:
         return {k: v / total for k, v in counts.items()} if total else {}
 
 
+def plan_as_dict(plan: ResolvedPlan) -> dict:
+    """The plan as `recipes show --json` and `quantize --json` print it."""
+    return {
+        "model": plan.model,
+        "recipe": plan.recipe.name,
+        "file_type": plan.file_type,
+        "n_params": plan.n_params,
+        "size_bytes": plan.nbytes,
+        "bits_per_weight": round(plan.bits_per_weight, 4),
+        "bytes_by_type": plan.bytes_by_type,
+        "warnings": plan.warnings,
+        "tensors": [{"name": e.name, "shape": list(e.shape), "src_type": e.src_type.name, "type": e.type.name,
+                     "bytes": e.nbytes, "rule": e.rule} for e in plan.entries],
+    }
+
+
 def file_type_of(recipe: Recipe) -> int | None:
     name = recipe.file_type or recipe.base or _FTYPE_OF_DEFAULT.get(recipe.default.name)
     return FTYPES[name][0] if name else None

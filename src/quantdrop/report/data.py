@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from quantdrop.proxies import ProxyResult
+from quantdrop.proxy_result import ProxyResult
 from quantdrop.recommend import DeviceSet, Placement, Recommendation  # their home: the one policy
 
 

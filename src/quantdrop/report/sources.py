@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from quantdrop.proxies import ProxyResult
+from quantdrop.proxy_result import ProxyResult
 from quantdrop.report.data import (
     BenchmarkRow,
     Cell,

@@ -18,7 +18,7 @@ from typing import Any
 from gguf import GGMLQuantizationType as T
 
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import ModelInventory, tensor_bytes, type_from_name
+from quantdrop.inventory import ModelInventory, load, locate, tensor_bytes, type_from_name
 from quantdrop.recipes.llamacpp import tensor_allows_quantization
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.tune.budget import Budget, byte_budget, fit_devices, parse_budget
@@ -156,16 +156,13 @@ def _solve_budget(inv: ModelInventory, bud: Budget, items: list[Item], fixed: in
     return fit.budget_bytes, sol, body
 
 
-def _check_arguments(path: Path, measure: int, ctx: int, out: str | os.PathLike[str] | None,
+def _check_arguments(path: Path, is_config: bool, measure: int, ctx: int, out: str | os.PathLike[str] | None,
                      imatrix: str | os.PathLike[str] | None) -> bool:
     """Validate before any work; returns whether MODEL is a config (no weights)."""
     if measure < 0 or ctx < 1:
         raise QuantdropError("--measure must be >= 0 and --ctx positive")
-    if not path.exists():
-        raise QuantdropError(f"{path}: no such model file or directory")
     if out is not None and not Path(out).parent.is_dir():
         raise QuantdropError(f"--out {out}: no such directory {Path(out).parent}")
-    is_config = path.is_dir() or path.suffix == ".json"
     if is_config and imatrix:
         raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
     return is_config
@@ -178,8 +175,8 @@ def _sensitivity(path: Path, inv: ModelInventory, cands: dict[str, list[T]], is_
     if is_config:
         fingerprint = "config-" + hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()[:16]
         return prior_sensitivity(inv, cands), fingerprint, []
-    from quantdrop.demo_model import cache_dir as default_cache
     from quantdrop.fingerprint import file_fingerprint
+    from quantdrop.util import cache_dir as default_cache
 
     digest = file_fingerprint(imatrix) if imatrix else ""
     sens = tier1(path, inv, cands, imat, imatrix_digest=digest, threads=threads, progress=progress,
@@ -224,18 +221,17 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
 
     measure_ctx / measure_chunks: tier 2's KL divergence chunks (tokens each, how many)."""
-    from quantdrop.plan import load_model
-
     bud: Budget = parse_budget(budget)
     qtypes = parse_types(types)
-    path = Path(model)
-    is_config = _check_arguments(path, measure, ctx, out, imatrix)
-    inv = load_model(path)
+    source = locate(model)  # a GGUF (also inside a model directory), else a config.json: priors only
+    path = source.path
+    is_config = _check_arguments(path, source.kind == "config", measure, ctx, out, imatrix)
+    inv = load(path)
     imat = None
     if imatrix:
-        from quantdrop.quantize import _read_imatrix
+        from quantdrop.imatrix_io import read_normalized
 
-        imat = _read_imatrix(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
+        imat = read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
     cands = _candidates(inv, qtypes, imat is not None)
     sens, fingerprint, notes = _sensitivity(path, inv, cands, is_config, imat, imatrix, threads, progress,
                                             cache_dir)

@@ -181,7 +181,7 @@ def _cache_key(path: Path, types: dict[str, list[T]], imatrix_digest: str) -> st
 
 def _tensor_errors(fh: int, src: object, t: TensorInfo, types: list[T], imatrix: dict | None, pool, threads: int,
                    advance) -> tuple[list[float], float]:
-    from quantdrop.quantize import _to_f32
+    from quantdrop.kernels import to_f32
 
     n = t.shape[0]
     n_rows = t.n_elements // n
@@ -195,7 +195,7 @@ def _tensor_errors(fh: int, src: object, t: TensorInfo, types: list[T], imatrix:
         raw = os.pread(fh, (stop - r) * src_row, src.offset + r * src_row)  # type: ignore[attr-defined]
         if len(raw) != (stop - r) * src_row:
             raise QuantdropError(f"unexpected end of file in {t.name}")
-        rows = _to_f32(np.frombuffer(raw, dtype=np.uint8), t.type, n)
+        rows = to_f32(np.frombuffer(raw, dtype=np.uint8), t.type, n)
         e, s = _slab_errors(rows, types, None if imat is None else imat[r // per_expert], pool, threads)
         errs += e
         energy += s
@@ -208,7 +208,7 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
           imatrix: dict[str, np.ndarray] | None = None, *, imatrix_digest: str = "", threads: int | None = None,
           cache_dir: Path | None = None, progress: bool = False) -> Sensitivity:
     """Tier 1 for every tensor in `types` (tensor -> its candidate types), cached by model and imatrix."""
-    from quantdrop.quantize import FLOAT_SOURCES
+    from quantdrop.kernels import FLOAT_SOURCES
 
     path = Path(path)
     cache = None
