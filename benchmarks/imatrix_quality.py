@@ -73,7 +73,7 @@ def main() -> None:
             path = str(work / "IQ2_XS.toml") if recipe == "IQ2_XS" else recipe
             quantize(model, out, recipe=path, imatrix=files[kind], threads=a.threads)
         variants.append(out)
-    results = proxies(model, variants, text=a.text, n_ctx=a.ctx, chunks=a.held_out, cache_dir=work / "cache",
+    results = proxies(model, variants, text=a.text, ctx=a.ctx, chunks=a.held_out, cache_dir=work / "cache",
                       progress=False)
     print(f"\nmodel {model.name}; held-out: first {a.held_out} chunks of {a.ctx}; imatrix: next {a.calib}\n")
     print("| type | imatrix | mean KLD | ± | PPL | same top-1 |")

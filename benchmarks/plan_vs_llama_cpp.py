@@ -37,7 +37,7 @@ def logged(model: str, ctx: int, kv: str, mmap: str) -> dict[str, float]:
 
 def planned(model: str, ctx: int, kv: str, mmap: str) -> dict[str, float]:
     """Per buffer; without mmap the weights buffer is what is not repacked (CPU_REPACK holds the rest)."""
-    r = plan(model, "as-is", ctx=ctx, kv_type=kv, devices="cpu", mmap=mmap).recipes[0]
+    r = plan(model, "as-is", ctx=ctx, kv_type=kv, devices="cpu", mmap=mmap == "yes").recipes[0]
     fit = r.devices[0]
     on_host = fit.bytes_per_device - parse_devices("cpu")[0].devices[0].overhead_bytes
     weights = on_host - fit.cpu_repack_bytes - r.kv_cache_bytes - r.compute_buffer_bytes

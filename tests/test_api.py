@@ -33,7 +33,7 @@ for name, module in quantdrop._API.items():
     importlib.import_module(module)          # `import quantdrop.plan` and the like
 calls = {
     "quantize": lambda f, i: f(src, tmp / f"q{i}.gguf", recipe="Q4_K_M"),
-    "plan": lambda f, i: f(config, recipe="Q4_K_M"),
+    "plan": lambda f, i: f(config, recipes="Q4_K_M"),
     "evaluate": lambda f, i: f(missing, bench=["mmlu"], label="x", store=str(tmp / "s.sqlite")),
     "study": lambda f, i: f(missing, out=tmp / "study"),
     "proxies": lambda f, i: f(missing, [missing]),

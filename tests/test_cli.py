@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from quantdrop import cli
-from quantdrop.recipes import command
+from quantdrop.cli import recipes as command
 
 
 def _raising(exc: BaseException):

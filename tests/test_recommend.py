@@ -24,7 +24,7 @@ def test_one_recommendation_type() -> None:
 
 
 def test_plan_report_and_summary_agree_on_the_same_evidence() -> None:
-    p = plan(R1, list(TABLE_1), mla_split="no", ctx=32768, kv_layout="full", devices=DEVICES,
+    p = plan(R1, list(TABLE_1), mla_split=False, ctx=32768, kv_layout="full", devices=DEVICES,
              accuracy=TABLE_6_R1)
     devices, sizes = from_plan(p)
     columns = [VariantColumn(label, {}, weighted_avg=score) for label, score in TABLE_6_R1.items()]

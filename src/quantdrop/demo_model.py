@@ -7,7 +7,6 @@ original F16 model: its quantization error is baked into the reference.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -71,14 +70,3 @@ def ensure_demo_model(verbose: bool = False) -> Path:
         print(f"building the reference model from {src}", file=sys.stderr)
     dequantize_to_f16(src, dst)
     return dst
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.splitlines()[0]
-
-
-def main(args: argparse.Namespace) -> int:
-    path = ensure_demo_model(verbose=True)
-    print(f"note: {NOTE}")
-    print(path)
-    return 0

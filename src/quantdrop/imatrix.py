@@ -16,11 +16,9 @@ gives the same file as an uninterrupted run.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +29,7 @@ import numpy as np
 
 from quantdrop.errors import QuantdropError
 from quantdrop.ggml_graph import GGML_TYPE_F32, GGMLTensor, ggml
-from quantdrop.imatrix_io import Imatrix, read_imatrix, write_imatrix
+from quantdrop.imatrix_io import Imatrix, write_imatrix
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_output, progress_bar
 
@@ -424,54 +422,3 @@ def format_stats(im: Imatrix, path: str | os.PathLike[str], model: str | os.Path
         for name in uncovered(im, model):
             lines.append(f"warning: {name} of {Path(model).name} is not covered by this imatrix")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", help="the GGUF to calibrate (F16/BF16 for reference statistics)")
-    parser.add_argument("-o", "--output", default=None, help="the imatrix to write (llama.cpp's GGUF format)")
-    src = parser.add_mutually_exclusive_group()
-    src.add_argument("--text", default=None, help="calibration text file (.txt, or .jsonl of {'text': ...})")
-    src.add_argument("--dataset", default=None, help="built-in calibration text: wiki (default) or mix "
-                     "(chat, code, math; no evaluated items)")
-    parser.add_argument("--chunks", type=int, default=None, help="use at most N chunks (default: all)")
-    parser.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default 512)")
-    parser.add_argument("--skip-chunks", type=int, default=0, help="skip the first N chunks of the text "
-                        "(llama-imatrix --chunk), e.g. to keep them held out for `quantdrop proxies`")
-    parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    parser.add_argument("--process-output", action="store_true", help="also collect output.weight")
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.partial.npz after a kill")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
-    parser.add_argument("--show", metavar="FILE", default=None, help="print per-tensor statistics of an "
-                        "imatrix (GGUF or legacy .dat), worst covered first; with MODEL, warn on uncovered weights")
-    parser.add_argument("--convert", metavar="DAT", default=None, help="convert a legacy .dat imatrix to "
-                        "GGUF (-o), with --ctx as its chunk size")
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.show:
-        print(format_stats(read_imatrix(args.show), args.show, args.model))
-        return 0
-    if args.output is None:
-        raise QuantdropError("-o/--output is required")
-    if args.convert:
-        out = Path(args.output)
-        if out.exists() and not args.force:
-            raise QuantdropError(f"{out} exists (pass --force to overwrite)")
-        im = read_imatrix(args.convert).to_gguf_counts(args.ctx)
-        write_imatrix(im, out)
-        print(f"wrote {out}: {len(im.sums)} entries")
-        return 0
-    if args.model is None:
-        raise QuantdropError("MODEL is required (or --show FILE / --convert DAT)")
-    r = imatrix(args.model, args.output, text=args.text, dataset=args.dataset, chunks=args.chunks, ctx=args.ctx,
-                threads=args.threads, resume=args.resume, skip_chunks=args.skip_chunks,
-                process_output=args.process_output, force=args.force, progress=sys.stderr.isatty())
-    for note in r.notes:
-        print(f"note: {note}", file=sys.stderr)
-    resumed = f", resumed after {r.resumed_from}" if r.resumed_from else ""
-    print(f"wrote {r.path}: {r.entries} entries from {r.n_chunks} chunks of {r.n_ctx} tokens{resumed}; "
-          f"{r.tokens_per_second:.1f} tokens/s")
-    return 0

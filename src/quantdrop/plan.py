@@ -28,12 +28,9 @@ plans a GGUF as it is (the default for a quantized GGUF).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,14 +247,11 @@ def load_accuracy(accuracy: str | dict[str, float] | None) -> dict[str, float] |
     return out
 
 
-def _yes_no(value: str | bool, flag: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value.lower() in ("yes", "true", "1", "on"):
-        return True
-    if value.lower() in ("no", "false", "0", "off"):
-        return False
-    raise QuantdropError(f"{flag} must be yes or no (got {value!r})")
+def _switch(value: bool, name: str) -> bool:
+    """A bool option; the old "yes"/"no" strings are refused ("no" would be truthy), not guessed."""
+    if not isinstance(value, bool):
+        raise QuantdropError(f"{name} must be True or False (got {value!r})")
+    return value
 
 
 def check_options(*, kv_type: str, flash_attn: bool, ctx: int, parallel: int, n_ubatch: int,
@@ -291,16 +285,16 @@ def load_model(model: str | os.PathLike[str], *, mla_split: bool = True) -> Mode
     return read_gguf_header(p)
 
 
-def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str] | None = None, *,
-         ctx: int = 32768, kv_type: str = "f16", mla_split: str | bool = "yes", kv_layout: str = "auto",
+def plan(model: str | os.PathLike[str] | ModelInventory, recipes: str | list[str] | None = None, *,
+         ctx: int = 32768, kv_type: str = "f16", mla_split: bool = True, kv_layout: str = "auto",
          parallel: int = 1, devices: str | list[str] | None = None, n_ubatch: int = 512,
-         flash_attn: str | bool = "yes", swa_full: str | bool = "no", overhead_gib: float | None = None,
+         flash_attn: bool = True, swa_full: bool = False, overhead_gib: float | None = None,
          headroom_gib: float = 1.0, accuracy: str | dict[str, float] | None = None,
-         mmap: str | bool = "yes") -> Plan:
+         mmap: bool = True) -> Plan:
     """Size, bits per weight, memory and device fit of each recipe for MODEL (see the module docstring).
 
     ctx: context per sequence, parallel: sequences (the KV cache holds ctx x parallel cells).
-    kv_layout: full|latent|auto (DeepSeek: auto = latent when attn_kv_b is split, i.e. --mla-split yes).
+    kv_layout: full|latent|auto (DeepSeek: auto = latent when attn_kv_b is split, i.e. mla_split).
     devices: device sets, e.g. "8xH100-80G,8x910B-64G" (comma = alternatives, + = one mixed set).
     overhead_gib: runtime overhead per device (default: each device's, devices.toml).
     headroom_gib: free memory a device must keep to count as fitting.
@@ -309,20 +303,20 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     """
     from quantdrop.recipes import load_recipe, resolve
 
-    split = _yes_no(mla_split, "--mla-split")
-    fa = _yes_no(flash_attn, "--flash-attn")
-    swa = _yes_no(swa_full, "--swa-full")
-    mapped = _yes_no(mmap, "--mmap")
+    split = _switch(mla_split, "mla_split")
+    fa = _switch(flash_attn, "flash_attn")
+    swa = _switch(swa_full, "swa_full")
+    mapped = _switch(mmap, "mmap")
     check_options(kv_type=kv_type, flash_attn=fa, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
                   headroom_gib=headroom_gib, overhead_gib=overhead_gib)
-    names = name_list(recipe, (), "no recipe given (expected e.g. --recipe Q4_K_M,Q3_K_M)")
-    recipes = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
+    names = name_list(recipes, (), "no recipe given (expected e.g. --recipes Q4_K_M,Q3_K_M)")
+    chosen = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)
     inv = model if isinstance(model, ModelInventory) else load_model(model, mla_split=split)
-    if not recipes:  # a quantized GGUF is planned as it is; a float model with the usual presets
+    if not chosen:  # a quantized GGUF is planned as it is; a float model with the usual presets
         quantized = any(t.type not in (T.F32, T.F16, T.BF16) for t in inv.tensors)
-        recipes = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
+        chosen = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
     layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
     shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
     check_kv_heads(shapes, kv_type)
@@ -333,7 +327,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
     places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, flash_attn=fa, kv_type=kv_type,
                               overhead_gib=overhead_gib, memory=memory)) for s in sets]
     plans = []
-    for name, r in recipes.items():
+    for name, r in chosen.items():
         if r is None:  # the model as it is: its own tensors and types
             entries: list[Entry] = [(t.name, t.nbytes, t.type, t.shape) for t in inv.tensors]
             by_type: dict[str, int] = {}
@@ -356,7 +350,7 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipe: str | list[str]
 
 
 # ---------------------------------------------------------------------------------------------
-# the CLI verb
+# the table `quantdrop plan` prints (quantdrop.cli.plan)
 # ---------------------------------------------------------------------------------------------
 
 def size_label(nbytes: int) -> str:
@@ -400,45 +394,3 @@ def render_table(p: Plan) -> str:
                          f"{', '.join(repacked)}")
         lines += [f"warning ({r.recipe}): {w}" for w in r.warnings]
     return "\n".join(lines)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="a GGUF file, an HF model directory or its config.json")
-    parser.add_argument("--recipe", help=f"comma-separated recipes, or {AS_IS} for the GGUF as it is "
-                        f"(default: {AS_IS} for a quantized GGUF, else {','.join(DEFAULT_RECIPES)})")
-    parser.add_argument("--ctx", type=int, default=32768, help="context length per sequence (default 32768)")
-    parser.add_argument("--kv-type", default="f16", choices=KV_TYPES, help="KV cache type (default f16)")
-    parser.add_argument("--mla-split", default="yes", choices=("yes", "no"),
-                        help="DeepSeek from a config: split attn_kv_b like today's converter (default yes)")
-    parser.add_argument("--kv-layout", default="auto", choices=("auto", "full", "latent"),
-                        help="DeepSeek KV cache: full heads, MLA latent, or auto (follows the model)")
-    parser.add_argument("--parallel", type=int, default=1, help="parallel sequences (default 1)")
-    parser.add_argument("--devices", help="device sets, e.g. 8xH100-80G,8x910B-64G (+ joins a mixed set); "
-                        "cpu (this machine), cpu-32G: CPU hosts")
-    parser.add_argument("--n-ubatch", type=int, default=512, help="llama.cpp's physical batch (default 512)")
-    parser.add_argument("--flash-attn", default="yes", choices=("yes", "no"),
-                        help="flash attention (no: the KQ score matrix is in the compute buffer)")
-    parser.add_argument("--swa-full", default="no", choices=("yes", "no"),
-                        help="full-size cache for sliding-window layers (llama-server: no)")
-    parser.add_argument("--mmap", default="yes", choices=("yes", "no"),
-                        help="llama.cpp maps the model file (default yes; no = --no-mmap): on a CPU host, "
-                             "mapped weights that are also repacked count twice")
-    parser.add_argument("--overhead-gib", type=float,
-                        help="runtime overhead per device (default: each device's, devices.toml)")
-    parser.add_argument("--headroom-gib", type=float, default=1.0,
-                        help="free memory a device must keep to count as fitting (default 1.0)")
-    parser.add_argument("--accuracy", help="measured scores: RECIPE=SCORE,... or a JSON file")
-    parser.add_argument("--json", action="store_true", help="print the documented JSON instead of a table")
-
-
-def main(args: argparse.Namespace) -> int:
-    kwargs = vars(args).copy()
-    as_json = kwargs.pop("json")
-    start = time.perf_counter()
-    result = plan(**kwargs)
-    if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(render_table(result), flush=True)
-        print(f"planned in {time.perf_counter() - start:.2f} s", file=sys.stderr)
-    return 0

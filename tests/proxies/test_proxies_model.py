@@ -25,7 +25,7 @@ N_CTX, CHUNKS = 128, 3
 @pytest.fixture(scope="module")
 def results(reference_gguf, variants, tmp_path_factory) -> dict[str, px.ProxyResult]:
     cache = tmp_path_factory.mktemp("proxy-cache")
-    out = px.proxies(reference_gguf, list(variants.values()), n_ctx=N_CTX, chunks=CHUNKS, cache_dir=cache,
+    out = px.proxies(reference_gguf, list(variants.values()), ctx=N_CTX, chunks=CHUNKS, cache_dir=cache,
                      progress=False)
     return dict(zip(variants, out, strict=True)) | {"_cache": cache}  # type: ignore[dict-item]
 

@@ -83,3 +83,12 @@ def illustrative_proxies() -> dict:
                                kld_mean=k, kld_mean_err=k / 20, kld_median=k / 2, kld_p99=k * 8,
                                kld_max=k * 30, rms_dp=0.02, same_top=1 - k, same_top_err=0.005)
             for label, k in kl.items()}
+
+
+def illustrative_speed() -> dict:
+    """Speed fields of ReportData for the paper's variants (illustrative: the paper measures no speed)."""
+    from quantdrop.report.data import Speed
+
+    tg = {"Q4_K_M": 20.0, "Q3_K_M": 23.5, "DQ3_K_M": 24.0, "Q2_K_L": 27.0, "UD-Q2_K_XL": 28.5}
+    return {"speed": {label: Speed("pp512", 10 * t, 1.0, "tg128", t, 0.3, "in-process") for label, t in tg.items()},
+            "speed_machine": "Test CPU, 2 threads, no GPU"}

@@ -27,3 +27,22 @@ def test_plots_are_pngs_or_absent(paper_data) -> None:
     assert plots.benchmark_bars(paper_data)[:4] == b"\x89PNG"
     paper_data.results = None
     assert plots.benchmark_bars(paper_data) is None and plots.quality_vs_size(paper_data) is None
+
+
+def test_pareto_front_of_speed_prefers_the_faster() -> None:
+    # (tokens/s, accuracy): (10, 5) is beaten by (20, 6); (30, 4) is the fastest
+    assert plots.pareto_front([(10, 5), (20, 6), (30, 4), (25, 3)], True, smaller_x_better=False) == [1, 2]
+
+
+def test_quality_vs_speed_needs_speed_results(paper_data) -> None:
+    import dataclasses
+
+    from tests.report.paper import illustrative_speed
+
+    assert plots.quality_vs_speed(paper_data) is None  # no speed measured
+    with_speed = dataclasses.replace(paper_data, **illustrative_speed())
+    assert plots.quality_vs_speed(with_speed)[:4] == b"\x89PNG"
+    assert plots.generation_speed(with_speed)["Q4_K_M"] == 20.0
+    assert set(plots.figures(with_speed)) == {"quality-vs-size", "quality-vs-speed", "benchmark-bars"}
+    with_speed.results = None  # speed, but no quality to set against it
+    assert plots.quality_vs_speed(with_speed) is None

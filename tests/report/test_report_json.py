@@ -49,7 +49,7 @@ def test_a_store_report_json_carries_agreement_and_power(tmp_path: Path) -> None
 
 def test_the_schema_rejects_what_it_does_not_describe(paper_data) -> None:
     doc = report_dict(paper_data)
-    for broken in ({"version": 2}, {"results": {"columns": []}}, {"extra": 1}):
+    for broken in ({"version": VERSION + 1}, {"results": {"columns": []}}, {"extra": 1}):
         bad = copy.deepcopy(doc) | broken
         with pytest.raises(jsonschema.ValidationError):
             _validate(bad)

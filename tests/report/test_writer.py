@@ -76,3 +76,17 @@ def test_unwritable_target_is_one_clear_error(tmp_path, paper_data) -> None:
     blocker.write_text("x")
     with pytest.raises(QuantdropError, match="cannot create the report folder"):
         write_report(blocker / "out", paper_data)
+
+
+def test_quality_vs_speed_is_shown_with_its_caption_and_removed_without_speed(tmp_path, paper_data) -> None:
+    from tests.report.paper import illustrative_speed
+
+    page = write_report(tmp_path, dataclasses.replace(paper_data, **illustrative_speed()))
+    png = tmp_path / "figures" / "quality-vs-speed.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md, html = (tmp_path / "report.md").read_text(), page.read_text()
+    caption = "Quality against generation speed (tg128 tokens/s, Test CPU, 2 threads, no GPU)"
+    assert "(figures/quality-vs-speed.png)" in md and caption in md
+    assert caption in html and html.count("data:image/png;base64,") == 3 and 'id="quality-vs-speed"' in html
+    write_report(tmp_path, paper_data)  # the same study without speed results
+    assert not png.exists() and "quality-vs-speed" not in (tmp_path / "report.md").read_text()

@@ -120,7 +120,7 @@ def _check_options(model: str | None, endpoint: list[str] | None, bench: list[st
         ("max_tokens", 1, None),
         ("concurrency", 1, None),
         ("retries", 0, None),
-        ("n_ctx", 1, None),
+        ("ctx", 1, None),
         ("threads", 1, cpus),
     ):
         value = flags.get(key)
@@ -253,7 +253,7 @@ def evaluate(
     top_p: float = 0.95,
     concurrency: int = 8,
     data_dir: str | None = None,
-    n_ctx: int | None = None,
+    ctx: int | None = None,
     threads: int | None = None,
     template: str | None = None,
     bench_options: list[str] | dict[str, Any] | None = None,
@@ -279,13 +279,13 @@ def evaluate(
     _check_options(
         model, endpoint, bench, label, limit=limit, samples=samples, max_tokens=max_tokens,
         temperature=temperature, top_p=top_p, concurrency=concurrency, retries=retries, timeout=timeout,
-        n_ctx=n_ctx, threads=threads,
+        ctx=ctx, threads=threads,
     )
     _check_mode(mode)
     options = parse_options(bench_options)
     benches = _load_benchmarks(bench, limit, samples, data_dir, template, options, mode)  # bad names and data fail here
     backend = _make_backend(  # loglik: a context for the prompt alone (default_n_ctx's allowance)
-        model, endpoint, model_name, api_key_env, concurrency, timeout, retries, n_ctx, threads,
+        model, endpoint, model_name, api_key_env, concurrency, timeout, retries, ctx, threads,
         1 if mode == "loglik" else max_tokens,
     )
     settings = _Settings(label, store, SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),

@@ -195,7 +195,7 @@ class LayerSelector:
         return ", ".join(parts)
 
 
-MATCH_BUDGET_S = 1.0  # all of a recipe's patterns against all of a model's tensor names
+MATCH_BUDGET_S = 1.0  # one pattern against all of a model's tensor names
 
 
 @dataclass(frozen=True)

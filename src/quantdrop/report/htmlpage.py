@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-from datetime import UTC, datetime
 
 from quantdrop.report.tables import Table
 
@@ -37,11 +36,11 @@ def data_uri(png: bytes) -> str:
 
 
 def page(model: str, note: str, sections: list[tuple[str, list[Table | tuple[str, bytes, str]]]],
-         notes: list[str]) -> str:
-    """sections: (heading, [Table | (figure id, png bytes, caption)]) in order."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    parts = [f"<h1>quantdrop report: {html.escape(model)}</h1>",
-             f"<p class='sub'>{html.escape(note) + ' · ' if note else ''}generated {stamp}</p>"]
+         notes: list[str], generated: str) -> str:
+    """sections: (heading, [Table | (figure id, png bytes, caption)]) in order; `generated`: the time
+    stamp report.json records."""
+    sub = " · ".join(s for s in (note, f"generated {generated}" if generated else "") if s)
+    parts = [f"<h1>quantdrop report: {html.escape(model)}</h1>", f"<p class='sub'>{html.escape(sub)}</p>"]
     for heading, blocks in sections:
         if not blocks:
             continue

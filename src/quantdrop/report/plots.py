@@ -2,7 +2,9 @@
 
 quality_vs_size: accuracy and KL divergence against model size, the Pareto front highlighted, and for
 each device set a vertical line at the largest model its memory holds (its total memory less the KV
-cache and buffers that Table 1 plans). benchmark_bars: per-benchmark accuracy with std error bars.
+cache and buffers that Table 1 plans). quality_vs_speed: the same quality against generation tokens/s
+(Table 1's speed rows), when speed was measured. benchmark_bars: per-benchmark accuracy with std error
+bars. `figures` draws those the data supports, by name.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ GIB = float(1 << 30)
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
 
 
-def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool) -> list[int]:
-    """Indices of the points no other point beats on both size (smaller) and quality, sorted by size."""
+def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool,
+                 smaller_x_better: bool = True) -> list[int]:
+    """Indices of the points no other point beats on both x (size: smaller; speed: larger) and quality,
+    sorted by x."""
     sign = 1.0 if higher_is_better else -1.0
+    xs = 1.0 if smaller_x_better else -1.0
     front = []
     for i, (x, y) in enumerate(points):
         dominated = any(
-            (x2 <= x and sign * y2 >= sign * y) and (x2 < x or sign * y2 > sign * y)
+            (xs * x2 <= xs * x and sign * y2 >= sign * y) and (xs * x2 < xs * x or sign * y2 > sign * y)
             for j, (x2, y2) in enumerate(points) if j != i
         )
         if not dominated:
@@ -71,53 +76,89 @@ def _device_lines(ax, data: ReportData, xmax: float) -> None:
                     va="bottom", fontsize=8, color="0.3")
 
 
-def _baseline_accuracy(data: ReportData, size: dict[str, float]) -> tuple[str, float] | None:
-    """The baseline's weighted avg. when it has no size of its own (e.g. an API) to draw as a line."""
+def _baseline_accuracy(data: ReportData, xs: dict[str, float]) -> tuple[str, float] | None:
+    """The baseline's weighted avg. when it has no point of its own (e.g. an API) to draw as a line."""
     res = data.results
     col = next((c for c in res.columns if c.label == res.baseline), None) if res else None
-    if col is None or col.weighted_avg is None or col.label in size:
+    if col is None or col.weighted_avg is None or col.label in xs:
         return None
     return col.label, col.weighted_avg
+
+
+def _quality_panels(data: ReportData, xs: dict[str, float]) -> list[tuple[str, list, bool, bool]]:
+    """(y label, [(variant, y)], higher is better, log scale): accuracy and KL of the variants in `xs`."""
+    panels = []
+    if data.results:
+        acc = [(c.label, c.weighted_avg) for c in data.results.columns
+               if c.weighted_avg is not None and c.label in xs]
+        if acc:
+            panels.append(("Weighted avg. accuracy (%)", acc, True, False))
+    kl = [(label, r.kld_mean) for label, r in data.proxies.items() if label in xs]
+    if kl:
+        panels.append(("Mean KL divergence (nats, log scale)", kl, False, True))
+    return panels
+
+
+def _quality_axes(ax, data: ReportData, xs: dict[str, float], panel: tuple, smaller_x_better: bool) -> None:
+    """One panel: the variants, their Pareto front, and the baseline as a line when it has no point."""
+    ylabel, series, higher, log = panel
+    pts = [(xs[label], y) for label, y in series]
+    front = pareto_front(pts, higher, smaller_x_better)
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="#9aa5b1", s=36, zorder=3, label="variant")
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "-o", color="#d62728", markersize=8,
+            linewidth=2, zorder=4, label="Pareto front")
+    for (label, _), (x, y) in zip(series, pts, strict=True):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if log and all(y > 0 for _, y in pts):
+        ax.set_yscale("log")
+    base = _baseline_accuracy(data, xs) if higher else None
+    if base is not None:
+        ax.axhline(base[1], color="#2ca02c", linewidth=1, linestyle="-", label=f"{base[0]} (baseline)")
+    ax.margins(y=0.12)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
 
 
 def quality_vs_size(data: ReportData) -> bytes | None:
     """Accuracy (weighted avg.) and mean KL divergence against size; None when neither is known."""
     size = {s.label: s.size_bytes / GIB for s in data.sizes}
-    panels = []
-    if data.results:
-        acc = [(c.label, c.weighted_avg) for c in data.results.columns
-               if c.weighted_avg is not None and c.label in size]
-        if acc:
-            panels.append(("Weighted avg. accuracy (%)", acc, True, False))
-    kl = [(label, r.kld_mean) for label, r in data.proxies.items() if label in size]
-    if kl:
-        panels.append(("Mean KL divergence (nats, log scale)", kl, False, True))
+    panels = _quality_panels(data, size)
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
     xmax = max(size.values())
-    for ax, (ylabel, series, higher, log) in zip(axes[0], panels, strict=True):
-        pts = [(size[label], y) for label, y in series]
-        front = pareto_front(pts, higher)
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="#9aa5b1", s=36, zorder=3, label="variant")
-        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "-o", color="#d62728", markersize=8,
-                linewidth=2, zorder=4, label="Pareto front")
-        for (label, _), (x, y) in zip(series, pts, strict=True):
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        if log and all(y > 0 for _, y in pts):
-            ax.set_yscale("log")
-        base = _baseline_accuracy(data, size) if higher else None
-        if base is not None:
-            ax.axhline(base[1], color="#2ca02c", linewidth=1, linestyle="-", label=f"{base[0]} (baseline)")
-        ax.margins(y=0.12)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        _quality_axes(ax, data, size, panel, smaller_x_better=True)
         _device_lines(ax, data, xmax)
         budgets = [b / GIB for d in data.device_sets if (b := weight_budget(data, d)) is not None]
         ax.set_xlim(0, max([xmax] + [b for b in budgets if b <= xmax * 1.6]) * 1.15)
         ax.set_xlabel("model size (GiB)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"{data.model}: quality against size", fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def generation_speed(data: ReportData) -> dict[str, float]:
+    """Variant label -> generation tokens/s (the tg test of Table 1's speed rows), where measured."""
+    return {label: s.tg for label, s in data.speed.items() if s.tg is not None and s.tg > 0}
+
+
+def quality_vs_speed(data: ReportData) -> bytes | None:
+    """Accuracy (weighted avg.) and mean KL divergence against generation tokens/s, the Pareto front
+    (faster and better); None without speed results or quality to set them against."""
+    tg = generation_speed(data)
+    panels = _quality_panels(data, tg) if tg else []
+    if not panels:
+        return None
+    test = next(s.tg_test for s in data.speed.values() if s.tg is not None)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        _quality_axes(ax, data, tg, panel, smaller_x_better=False)
+        ax.set_xlim(0, max(tg.values()) * 1.15)
+        ax.set_xlabel(f"generation speed ({test}, tokens/s)")
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"{data.model}: quality against speed", fontsize=11)
     fig.tight_layout()
     return _png(fig)
 
@@ -149,3 +190,12 @@ def benchmark_bars(data: ReportData) -> bytes | None:
     ax.set_title(f"{data.model}: accuracy per benchmark (error bars: std over runs)", fontsize=11)
     fig.tight_layout()
     return _png(fig)
+
+
+FIGURES = {"quality-vs-size": quality_vs_size, "quality-vs-speed": quality_vs_speed,
+           "benchmark-bars": benchmark_bars}
+
+
+def figures(data: ReportData) -> dict[str, bytes]:
+    """Figure name -> PNG, for each figure the data has something to draw in."""
+    return {name: png for name, draw in FIGURES.items() if (png := draw(data)) is not None}

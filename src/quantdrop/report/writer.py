@@ -1,26 +1,23 @@
-"""write_report: report.html, report.md, the figures as PNG, and the tables as tidy CSVs, atomically."""
+"""write_report: report.json, and rendered from it report.html, report.md, the figures as PNG and the
+tables as tidy CSVs, atomically; `render` does the same from a saved report.json."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.report import htmlpage, plots, tables
+from quantdrop.report import pages, plots
 from quantdrop.report.data import ReportData
-from quantdrop.report.jsonout import report_json
+from quantdrop.report.jsonout import load, report_dict, report_json, validate
 from quantdrop.report.recommend import recommend
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write
 
-FIGURE_CAPTIONS = {
-    "quality-vs-size": ("Quality against size. Red: the Pareto front (no other variant is both smaller and "
-                        "better). Dashed lines: the largest model each device set holds, its memory less the "
-                        "KV cache and buffers of Table 1."),
-    "benchmark-bars": "Accuracy per benchmark; error bars: std over sampling runs.",
-}
 CSV_NAMES = {"table1_sizes.csv", "table2_results.csv", "table2_summary.csv", "proxies.csv",
              "recommendations.csv"}
 
@@ -74,56 +71,50 @@ def _blank(v: float | None) -> object:
 
 
 def write_report(out_dir: str | Path, data: ReportData) -> Path:
-    """Write the report into out_dir and return the path of report.html."""
+    """Write the report into out_dir and return the path of report.html: `data` becomes report.json's
+    document, and everything else is rendered from that document (`write_document`)."""
+    if data.recommendations is None:
+        data = replace(data, recommendations=recommend(data))
+    return write_document(out_dir, report_dict(data))
+
+
+def render(path: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Re-render a saved report.json (checked against its schema) into out_dir (default: its folder):
+    the same report.md, report.html, figures and CSVs the study wrote; returns report.html's path."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as err:
+        raise QuantdropError(f"cannot read {path}: {err}") from err
+    validate(doc)
+    return write_document(path.parent if out_dir is None else out_dir, doc)
+
+
+def write_document(out_dir: str | Path, doc: dict[str, Any]) -> Path:
+    """report.json, and report.md, report.html, figures/*.png and the CSVs rendered from it, atomically;
+    files an earlier run left that this report has no data for are removed."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise QuantdropError(f"cannot create the report folder {out}: {err.strerror}") from err
-    if data.recommendations is None:
-        data = replace(data, recommendations=recommend(data))
-    recs = tables.recommendations_table(data.recommendations or [])
-    t1, t2, tp = tables.sizes_table(data), tables.results_table(data), tables.proxies_table(data)
-    te = tables.evidence_table(data.results) if data.results is not None else None
-    figures = [(name, png) for name, png in (("quality-vs-size", plots.quality_vs_size(data)),
-                                             ("benchmark-bars", plots.benchmark_bars(data))) if png]
+    data = load(doc)
+    figures = plots.figures(data)
     (out / "figures").mkdir(exist_ok=True)
     for folder in (out, out / "figures"):  # temporaries of a run killed with SIGKILL
         sweep_stale(folder)
-    for name, png in figures:
-        atomic_write(out / "figures" / f"{name}.png", png)
-    for name in set(FIGURE_CAPTIONS) - {name for name, _ in figures}:
-        (out / "figures" / f"{name}.png").unlink(missing_ok=True)  # stale from an earlier run
+    for name in plots.FIGURES:
+        if name in figures:
+            atomic_write(out / "figures" / f"{name}.png", figures[name])
+        else:
+            (out / "figures" / f"{name}.png").unlink(missing_ok=True)  # stale from an earlier run
     csvs = tidy_csvs(data)
-    for name, text in csvs.items():
-        atomic_write(out / name, text)
-    for name in CSV_NAMES - set(csvs):
-        (out / name).unlink(missing_ok=True)  # stale from an earlier run
-
-    md = [f"# quantdrop report: {data.model}", ""]
-    if data.note:
-        md += [f"_{data.note}_", ""]
-    for heading, table in (("Recommendations", recs), ("Size and memory", t1), ("Accuracy", t2),
-                           ("Evidence", te), ("Quality proxies", tp)):
-        if table:
-            md += [f"## {heading}", "", table.markdown()]
-    if figures:
-        md += ["## Figures", ""]
-        md += [f"![{FIGURE_CAPTIONS[name]}](figures/{name}.png)\n\n*{FIGURE_CAPTIONS[name]}*\n"
-               for name, _ in figures]
-    if data.notes:
-        md += ["## Notes", ""] + [f"- {n}" for n in data.notes] + [""]
-    atomic_write(out / "report.md", "\n".join(md))
-    atomic_write(out / "report.json", report_json(data))  # the same data, versioned (report/jsonout.py)
-
-    figs = {name: (name, png, FIGURE_CAPTIONS[name]) for name, png in figures}
-    sections: list[tuple[str, list]] = [
-        ("Recommendations", [recs] if recs else []),
-        ("Size and memory", [t for t in (t1,) if t]),
-        ("Accuracy", [t for t in (t2,) if t] + [figs[n] for n in ("benchmark-bars",) if n in figs]),
-        ("Evidence", [t for t in (te,) if t]),
-        ("Quality proxies", [t for t in (tp,) if t]),
-        ("Quality against size", [figs[n] for n in ("quality-vs-size",) if n in figs]),
-    ]
-    atomic_write(out / "report.html", htmlpage.page(data.model, data.note, sections, data.notes))
+    for name in CSV_NAMES:
+        if name in csvs:
+            atomic_write(out / name, csvs[name])
+        else:
+            (out / name).unlink(missing_ok=True)
+    atomic_write(out / "report.json", report_json(doc))
+    atomic_write(out / "report.md", pages.markdown(data, figures))
+    atomic_write(out / "report.html", pages.html(data, figures, doc.get("generated", "")))
     return out / "report.html"

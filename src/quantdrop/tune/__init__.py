@@ -1,7 +1,7 @@
 """`quantdrop tune`: dynamic recipes, the per-tensor mix that loses least within a budget.
 
 budget.py (what the budget allows), sensitivity.py (tier 1 and priors), measure.py (tier 2),
-solve.py (the knapsack), emit.py (the recipe file), command.py (the verb and `tune()`).
+solve.py (the knapsack), emit.py (the recipe file), command.py (`tune()`; its CLI adapter is quantdrop/cli/tune.py).
 `quantdrop.tune(...)` calls `command.tune` (the package itself is callable, so the API name works
 whether or not this package was imported first).
 """

