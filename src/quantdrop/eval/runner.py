@@ -220,7 +220,7 @@ def _make_backend(
     n_ctx: int | None,
     threads: int | None,
     max_tokens: int,
-) -> Any:
+) -> Backend:
     if model is not None:
         from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
 
