@@ -18,6 +18,9 @@ from quantdrop.eval.scoring.math import explain_math, math_scorer
 from quantdrop.eval.scoring.text import NO_ANSWER, Extraction, render, strip_reasoning
 from quantdrop.eval.types import Completion, Item, Message, Score, Scorer, partial_label
 
+if TYPE_CHECKING:
+    from quantdrop.eval.results import BenchResult
+
 # DeepSeek-R1's math directive (its model card: "Please reason step by step, and put your final answer
 # within \boxed{}."), after the problem.
 MATH_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -34,9 +37,6 @@ CHOICE_TEMPLATE_ZH = (
     "回答下面的单项选择题。你的回答的最后一行应当采用以下格式：“答案：$LETTER”（不含引号），其中 LETTER 是 "
     "ABCD 中的一个。回答之前请逐步思考。\n\n{question}\n\nA) {A}\nB) {B}\nC) {C}\nD) {D}"
 )
-
-if TYPE_CHECKING:
-    from quantdrop.eval.results import BenchResult
 
 MATH_PLACEHOLDERS = ("problem",)
 CHOICE_PLACEHOLDERS = ("question", "A", "B", "C", "D")
