@@ -58,3 +58,18 @@ def create_big(**options: object) -> Toy:
 
 def create_partial(**options: object) -> Toy:
     return Toy(n=6, full_size=10, **options)
+
+
+after_run_calls: list[tuple[str, str, bool]] = []
+
+
+class HookedToy(Toy):
+    """A toy with an after-run hook (as C-Eval's submission file): records each call."""
+
+    def after_run(self, store: str, label: str, result: object) -> str:
+        after_run_calls.append((store, label, bool(getattr(result, "complete", False))))
+        return f"hooked {label}"
+
+
+def create_hooked(**options: object) -> HookedToy:
+    return HookedToy(n=4, **options)

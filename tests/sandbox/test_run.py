@@ -123,3 +123,15 @@ def test_unknown_level_is_a_clear_error() -> None:
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "QUANTDROP_SANDBOX": "chroot"})
     assert done.returncode != 0 and "QUANTDROP_SANDBOX='chroot' is not one of bwrap, unshare, none" in done.stderr
+
+
+def test_isolation_levels_are_classes() -> None:
+    from quantdrop.sandbox._isolation import ISOLATIONS, LEVELS, BwrapIsolation, Isolation
+
+    iso = sandbox.isolation()
+    assert isinstance(iso, Isolation) and type(iso) in ISOLATIONS and type(iso).level == iso.level
+    assert LEVELS == ("bwrap", "unshare", "none")  # strongest first
+    assert [kind.own_filesystem for kind in ISOLATIONS] == [True, False, False]
+    assert [kind.network_isolated for kind in ISOLATIONS] == [True, True, False]
+    bwrap = BwrapIsolation("test")
+    assert bwrap.files_inside("/tmp/x") == "/sandbox" and ISOLATIONS[2]("t").files_inside("/tmp/x") == "/tmp/x"

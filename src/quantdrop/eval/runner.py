@@ -10,6 +10,7 @@ command again resumes: done pairs are skipped, failed requests are asked again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import json
@@ -19,14 +20,14 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.results import BenchResult, summarize
 from quantdrop.eval.store import Store, StoreWriteError
-from quantdrop.eval.types import Benchmark, Completion, Item, SamplingParams, Score, partial_label
+from quantdrop.eval.types import Backend, Benchmark, Completion, Item, SamplingParams, Score, partial_label
 from quantdrop.util import comma_list, progress_bar
 
 SEED_SCHEME = "sha256(benchmark/item/sample)[:4]"  # part of the protocol: same seeds for every variant
@@ -219,7 +220,7 @@ def _make_backend(
     n_ctx: int | None,
     threads: int | None,
     max_tokens: int,
-) -> Any:
+) -> Backend:
     if model is not None:
         from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
 
@@ -280,31 +281,36 @@ def evaluate(
         temperature=temperature, top_p=top_p, concurrency=concurrency, retries=retries, timeout=timeout,
         ctx=ctx, threads=threads,
     )
-    from quantdrop.eval.loglik import MODES
-
-    if mode not in MODES:
-        raise QuantdropError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    _check_mode(mode)
     options = parse_options(bench_options)
     benches = _load_benchmarks(bench, limit, samples, data_dir, template, options, mode)  # bad names and data fail here
     backend = _make_backend(  # loglik: a context for the prompt alone (default_n_ctx's allowance)
         model, endpoint, model_name, api_key_env, concurrency, timeout, retries, ctx, threads,
         1 if mode == "loglik" else max_tokens,
     )
+    settings = _Settings(label, store, SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
+                         concurrency=1 if model is not None else concurrency, progress=progress, served_as=served_as)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(
-            _evaluate(
-                backend,
-                benches,
-                label=label,
-                store_path=store,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                concurrency=1 if model is not None else concurrency,
-                progress=progress,
-                served_as=served_as,
-            )
-        )
+        return runner.run(_evaluate(backend, benches, settings))
+
+
+def _check_mode(mode: str) -> None:
+    from quantdrop.eval.loglik import MODES
+
+    if mode not in MODES:
+        raise QuantdropError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What one evaluation asks with, and where it stores the answers."""
+
+    label: str
+    store_path: str
+    sampling: SamplingParams  # the seed is derived per (item, sample)
+    concurrency: int
+    progress: bool
+    served_as: dict[str, Any] | None = None  # the store's fingerprint of a study-served variant
 
 
 def _loop_factory() -> Any:
@@ -317,84 +323,69 @@ def _loop_factory() -> Any:
     return uvloop.new_event_loop
 
 
-async def _evaluate(
-    backend: Any,
-    benches: list[_Bench],
-    *,
-    label: str,
-    store_path: str,
-    max_tokens: int,
-    temperature: float,
-    top_p: float,
-    concurrency: int,
-    progress: bool,
-    served_as: dict[str, Any] | None = None,
-) -> list[BenchResult]:
+async def _evaluate(backend: Backend, benches: list[_Bench], settings: _Settings) -> list[BenchResult]:
+    async with backend:  # unreachable endpoints fail here, before any work; closed however this ends
+        await _check_loglik(backend, benches)
+        max_tokens = _effective_max_tokens(backend, benches, settings)
+        fingerprint = settings.served_as or backend.fingerprint.to_dict()
+        with Store(settings.store_path) as store, _claimed(store, benches, settings, fingerprint, max_tokens):
+            return await _run_benches(backend, store, benches, settings, max_tokens)
+
+
+async def _check_loglik(backend: Backend, benches: list[_Bench]) -> None:
+    if not any(b.mode == "loglik" for b in benches):
+        return
+    if not hasattr(backend, "loglik"):
+        raise QuantdropError("this backend cannot score log-likelihoods (--mode loglik)")
+    if hasattr(backend, "check_loglik"):
+        await backend.check_loglik()  # endpoints without prompt log-probs fail here
+
+
+def _effective_max_tokens(backend: Backend, benches: list[_Bench], settings: _Settings) -> int:
+    """max_tokens, capped by the backend's context length (said when it matters)."""
+    asked = settings.sampling.max_tokens
+    effective = min(asked, backend.context_length) if backend.context_length else asked
+    if effective < asked and any(b.mode == "generate" for b in benches):
+        _note(f"max tokens capped at {effective} by the backend's context length", settings.progress)
+    return effective
+
+
+@contextlib.contextmanager
+def _claimed(store: Store, benches: list[_Bench], settings: _Settings, fingerprint: dict[str, Any],
+             max_tokens: int) -> Iterator[None]:
+    """Each benchmark's run opened and claimed (a conflicting earlier run, or one running now, is refused
+    before any model is loaded); the claims are released on exit."""
+    claims: list[tuple[int, str]] = []
     try:
-        if hasattr(backend, "connect"):
-            await backend.connect()  # unreachable endpoints fail here, before any work
-        loglik = any(b.mode == "loglik" for b in benches)
-        if loglik and not hasattr(backend, "loglik"):
-            raise QuantdropError("this backend cannot score log-likelihoods (--mode loglik)")
-        if loglik and hasattr(backend, "check_loglik"):
-            await backend.check_loglik()  # endpoints without prompt log-probs fail here
-        effective = min(max_tokens, backend.context_length) if backend.context_length else max_tokens
-        if effective < max_tokens and any(b.mode == "generate" for b in benches):
-            _note(f"max tokens capped at {effective} by the backend's context length", progress)
-        fingerprint = served_as or json.loads(backend.fingerprint)
-        with Store(store_path) as store:
-            claims: list[tuple[int, str]] = []
-            try:
-                for b in benches:  # refuse a conflicting earlier run (or one running now) before loading any model
-                    if b.mode == "generate":  # sampling does not touch a log-likelihood
-                        b.protocol.update(temperature=temperature, top_p=top_p, max_tokens=effective)
-                    b.run_id = store.open_run(
-                        label=label,
-                        benchmark=b.key,
-                        title=b.bench.title,
-                        full_size=b.bench.full_size,
-                        weight=getattr(b.bench, "weight", None),
-                        fingerprint=fingerprint,
-                        protocol=b.protocol,
-                        loaded_from=str(getattr(b.bench, "loaded_from", "")),
-                    )
-                    claims.append((b.run_id, store.claim(b.run_id, f"label {label!r} on {b.key}")))
-                    store.add_items(b.run_id, [it.id for it in b.items])
-                return await _run_benches(backend, store, benches, store_path, label, effective,
-                                          temperature, top_p, concurrency, progress)
-            finally:
-                for run_id, token in claims:
-                    store.release(run_id, token)
+        for b in benches:
+            if b.mode == "generate":  # sampling does not touch a log-likelihood
+                b.protocol.update(temperature=settings.sampling.temperature, top_p=settings.sampling.top_p,
+                                  max_tokens=max_tokens)
+            b.run_id = store.open_run(
+                label=settings.label, benchmark=b.key, title=b.bench.title, full_size=b.bench.full_size,
+                weight=getattr(b.bench, "weight", None), fingerprint=fingerprint, protocol=b.protocol,
+                loaded_from=str(getattr(b.bench, "loaded_from", "")),
+            )
+            claims.append((b.run_id, store.claim(b.run_id, f"label {settings.label!r} on {b.key}")))
+            store.add_items(b.run_id, [it.id for it in b.items])
+        yield
     finally:
-        await backend.aclose()
+        for run_id, token in claims:
+            store.release(run_id, token)
 
 
-async def _run_benches(
-    backend: Any,
-    store: Store,
-    benches: list[_Bench],
-    store_path: str,
-    label: str,
-    max_tokens: int,
-    temperature: float,
-    top_p: float,
-    concurrency: int,
-    progress: bool,
-) -> list[BenchResult]:
-    if hasattr(backend, "load"):
-        chat = any(b.mode == "generate" for b in benches)  # a chat template is needed only to generate
-        await asyncio.get_running_loop().run_in_executor(None, lambda: backend.load(chat=chat))
+async def _run_benches(backend: Backend, store: Store, benches: list[_Bench], settings: _Settings,
+                       max_tokens: int) -> list[BenchResult]:
+    await backend.prepare(chat=any(b.mode == "generate" for b in benches))  # a chat template only to generate
+    params = replace(settings.sampling, max_tokens=max_tokens)
     results = []
     with ThreadPoolExecutor(SCORE_WORKERS, thread_name_prefix="score") as scorers:
         for b in benches:
-            params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
-            await _run_bench(backend, store, b, params, concurrency, scorers, progress)
+            await _run_bench(backend, store, b, params, settings.concurrency, scorers, settings.progress)
             results.append(summarize(store, b.run_id))
-            if getattr(b.bench, "submission_path", None) and results[-1].complete:
-                from quantdrop.eval.benchmarks.ceval import submission_from_store
-
-                path = submission_from_store(store_path, label, b.bench.submission_path)
-                _note(f"C-Eval submission file for the official site: {path}", progress)
+            after_run = getattr(b.bench, "after_run", None)  # e.g. C-Eval's submission file
+            if after_run is not None and (said := after_run(settings.store_path, settings.label, results[-1])):
+                _note(said, settings.progress)
     return results
 
 
@@ -495,17 +486,11 @@ def _score_batch(bench: Benchmark, batch: list[tuple[Item, int, Completion]]) ->
     return out
 
 
-async def _run_bench(
-    backend: Any,
-    store: Store,
-    b: _Bench,
-    params: SamplingParams,
-    concurrency: int,
-    scorers: ThreadPoolExecutor,
-    progress: bool,
-) -> None:
+def _pending(store: Store, b: _Bench) -> tuple[list[tuple[Item, int]], list[tuple[Item, int]]]:
+    """(pairs to ask, pairs stored but unscored or whose scorer failed), sample-major: an interrupted run
+    still has whole sample runs."""
     done = store.done(b.run_id)
-    todo: list[tuple[Item, int]] = []  # sample-major: an interrupted run still has whole sample runs
+    todo: list[tuple[Item, int]] = []
     rescore: list[tuple[Item, int]] = []
     for sample in range(b.samples):
         for item in b.items:
@@ -514,77 +499,103 @@ async def _run_bench(
                 todo.append((item, sample))
             elif status is None or status == "error":  # unscored, or its scorer failed last time
                 rescore.append((item, sample))
+    return todo, rescore
+
+
+async def _run_bench(
+    backend: Backend,
+    store: Store,
+    b: _Bench,
+    params: SamplingParams,
+    concurrency: int,
+    scorers: ThreadPoolExecutor,
+    progress: bool,
+) -> None:
+    todo, rescore = _pending(store, b)
     total = len(b.items) * b.samples
-    loop = asyncio.get_running_loop()
-    # Responses wait here to be scored; a full queue holds the requests back (backpressure).
-    queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(maxsize=SCORE_WORKERS * SCORE_BATCH * 2)
-    tally = _Tally()
-    committer = _Committer(store, b.run_id)
     label = partial_label(getattr(b.bench, "title", b.key), len(b.items), b.bench.full_size)
     _note(
         f"{label}: {len(b.items)} items x {b.samples} samples from {getattr(b.bench, 'loaded_from', '?')}; "
         f"{total - len(todo)} responses already stored",
         progress,
     )
-
-    async def scorer() -> None:
-        while True:  # score what has arrived in one thread hop, store the scores in one commit
-            batch = [await queue.get()]
-            while len(batch) < SCORE_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                scores = await loop.run_in_executor(scorers, _score_batch, b.bench, batch)
-                committer.flush()  # the responses are stored before their scores
-                store.put_scores(b.run_id, [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)])
-            except StoreWriteError as err:
-                committer.fail(err)
-            finally:
-                for _ in batch:
-                    queue.task_done()
-
     with progress_bar(*(f"{{task.fields[{f}]}}" for f in ("rate", "tps", "errors", "trunc")), enabled=progress,
                       clock="elapsed") as bar:
-        task = bar.add_task(label, total=total, completed=total - len(todo), **tally.fields())
-        scoring = [asyncio.create_task(scorer()) for _ in range(SCORE_WORKERS)]
-        if rescore:  # responses stored by a run killed before it scored them
-            stored = {(r.item_id, r.sample): r.completion for r in store.rows(b.run_id)}
-            for item, sample in rescore:
-                await queue.put((item, sample, stored[(item.id, sample)]))
+        run = _BenchRun(backend, store, b, params, scorers, bar, label, total, total - len(todo))
+        await run.run(todo, rescore, concurrency)
 
-        pairs: Iterator[tuple[Item, int]] = iter(todo)
 
-        async def worker() -> None:
-            for item, sample in pairs:  # workers share one iterator: each pair is asked once
-                seed = derive_seed(b.key, item.id, sample)
-                if b.mode == "loglik":
-                    c = await backend.loglik(*b.bench.request(item))  # type: ignore[attr-defined]
-                else:
-                    c = await backend.complete(
-                        b.bench.messages(item),
-                        SamplingParams(
-                            temperature=params.temperature,
-                            top_p=params.top_p,
-                            max_tokens=params.max_tokens,
-                            seed=seed,
-                        ),
-                    )
-                committer.add(item.id, sample, seed, c)  # committed at the end of this loop turn
-                if tally.add(c):
-                    bar.update(task, completed=total - len(todo) + tally.done, **tally.fields())
-                if c.error is None:
-                    await queue.put((item, sample, c))
+class _BenchRun:
+    """One benchmark's pending pairs: workers ask them and commit each response as it arrives, scorer
+    tasks score what has arrived off the event loop. A full score queue holds the requests back."""
 
+    def __init__(self, backend: Backend, store: Store, b: _Bench, params: SamplingParams,
+                 scorers: ThreadPoolExecutor, bar: Any, label: str, total: int, already: int) -> None:
+        self.backend, self.store, self.b, self.params, self.scorers = backend, store, b, params, scorers
+        self.queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(
+            maxsize=SCORE_WORKERS * SCORE_BATCH * 2)
+        self.tally = _Tally()
+        self.committer = _Committer(store, b.run_id)
+        self.bar, self.already = bar, already
+        self.task = bar.add_task(label, total=total, completed=already, **self.tally.fields())
+
+    def show(self) -> None:
+        self.bar.update(self.task, completed=self.already + self.tally.done, **self.tally.fields())
+
+    async def run(self, todo: list[tuple[Item, int]], rescore: list[tuple[Item, int]], concurrency: int) -> None:
+        scoring = [asyncio.create_task(self.score_loop()) for _ in range(SCORE_WORKERS)]
         try:
-            await committer.guard(asyncio.gather(*(worker() for _ in range(min(concurrency, max(len(todo), 1))))))
-            await committer.guard(queue.join())
+            await self.requeue(rescore)
+            pairs: Iterator[tuple[Item, int]] = iter(todo)  # workers share one iterator: each pair asked once
+            workers = (self.ask_loop(pairs) for _ in range(min(concurrency, max(len(todo), 1))))
+            await self.committer.guard(asyncio.gather(*workers))
+            await self.committer.guard(self.queue.join())
         finally:
-            committer.flush()  # what arrived before an interrupt or a failure is kept
+            self.committer.flush()  # what arrived before an interrupt or a failure is kept
             for t in scoring:
                 t.cancel()
             results = await asyncio.gather(*scoring, return_exceptions=True)
-        bar.update(task, completed=total - len(todo) + tally.done, **tally.fields())
-    if committer.failed.done():
-        committer.failed.result()  # the last flush failed
-    for r in results:  # a scorer task that died (not cancelled) had a real failure: surface it
-        if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
-            raise r
+        self.show()
+        if self.committer.failed.done():
+            self.committer.failed.result()  # the last flush failed
+        for r in results:  # a scorer task that died (not cancelled) had a real failure: surface it
+            if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError):
+                raise r
+
+    async def requeue(self, rescore: list[tuple[Item, int]]) -> None:
+        """Responses stored by a run killed before it scored them go to the scorers."""
+        if rescore:
+            stored = {(r.item_id, r.sample): r.completion for r in self.store.rows(self.b.run_id)}
+            for item, sample in rescore:
+                await self.queue.put((item, sample, stored[(item.id, sample)]))
+
+    async def ask_loop(self, pairs: Iterator[tuple[Item, int]]) -> None:
+        for item, sample in pairs:
+            seed = derive_seed(self.b.key, item.id, sample)
+            if self.b.mode == "loglik":
+                c = await self.backend.loglik(*self.b.bench.request(item))  # type: ignore[attr-defined]
+            else:
+                c = await self.backend.complete(self.b.bench.messages(item), replace(self.params, seed=seed))
+            self.committer.add(item.id, sample, seed, c)  # committed at the end of this loop turn
+            if self.tally.add(c):
+                self.show()
+            if c.error is None:
+                await self.queue.put((item, sample, c))
+
+    async def score_loop(self) -> None:
+        """Score what has arrived in one thread hop, store the scores in one commit."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < SCORE_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                scores = await loop.run_in_executor(self.scorers, _score_batch, self.b.bench, batch)
+                self.committer.flush()  # the responses are stored before their scores
+                self.store.put_scores(self.b.run_id,
+                                      [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)])
+            except StoreWriteError as err:
+                self.committer.fail(err)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()

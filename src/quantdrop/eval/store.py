@@ -255,23 +255,23 @@ class Store:
             self.db.execute(
                 "INSERT OR IGNORE INTO runs (label, benchmark, title, full_size, weight, fingerprint, protocol,"
                 " loaded_from, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    label,
-                    benchmark,
-                    title,
-                    full_size,
-                    weight,
-                    json.dumps(fingerprint, sort_keys=True),
-                    json.dumps(protocol, sort_keys=True),
-                    loaded_from,
-                    time.time(),
-                ),
+                (label, benchmark, title, full_size, weight, json.dumps(fingerprint, sort_keys=True),
+                 json.dumps(protocol, sort_keys=True), loaded_from, time.time()),
             )
             row = self.db.execute(
                 "SELECT id, fingerprint, protocol, loaded_from FROM runs WHERE label=? AND benchmark=?",
                 (label, benchmark),
             ).fetchone()
-        run_id, old_fp, old_protocol = int(row[0]), json.loads(row[1]), json.loads(row[2])
+        run_id = int(row[0])
+        self._check_same_run(label, benchmark, json.loads(row[1]), json.loads(row[2]), fingerprint, protocol)
+        if loaded_from and loaded_from != row[3]:
+            with self._writing(f"run {label!r}/{benchmark}"):
+                self.db.execute("UPDATE runs SET loaded_from=? WHERE id=?", (loaded_from, run_id))
+        return run_id
+
+    def _check_same_run(self, label: str, benchmark: str, old_fp: dict[str, Any], old_protocol: dict[str, Any],
+                        fingerprint: dict[str, Any], protocol: dict[str, Any]) -> None:
+        """Refuse to resume a stored run with another model or another protocol."""
         if not same_model(old_fp, fingerprint):
             raise QuantdropError(
                 f"label {label!r} in {self.path} holds {benchmark} results of {describe(old_fp)}, not "
@@ -287,10 +287,6 @@ class Store:
                 f"label {label!r} in {self.path} was evaluated on {benchmark} with a different protocol "
                 f"({diff}); resuming would mix them: use another --label or --store, or the same options"
             )
-        if loaded_from and loaded_from != row[3]:
-            with self._writing(f"run {label!r}/{benchmark}"):
-                self.db.execute("UPDATE runs SET loaded_from=? WHERE id=?", (loaded_from, run_id))
-        return run_id
 
     def add_items(self, run_id: int, item_ids: Iterable[str]) -> None:
         """Record the run's item set (in order); items already recorded keep their place."""

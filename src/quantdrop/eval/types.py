@@ -6,7 +6,7 @@ completion into a `Score`. Everything else (runner, store, stats, report) only s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -59,15 +59,56 @@ class Score:
     detail: str = ""
 
 
-class Backend(Protocol):
-    """Async chat completion; implementations retry transient failures themselves."""
+@dataclass(frozen=True)
+class BackendFingerprint:
+    """What identifies the model a backend answers with, as the store records it (`to_dict`):
+    a GGUF by file name, size and sampled hash; an endpoint by model name and URLs; a served GGUF by
+    the file and the engine's command (not its URL, which changes each start)."""
 
-    fingerprint: str  # identifies the model: GGUF size+hash, or endpoint + model name
+    kind: Literal["gguf", "openai", "served"]
+    name: str = ""  # gguf: the file's name
+    size: int = 0  # gguf: bytes
+    hash: str = ""  # gguf: quantdrop.fingerprint's sampled digest
+    model: str = ""  # openai: the served model's name
+    endpoints: tuple[str, ...] = ()  # openai: the URLs (sorted)
+    engine: str = ""  # served: the engine's command
+    gguf: BackendFingerprint | None = None  # served: the file
+
+    def to_dict(self) -> dict[str, Any]:
+        """The store's JSON object (the keys of `kind` only)."""
+        if self.kind == "gguf":
+            return {"kind": "gguf", "name": self.name, "size": self.size, "hash": self.hash}
+        if self.kind == "openai":
+            return {"kind": "openai", "model": self.model, "endpoints": sorted(self.endpoints)}
+        return {"kind": "served", "gguf": self.gguf.to_dict() if self.gguf else {}, "engine": self.engine}
+
+
+# A scorer: a pure function of the response and the item's target (scoring/*: math_scorer, choice_scorer,
+# code_scorer build them).
+Scorer = Callable[[Completion, Any], Score]
+
+
+class Backend(Protocol):
+    """Async chat completion; implementations retry transient failures themselves.
+
+    A backend is opened before use and closed after (`async with backend:`, or `await open()` and
+    `await close()`; closing twice is harmless): `open` checks it can answer (endpoints reachable),
+    `prepare` loads what the run needs (an in-process model), `close` releases it all."""
+
+    fingerprint: BackendFingerprint
     context_length: int | None
+
+    async def open(self) -> None: ...
+
+    async def prepare(self, chat: bool) -> None: ...
 
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion: ...
 
-    async def aclose(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Backend: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
 
 def partial_label(title: str, n_items: int, full_size: int) -> str:
@@ -90,3 +131,6 @@ class Benchmark(Protocol):
     def messages(self, item: Item) -> list[Message]: ...
 
     def score(self, item: Item, completion: Completion) -> Score: ...
+
+    # Optional: `after_run(store, label, result) -> str | None`, called after each run with its
+    # BenchResult (C-Eval writes its submission file); the line it returns is shown.

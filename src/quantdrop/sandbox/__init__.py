@@ -16,7 +16,6 @@ This is no place for verdicts: `quantdrop.sandbox.harness` (run inside) and
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import re
@@ -34,15 +33,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from quantdrop.sandbox._isolation import (
-    BWRAP_FILES,
-    BWRAP_WORK,
     Isolation,
-    bwrap_prefix,
     isolation,
     minimal_env,
     python_executable,
     python_readable_by_others,
-    unshare_prefix,
 )
 from quantdrop.sandbox._uids import UID_BASE, UID_COUNT, claim_uid, leftover_processes, sweep
 
@@ -125,51 +120,50 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
                  memory_mb: int, files: dict[str, str | bytes], max_output: int) -> ExecResult:
     as_root = os.geteuid() == 0
     # Outside bubblewrap the program reads the interpreter where it lies: drop root only if others can.
-    claim = claim_uid(slot) if as_root and (iso.level == "bwrap" or python_readable_by_others()) else None
+    claim = claim_uid(slot) if as_root and (iso.own_filesystem or python_readable_by_others()) else None
     uid = claim[0] if claim else None
     files_dir = tempfile.mkdtemp(prefix="quantdrop-sandbox-")
     try:
-        for name, content in {**files, "main.py": code, "_boot.py": _BOOT.read_text()}.items():
-            path = Path(files_dir) / name
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, encoding="utf-8")
-            path.chmod(0o644)
-        os.chmod(files_dir, 0o755)
-        inside_files = BWRAP_FILES if iso.level == "bwrap" else files_dir
-        cwd_inside = BWRAP_WORK if iso.level == "bwrap" else files_dir
-        if iso.level != "bwrap" and uid is not None:
+        _write_files(files_dir, {**files, "main.py": code, "_boot.py": _BOOT.read_text()})
+        if not iso.own_filesystem and uid is not None:
             os.chown(files_dir, uid, uid)  # its working directory is the files' directory
-        boot = {
-            "cwd": cwd_inside, "uid": uid, "main": f"{inside_files}/main.py",
-            "cpu_s": max(1, int(timeout_s + 1)), "memory_bytes": memory_mb << 20, "file_bytes": MAX_FILE,
-            "nproc": MAX_PROCESSES, "open_files": MAX_OPEN_FILES,
-            # without our own uid or user namespace, RLIMIT_NPROC counts everything this user runs
-            "nproc_relative": int(uid is None and iso.level != "bwrap"),
-            "no_new_privs": int(iso.level != "bwrap"),
-        }
-        program = [python_executable(), "-I", "-S", "-B", f"{inside_files}/_boot.py",
-                   *(f"{key}={'' if value is None else value}" for key, value in boot.items())]
-        info_r, info_w = os.pipe() if iso.level == "bwrap" else (None, None)
-        if iso.level == "bwrap":
-            cmd = bwrap_prefix(files_dir, tmpfs_bytes=MAX_FILE, as_root=as_root, info_fd=info_w) + program
-        elif iso.level == "unshare":
-            cmd = unshare_prefix() + program
-        else:
-            cmd = program
-        try:
+        program = _boot_command(iso, files_dir, uid, timeout_s, memory_mb)
+        with iso.launch(program, files_dir, tmpfs_bytes=MAX_FILE, as_root=as_root) as (cmd, info_w):
             return _execute(cmd, cwd=files_dir, stdin=stdin, timeout_s=timeout_s, max_output=max_output,
-                            home=cwd_inside, uid=uid, info_w=info_w)
-        finally:
-            if info_r is not None:
-                _wait_for_namespace(info_r)
+                            home=iso.workdir_inside(files_dir), uid=uid, info_w=info_w)
     finally:
         if uid is not None:
             sweep(uid)
         shutil.rmtree(files_dir, ignore_errors=True)
         if claim:
             os.close(claim[1])  # releases the uid's lock
+
+
+def _write_files(files_dir: str, files: Mapping[str, str | bytes]) -> None:
+    """The program's files, readable by its (other) uid."""
+    for name, content in files.items():
+        path = Path(files_dir) / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        path.chmod(0o644)
+    os.chmod(files_dir, 0o755)
+
+
+def _boot_command(iso: Isolation, files_dir: str, uid: int | None, timeout_s: float, memory_mb: int) -> list[str]:
+    """The interpreter running `_boot.py`, which sets the limits, drops to `uid` and runs main.py."""
+    inside_files = iso.files_inside(files_dir)
+    boot = {
+        "cwd": iso.workdir_inside(files_dir), "uid": uid, "main": f"{inside_files}/main.py",
+        "cpu_s": max(1, int(timeout_s + 1)), "memory_bytes": memory_mb << 20, "file_bytes": MAX_FILE,
+        "nproc": MAX_PROCESSES, "open_files": MAX_OPEN_FILES,
+        # without our own uid or user namespace, RLIMIT_NPROC counts everything this user runs
+        "nproc_relative": int(uid is None and not iso.own_filesystem),
+        "no_new_privs": int(not iso.own_filesystem),  # bubblewrap sets it itself
+    }
+    return [python_executable(), "-I", "-S", "-B", f"{inside_files}/_boot.py",
+            *(f"{key}={'' if value is None else value}" for key, value in boot.items())]
 
 
 def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: float, max_output: int,
@@ -185,10 +179,28 @@ def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: 
             os.close(info_w)
     out, err = bytearray(), bytearray()
     killed = ""
-    sel = selectors.DefaultSelector()
+    try:
+        killed = _pump(proc, data, out, err, start + timeout_s, max_output)
+    finally:
+        if killed or proc.poll() is None:
+            _kill_group(proc, uid)
+        exit_code = proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+    duration = time.monotonic() - start
+    stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    return ExecResult(_status(killed, exit_code, stderr), None if killed else _exit_code(exit_code),
+                      stdout, stderr, duration, killed)
+
+
+def _pump(proc: subprocess.Popen[bytes], data: bytes, out: bytearray, err: bytearray, deadline: float,
+          max_output: int) -> str:
+    """Feed stdin and collect stdout/stderr until the program closes them; why we stopped it, or ""."""
     assert proc.stdin and proc.stdout and proc.stderr
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         os.set_blocking(pipe.fileno(), False)
+    sel = selectors.DefaultSelector()
     if data:
         sel.register(proc.stdin, selectors.EVENT_WRITE)
     else:
@@ -196,22 +208,14 @@ def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: 
     sel.register(proc.stdout, selectors.EVENT_READ, out)
     sel.register(proc.stderr, selectors.EVENT_READ, err)
     sent = 0
-    deadline = start + timeout_s
     try:
         while sel.get_map():
             left = deadline - time.monotonic()
             if left <= 0:
-                killed = "timeout"
-                break
+                return "timeout"
             for key, _ in sel.select(min(left, 1.0)):
                 if key.fileobj is proc.stdin:
-                    try:
-                        sent += os.write(proc.stdin.fileno(), data[sent:sent + 65536])
-                    except (BrokenPipeError, OSError):
-                        sent = len(data)
-                    if sent >= len(data):
-                        sel.unregister(proc.stdin)
-                        proc.stdin.close()
+                    sent = _feed(sel, proc.stdin, data, sent)
                     continue
                 chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
                 if not chunk:
@@ -220,21 +224,22 @@ def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: 
                 key.data.extend(chunk)
                 if len(key.data) > max_output:
                     del key.data[max_output:]
-                    killed = f"output over {max_output} bytes"
-            if killed:
-                break
+                    return f"output over {max_output} bytes"
+        return ""
     finally:
         sel.close()
-        if killed or proc.poll() is None:
-            _kill_group(proc, uid)
-        exit_code = proc.wait()
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if not pipe.closed:
-                pipe.close()
-    duration = time.monotonic() - start
-    stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-    return ExecResult(_status(killed, exit_code, stderr), None if killed else _exit_code(exit_code),
-                      stdout, stderr, duration, killed)
+
+
+def _feed(sel: selectors.BaseSelector, stdin: Any, data: bytes, sent: int) -> int:
+    """Write the next piece of stdin; close it when all is sent (or the program closed its end)."""
+    try:
+        sent += os.write(stdin.fileno(), data[sent:sent + 65536])
+    except (BrokenPipeError, OSError):
+        sent = len(data)
+    if sent >= len(data):
+        sel.unregister(stdin)
+        stdin.close()
+    return sent
 
 
 def _exit_code(code: int) -> int:
@@ -261,31 +266,6 @@ def _kill_group(proc: subprocess.Popen[bytes], uid: int | None) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     if uid is not None:
         sweep(uid)
-
-
-def _wait_for_namespace(info_r: int, limit_s: float = 5.0) -> None:
-    """Wait until bubblewrap's pid-namespace init (from --info-fd) is gone: its death, and the kernel's
-    killing of everything else in the namespace, finish after the outer bubblewrap has exited."""
-    try:
-        os.set_blocking(info_r, False)
-        try:
-            info = json.loads(os.read(info_r, 65536) or b"{}")
-        except (BlockingIOError, ValueError):
-            info = {}
-    finally:
-        os.close(info_r)
-    pid = info.get("child-pid")
-    if not isinstance(pid, int):
-        return
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    return  # exited; only its parent's reaping is left
-        except (OSError, IndexError):
-            return
-        time.sleep(0.005)
 
 
 # ---------------------------------------------------------------- many executions

@@ -13,13 +13,18 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from quantdrop.errors import QuantdropError
 
@@ -30,13 +35,6 @@ BWRAP_WORK = "/work"
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "passwd", "group",
         "nsswitch.conf")
 _TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-
-
-@dataclass(frozen=True)
-class Isolation:
-    level: str  # "bwrap" | "unshare" | "none"
-    network_isolated: bool
-    detail: str  # why this level (and why not a stronger one)
 
 
 def python_executable() -> str:
@@ -99,10 +97,6 @@ def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: in
     return cmd
 
 
-def unshare_prefix() -> list[str]:
-    return ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
-
-
 def _works(cmd: list[str]) -> tuple[bool, str]:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=minimal_env("/"),
@@ -114,18 +108,111 @@ def _works(cmd: list[str]) -> tuple[bool, str]:
     return True, ""
 
 
-def _probe(level: str) -> tuple[bool, str]:
-    probe = [python_executable(), "-I", "-c", "import socket; print(len(socket.if_nameindex()))"]
-    if level == "bwrap":
+
+def _probe_command() -> list[str]:
+    return [python_executable(), "-I", "-c", "import socket; print(len(socket.if_nameindex()))"]
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """An isolation level: how a program is started (`launch`) and what it sees. `detail` says why this
+    level was chosen (and why not a stronger one)."""
+
+    level: ClassVar[str]  # "bwrap" | "unshare" | "none"
+    network_isolated: ClassVar[bool] = False
+    own_filesystem: ClassVar[bool] = False  # the program sees its files at BWRAP_FILES, works in BWRAP_WORK
+    detail: str = ""
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        """Whether this level works here, and why not."""
+        return True, ""
+
+    def files_inside(self, files_dir: str) -> str:
+        """Where the program's files directory appears to it."""
+        return BWRAP_FILES if self.own_filesystem else files_dir
+
+    def workdir_inside(self, files_dir: str) -> str:
+        """The program's working directory, as it sees it."""
+        return BWRAP_WORK if self.own_filesystem else files_dir
+
+    def prefix(self, files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: int | None) -> list[str]:
+        """The command line before the program."""
+        return []
+
+    @contextmanager
+    def launch(self, program: list[str], files_dir: str, *, tmpfs_bytes: int,
+               as_root: bool) -> Iterator[tuple[list[str], int | None]]:
+        """(command, fd to pass to the child or None) for `program`; cleanup after it ran on exit."""
+        yield self.prefix(files_dir, tmpfs_bytes=tmpfs_bytes, as_root=as_root, info_fd=None) + program, None
+
+    def lost(self) -> str:
+        """What this level does not isolate (for the warning)."""
+        return "NO NETWORK ISOLATION and no filesystem isolation"
+
+
+@dataclass(frozen=True)
+class BwrapIsolation(Isolation):
+    """bubblewrap: new network, pid, ipc, uts (and cgroup) namespaces and a filesystem of its own."""
+
+    level: ClassVar[str] = "bwrap"
+    network_isolated: ClassVar[bool] = True
+    own_filesystem: ClassVar[bool] = True
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
         if shutil.which("bwrap") is None:
             return False, "bwrap is not installed (Debian package `bubblewrap`)"
         scratch = Path(os.environ.get("TMPDIR", "/tmp"))
-        return _works(bwrap_prefix(str(scratch), tmpfs_bytes=1 << 20, as_root=os.geteuid() == 0) + probe)
-    if level == "unshare":
+        return _works(bwrap_prefix(str(scratch), tmpfs_bytes=1 << 20, as_root=os.geteuid() == 0)
+                      + _probe_command())
+
+    def prefix(self, files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: int | None) -> list[str]:
+        return bwrap_prefix(files_dir, tmpfs_bytes=tmpfs_bytes, as_root=as_root, info_fd=info_fd)
+
+    @contextmanager
+    def launch(self, program: list[str], files_dir: str, *, tmpfs_bytes: int,
+               as_root: bool) -> Iterator[tuple[list[str], int | None]]:
+        info_r, info_w = os.pipe()  # bubblewrap writes its child's pid there (--info-fd)
+        try:
+            yield self.prefix(files_dir, tmpfs_bytes=tmpfs_bytes, as_root=as_root, info_fd=info_w) + program, info_w
+        finally:
+            wait_for_namespace(info_r)
+
+
+@dataclass(frozen=True)
+class UnshareIsolation(Isolation):
+    """util-linux `unshare`: new network and pid namespaces; the whole filesystem stays visible."""
+
+    level: ClassVar[str] = "unshare"
+    network_isolated: ClassVar[bool] = True
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
         if shutil.which("unshare") is None:
             return False, "unshare is not installed"
-        return _works(unshare_prefix() + probe)
-    return True, ""
+        return _works(unshare_prefix() + _probe_command())
+
+    def prefix(self, files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: int | None) -> list[str]:
+        return unshare_prefix()
+
+    def lost(self) -> str:
+        return "no filesystem isolation (network and pid namespaces only)"
+
+
+@dataclass(frozen=True)
+class NoIsolation(Isolation):
+    """A plain child process with resource limits: network and filesystem are NOT isolated."""
+
+    level: ClassVar[str] = "none"
+
+
+ISOLATIONS: tuple[type[Isolation], ...] = (BwrapIsolation, UnshareIsolation, NoIsolation)  # strongest first
+LEVELS = tuple(kind.level for kind in ISOLATIONS)
+
+
+def unshare_prefix() -> list[str]:
+    return ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
 
 
 @functools.cache
@@ -135,22 +222,48 @@ def isolation() -> Isolation:
     if forced and forced not in LEVELS:
         raise QuantdropError(f"QUANTDROP_SANDBOX={forced!r} is not one of {', '.join(LEVELS)}")
     reasons: list[str] = []
-    for level in (forced,) if forced else LEVELS:
-        ok, why = _probe(level)
+    for kind in ISOLATIONS:
+        if forced and kind.level != forced:
+            continue
+        ok, why = kind.probe()
         if ok:
-            chosen = Isolation(level, level != "none", "; ".join(reasons) or f"{level} works")
-            if level != "bwrap":
+            chosen = kind("; ".join(reasons) or f"{kind.level} works")
+            if not chosen.own_filesystem:
                 _warn(chosen)
             return chosen
-        reasons.append(f"{level}: {why}")
+        reasons.append(f"{kind.level}: {why}")
     raise QuantdropError(f"QUANTDROP_SANDBOX={forced} does not work here ({'; '.join(reasons)})")
 
 
 def _warn(chosen: Isolation) -> None:
-    lost = ("NO NETWORK ISOLATION and no filesystem isolation" if chosen.level == "none"
-            else "no filesystem isolation (network and pid namespaces only)")
+    lost = chosen.lost()
     if os.geteuid() == 0 and not python_readable_by_others():
         lost += (", AS ROOT (the interpreter under " + python_prefixes()[0]
                  + " is unreadable to other users, so no unprivileged uid can run it)")
     print(f"quantdrop sandbox: WARNING: untrusted code runs with {lost} "
           f"(level {chosen.level!r}: {chosen.detail})", file=sys.stderr)
+
+
+def wait_for_namespace(info_r: int, limit_s: float = 5.0) -> None:
+    """Wait until bubblewrap's pid-namespace init (from --info-fd) is gone: its death, and the kernel's
+    killing of everything else in the namespace, finish after the outer bubblewrap has exited."""
+    try:
+        os.set_blocking(info_r, False)
+        try:
+            info = json.loads(os.read(info_r, 65536) or b"{}")
+        except (BlockingIOError, ValueError):
+            info = {}
+    finally:
+        os.close(info_r)
+    pid = info.get("child-pid")
+    if not isinstance(pid, int):
+        return
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    return  # exited; only its parent's reaping is left
+        except (OSError, IndexError):
+            return
+        time.sleep(0.005)

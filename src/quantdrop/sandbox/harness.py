@@ -306,64 +306,82 @@ def _run_program(source_path, prelude, data, limit):
         out_r, out_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            try:
-                os.setpgid(0, 0)
-                os.dup2(feed.fileno(), 100)
-                os.dup2(out_w, 101)
-                _isolate_child([100, 101])
-                os.dup2(100, 0)
-                os.dup2(101, 1)
-                os.close(100)
-                os.close(101)
-                sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
-                sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-                with open(source_path, encoding="utf-8") as f:
-                    source = prelude + f.read()
-                code = compile(source, "solution.py", "exec")
-                with contextlib.suppress(SystemExit):  # LiveCodeBench grades the output after exit()
-                    exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-                    _join_threads()  # as the interpreter would at exit (contest code runs main in a thread)
-                sys.stdout.flush()
-                os._exit(0)
-            except BaseException:
-                os._exit(1)
-            finally:
-                os._exit(1)
+            _program_child(feed.fileno(), out_w, source_path, prelude)
         os.close(out_w)
-        chunks, size, status = [], 0, None
         deadline = time.monotonic() + limit
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([out_r], [], [], left)[0]:
-                status = "timeout"
-                break
-            chunk = os.read(out_r, 1 << 16)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_STDOUT:
-                status = "output over the limit"
-                break
-            chunks.append(chunk)
-        os.close(out_r)
+        status, output = _read_stdout(out_r, deadline)
         if status is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return status, ""
-        while True:  # stdout is closed: wait for the exit, within the limit
-            done, code = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() >= deadline:
-                os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                return "timeout", ""
-            time.sleep(0.001)
+        code = _wait_exit(pid, deadline)
+        if code is None:
+            return "timeout", ""
         with contextlib.suppress(ProcessLookupError):  # what it left running
             os.killpg(pid, signal.SIGKILL)
         ok = os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0
-        return ("ok" if ok else f"exit {_describe(code)}"), b"".join(chunks).decode("utf-8", "replace")
+        return ("ok" if ok else f"exit {_describe(code)}"), output
+
+
+def _program_child(feed_fd, out_w, source_path, prelude):
+    """In the forked child: stdin from `feed_fd`, stdout to `out_w`, run the program; never returns."""
+    try:
+        os.setpgid(0, 0)
+        os.dup2(feed_fd, 100)
+        os.dup2(out_w, 101)
+        _isolate_child([100, 101])
+        os.dup2(100, 0)
+        os.dup2(101, 1)
+        os.close(100)
+        os.close(101)
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        with open(source_path, encoding="utf-8") as f:
+            source = prelude + f.read()
+        code = compile(source, "solution.py", "exec")
+        with contextlib.suppress(SystemExit):  # LiveCodeBench grades the output after exit()
+            exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+            _join_threads()  # as the interpreter would at exit (contest code runs main in a thread)
+        sys.stdout.flush()
+        os._exit(0)
+    except BaseException:
+        os._exit(1)
+    finally:
+        os._exit(1)
+
+
+def _read_stdout(out_r, deadline):
+    """The program's stdout until it closes it: (None, text), or (why we stop it, "")."""
+    chunks, size, status = [], 0, None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([out_r], [], [], left)[0]:
+            status = "timeout"
+            break
+        chunk = os.read(out_r, 1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_STDOUT:
+            status = "output over the limit"
+            break
+        chunks.append(chunk)
+    os.close(out_r)
+    return status, ("" if status is not None else b"".join(chunks).decode("utf-8", "replace"))
+
+
+def _wait_exit(pid, deadline):
+    """The child's wait status once it exits (stdout is closed), or None: killed at the deadline."""
+    while True:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return code
+        if time.monotonic() >= deadline:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.001)
 
 
 def _join_threads():

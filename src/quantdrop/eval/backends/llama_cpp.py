@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from quantdrop.errors import QuantdropError
+from quantdrop.eval.backends import BackendBase
 from quantdrop.eval.backends.openai_compat import MalformedReply, parse_chat_reply
 from quantdrop.eval.loglik import encode_pair, encode_result
-from quantdrop.eval.types import Completion, Message, SamplingParams
+from quantdrop.eval.types import BackendFingerprint, Completion, Message, SamplingParams
 from quantdrop.fingerprint import sampled_digest
 
 CPU_CTX_CAP = 16384  # default n_ctx ceiling: a larger KV cache rarely fits a CPU box's RAM
@@ -30,11 +31,16 @@ PROMPT_ALLOWANCE = 2048  # tokens reserved for the prompt when n_ctx is derived 
 _LOADED: dict[tuple[str, int, int | None], Any] = {}  # one model per process
 
 
-def gguf_fingerprint(path: str | os.PathLike[str]) -> str:
+def gguf_file_fingerprint(path: str | os.PathLike[str]) -> BackendFingerprint:
     """Size plus quantdrop.fingerprint's sampled hash (header and spread blocks): it tells any two
     quantizations apart, and costs milliseconds even for a 400 GB model."""
     size, digest = sampled_digest(path)
-    return json.dumps({"kind": "gguf", "name": Path(path).name, "size": size, "hash": digest}, sort_keys=True)
+    return BackendFingerprint("gguf", name=Path(path).name, size=size, hash=digest)
+
+
+def gguf_fingerprint(path: str | os.PathLike[str]) -> str:
+    """`gguf_file_fingerprint` as the store's JSON text."""
+    return json.dumps(gguf_file_fingerprint(path).to_dict(), sort_keys=True)
 
 
 def default_n_ctx(n_ctx_train: int, max_tokens: int) -> int:
@@ -43,7 +49,7 @@ def default_n_ctx(n_ctx_train: int, max_tokens: int) -> int:
     return max(512, min(want, n_ctx_train or want, CPU_CTX_CAP))
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(BackendBase):
     """Chat completions from a GGUF loaded with llama_cpp.Llama."""
 
     def __init__(
@@ -69,14 +75,18 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx or default_n_ctx(n_ctx_train, max_tokens)
         self.threads = threads
         self.context_length: int | None = self.n_ctx
-        self.fingerprint = gguf_fingerprint(path)
+        self.fingerprint = gguf_file_fingerprint(path)
         self._llm: Any = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+
+    async def prepare(self, chat: bool = True) -> None:
+        """Load the model off the event loop (see `load`)."""
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self.load(chat=chat))
 
     def load(self, chat: bool = True) -> None:
         """Load the model (once per process); refuse a GGUF without a chat template when `chat`
         (log-likelihood scoring sends raw text and needs none)."""
-        key = (str(self.path.resolve()), self.n_ctx, self.threads)
+        key = self._key()
         if key not in _LOADED:
             try:
                 from llama_cpp import Llama
@@ -101,6 +111,9 @@ class LlamaCppBackend:
                     "serve it with a template and use --endpoint"
                 )
         self._llm = _LOADED[key]
+
+    def _key(self) -> tuple[str, int, int | None]:
+        return (str(self.path.resolve()), self.n_ctx, self.threads)
 
     def _generate(self, messages: list[Message], params: SamplingParams) -> Completion:
         start = time.perf_counter()
@@ -175,5 +188,9 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as err:
             return Completion(finish_reason="error", error=f"llama.cpp: {err}")
 
-    async def aclose(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)  # an interrupt need not wait for the queue
+    async def _close(self) -> None:
+        """Stop the worker (an interrupt need not wait for its queue) and release the model."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._llm is not None and _LOADED.get(self._key()) is self._llm:
+            del _LOADED[self._key()]
+        self._llm = None

@@ -27,8 +27,9 @@ from typing import Any
 import aiohttp
 
 from quantdrop.errors import QuantdropError
+from quantdrop.eval.backends import BackendBase
 from quantdrop.eval.loglik import encode_result, split_pair
-from quantdrop.eval.types import Completion, Message, SamplingParams
+from quantdrop.eval.types import BackendFingerprint, Completion, Message, SamplingParams
 
 JSON = {"Content-Type": "application/json"}
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -55,8 +56,8 @@ def parse_labelled_endpoint(spec: str) -> tuple[str, str]:
     return label.strip(), url.strip()
 
 
-class OpenAICompatBackend:
-    """Chat completions from OpenAI-compatible servers. Call `await connect()` before use."""
+class OpenAICompatBackend(BackendBase):
+    """Chat completions from OpenAI-compatible servers; open it (`async with backend:`) before use."""
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class OpenAICompatBackend:
         self.model_name = model_name
         self.retries, self.backoff = retries, backoff
         self.context_length: int | None = None
-        self.fingerprint = ""
+        self.fingerprint = BackendFingerprint("openai", endpoints=tuple(self.endpoints))  # the model: at open
         self._busy = dict.fromkeys(self.endpoints, 0)
         self._turn = 0
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -95,7 +96,7 @@ class OpenAICompatBackend:
                 raise QuantdropError(f"--api-key-env {api_key_env}: that environment variable is not set")
         return cls(endpoints, model_name=model_name, api_key=api_key, **kwargs)
 
-    async def connect(self) -> None:
+    async def _open(self) -> None:
         """Check every endpoint answers `GET /v1/models`; learn the model name and context length."""
         self._session = aiohttp.ClientSession(
             headers=self._headers,
@@ -104,36 +105,10 @@ class OpenAICompatBackend:
         )
         models: list[str] = []
         for url in self.endpoints:
-            try:
-                async with self._session.get(
-                    f"{url}/v1/models", timeout=aiohttp.ClientTimeout(total=15)
-                ) as resp:
-                    status, raw = resp.status, await resp.read()
-            except (aiohttp.ClientError, TimeoutError) as err:
-                raise QuantdropError(
-                    f"endpoint {url} is unreachable ({type(err).__name__}: {err or 'no answer'})"
-                ) from None
-            if status in (401, 403):
-                raise QuantdropError(
-                    f"endpoint {url} refused our credentials (HTTP {status}); "
-                    "pass the key's variable with --api-key-env"
-                )
-            if status != 200:
-                continue  # some servers have no /v1/models; chat may still work
-            try:
-                data = json.loads(raw).get("data") or []
-            except (ValueError, AttributeError):
-                data = []
-            entries = [d for d in data if isinstance(d, dict)]
-            if self.model_name and entries and self.model_name not in {d.get("id") for d in entries}:
-                served = ", ".join(str(d.get("id")) for d in entries)
-                raise QuantdropError(
-                    f"endpoint {url} does not serve model {self.model_name!r} (it serves: {served})"
-                )
-            match = [d for d in entries if d.get("id") == self.model_name] or entries[:1]
-            if match:
-                models.append(str(match[0].get("id")))
-                ctx = match[0].get("max_model_len") or (match[0].get("meta") or {}).get("n_ctx_train")
+            entry = self._served_model(url, await self._list_models(url))
+            if entry is not None:
+                models.append(str(entry.get("id")))
+                ctx = entry.get("max_model_len") or (entry.get("meta") or {}).get("n_ctx_train")
                 if isinstance(ctx, int) and ctx > 0:
                     self.context_length = min(self.context_length or ctx, ctx)
         if self.model_name is None:
@@ -143,9 +118,38 @@ class OpenAICompatBackend:
                     "name one with --model-name"
                 )
             self.model_name = models[0] if models else "default"
-        self.fingerprint = json.dumps(
-            {"kind": "openai", "model": self.model_name, "endpoints": sorted(self.endpoints)}
-        )
+        self.fingerprint = BackendFingerprint("openai", model=self.model_name, endpoints=tuple(self.endpoints))
+
+    async def _list_models(self, url: str) -> list[dict[str, Any]] | None:
+        """The entries of `GET url/v1/models`; None when the server has no such list (chat may still work)."""
+        assert self._session is not None
+        try:
+            async with self._session.get(f"{url}/v1/models", timeout=aiohttp.ClientTimeout(total=15)) as resp:
+                status, raw = resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise QuantdropError(
+                f"endpoint {url} is unreachable ({type(err).__name__}: {err or 'no answer'})"
+            ) from None
+        if status in (401, 403):
+            raise QuantdropError(
+                f"endpoint {url} refused our credentials (HTTP {status}); pass the key's variable with --api-key-env"
+            )
+        if status != 200:
+            return None
+        try:
+            data = json.loads(raw).get("data") or []
+        except (ValueError, AttributeError):
+            data = []
+        return [d for d in data if isinstance(d, dict)]
+
+    def _served_model(self, url: str, entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+        """The entry of the model we ask for (else the first one); refuses an endpoint without it."""
+        if not entries:
+            return None
+        if self.model_name and self.model_name not in {d.get("id") for d in entries}:
+            served = ", ".join(str(d.get("id")) for d in entries)
+            raise QuantdropError(f"endpoint {url} does not serve model {self.model_name!r} (it serves: {served})")
+        return ([d for d in entries if d.get("id") == self.model_name] or entries[:1])[0]
 
     def _pick(self, avoid: str | None) -> str:
         """The least busy endpoint (round robin among equals), avoiding the one that just failed."""
@@ -167,51 +171,60 @@ class OpenAICompatBackend:
             "stream": False,
         }
         payload = json.dumps(body, allow_nan=False).encode()  # once, not per attempt
-        limit = max(MAX_BODY_BYTES, 16 * text_cap(params.max_tokens))
         start = time.perf_counter()
         last_error, failed = "", None
         for attempt in range(self.retries + 1):
             url = self._pick(failed)
             self._busy[url] += 1
-            retry_after = None
             try:
-                async with self._session.post(f"{url}/v1/chat/completions", data=payload, headers=JSON) as resp:
-                    status, retry_after = resp.status, _retry_after(resp.headers)
-                    raw = await _read_limited(resp, limit)
-            except _TooLarge:
-                last_error = f"malformed reply from {url}: more than {limit} bytes for max_tokens={params.max_tokens}"
-                break
-            except TimeoutError:
-                last_error = f"timeout from {url}"
-            except aiohttp.ClientError as err:  # refused, reset, dropped mid-response
-                last_error = f"{type(err).__name__} from {url}: {err}".rstrip(": ")
-            else:
-                if status == 200:
-                    try:
-                        return parse_chat_reply(json.loads(raw), time.perf_counter() - start, params.max_tokens)
-                    except MalformedReply as err:
-                        last_error = f"malformed reply from {url}: {err}"
-                    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8, nested too deep
-                        last_error = f"malformed reply from {url}: not JSON ({type(err).__name__}: {err})"
-                    break  # a server that answers garbage will not answer better next time
-                last_error = f"HTTP {status} from {url}: {_error_text(raw)}"
-                if status not in RETRY_STATUS:
-                    break
+                done, last_error, retry_after = await self._chat_attempt(url, payload, params.max_tokens, start)
             finally:
                 self._busy[url] -= 1
+            if isinstance(done, Completion):
+                return done
+            if not done:  # an error that asking again cannot fix
+                break
             failed = url
             if attempt < self.retries:
                 await self._wait_before_retry(attempt, retry_after)
         return Completion(finish_reason="error", latency_s=time.perf_counter() - start, error=last_error)
+
+    async def _chat_attempt(
+        self, url: str, payload: bytes, max_tokens: int, start: float
+    ) -> tuple[Completion | bool, str, float | None]:
+        """One POST of a chat completion: (the Completion, or whether a retry may help; error; Retry-After)."""
+        assert self._session is not None
+        limit = max(MAX_BODY_BYTES, 16 * text_cap(max_tokens))
+        retry_after = None
+        try:
+            async with self._session.post(f"{url}/v1/chat/completions", data=payload, headers=JSON) as resp:
+                status, retry_after = resp.status, _retry_after(resp.headers)
+                raw = await _read_limited(resp, limit)
+        except _TooLarge:
+            return False, f"malformed reply from {url}: more than {limit} bytes for max_tokens={max_tokens}", None
+        except TimeoutError:
+            return True, f"timeout from {url}", retry_after
+        except aiohttp.ClientError as err:  # refused, reset, dropped mid-response
+            return True, f"{type(err).__name__} from {url}: {err}".rstrip(": "), retry_after
+        if status != 200:
+            return status in RETRY_STATUS, f"HTTP {status} from {url}: {_error_text(raw)}", retry_after
+        try:
+            return parse_chat_reply(json.loads(raw), time.perf_counter() - start, max_tokens), "", None
+        except MalformedReply as err:
+            error = f"malformed reply from {url}: {err}"
+        except (ValueError, RecursionError) as err:  # not JSON, not UTF-8, nested too deep
+            error = f"malformed reply from {url}: not JSON ({type(err).__name__}: {err})"
+        return False, error, None  # a server that answers garbage will not answer better next time
 
     async def _wait_before_retry(self, attempt: int, retry_after: float | None) -> None:
         """Exponential backoff with jitter, or the server's Retry-After, capped at MAX_BACKOFF_S."""
         delay = self.backoff * 2**attempt * (0.5 + random.random())
         await asyncio.sleep(min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay))
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         if self._session is not None:
             await self._session.close()
+            self._session = None
 
     # -- log-likelihoods (quantdrop.eval.loglik) ---------------------------------------------------
     async def _post_json(self, path: str, body: dict[str, Any]) -> tuple[Any, str | None]:

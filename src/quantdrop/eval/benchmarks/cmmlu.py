@@ -16,7 +16,7 @@ from typing import Any
 
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import CHOICE_PLACEHOLDERS, CHOICE_TEMPLATE_ZH, ChoiceBenchmark
-from quantdrop.eval.benchmarks._data import load_rows, subject_of
+from quantdrop.eval.benchmarks._data import DataSource, subject_of
 from quantdrop.eval.scoring.choice import LETTERS
 from quantdrop.eval.scoring.text import resolve_template
 from quantdrop.eval.types import Item
@@ -49,10 +49,10 @@ class Cmmlu(ChoiceBenchmark):
     full_size = 11582
     default_samples = 1
     weight = 1.0
+    data = DataSource(HUB_ID, "test", SUBJECTS, REQUIRED)
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
-        rows, self.loaded_from = load_rows(self.name, hub_id=HUB_ID, hub_config=SUBJECTS, split="test",
-                                           data_dir=self._source(data_dir), required=REQUIRED)
+        rows, self.loaded_from = self._rows(data_dir)
         items, counts = [], Counter()
         for number, row in enumerate(rows, 1):
             subject = subject_of(row)

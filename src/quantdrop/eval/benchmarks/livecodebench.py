@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.eval.benchmarks._base import BaseBenchmark
-from quantdrop.eval.benchmarks._data import check_rows, load_rows, read_file
+from quantdrop.eval.benchmarks._base import CodeBenchmark
+from quantdrop.eval.benchmarks._data import DataSource, check_rows, read_file
 from quantdrop.eval.scoring import code as code_scoring
 from quantdrop.eval.scoring.text import Extraction, render, resolve_template
-from quantdrop.eval.types import Completion, Item, Score
+from quantdrop.eval.types import Item
 
 HUB_ID = "livecodebench/code_generation_lite"
 REQUIRED = ("question_id", "question_content", "starter_code", "contest_date", "public_test_cases",
@@ -71,19 +71,33 @@ class LcbProblem:
     private_tests: str
 
 
-class LiveCodeBench(BaseBenchmark):
+def extract_program(text: str, problem: LcbProblem | None) -> Extraction:
+    """The program block of a response and why it was chosen (functional or stdin: known from the
+    problem), else LiveCodeBench's own rule."""
+    if problem is None:
+        return code_scoring.explain_code(text)
+    found = code_scoring.explain_code(text, problem.fn_name, stdin=problem.fn_name is None)
+    if found.answer is None and (fallback := code_scoring.lcb_code_block(text)) is not None:
+        return Extraction(fallback, "LiveCodeBench's rule: the lines between the last two ``` lines")
+    return found
+
+
+class LiveCodeBench(CodeBenchmark):
     name = "livecodebench"
     title = "LiveCodeBench"
     full_size = 272  # the paper's count (Table 8)
     default_samples = 4
     weight = 0.5
+    extract = staticmethod(extract_program)
+    scorer = staticmethod(code_scoring.code_scorer(extract_program, lambda problem, code: check(problem, code),
+                                                   no_code="no Python code in the answer (nor two ``` lines)"))
 
     release: str = RELEASE
     date_from: str = DATE_FROM
     date_to: str = DATE_TO
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
-        rows, where = _rows(self._source(data_dir), self.release)
+        rows, where = _rows(self._source(data_dir), self.release, self.data)
         start, end = _day(self.date_from, "date_from"), _day(self.date_to, "date_to")
         chosen = [r for r in rows if start <= _contest_day(r) <= end]
         chosen.sort(key=lambda r: (_contest_day(r), str(r["question_id"])))
@@ -105,22 +119,10 @@ class LiveCodeBench(BaseBenchmark):
                           "contest_date": str(row["contest_date"]),
                           "functional": problem.fn_name is not None})
 
-    def score(self, item: Item, completion: Completion) -> Score:
-        code = self.explain(item, completion).answer
-        if code is None:
-            return code_scoring.unextracted("no Python code in the answer (nor two ``` lines)")
-        passed, why = check(item.target, code)
-        return code_scoring.verdict(passed, code, why)
-
-    def explain(self, item: Item | None, completion: Completion) -> Extraction:
-        """The program block and why it was chosen (functional or stdin: known from the item)."""
-        if item is None:
-            return code_scoring.explain_code(completion.text)
-        fn_name = item.target.fn_name
-        found = code_scoring.explain_code(completion.text, fn_name, stdin=fn_name is None)
-        if found.answer is None and (fallback := code_scoring.lcb_code_block(completion.text)) is not None:
-            return Extraction(fallback, "LiveCodeBench's rule: the lines between the last two ``` lines")
-        return found
+    @property
+    def data(self) -> DataSource:  # type: ignore[override]
+        """The hub's release; `--data-dir` files are read by `_rows` (release files up to this one)."""
+        return DataSource(HUB_ID, "test", self.release, REQUIRED)
 
 
 def all_tests(problem: LcbProblem) -> list[dict[str, str]]:
@@ -181,7 +183,7 @@ def decode_private_tests(text: str) -> list[dict[str, str]]:
                              f"({type(err).__name__}: {err})") from None
 
 
-def _rows(source: Path | None, release: str) -> tuple[list[dict[str, Any]], str]:
+def _rows(source: Path | None, release: str, hub: DataSource) -> tuple[list[dict[str, Any]], str]:
     number = _release_number(release)
     if source is not None:
         files = _local_files(source)
@@ -196,8 +198,7 @@ def _rows(source: Path | None, release: str) -> tuple[list[dict[str, Any]], str]
                 rows += part
             where = str(files[0]) if len(files) == 1 else f"{source / 'livecodebench'} ({len(files)} files)"
             return rows, where
-    return load_rows("livecodebench", hub_id=HUB_ID, hub_config=release, split="test", data_dir=None,
-                     required=REQUIRED)
+    return hub.rows("livecodebench", None)
 
 
 def _local_files(source: Path) -> list[Path]:

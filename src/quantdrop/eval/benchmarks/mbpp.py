@@ -18,6 +18,7 @@ evalplus/eval/__init__.py (untrusted_check, unsafe_execute) at the revision that
 from __future__ import annotations
 
 import ast
+import functools
 import gzip
 import hashlib
 import json
@@ -28,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.eval.benchmarks._base import BaseBenchmark
-from quantdrop.eval.benchmarks._data import load_rows
+from quantdrop.eval.benchmarks._base import CodeBenchmark
+from quantdrop.eval.benchmarks._data import DataSource
 from quantdrop.eval.scoring import code as code_scoring
 from quantdrop.eval.scoring.text import Extraction, render, resolve_template
-from quantdrop.eval.types import Completion, Item, Score
+from quantdrop.eval.types import Item, Scorer
 
 HUB_ID = "evalplus/mbppplus"
 DATA_NAME = "mbppplus"  # one local file serves both MBPP and MBPP+
@@ -66,13 +67,26 @@ class MbppTask:
     test_imports: str = ""
 
 
-class Mbpp(BaseBenchmark):
+def extract_program(text: str, task: MbppTask | None) -> Extraction:
+    """The program block of a response and why it was chosen (the entry point needs the task)."""
+    return code_scoring.explain_code(text, task.entry_point if task else None)
+
+
+class Mbpp(CodeBenchmark):
     name = "mbpp"
     title = "MBPP"
     full_size = 378
     default_samples = 4
     weight = 0.5
     plus = False  # MBPP+ also runs the plus tests
+    data = DataSource(HUB_ID, "test", required=HUB_REQUIRED, local_name=DATA_NAME)  # or EvalPlus's release file
+    extract = staticmethod(extract_program)
+
+    @functools.cached_property
+    def scorer(self) -> Scorer:  # type: ignore[override]
+        plus = self.plus
+        return code_scoring.code_scorer(extract_program, lambda task, code: check(task, code, plus=plus),
+                                        sanitize_for=lambda task: task.entry_point)
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         tasks, where = load_tasks(self._source(data_dir))
@@ -80,24 +94,9 @@ class Mbpp(BaseBenchmark):
         return [Item(id=t.task_id, prompt=render(self.template, prompt=t.prompt.strip()), target=t,
                      meta={"entry_point": t.entry_point}) for t in tasks]
 
-    def score(self, item: Item, completion: Completion) -> Score:
-        task: MbppTask = item.target
-        code = self.explain(item, completion).answer
-        if code is None:
-            return code_scoring.unextracted()
-        code = code_scoring.sanitize(code, task.entry_point)
-        try:
-            passed, why = check(task, code, plus=self.plus)
-        except ReferenceFailed as err:
-            return Score(0.0, "error", code, str(err))
-        return code_scoring.verdict(passed, code, why)
-
-    def explain(self, item: Item | None, completion: Completion) -> Extraction:
-        """The program block and why it was chosen (the entry point needs the item)."""
-        return code_scoring.explain_code(completion.text, item.target.entry_point if item else None)
 
 
-class ReferenceFailed(QuantdropError):
+class ReferenceFailed(code_scoring.CheckFailed):
     """The canonical solution did not run on its own inputs: a data or sandbox problem, not the model's."""
 
 
@@ -209,7 +208,7 @@ def load_tasks(source: Path | None) -> tuple[list[MbppTask], str]:
         rows = _read_jsonl(release)
         tasks = [_from_release(row, release) for row in rows]
         return tasks, f"{release} ({len(tasks)})"
-    rows, where = load_rows(DATA_NAME, hub_id=HUB_ID, split="test", data_dir=source, required=HUB_REQUIRED)
+    rows, where = Mbpp.data.rows(DATA_NAME, source)
     tasks = [_from_hub(row, where) for row in rows]
     return tasks, where
 

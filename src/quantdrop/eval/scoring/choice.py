@@ -26,9 +26,10 @@ import functools
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
-from quantdrop.eval.scoring.text import Extraction, strip_reasoning
-from quantdrop.eval.types import Completion, Item, Score
+from quantdrop.eval.scoring.text import Extraction, answer_scorer
+from quantdrop.eval.types import Completion, Item, Score, Scorer
 
 LETTERS = "ABCD"
 
@@ -209,16 +210,20 @@ def _final_line(text: str, letters: str) -> Extraction | None:
 _RULES: tuple[Callable[[str, str], Extraction | None], ...] = (_answer_line, _last_boxed, _last_phrase, _final_line)
 
 
+def choice_scorer(letters: str = LETTERS) -> Scorer:
+    """(response, the correct letter) -> Score, the letter found by the rules above."""
+
+    def judge(answer: str, target: Any) -> Score:
+        found = explain_choice(answer, letters)
+        if found.answer is None:
+            return Score(0.0, "unextracted", detail=f"no answer letter found ({found.rule})")
+        if found.answer == target:
+            return Score(1.0, "correct", extracted=found.answer, detail=found.rule)
+        return Score(0.0, "wrong", extracted=found.answer, detail=f"expected {target} ({found.rule})")
+
+    return answer_scorer(judge)
+
+
 def score_choice(item: Item, completion: Completion, letters: str = LETTERS) -> Score:
     """Score a multiple-choice completion against `item.target` (a letter)."""
-    if completion.error:
-        return Score(0.0, "error", detail=completion.error)
-    answer = strip_reasoning(completion.text)
-    if answer is None:
-        return Score(0.0, "unextracted", detail="the reasoning (<think>) never ended")
-    found = explain_choice(answer, letters)
-    if found.answer is None:
-        return Score(0.0, "unextracted", detail=f"no answer letter found ({found.rule})")
-    if found.answer == item.target:
-        return Score(1.0, "correct", extracted=found.answer, detail=found.rule)
-    return Score(0.0, "wrong", extracted=found.answer, detail=f"expected {item.target} ({found.rule})")
+    return choice_scorer(letters)(completion, item.target)

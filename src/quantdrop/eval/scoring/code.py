@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from quantdrop import sandbox
+from quantdrop.errors import QuantdropError
 from quantdrop.eval.scoring.text import Extraction, strip_reasoning
-from quantdrop.eval.types import Score
+from quantdrop.eval.types import Completion, Score, Scorer
 from quantdrop.sandbox.harness import decode, encode
 
 HARNESS = Path(sandbox.__file__).with_name("harness.py")
@@ -493,12 +494,47 @@ def lcb_call_equal(prediction: Any, expected: Any) -> bool:
 
 
 # ---------------------------------------------------------------- scores
-def unextracted(detail: str = "no fenced Python code block in the answer") -> Score:
+NO_CODE = "no fenced Python code block in the answer"
+
+
+class CheckFailed(QuantdropError):
+    """A check that could not judge the program (e.g. the reference solution failed): scored "error"."""
+
+
+def unextracted(detail: str = NO_CODE) -> Score:
     return Score(0.0, "unextracted", None, detail)
 
 
 def verdict(passed: bool, code: str, detail: str = "") -> Score:
     return Score(1.0 if passed else 0.0, "correct" if passed else "wrong", code, detail[:500])
+
+
+def code_scorer(
+    extract: Callable[[str, Any], Extraction],
+    check: Callable[[Any, str], tuple[bool, str]],
+    *,
+    sanitize_for: Callable[[Any], str] | None = None,
+    no_code: str = NO_CODE,
+) -> Scorer:
+    """(response, target) -> Score for code: `extract(text, target)` finds the program, `sanitize_for(target)`
+    names the entry point to sanitize it for (None: run as extracted), `check(target, code)` runs the
+    tests in the sandbox and says (passed, why); a `CheckFailed` is an error, not a wrong answer."""
+
+    def score(response: Completion, target: Any) -> Score:
+        if response.error:
+            return Score(0.0, "error", detail=response.error)
+        code = extract(response.text, target).answer
+        if code is None:
+            return unextracted(no_code)
+        if sanitize_for is not None:
+            code = sanitize(code, sanitize_for(target))
+        try:
+            passed, why = check(target, code)
+        except CheckFailed as err:
+            return Score(0.0, "error", code, str(err))
+        return verdict(passed, code, why)
+
+    return score
 
 
 def sandbox_note() -> str:

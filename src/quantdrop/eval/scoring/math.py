@@ -42,8 +42,8 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from quantdrop.eval.scoring.text import Extraction, strip_reasoning
-from quantdrop.eval.types import Completion, Item, Score
+from quantdrop.eval.scoring.text import Extraction, answer_scorer
+from quantdrop.eval.types import Completion, Item, Score, Scorer
 
 DEFAULT_TIMEOUT_S = 10.0
 _START_TIMEOUT_S = 120.0
@@ -333,16 +333,21 @@ def default_checker() -> MathChecker:
         return _checker
 
 
+def math_scorer(checker: MathChecker | None = None) -> Scorer:
+    """(response, the gold answer as LaTeX) -> Score by math-verify (the process-wide checker unless
+    `checker` is given)."""
+
+    def judge(answer: str, target: Any) -> Score:
+        result = (checker or default_checker()).check(str(target), answer)
+        value = 1.0 if result.status == "correct" else 0.0
+        return Score(value, result.status, extracted=result.extracted, detail=result.detail)  # type: ignore[arg-type]
+
+    return answer_scorer(judge)
+
+
 def score_math(item: Item, completion: Completion, checker: MathChecker | None = None) -> Score:
     """Score a math completion against `item.target` (the gold answer as LaTeX)."""
-    if completion.error:
-        return Score(0.0, "error", detail=completion.error)
-    answer = strip_reasoning(completion.text)
-    if answer is None:
-        return Score(0.0, "unextracted", detail="the reasoning (<think>) never ended")
-    result = (checker or default_checker()).check(str(item.target), answer)
-    value = 1.0 if result.status == "correct" else 0.0
-    return Score(value, result.status, extracted=result.extracted, detail=result.detail)  # type: ignore[arg-type]
+    return math_scorer(checker)(completion, item.target)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from quantdrop.errors import QuantdropError
+from quantdrop.eval.types import Completion, Score, Scorer
+
+NO_ANSWER = "the reasoning (<think>) never ended"
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,18 @@ def resolve_template(template: str | None, default: str, placeholders: tuple[str
         raise QuantdropError(f"the {bench} template lacks the placeholder {{{missing[0]}}} "
                              f"(it needs {', '.join('{' + p + '}' for p in placeholders)})")
     return text
+
+
+def answer_scorer(judge: Callable[[str, Any], Score]) -> Scorer:
+    """A scorer from `judge(answer, target)`, the answer being the text after the reasoning: a failed
+    request scores "error" (never wrong), a response cut inside its reasoning "unextracted"."""
+
+    def score(response: Completion, target: Any) -> Score:
+        if response.error:
+            return Score(0.0, "error", detail=response.error)
+        answer = strip_reasoning(response.text)
+        if answer is None:
+            return Score(0.0, "unextracted", detail=NO_ANSWER)
+        return judge(answer, target)
+
+    return score
