@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import sqlite3
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from quantdrop.eval.backends.llama_cpp import default_n_ctx
-from quantdrop.eval.backends.openai_compat import sampler_fields, server_family
+from quantdrop.eval.backends.openai_compat import OpenAICompatBackend, sampler_fields, server_family
 from quantdrop.eval.runner import evaluate
 from quantdrop.eval.types import SamplingParams
 from quantdrop.inventory import read_gguf_inventory
@@ -68,3 +69,22 @@ def test_each_server_family_gets_the_sampler_fields_it_takes() -> None:
     assert server_family({"id": "m", "owned_by": "sglang"}) == "vllm"
     assert server_family({"id": "gpt-4o", "owned_by": "system"}) is None
     assert server_family("not an entry") is None
+
+
+def test_the_request_body_follows_the_endpoints_family() -> None:
+    from tests.eval.fake_openai import FakeOpenAI
+
+    async def ask(server: FakeOpenAI, family: str | None) -> dict:
+        backend = OpenAICompatBackend([server.url])
+        await backend.connect()
+        assert backend.families == {server.url: None}  # the fake says owned_by "fake": unknown
+        backend.families[server.url] = family
+        await backend.complete([{"role": "user", "content": "1 + 2"}], SamplingParams(max_tokens=8, seed=3))
+        await backend.aclose()
+        return server.requests[-1]
+
+    with FakeOpenAI() as server:
+        unknown, llama, vllm = (asyncio.run(ask(server, f)) for f in (None, "llama.cpp", "vllm"))
+    assert unknown["seed"] == 3 and unknown["presence_penalty"] == 0.0 and "top_k" not in unknown
+    assert llama["top_k"] == 40 and llama["repeat_penalty"] == 1.0 and "repetition_penalty" not in llama
+    assert vllm["min_p"] == 0.05 and vllm["repetition_penalty"] == 1.0 and "repeat_penalty" not in vllm
