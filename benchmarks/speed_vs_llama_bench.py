@@ -4,8 +4,10 @@ For each model (default: the embedded reference and its Q8_0 and Q4_K_M variants
 temporary folder), in one run on one machine and with the same threads: llama-bench's pp/tg
 (`-fa off`, as llama-cpp-python's default), then quantdrop's in-process pp/tg, then quantdrop's
 endpoint path against llama_cpp.server started by quantdrop.serve; the ratios are ours over theirs
-(in-process/llama-bench, endpoint/in-process). llama-bench comes from $LLAMA_BENCH (see
-scripts/build_reference_tools.sh); without it only the endpoint comparison runs.
+(in-process/reference, endpoint/in-process). llama-bench comes from $LLAMA_BENCH (see
+scripts/build_reference_tools.sh); without it the reference is a direct llama_cpp timing in this
+script (`Llama.eval` of the same random tokens, no quantdrop code). Every process here runs with
+this script's OpenMP environment (quantdrop's measuring child too: quantdrop.omp), printed on top.
 
     .venv/bin/python benchmarks/speed_vs_llama_bench.py [MODEL.gguf ...] [--prompt 512 --gen 128 --repeat 5]
 """
@@ -36,6 +38,41 @@ def llama_bench(binary: str, model: Path, opts: SpeedOptions, threads: int) -> d
     return {("pp" if t["n_prompt"] else "tg"): float(t["avg_ts"]) for t in out}
 
 
+def direct_timing(model: Path, opts: SpeedOptions, threads: int) -> dict[str, float]:
+    """The reference without llama-bench: llama_cpp's own Llama.eval, timed here, mean over repeats
+    after one warm-up (as llama-bench: a fresh KV cache each time, random tokens, BOS first)."""
+    import random
+    import time
+
+    from llama_cpp import Llama
+
+    llm = Llama(str(model), n_ctx=opts.prompt + opts.gen, n_batch=opts.batch, n_ubatch=opts.ubatch,
+                n_threads=threads, n_threads_batch=threads, n_gpu_layers=-1, verbose=False)
+    rng = random.Random(1)
+
+    def tokens(n: int) -> list[int]:
+        return [llm.token_bos(), *(rng.randrange(llm.n_vocab()) for _ in range(n - 1))]
+
+    def prompt() -> None:
+        llm.eval(tokens(opts.prompt))
+
+    def gen() -> None:
+        for token in tokens(opts.gen):
+            llm.eval([token])
+
+    out = {}
+    for name, step, n in (("pp", prompt, opts.prompt), ("tg", gen, opts.gen)):
+        rates = []
+        for rep in range(opts.repeat + 1):
+            llm.reset()
+            start = time.perf_counter()
+            step()
+            if rep:  # the first run is the warm-up
+                rates.append(n / (time.perf_counter() - start))
+        out[name] = sum(rates) / len(rates)
+    return out
+
+
 def default_models(folder: Path) -> list[Path]:
     from quantdrop.demo_model import ensure_demo_model
     from quantdrop.quantize import quantize
@@ -53,12 +90,9 @@ def measure(model: Path, opts: SpeedOptions, threads: int, bench_bin: str | None
     ours = bench_gguf(model, opts)
     assert ours.pp is not None and ours.tg is not None
     row = [model.name]
-    if bench_bin:
-        ref = llama_bench(bench_bin, model, opts, threads)
-        row += [f"{ref['pp']:.1f}", f"{ours.pp.mean:.1f}", f"{ours.pp.mean / ref['pp']:.2f}",
-                f"{ref['tg']:.1f}", f"{ours.tg.mean:.1f}", f"{ours.tg.mean / ref['tg']:.2f}"]
-    else:
-        row += ["", f"{ours.pp.mean:.1f}", "", "", f"{ours.tg.mean:.1f}", ""]
+    ref = llama_bench(bench_bin, model, opts, threads) if bench_bin else direct_timing(model, opts, threads)
+    row += [f"{ref['pp']:.1f}", f"{ours.pp.mean:.1f}", f"{ours.pp.mean / ref['pp']:.2f}",
+            f"{ref['tg']:.1f}", f"{ours.tg.mean:.1f}", f"{ours.tg.mean / ref['tg']:.2f}"]
     template = SERVER.replace("{threads}", str(threads))
     with Engine(template, str(model), model.stem, folder / "engines", ctx=opts.prompt + opts.gen + 256) as engine:
         served = bench_endpoint(model.stem, engine.url, opts)
@@ -81,9 +115,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         models = args.models or default_models(folder)
+        ref = "llama-bench" if bench_bin else "direct"
+        policy = os.environ.get("OMP_WAIT_POLICY") or "unset"
         print(f"{cpu_model()}, {args.threads} threads; pp{args.prompt}/tg{args.gen}, {args.repeat} repeats; "
-              f"llama-bench: {bench_bin or 'absent'}\n")
-        print("| model | pp llama-bench | pp quantdrop | ratio | tg llama-bench | tg quantdrop | ratio "
+              f"reference: {bench_bin or 'direct llama_cpp timing (no llama-bench)'}; OMP_WAIT_POLICY {policy}\n")
+        print(f"| model | pp {ref} | pp quantdrop | ratio | tg {ref} | tg quantdrop | ratio "
               "| tg endpoint | endpoint/in-process | TTFT s |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for model in models:

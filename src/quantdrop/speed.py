@@ -9,6 +9,10 @@ OpenAI-compatible endpoint it streams a fixed prompt and times the first token (
 network and prompt processing) and the decode rate after it; with `--concurrency N`, N requests run
 at once and the aggregate generated tokens/s is what the server's users get. Results are cached per
 model fingerprint, machine and options.
+
+The in-process measurement runs in a child process with the user's OpenMP wait policy (quantdrop.omp:
+unset, llama.cpp's spinning default, unless the user set one), whichever verb asked for it: eval's
+and study's PASSIVE keeps their worker processes fed but costs a quiet machine 3x in tg.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import os
 import platform
 import random
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantdrop import omp
 from quantdrop.errors import QuantdropError
 
 SCHEMA = 1
@@ -122,7 +129,6 @@ def cpu_model() -> str:
 def gpu_names() -> list[str]:
     """NVIDIA GPUs by name, from nvidia-smi when it is there (nothing else is asked)."""
     import shutil
-    import subprocess
 
     if not shutil.which("nvidia-smi"):
         return []
@@ -137,7 +143,7 @@ def gpu_names() -> list[str]:
 def machine_info(threads: int | None = None) -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, threads, GPUs, offload and the llama.cpp build."""
     info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads,
-                            "gpus": gpu_names(), "host": platform.node()}
+                            "gpus": gpu_names(), "host": platform.node(), **omp.describe(omp.measuring_environ())}
     try:
         import llama_cpp
 
@@ -150,7 +156,9 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 
 
 def machine_key(machine: dict[str, Any]) -> str:
-    keep = {k: machine.get(k) for k in ("cpu", "cores", "threads", "gpus", "host", "llama_cpp_python", "system")}
+    names = ("cpu", "cores", "threads", "gpus", "host", "llama_cpp_python", "system", "omp_wait_policy",
+             "gomp_spincount")
+    keep = {k: machine.get(k) for k in names}
     return json.dumps(keep, sort_keys=True)
 
 
@@ -231,22 +239,59 @@ class LlamaBench:
         return Throughput(f"{test}{n}", samples)
 
 
+def measure_child() -> None:
+    """The measuring child's body: a JSON request on stdin, a JSON result as stdout's last line."""
+    request = json.loads(sys.stdin.read())
+    opts = SpeedOptions(**request["opts"])
+    try:
+        bench = LlamaBench(Path(request["model"]), opts)
+        out: dict[str, Any] = {"gpu_layers": bench.gpu_layers, "omp": omp.describe(os.environ)}
+        if opts.prompt:
+            out["pp"] = bench.run("pp", opts.prompt, opts.repeat).samples
+        if opts.gen:
+            out["tg"] = bench.run("tg", opts.gen, opts.repeat).samples
+    except QuantdropError as err:
+        out = {"error": str(err)}
+    print(json.dumps(out), flush=True)
+
+
+def _measure(model: Path, opts: SpeedOptions) -> dict[str, Any]:
+    """LlamaBench in a fresh process under omp.measuring_environ(): OpenMP reads its wait policy when
+    llama.cpp loads, and this process may have loaded it already under eval's or study's PASSIVE."""
+
+    env = omp.measuring_environ()
+    src = str(Path(__file__).resolve().parents[1])  # this very quantdrop, however it was imported
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    request = json.dumps({"model": str(model), "opts": asdict(opts)})
+    code = "from quantdrop.speed import measure_child; measure_child()"
+    proc = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True, env=env)
+    try:
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        tail = " | ".join(proc.stderr.strip().splitlines()[-5:]) or "no output"
+        raise QuantdropError(f"measuring {model} failed (exit {proc.returncode}): {tail}") from None
+    if "error" in out:
+        raise QuantdropError(out["error"])
+    return out
+
+
 def bench_gguf(model: Path, opts: SpeedOptions, label: str | None = None,
                machine: dict[str, Any] | None = None) -> SpeedResult:
-    """pp/tg of one GGUF in-process; `machine`: machine_info() when the caller already has it."""
+    """pp/tg of one GGUF in-process (in a measuring child: _measure); `machine`: machine_info() when the
+    caller already has it."""
     from quantdrop.fingerprint import sampled_digest
 
     if not model.is_file():
         raise QuantdropError(f"no GGUF model at {model}")
-    bench = LlamaBench(model, opts)
-    machine = dict(machine or machine_info(bench.threads))
-    machine["gpu_layers"] = bench.gpu_layers
+    out = _measure(model, opts)
+    machine = dict(machine or machine_info(opts.threads or os.cpu_count() or 1))
+    machine.update(gpu_layers=out["gpu_layers"], **out["omp"])  # the policy the child measured under
     result = SpeedResult(label or model.stem, str(model), "gguf", machine, asdict(opts),
                          fingerprint=str(sampled_digest(model)))
-    if opts.prompt:
-        result.pp = bench.run("pp", opts.prompt, opts.repeat)
-    if opts.gen:
-        result.tg = bench.run("tg", opts.gen, opts.repeat)
+    if "pp" in out:
+        result.pp = Throughput(f"pp{opts.prompt}", out["pp"])
+    if "tg" in out:
+        result.tg = Throughput(f"tg{opts.gen}", out["tg"])
     return result
 
 
@@ -460,6 +505,8 @@ def render(results: list[SpeedResult]) -> str:
     if gguf is not None:
         m = gguf.machine
         gpus = ", ".join(m.get("gpus") or []) or "no GPU"
+        policy = m.get("omp_wait_policy") or "unset (llama.cpp's default)"
         lines.append(f"\nIn-process: {m.get('cpu')}, {m.get('threads')} threads, {gpus}, "
-                     f"{m.get('gpu_layers', 0)} layers offloaded, llama-cpp-python {m.get('llama_cpp_python')}.")
+                     f"{m.get('gpu_layers', 0)} layers offloaded, llama-cpp-python {m.get('llama_cpp_python')}, "
+                     f"OMP_WAIT_POLICY {policy}.")
     return "\n".join(lines)

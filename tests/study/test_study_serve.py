@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "eval" / "fake_openai.py"
 PY = sys.executable
 LLAMA_SERVER = f"{PY} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} --interrupt_requests False"
-SMALL = ["--recipes", "Q8_0,Q2_K", "--bench", "mmlu", "--limit", "2", "--samples", "1", "--max-tokens", "32",
+SMALL = ["--recipes", "Q8_0,Q2_K", "--bench", "mmlu,math500", "--limit", "2", "--samples", "1", "--max-tokens", "32",
          "--proxy-chunks", "1", "--proxy-ctx", "128", "--threads", "2", "--speed-prompt", "32", "--speed-gen", "8",
          "--speed-repeat", "1"]
 TOY = ["--recipes", "Q8_0,Q2_K", "--bench", "toy_benchmark:create", "--limit", "4", "--samples", "1",
@@ -44,6 +44,20 @@ def answers(store: Path) -> dict[tuple, tuple]:
     return {row[:4]: row[4] for row in rows}
 
 
+def grades(store: Path) -> dict[tuple, tuple]:
+    """(label, benchmark, item, sample) -> (seed, status, value)."""
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT r.label, r.benchmark, s.item_id, s.sample, s.seed, s.status, s.value "
+                          "FROM responses s JOIN runs r ON r.id = s.run_id").fetchall()
+    return {row[:4]: row[4:] for row in rows}
+
+
+def accuracy_section(study_dir: Path) -> str:
+    """The report's Accuracy and Evidence sections (Table 2 and the tests against the baseline)."""
+    text = (study_dir / "report.md").read_text()
+    return text[text.index("## Accuracy"):text.index("## Quality proxies")]
+
+
 def engines_running(marker: str) -> list[int]:
     """Processes whose command line mentions `marker` (the study's own folder)."""
     pids = []
@@ -63,10 +77,13 @@ def test_served_study_equals_the_in_process_study(demo_model: Path, tmp_path: Pa
     served = study(demo_model, tmp_path / "served", *SMALL, "--serve", LLAMA_SERVER)
     assert served.returncode == 0, served.stderr[-2000:]
     ours, theirs = answers(tmp_path / "local" / "eval.sqlite"), answers(tmp_path / "served" / "eval.sqlite")
-    assert len(ours) == 3 * 2 and ours.keys() == theirs.keys()  # the same items and samples, all answered
-    # The texts themselves may differ: llama_cpp.server's request defaults (repeat_penalty 1.1) are not
-    # llama-cpp-python's in-process ones (1.0), and the OpenAI API has no field to say so portably.
+    assert len(ours) == 3 * 4 and ours.keys() == theirs.keys()  # the same items and samples, all answered
     assert all(theirs.values())
+    # the same texts, word for word: every sampler setting is sent (openai_compat.sampler_fields), seeds
+    # per item and sample; so the same grades and the same accuracy in both reports
+    assert theirs == ours
+    assert grades(tmp_path / "served" / "eval.sqlite") == grades(tmp_path / "local" / "eval.sqlite")
+    assert accuracy_section(tmp_path / "served") == accuracy_section(tmp_path / "local")
     assert not engines_running(str(tmp_path / "served"))
     logs = sorted(p.name for p in (tmp_path / "served" / "engines").glob("*.log"))
     assert logs == ["Q2_K.log", "Q8_0.log", "reference.log"]

@@ -14,6 +14,7 @@ import signal
 import sys
 
 from quantdrop.errors import QuantdropError, Terminated
+from quantdrop.omp import set_wait_policy
 
 VERBS: dict[str, tuple[str, str]] = {
     "demo-model": ("quantdrop.cli.demo_model", "make sure the embedded reference model exists; print its path"),
@@ -55,13 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(__version__)
         return 0
-    # llama.cpp's OpenMP threads spin while they wait; next to our own worker processes (scoring,
-    # sandbox) on a small machine that spinning starves everyone (3x slower prompt processing seen)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
         print(f"quantdrop: error: unknown verb {verb!r} (one of: {', '.join(VERBS)})", file=sys.stderr)
         return 2
+    # before llama.cpp loads: PASSIVE OpenMP threads next to our own workers, spinning ones for speed
+    set_wait_policy(verb)
     module = importlib.import_module(VERBS[verb][0])
     parser = argparse.ArgumentParser(prog=f"quantdrop {verb}", description=VERBS[verb][1])
     module.configure(parser)

@@ -28,10 +28,20 @@ class Item:
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """Every sampler setting of a request. The last five are llama-cpp-python's create_chat_completion
+    defaults, which the in-process backend always sampled with; both backends send them all
+    explicitly, so a served run samples as an in-process one (servers have other defaults:
+    llama_cpp.server's repeat_penalty is 1.1, vLLM's top_k and min_p are off)."""
+
     temperature: float = 0.6
     top_p: float = 0.95
     max_tokens: int = 32768
     seed: int = 0
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0  # 1.0: off (llama.cpp's penalty over the last 64 tokens)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,11 @@ class LlamaCppBackend(BackendBase):
             top_p=params.top_p,
             max_tokens=params.max_tokens,
             seed=params.seed,
+            top_k=params.top_k,
+            min_p=params.min_p,
+            repeat_penalty=params.repeat_penalty,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
         )
         try:
             return parse_chat_reply(out, time.perf_counter() - start, params.max_tokens)

@@ -39,6 +39,20 @@ MAX_CHARS_PER_TOKEN = 128  # generous: the longest entries of common vocabularie
 MIN_TEXT_CAP = 16384
 MAX_BODY_BYTES = 64 << 20  # a larger reply is refused unread (an error), at least 16 bytes per capped char
 
+# Which sampler fields a chat request carries. Every server gets OpenAI's standard ones (temperature,
+# top_p, max_tokens, seed, presence_penalty, frequency_penalty); the others of SamplingParams only go
+# to a server family known to take them, as GET /v1/models names it (`owned_by`): llama-server
+# ("llamacpp") and llama_cpp.server ("me") take top_k, min_p and repeat_penalty; vLLM and SGLang take
+# top_k, min_p and repetition_penalty (theirs counts the whole context, llama.cpp's the last 64
+# tokens: the same at 1.0, off). Any other server (hosted APIs: OpenAI's answers an unknown field
+# with HTTP 400) gets the standard fields only, and samples with its own top_k/min_p.
+SERVER_FAMILIES = {"llamacpp": "llama.cpp", "me": "llama.cpp", "vllm": "vllm", "sglang": "vllm"}
+EXTRA_SAMPLER_FIELDS: dict[str | None, dict[str, str]] = {  # family -> {request field: SamplingParams field}
+    "llama.cpp": {"top_k": "top_k", "min_p": "min_p", "repeat_penalty": "repeat_penalty"},
+    "vllm": {"top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repeat_penalty"},
+}
+STANDARD_SAMPLER_FIELDS = ("temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty")
+
 
 def normalize_endpoint(url: str) -> str:
     """ "http://host:8000/v1/" and "http://host:8000" -> "http://host:8000" (we add /v1/...)."""
@@ -54,6 +68,20 @@ def parse_labelled_endpoint(spec: str) -> tuple[str, str]:
     if not sep or not label.strip() or not url.strip().startswith(("http://", "https://")):
         raise QuantdropError(f"bad --endpoint {spec!r}: expected LABEL=URL (e.g. Q4_K_M=http://127.0.0.1:8080/v1)")
     return label.strip(), url.strip()
+
+
+def server_family(model_entry: Any) -> str | None:
+    """The server family of a /v1/models entry ("llama.cpp", "vllm"), None when unknown."""
+    if not isinstance(model_entry, dict):
+        return None
+    return SERVER_FAMILIES.get(str(model_entry.get("owned_by", "")).lower())
+
+
+def sampler_fields(params: SamplingParams, family: str | None) -> dict[str, Any]:
+    """The sampler part of a chat request to a server of `family` (the rule above SERVER_FAMILIES)."""
+    fields = {name: getattr(params, name) for name in STANDARD_SAMPLER_FIELDS}
+    fields.update({name: getattr(params, attr) for name, attr in EXTRA_SAMPLER_FIELDS.get(family, {}).items()})
+    return fields
 
 
 class OpenAICompatBackend(BackendBase):
@@ -78,6 +106,7 @@ class OpenAICompatBackend(BackendBase):
         self.context_length: int | None = None
         self.fingerprint = BackendFingerprint("openai", endpoints=tuple(self.endpoints))  # the model: at open
         self._busy = dict.fromkeys(self.endpoints, 0)
+        self.families: dict[str, str | None] = dict.fromkeys(self.endpoints)  # set by connect
         self._turn = 0
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._pool = max(concurrency, 1) + len(self.endpoints)
@@ -107,6 +136,7 @@ class OpenAICompatBackend(BackendBase):
         for url in self.endpoints:
             entry = self._served_model(url, await self._list_models(url))
             if entry is not None:
+                self.families[url] = server_family(entry)
                 models.append(str(entry.get("id")))
                 ctx = entry.get("max_model_len") or (entry.get("meta") or {}).get("n_ctx_train")
                 if isinstance(ctx, int) and ctx > 0:
@@ -159,25 +189,24 @@ class OpenAICompatBackend(BackendBase):
         order = [candidates[(self._turn + k) % n] for k in range(n)]
         return min(order, key=lambda e: self._busy[e])
 
+    def _chat_payload(self, messages: Sequence[Message], params: SamplingParams, family: str | None) -> bytes:
+        body = {"model": self.model_name, "messages": list(messages), **sampler_fields(params, family),
+                "n": 1, "stream": False}
+        return json.dumps(body, allow_nan=False).encode()
+
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
-        body: dict[str, Any] = {
-            "model": self.model_name,
-            "messages": list(messages),
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "max_tokens": params.max_tokens,
-            "seed": params.seed,
-            "n": 1,
-            "stream": False,
-        }
-        payload = json.dumps(body, allow_nan=False).encode()  # once, not per attempt
+        payloads: dict[str | None, bytes] = {}  # one per server family, not per attempt
         start = time.perf_counter()
         last_error, failed = "", None
         for attempt in range(self.retries + 1):
             url = self._pick(failed)
+            family = self.families.get(url)
+            if family not in payloads:
+                payloads[family] = self._chat_payload(messages, params, family)
             self._busy[url] += 1
             try:
-                done, last_error, retry_after = await self._chat_attempt(url, payload, params.max_tokens, start)
+                done, last_error, retry_after = await self._chat_attempt(url, payloads[family],
+                                                                         params.max_tokens, start)
             finally:
                 self._busy[url] -= 1
             if isinstance(done, Completion):
