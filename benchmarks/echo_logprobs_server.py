@@ -72,11 +72,14 @@ class Model:
             best = int(self.best[i - 1])
             lp = self.logprob(i - 1, seq[i])
             out["token_logprobs"].append(lp)
-            out["top_logprobs"].append({self.piece(best).decode("utf-8", errors="ignore"): self.logprob(i - 1, best),
-                                        text: lp})
+            out["top_logprobs"].append(
+                {self.piece(best).decode("utf-8", errors="ignore"): self.logprob(i - 1, best), text: lp}
+            )
         text = raw.decode("utf-8", errors="ignore")
-        return {"object": "text_completion",
-                "choices": [{"index": 0, "text": text, "logprobs": out, "finish_reason": "length"}]}
+        return {
+            "object": "text_completion",
+            "choices": [{"index": 0, "text": text, "logprobs": out, "finish_reason": "length"}],
+        }
 
 
 def main() -> None:

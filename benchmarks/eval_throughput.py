@@ -55,9 +55,7 @@ def create(**options: object) -> Sums:
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(FAKE), "--latency", str(latency)], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, str(FAKE), "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     if not url.startswith("http://"):
         proc.kill()
@@ -103,9 +101,7 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            print(
-                f"fake server {url}, latency {args.latency * 1000:.0f} ms; cpus {os.cpu_count()}", flush=True
-            )
+            print(f"fake server {url}, latency {args.latency * 1000:.0f} ms; cpus {os.cpu_count()}", flush=True)
             print(
                 f"{'concurrency':>11} {'requests':>8} {'req/s':>9} {'ideal':>8} {'of ideal':>8} "
                 f"{'overhead ms/req':>15} {'runner CPU ms/req':>17}"
@@ -130,8 +126,7 @@ def main() -> None:
                     }
                 )
                 print(
-                    f"{c:>11} {n:>8} {rps:>9.1f} {ideal:>8.0f} {rps / ideal:>8.1%} {overhead:>15.2f} "
-                    f"{cpu_ms:>17.3f}",
+                    f"{c:>11} {n:>8} {rps:>9.1f} {ideal:>8.0f} {rps / ideal:>8.1%} {overhead:>15.2f} {cpu_ms:>17.3f}",
                     flush=True,
                 )
     finally:

@@ -22,8 +22,14 @@ from quantdrop.imatrix_io import read_imatrix, write_imatrix
 from quantdrop.proxies import proxies
 from quantdrop.quantize import quantize
 
-CASES = (("Q2_K", "none"), ("Q2_K", "ours"), ("Q3_K_M", "none"), ("Q3_K_M", "ours"),
-         ("IQ2_XS", "uniform"), ("IQ2_XS", "ours"))
+CASES = (
+    ("Q2_K", "none"),
+    ("Q2_K", "ours"),
+    ("Q3_K_M", "none"),
+    ("Q3_K_M", "ours"),
+    ("IQ2_XS", "uniform"),
+    ("IQ2_XS", "ours"),
+)
 
 
 IQ2_XS_RECIPE = """name = "IQ2_XS"
@@ -60,8 +66,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     ours = work / "imatrix.gguf"
     if not ours.exists():
-        r = imatrix(model, ours, text=a.text, chunks=a.calib, ctx=a.ctx, threads=a.threads,
-                    skip_chunks=a.held_out)
+        r = imatrix(model, ours, text=a.text, chunks=a.calib, ctx=a.ctx, threads=a.threads, skip_chunks=a.held_out)
         print(f"imatrix: {r.n_chunks} chunks after skipping {a.held_out}, {r.tokens_per_second:.1f} tokens/s")
     cases = [c for c in CASES if c[0] in a.types.split(",")]
     files = {"ours": ours, "uniform": uniform_like(ours, work / "uniform.gguf"), "none": None}
@@ -73,14 +78,17 @@ def main() -> None:
             path = str(work / "IQ2_XS.toml") if recipe == "IQ2_XS" else recipe
             quantize(model, out, recipe=path, imatrix=files[kind], threads=a.threads)
         variants.append(out)
-    results = proxies(model, variants, text=a.text, ctx=a.ctx, chunks=a.held_out, cache_dir=work / "cache",
-                      progress=False)
+    results = proxies(
+        model, variants, text=a.text, ctx=a.ctx, chunks=a.held_out, cache_dir=work / "cache", progress=False
+    )
     print(f"\nmodel {model.name}; held-out: first {a.held_out} chunks of {a.ctx}; imatrix: next {a.calib}\n")
     print("| type | imatrix | mean KLD | ± | PPL | same top-1 |")
     print("|---|---|---|---|---|---|")
     for (recipe, kind), res in zip(cases, results, strict=True):
-        print(f"| {recipe} | {kind} | {res.kld_mean:.5f} | {res.kld_mean_err:.5f} | {res.ppl:.3f} | "
-              f"{100 * res.same_top:.2f}% |")
+        print(
+            f"| {recipe} | {kind} | {res.kld_mean:.5f} | {res.kld_mean_err:.5f} | {res.ppl:.3f} | "
+            f"{100 * res.same_top:.2f}% |"
+        )
 
 
 if __name__ == "__main__":

@@ -47,10 +47,40 @@ def main() -> None:
     text = work / "calib.txt"
     text.write_text(load_text(a.text)[0], encoding="utf-8")  # the very same bytes for both tools
     common = ["--chunks", str(a.chunks)]
-    theirs = [a.llama_imatrix, "-m", model, "-f", str(text), "-o", str(work / "theirs.gguf"), "-c", str(a.ctx),
-              "-b", str(a.ctx), "-t", str(a.threads), "--no-ppl", *common]
-    ours = [sys.executable, "-m", "quantdrop.cli", "imatrix", model, "--text", str(text), "-o",
-            str(work / "ours.gguf"), "--ctx", str(a.ctx), "--threads", str(a.threads), "--force", *common]
+    theirs = [
+        a.llama_imatrix,
+        "-m",
+        model,
+        "-f",
+        str(text),
+        "-o",
+        str(work / "theirs.gguf"),
+        "-c",
+        str(a.ctx),
+        "-b",
+        str(a.ctx),
+        "-t",
+        str(a.threads),
+        "--no-ppl",
+        *common,
+    ]
+    ours = [
+        sys.executable,
+        "-m",
+        "quantdrop.cli",
+        "imatrix",
+        model,
+        "--text",
+        str(text),
+        "-o",
+        str(work / "ours.gguf"),
+        "--ctx",
+        str(a.ctx),
+        "--threads",
+        str(a.threads),
+        "--force",
+        *common,
+    ]
     times: dict[str, list[float]] = {"llama-imatrix": [], "quantdrop": []}
     rss: dict[str, int] = {}
     for _ in range(a.repeat):  # interleaved, so both see the same load
@@ -62,8 +92,10 @@ def main() -> None:
     print(f"model {Path(model).name}, {a.chunks} chunks x {a.ctx} tokens, {a.threads} threads, {a.repeat} runs each")
     for name, walls in times.items():
         best = min(walls)
-        print(f"{name:>14}: best {best:.2f} s (median {statistics.median(walls):.2f}), {tokens / best:.1f} tokens/s, "
-              f"peak RSS {rss[name] / 2**20:.0f} MiB")
+        print(
+            f"{name:>14}: best {best:.2f} s (median {statistics.median(walls):.2f}), {tokens / best:.1f} tokens/s, "
+            f"peak RSS {rss[name] / 2**20:.0f} MiB"
+        )
     print(f"ratio quantdrop / llama-imatrix (best wall): {min(times['quantdrop']) / min(times['llama-imatrix']):.2f}")
 
 

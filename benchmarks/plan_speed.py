@@ -12,8 +12,7 @@ from pathlib import Path
 from quantdrop.plan import plan
 
 R1 = Path(__file__).parents[1] / "tests" / "fixtures" / "configs" / "deepseek-r1.json"
-RECIPES = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "DQ3_K_M", "Q2_K_L",
-           "UD-Q2_K_XL"]
+RECIPES = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "DQ3_K_M", "Q2_K_L", "UD-Q2_K_XL"]
 
 
 def best_of(n: int, fn: Callable[[], object]) -> tuple[float, float]:

@@ -24,14 +24,18 @@ types = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
 llama_cpp.Llama(sys.argv[1], n_ctx=int(sys.argv[2]), n_batch=512, n_ubatch=512, n_threads=1, flash_attn=True,
                 type_k=types[sys.argv[3]], type_v=types[sys.argv[3]], use_mmap=sys.argv[4] == "yes", verbose=True)
 """
-LINES = {"weights": r"CPU(?:_Mapped)? model buffer size =\s+([\d.]+)",
-         "repack": r"CPU_REPACK model buffer size =\s+([\d.]+)",
-         "kv": r"CPU KV buffer size =\s+([\d.]+)", "compute": r"CPU compute buffer size =\s+([\d.]+)"}
+LINES = {
+    "weights": r"CPU(?:_Mapped)? model buffer size =\s+([\d.]+)",
+    "repack": r"CPU_REPACK model buffer size =\s+([\d.]+)",
+    "kv": r"CPU KV buffer size =\s+([\d.]+)",
+    "compute": r"CPU compute buffer size =\s+([\d.]+)",
+}
 
 
 def logged(model: str, ctx: int, kv: str, mmap: str) -> dict[str, float]:
-    err = subprocess.run([sys.executable, "-c", PROBE, model, str(ctx), kv, mmap], capture_output=True, text=True,
-                         check=True).stderr
+    err = subprocess.run(
+        [sys.executable, "-c", PROBE, model, str(ctx), kv, mmap], capture_output=True, text=True, check=True
+    ).stderr
     return {k: float(m.group(1)) if (m := re.search(p, err)) else 0.0 for k, p in LINES.items()}
 
 
@@ -41,8 +45,12 @@ def planned(model: str, ctx: int, kv: str, mmap: str) -> dict[str, float]:
     fit = r.devices[0]
     on_host = fit.bytes_per_device - parse_devices("cpu")[0].devices[0].overhead_bytes
     weights = on_host - fit.cpu_repack_bytes - r.kv_cache_bytes - r.compute_buffer_bytes
-    return {"weights": weights / MiB, "repack": fit.cpu_repack_bytes / MiB,
-            "kv": r.kv_cache_bytes / MiB, "compute": r.compute_buffer_bytes / MiB}
+    return {
+        "weights": weights / MiB,
+        "repack": fit.cpu_repack_bytes / MiB,
+        "kv": r.kv_cache_bytes / MiB,
+        "compute": r.compute_buffer_bytes / MiB,
+    }
 
 
 def main() -> None:

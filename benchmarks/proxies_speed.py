@@ -26,11 +26,15 @@ def theirs(binary: str, ref: Path, variant: Path, text: Path, work: Path, ctx: i
     base = work / "theirs.logprobs"
     common = ["-c", str(ctx), "-b", str(ctx), "-t", str(os.cpu_count()), "-fa", "off", "--chunks", str(chunks)]
     start = time.perf_counter()
-    subprocess.run([binary, "-m", ref, "-f", text, "--kl-divergence-base", base, *common],
-                   capture_output=True, check=True)
+    subprocess.run(
+        [binary, "-m", ref, "-f", text, "--kl-divergence-base", base, *common], capture_output=True, check=True
+    )
     mid = time.perf_counter()
-    subprocess.run([binary, "-m", variant, "--kl-divergence-base", base, "--kl-divergence", *common],
-                   capture_output=True, check=True)
+    subprocess.run(
+        [binary, "-m", variant, "--kl-divergence-base", base, "--kl-divergence", *common],
+        capture_output=True,
+        check=True,
+    )
     return mid - start, time.perf_counter() - mid
 
 
@@ -63,12 +67,16 @@ def main() -> None:
         text.write_text(load_text(None)[0], encoding="utf-8")
         best = {"theirs": [float("inf")] * 2, "ours": [float("inf")] * 2}
         for _ in range(args.repeat):
-            for name, times in (("theirs", theirs(binary, ref, variant, text, work, args.ctx, args.chunks)),
-                                ("ours", ours(ref, variant, text, work, args.ctx, args.chunks))):
+            for name, times in (
+                ("theirs", theirs(binary, ref, variant, text, work, args.ctx, args.chunks)),
+                ("ours", ours(ref, variant, text, work, args.ctx, args.chunks)),
+            ):
                 best[name] = [min(a, b) for a, b in zip(best[name], times, strict=True)]
     tokens = args.chunks * args.ctx
-    print(f"{ref.name}, Q4_K_M variant, {args.chunks} chunks x {args.ctx} tokens, {os.cpu_count()} threads, "
-          f"best of {args.repeat}\n")
+    print(
+        f"{ref.name}, Q4_K_M variant, {args.chunks} chunks x {args.ctx} tokens, {os.cpu_count()} threads, "
+        f"best of {args.repeat}\n"
+    )
     print("| pass | llama-perplexity s | quantdrop s | llama-perplexity t/s | quantdrop t/s | ratio (time) |")
     print("|---|---:|---:|---:|---:|---:|")
     for i, name in enumerate(("reference log-probs", "variant KL divergence")):

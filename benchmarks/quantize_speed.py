@@ -58,8 +58,10 @@ def main() -> None:
             ours.append(run(OURS, [a.model, f"{d}/ours.gguf", a.recipe, str(a.threads)]))
     t_ours = statistics.median(w for w, _ in ours)
     t_ref = statistics.median(w for w, _ in theirs)
-    print(f"model: {a.model} ({size / 2**20:.0f} MiB), recipe {a.recipe}, threads {a.threads}, "
-          f"repeat {a.repeat} (median, whole process)")
+    print(
+        f"model: {a.model} ({size / 2**20:.0f} MiB), recipe {a.recipe}, threads {a.threads}, "
+        f"repeat {a.repeat} (median, whole process)"
+    )
     print(f"llama_model_quantize: {t_ref:6.2f} s  peak RSS {max(r for _, r in theirs) / 2**20:7.0f} MiB")
     print(f"quantdrop quantize  : {t_ours:6.2f} s  peak RSS {max(r for _, r in ours) / 2**20:7.0f} MiB")
     print(f"wall-time ratio quantdrop / llama.cpp = {t_ours / t_ref:.3f}")

@@ -73,9 +73,11 @@ def main() -> None:
     one = statistics.median(_sequential(args.runs))
     rate = _pool_rate(args.runs)
     humaneval = _humaneval_rate(args.runs)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
-          f"Python {platform.python_version()}; isolation: {iso.level}; "
-          f"pool parallelism: {sandbox.parallelism()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
+        f"Python {platform.python_version()}; isolation: {iso.level}; "
+        f"pool parallelism: {sandbox.parallelism()}"
+    )
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; runs per measurement: {args.runs}\n")
     print("| measurement | value |")
     print("| --- | --- |")

@@ -27,13 +27,30 @@ from pathlib import Path
 from quantdrop.serve import Engine
 from quantdrop.speed import SpeedOptions, bench_endpoint, bench_gguf, cpu_model
 
-SERVER = f"{sys.executable} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} " \
-         "--n_threads {threads} --interrupt_requests False"
+SERVER = (
+    f"{sys.executable} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} "
+    "--n_threads {threads} --interrupt_requests False"
+)
 
 
 def llama_bench(binary: str, model: Path, opts: SpeedOptions, threads: int) -> dict[str, float]:
-    cmd = [binary, "-m", str(model), "-p", str(opts.prompt), "-n", str(opts.gen), "-r", str(opts.repeat),
-           "-t", str(threads), "-fa", "0", "-o", "json"]
+    cmd = [
+        binary,
+        "-m",
+        str(model),
+        "-p",
+        str(opts.prompt),
+        "-n",
+        str(opts.gen),
+        "-r",
+        str(opts.repeat),
+        "-t",
+        str(threads),
+        "-fa",
+        "0",
+        "-o",
+        "json",
+    ]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     return {("pp" if t["n_prompt"] else "tg"): float(t["avg_ts"]) for t in out}
 
@@ -46,8 +63,16 @@ def direct_timing(model: Path, opts: SpeedOptions, threads: int) -> dict[str, fl
 
     from llama_cpp import Llama
 
-    llm = Llama(str(model), n_ctx=opts.prompt + opts.gen, n_batch=opts.batch, n_ubatch=opts.ubatch,
-                n_threads=threads, n_threads_batch=threads, n_gpu_layers=-1, verbose=False)
+    llm = Llama(
+        str(model),
+        n_ctx=opts.prompt + opts.gen,
+        n_batch=opts.batch,
+        n_ubatch=opts.ubatch,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_gpu_layers=-1,
+        verbose=False,
+    )
     rng = random.Random(1)
 
     def tokens(n: int) -> list[int]:
@@ -91,8 +116,14 @@ def measure(model: Path, opts: SpeedOptions, threads: int, bench_bin: str | None
     assert ours.pp is not None and ours.tg is not None
     row = [model.name]
     ref = llama_bench(bench_bin, model, opts, threads) if bench_bin else direct_timing(model, opts, threads)
-    row += [f"{ref['pp']:.1f}", f"{ours.pp.mean:.1f}", f"{ours.pp.mean / ref['pp']:.2f}",
-            f"{ref['tg']:.1f}", f"{ours.tg.mean:.1f}", f"{ours.tg.mean / ref['tg']:.2f}"]
+    row += [
+        f"{ref['pp']:.1f}",
+        f"{ours.pp.mean:.1f}",
+        f"{ours.pp.mean / ref['pp']:.2f}",
+        f"{ref['tg']:.1f}",
+        f"{ours.tg.mean:.1f}",
+        f"{ours.tg.mean / ref['tg']:.2f}",
+    ]
     template = SERVER.replace("{threads}", str(threads))
     with Engine(template, str(model), model.stem, folder / "engines", ctx=opts.prompt + opts.gen + 256) as engine:
         served = bench_endpoint(model.stem, engine.url, opts)
@@ -117,10 +148,14 @@ def main() -> None:
         models = args.models or default_models(folder)
         ref = "llama-bench" if bench_bin else "direct"
         policy = os.environ.get("OMP_WAIT_POLICY") or "unset"
-        print(f"{cpu_model()}, {args.threads} threads; pp{args.prompt}/tg{args.gen}, {args.repeat} repeats; "
-              f"reference: {bench_bin or 'direct llama_cpp timing (no llama-bench)'}; OMP_WAIT_POLICY {policy}\n")
-        print(f"| model | pp {ref} | pp quantdrop | ratio | tg {ref} | tg quantdrop | ratio "
-              "| tg endpoint | endpoint/in-process | TTFT s |")
+        print(
+            f"{cpu_model()}, {args.threads} threads; pp{args.prompt}/tg{args.gen}, {args.repeat} repeats; "
+            f"reference: {bench_bin or 'direct llama_cpp timing (no llama-bench)'}; OMP_WAIT_POLICY {policy}\n"
+        )
+        print(
+            f"| model | pp {ref} | pp quantdrop | ratio | tg {ref} | tg quantdrop | ratio "
+            "| tg endpoint | endpoint/in-process | TTFT s |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for model in models:
             print("| " + " | ".join(measure(model, opts, args.threads, bench_bin, folder)) + " |", flush=True)

@@ -25,9 +25,13 @@ def main() -> None:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--scales", default=None, help="JSON {class: scale} from tier 2")
     ap.add_argument("--layers", type=int, default=None, help="only blocks below N and output (faster)")
-    ap.add_argument("--errors-from", default=None, help="take the per-type relative errors from this F16 GGUF "
-                    "(e.g. random Gaussian weights) instead: a model rebuilt from a 4-bit file re-quantizes "
-                    "losslessly to its own grid, which says nothing about real F16 weights")
+    ap.add_argument(
+        "--errors-from",
+        default=None,
+        help="take the per-type relative errors from this F16 GGUF "
+        "(e.g. random Gaussian weights) instead: a model rebuilt from a 4-bit file re-quantizes "
+        "losslessly to its own grid, which says nothing about real F16 weights",
+    )
     args = ap.parse_args()
     scales = json.loads(Path(args.scales).read_text()) if args.scales else {}
     measured = []

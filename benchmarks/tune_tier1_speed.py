@@ -40,8 +40,10 @@ def main() -> None:
             tier1(args.model, inv, cands, threads=args.threads)
             t_s.append(time.perf_counter() - t0)
     q, t = min(q_s), min(t_s)
-    print(f"quantize {args.type}: {q:.1f} s; tier 1 {args.type}: {t:.1f} s ({source / 2**20 / t:.0f} MiB/s of "
-          f"source); ratio {t / q:.2f}")
+    print(
+        f"quantize {args.type}: {q:.1f} s; tier 1 {args.type}: {t:.1f} s ({source / 2**20 / t:.0f} MiB/s of "
+        f"source); ratio {t / q:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,24 +42,36 @@ def main() -> None:
     for preset in args.presets.split(","):
         budget = plan(args.model, preset).recipes[0].size_bytes
         t0 = time.perf_counter()
-        res = tune(args.model, str(budget), imatrix=args.imatrix, measure=args.measure, text=args.text,
-                   threads=args.threads, out=work / f"tuned-{preset}.toml")
+        res = tune(
+            args.model,
+            str(budget),
+            imatrix=args.imatrix,
+            measure=args.measure,
+            text=args.text,
+            threads=args.threads,
+            out=work / f"tuned-{preset}.toml",
+        )
         tune_s = time.perf_counter() - t0
         files = {}
         for label, recipe in ((preset, preset), (f"tuned@{preset}", str(res.path))):
             dst = work / f"{label.replace('@', '-')}{'-imat' if args.imatrix else ''}.gguf"
-            q = quantize(args.model, dst, recipe=recipe, imatrix=args.imatrix, force=True,
-                         threads=args.threads)
+            q = quantize(args.model, dst, recipe=recipe, imatrix=args.imatrix, force=True, threads=args.threads)
             files[label] = (dst, q.plan.nbytes, q.plan.bits_per_weight)
         results = proxies(args.model, [f[0] for f in files.values()], chunks=args.chunks, progress=False)
         pair = []
         for (label, (_, nbytes, bpw)), r in zip(files.items(), results, strict=True):
             pair.append((label, budget, nbytes, bpw, r.kld_mean, r.kld_mean_err, r.kld_p99, r.same_top))
         for label, budget, nbytes, bpw, kld, err, p99, same in pair:
-            print(f"| {label} | {budget} | {nbytes} | {bpw:.3f} | {kld:.5f} ± {err:.5f} | {p99:.4f} | "
-                  f"{100 * same:.2f}% |", flush=True)
-        print(f"<!-- {preset}: tuned mean KLD {100 * (1 - pair[1][4] / pair[0][4]):+.1f}% lower; "
-              f"tune took {tune_s:.1f} s -->", flush=True)
+            print(
+                f"| {label} | {budget} | {nbytes} | {bpw:.3f} | {kld:.5f} ± {err:.5f} | {p99:.4f} | "
+                f"{100 * same:.2f}% |",
+                flush=True,
+            )
+        print(
+            f"<!-- {preset}: tuned mean KLD {100 * (1 - pair[1][4] / pair[0][4]):+.1f}% lower; "
+            f"tune took {tune_s:.1f} s -->",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

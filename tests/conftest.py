@@ -17,5 +17,3 @@ def demo_model() -> Path:
     from quantdrop.demo_model import ensure_demo_model
 
     return ensure_demo_model()
-
-

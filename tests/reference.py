@@ -11,8 +11,16 @@ import sys
 from pathlib import Path
 
 
-def llama_cpp_quantize(src: Path, dst: Path, ftype: int, *, overrides: dict[str, str] | None = None,
-                       imatrix: dict[str, object] | None = None, pure: bool = False, threads: int = 2) -> None:
+def llama_cpp_quantize(
+    src: Path,
+    dst: Path,
+    ftype: int,
+    *,
+    overrides: dict[str, str] | None = None,
+    imatrix: dict[str, object] | None = None,
+    pure: bool = False,
+    threads: int = 2,
+) -> None:
     """llama.cpp's `llama_model_quantize` (as llama-cpp-python built it): the reference output."""
     import llama_cpp
     import numpy as np
@@ -50,8 +58,10 @@ def tensor_bytes_by_name(path: Path) -> dict[str, tuple[str, bytes]]:
     import numpy as np
     from gguf import GGUFReader
 
-    return {t.name: (t.tensor_type.name, np.asarray(t.data).reshape(-1).view(np.uint8).tobytes())
-            for t in GGUFReader(path).tensors}
+    return {
+        t.name: (t.tensor_type.name, np.asarray(t.data).reshape(-1).view(np.uint8).tobytes())
+        for t in GGUFReader(path).tensors
+    }
 
 
 _SIZES_PROBE = """
@@ -68,16 +78,26 @@ for run in sys.argv[2:]:
 def llama_cpp_sizes(path: Path | str, runs: list[tuple[int, bool]]) -> list[dict[str, float]]:
     """Load a GGUF in llama.cpp (one child process) for each (n_ctx, flash attention); what it logs."""
     args = [f"{n}:{int(fa)}" for n, fa in runs]
-    proc = subprocess.run([sys.executable, "-c", _SIZES_PROBE, str(path), *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIZES_PROBE, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = []
     for log in proc.stderr.split("@@RUN ")[1:]:
-        kv = re.findall(r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells.*V \(\w+\):\s+([\d.]+) MiB",
-                        log)
+        kv = re.findall(r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells.*V \(\w+\):\s+([\d.]+) MiB", log)
         compute = re.search(r"CPU compute buffer size =\s+([\d.]+) MiB", log)
         assert kv and compute, log[-3000:]
-        out.append({"kv_mib": sum(float(k[0]) for k in kv), "v_mib": sum(float(k[2]) for k in kv),
-                    "cells": [int(k[1]) for k in kv], "compute_mib": float(compute.group(1))})
+        out.append(
+            {
+                "kv_mib": sum(float(k[0]) for k in kv),
+                "v_mib": sum(float(k[2]) for k in kv),
+                "cells": [int(k[1]) for k in kv],
+                "compute_mib": float(compute.group(1)),
+            }
+        )
     assert len(out) == len(runs)
     return out

@@ -28,6 +28,7 @@ N_EXPERT, N_USED, N_LAYER = 4, 2, 2  # write_moe's experts and layers
 
 # ---------------------------------------------------------------------------------------- weights
 
+
 def zero_weights(t: TensorInfo) -> np.ndarray:
     """F32 tensors all ones (norms stay sane), F16/BF16 two zero bytes per element (numpy order)."""
     shape = tuple(reversed(t.shape))
@@ -52,6 +53,7 @@ def random_weights(seed: int, scale: float, ones_for_norms: bool = False) -> Wei
 
 
 # -------------------------------------------------------------------------------------- tokenizers
+
 
 def byte_tokens() -> list[str]:
     """GPT-2's byte-to-unicode alphabet: a complete byte-level BPE vocabulary of 256 tokens."""
@@ -105,8 +107,17 @@ TOKENIZERS: dict[str, Callable[[GGUFWriter, int], None]] = {"gpt2": gpt2_tokeniz
 
 # ------------------------------------------------------------------------------------------ writer
 
-def write_gguf(inv: ModelInventory, path: Path, metadata: Metadata | None = None, *, tokenizer: str | None = "gpt2",
-               weights: Weights = zero_weights, name: str | None = None, file_type: int | None = None) -> Path:
+
+def write_gguf(
+    inv: ModelInventory,
+    path: Path,
+    metadata: Metadata | None = None,
+    *,
+    tokenizer: str | None = "gpt2",
+    weights: Weights = zero_weights,
+    name: str | None = None,
+    file_type: int | None = None,
+) -> Path:
     """A GGUF of `inv`'s tensors in its order: general.name and file type if given, `metadata(writer)`,
     a tokenizer of the model's vocabulary size (None: no tokenizer), the weights `weights` makes."""
     w = GGUFWriter(path, inv.hparams.arch)
@@ -133,6 +144,7 @@ def write_gguf(inv: ModelInventory, path: Path, metadata: Metadata | None = None
 
 def hparam_fields(values: dict[str, Any]) -> Metadata:
     """`{arch}.KEY` entries: bools as bool, ints as uint32, the rest as float32."""
+
     def write(w: GGUFWriter) -> None:
         for key, value in values.items():
             full = f"{w.arch}.{key}"
@@ -149,23 +161,37 @@ def hparam_fields(values: dict[str, Any]) -> Metadata:
 def converter_fields(config: dict[str, Any], inv: ModelInventory) -> dict[str, Any]:
     """The hyper-parameter keys these models carry, from the config and the inventory built from it."""
     hp = inv.hparams
-    kv: dict[str, Any] = {"block_count": hp.n_layer, "context_length": hp.n_ctx_train, "embedding_length": hp.n_embd,
-                          "feed_forward_length": hp.extra["feed_forward_length"], "attention.head_count": hp.n_head,
-                          "attention.head_count_kv": hp.n_head_kv}
+    kv: dict[str, Any] = {
+        "block_count": hp.n_layer,
+        "context_length": hp.n_ctx_train,
+        "embedding_length": hp.n_embd,
+        "feed_forward_length": hp.extra["feed_forward_length"],
+        "attention.head_count": hp.n_head,
+        "attention.head_count_kv": hp.n_head_kv,
+    }
     if hp.arch == "deepseek2":
-        kv.update({"expert_count": hp.n_expert, "expert_used_count": hp.n_expert_used,
-                   "expert_shared_count": hp.extra["expert_shared_count"],
-                   "leading_dense_block_count": hp.n_leading_dense,
-                   "expert_feed_forward_length": hp.extra["expert_feed_forward_length"],
-                   "attention.q_lora_rank": hp.extra["q_lora_rank"], "attention.kv_lora_rank": hp.kv_lora_rank,
-                   "attention.key_length": hp.key_length, "attention.value_length": hp.value_length,
-                   "rope.dimension_count": hp.rope_dim, "expert_weights_scale": config["routed_scaling_factor"],
-                   "expert_weights_norm": config["norm_topk_prob"],
-                   "expert_gating_func": int(ExpertGatingFuncType[config["scoring_func"].upper()]),
-                   "vocab_size": hp.n_vocab})
+        kv.update(
+            {
+                "expert_count": hp.n_expert,
+                "expert_used_count": hp.n_expert_used,
+                "expert_shared_count": hp.extra["expert_shared_count"],
+                "leading_dense_block_count": hp.n_leading_dense,
+                "expert_feed_forward_length": hp.extra["expert_feed_forward_length"],
+                "attention.q_lora_rank": hp.extra["q_lora_rank"],
+                "attention.kv_lora_rank": hp.kv_lora_rank,
+                "attention.key_length": hp.key_length,
+                "attention.value_length": hp.value_length,
+                "rope.dimension_count": hp.rope_dim,
+                "expert_weights_scale": config["routed_scaling_factor"],
+                "expert_weights_norm": config["norm_topk_prob"],
+                "expert_gating_func": int(ExpertGatingFuncType[config["scoring_func"].upper()]),
+                "vocab_size": hp.n_vocab,
+            }
+        )
     elif hp.n_expert:
-        kv.update({"expert_count": hp.n_expert, "expert_used_count": hp.n_expert_used,
-                   "rope.dimension_count": hp.rope_dim})
+        kv.update(
+            {"expert_count": hp.n_expert, "expert_used_count": hp.n_expert_used, "rope.dimension_count": hp.rope_dim}
+        )
     if "head_dim" in config:
         kv.update({"attention.key_length": config["head_dim"], "attention.value_length": config["head_dim"]})
     if hp.sliding_window:
@@ -177,24 +203,58 @@ def converter_fields(config: dict[str, Any], inv: ModelInventory) -> dict[str, A
 
 # ----------------------------------------------------------------------------- the random models
 
-_DENSE = {"hidden_size": EMBD, "intermediate_size": FF, "vocab_size": VOCAB, "num_attention_heads": 8,
-          "num_key_value_heads": 2, "max_position_embeddings": 4096, "rope_theta": 10000.0, "rms_norm_eps": 1e-6,
-          "torch_dtype": "float16", "tie_word_embeddings": False}
+_DENSE = {
+    "hidden_size": EMBD,
+    "intermediate_size": FF,
+    "vocab_size": VOCAB,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-6,
+    "torch_dtype": "float16",
+    "tie_word_embeddings": False,
+}
 _SYNTHETIC: dict[str, dict[str, Any]] = {
     "llama": {"model_type": "llama"},
     "qwen2": {"model_type": "qwen2"},
     "qwen3": {"model_type": "qwen3", "head_dim": HEAD},
     "gemma3": {"model_type": "gemma3_text", "head_dim": HEAD, "sliding_window": 512, "tie_word_embeddings": True},
-    "deepseek2": {"model_type": "deepseek_v3", "num_key_value_heads": 8, "q_lora_rank": 128, "kv_lora_rank": 64,
-                  "qk_nope_head_dim": 64, "qk_rope_head_dim": 32, "v_head_dim": 64, "n_routed_experts": 8,
-                  "num_experts_per_tok": 2, "n_shared_experts": 1, "first_k_dense_replace": 1,
-                  "moe_intermediate_size": 256, "topk_method": "noaux_tc", "routed_scaling_factor": 2.5,
-                  "norm_topk_prob": True, "scoring_func": "sigmoid"},
+    "deepseek2": {
+        "model_type": "deepseek_v3",
+        "num_key_value_heads": 8,
+        "q_lora_rank": 128,
+        "kv_lora_rank": 64,
+        "qk_nope_head_dim": 64,
+        "qk_rope_head_dim": 32,
+        "v_head_dim": 64,
+        "n_routed_experts": 8,
+        "num_experts_per_tok": 2,
+        "n_shared_experts": 1,
+        "first_k_dense_replace": 1,
+        "moe_intermediate_size": 256,
+        "topk_method": "noaux_tc",
+        "routed_scaling_factor": 2.5,
+        "norm_topk_prob": True,
+        "scoring_func": "sigmoid",
+    },
 }
-MOE_CONFIG = {"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "num_local_experts": N_EXPERT, "num_experts_per_tok": N_USED,
-              "num_hidden_layers": N_LAYER, "vocab_size": len(spm_vocab()[0]), "max_position_embeddings": 2048,
-              "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "torch_dtype": "float16", "tie_word_embeddings": False}
+MOE_CONFIG = {
+    "model_type": "mixtral",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_local_experts": N_EXPERT,
+    "num_experts_per_tok": N_USED,
+    "num_hidden_layers": N_LAYER,
+    "vocab_size": len(spm_vocab()[0]),
+    "max_position_embeddings": 2048,
+    "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-5,
+    "torch_dtype": "float16",
+    "tie_word_embeddings": False,
+}
 
 
 def synthetic_config(arch: str, n_layer: int) -> dict[str, Any]:
@@ -202,23 +262,45 @@ def synthetic_config(arch: str, n_layer: int) -> dict[str, Any]:
     return {**_DENSE, **_SYNTHETIC[arch], "num_hidden_layers": n_layer}
 
 
-def write_from_config(path: Path, config: dict[str, Any], *, seed: int, scale: float, tokenizer: str | None,
-                      name: str, ones_for_norms: bool = False) -> Path:
+def write_from_config(
+    path: Path,
+    config: dict[str, Any],
+    *,
+    seed: int,
+    scale: float,
+    tokenizer: str | None,
+    name: str,
+    ones_for_norms: bool = False,
+) -> Path:
     """An F16 model of `config` (attn_kv_b kept whole, as the converter of early 2025) with random weights."""
     inv = inventory_from_config(config, mla_split=False, src_type="F16")
-    return write_gguf(inv, path, hparam_fields(converter_fields(config, inv)), tokenizer=tokenizer,
-                      weights=random_weights(seed, scale, ones_for_norms), name=name, file_type=1)
+    return write_gguf(
+        inv,
+        path,
+        hparam_fields(converter_fields(config, inv)),
+        tokenizer=tokenizer,
+        weights=random_weights(seed, scale, ones_for_norms),
+        name=name,
+        file_type=1,
+    )
 
 
 def write_synthetic(path: Path, arch: str, n_layer: int = 16, seed: int = 0, tokenizer: bool = False) -> Path:
     """A random F16 model of a real architecture. `tokenizer`: add a vocabulary, so that llama.cpp can
     load the file (and its quantized versions)."""
-    return write_from_config(path, synthetic_config(arch, n_layer), seed=seed, scale=0.02,
-                             tokenizer="gpt2" if tokenizer else None, name=f"synthetic-{arch}")
+    return write_from_config(
+        path,
+        synthetic_config(arch, n_layer),
+        seed=seed,
+        scale=0.02,
+        tokenizer="gpt2" if tokenizer else None,
+        name=f"synthetic-{arch}",
+    )
 
 
 def write_moe(path: Path, seed: int = 0) -> Path:
     """A tiny MoE llama.cpp can run (Mixtral's layout: 4 experts, 2 used; a byte-fallback SentencePiece
     vocabulary), so that `quantdrop imatrix` sees MUL_MAT_ID."""
-    return write_from_config(path, MOE_CONFIG, seed=seed, scale=0.1, tokenizer="spm", name="synthetic-moe",
-                             ones_for_norms=True)
+    return write_from_config(
+        path, MOE_CONFIG, seed=seed, scale=0.1, tokenizer="spm", name="synthetic-moe", ones_for_norms=True
+    )

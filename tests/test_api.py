@@ -12,8 +12,18 @@ from pathlib import Path
 import quantdrop
 
 ROOT = Path(__file__).resolve().parents[1]
-README_VERBS = ["quantize", "plan", "evaluate", "study", "proxies", "tune", "imatrix", "speed", "load_recipe",
-                "read_gguf_inventory"]
+README_VERBS = [
+    "quantize",
+    "plan",
+    "evaluate",
+    "study",
+    "proxies",
+    "tune",
+    "imatrix",
+    "speed",
+    "load_recipe",
+    "read_gguf_inventory",
+]
 
 # Runs in a fresh interpreter: each verb's submodule is imported first (the rebinding trigger),
 # then each verb is called twice by attribute and twice after `from quantdrop import X`.
@@ -60,15 +70,24 @@ print("done")
 
 
 def test_every_verb_is_a_function_callable_twice_both_ways(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(ROOT), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[-1] == "done"
-    expected = {"quantize": "QuantizeResult", "plan": "Plan", "load_recipe": "Recipe",
-                "read_gguf_inventory": "ModelInventory", "evaluate": "QuantdropError",
-                "study": "QuantdropError", "proxies": "QuantdropError", "tune": "TuneResult",
-                "imatrix": "QuantdropError", "speed": "QuantdropError"}
+    expected = {
+        "quantize": "QuantizeResult",
+        "plan": "Plan",
+        "load_recipe": "Recipe",
+        "read_gguf_inventory": "ModelInventory",
+        "evaluate": "QuantdropError",
+        "study": "QuantdropError",
+        "proxies": "QuantdropError",
+        "tune": "TuneResult",
+        "imatrix": "QuantdropError",
+        "speed": "QuantdropError",
+    }
     for name, result in expected.items():
         for way in ("attribute", "from-import"):
             assert f"{name} {way} 1 {result}" in lines, (name, way, lines)

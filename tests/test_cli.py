@@ -17,6 +17,7 @@ from quantdrop.cli import recipes as command
 def _raising(exc: BaseException):
     def main(args: argparse.Namespace) -> int:
         raise exc
+
     return main
 
 

@@ -16,8 +16,16 @@ import pytest
 import quantdrop
 from quantdrop.cli import VERBS
 
-FUNCTION_OF = {"quantize": "quantize", "plan": "plan", "eval": "evaluate", "proxies": "proxies",
-               "study": "study", "tune": "tune", "imatrix": "imatrix", "speed": "speed"}
+FUNCTION_OF = {
+    "quantize": "quantize",
+    "plan": "plan",
+    "eval": "evaluate",
+    "proxies": "proxies",
+    "study": "study",
+    "tune": "tune",
+    "imatrix": "imatrix",
+    "speed": "speed",
+}
 NO_FUNCTION = {"demo-model", "recipes", "results"}  # CLI conveniences over quantdrop.demo_model, recipes, results
 CLI_ONLY = {"help", "json"}  # how the CLI prints; the function returns the data itself
 MODES = {"imatrix": {"show", "convert"}}  # other actions of the verb: imatrix_io.show/convert
@@ -95,8 +103,13 @@ def test_no_module_outside_quantdrop_cli_imports_argparse() -> None:
         if rel.parts[0] == "cli" or str(rel) in ARGPARSE_ALLOWED:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             if any(n == "argparse" or n.startswith("argparse.") for n in names):
                 offenders.append(str(rel))
     assert not offenders, f"argparse outside quantdrop/cli (CLI adapters live there): {offenders}"

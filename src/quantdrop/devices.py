@@ -72,8 +72,10 @@ class DeviceSet:
 def known_devices() -> dict[str, Device]:
     """Every device in devices.toml, by canonical name."""
     table = tomllib.loads(resources.files("quantdrop").joinpath("devices.toml").read_text())
-    return {name: Device(name, round(d["memory_gib"] * GiB), round(d["overhead_gib"] * GiB),
-                         d.get("vendor", "")) for name, d in table.items()}
+    return {
+        name: Device(name, round(d["memory_gib"] * GiB), round(d["overhead_gib"] * GiB), d.get("vendor", ""))
+        for name, d in table.items()
+    }
 
 
 @cache
@@ -87,8 +89,13 @@ def _aliases() -> dict[str, str]:
 
 
 CPU_OVERHEAD_GIB = 0.25  # a CPU host: the process, its libraries and the backend's work buffer (estimate)
-CPU_ISAS = {"avx2": frozenset({"avx2"}), "avx512": frozenset({"avx2", "avx512"}),
-            "dotprod": frozenset({"dotprod"}), "i8mm": frozenset({"dotprod", "i8mm"}), "none": frozenset()}
+CPU_ISAS = {
+    "avx2": frozenset({"avx2"}),
+    "avx512": frozenset({"avx2", "avx512"}),
+    "dotprod": frozenset({"dotprod"}),
+    "i8mm": frozenset({"dotprod", "i8mm"}),
+    "none": frozenset(),
+}
 _CPU = re.compile(r"^cpu(?:-([a-z0-9]+?))?-(\d+(?:\.\d+)?\s*(?:g|gib|gb))$", re.IGNORECASE)
 _CUSTOM = re.compile(r"^(\d+(?:\.\d+)?)\s*(g|gib|gb)$", re.IGNORECASE)
 _GROUP = re.compile(r"^(?:(\d+)\s*[x×*]\s*)?([A-Za-z0-9][\w.\- ]*)$", re.IGNORECASE)
@@ -111,8 +118,9 @@ def local_cpu() -> Device:
     try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
-        raise QuantdropError("cannot read this machine's memory size for --devices cpu; "
-                             "name a size, e.g. cpu-32G") from None
+        raise QuantdropError(
+            "cannot read this machine's memory size for --devices cpu; name a size, e.g. cpu-32G"
+        ) from None
     return Device("cpu", mem, round(CPU_OVERHEAD_GIB * GiB), "local", local_cpu_features())
 
 
@@ -125,10 +133,16 @@ def cpu_device(name: str) -> Device | None:
         return None
     isa = (m.group(1) or "avx2").lower()
     if isa not in CPU_ISAS:
-        raise QuantdropError(f"unknown CPU ISA {isa!r} in {name.strip()!r} (one of: {', '.join(CPU_ISAS)}; "
-                             "e.g. cpu-avx512-64G)")
-    return Device(f"cpu-{isa}-{m.group(2).upper()}" if m.group(1) else f"cpu-{m.group(2).upper()}",
-                  _size_bytes(m.group(2), name), round(CPU_OVERHEAD_GIB * GiB), "", CPU_ISAS[isa])
+        raise QuantdropError(
+            f"unknown CPU ISA {isa!r} in {name.strip()!r} (one of: {', '.join(CPU_ISAS)}; e.g. cpu-avx512-64G)"
+        )
+    return Device(
+        f"cpu-{isa}-{m.group(2).upper()}" if m.group(1) else f"cpu-{m.group(2).upper()}",
+        _size_bytes(m.group(2), name),
+        round(CPU_OVERHEAD_GIB * GiB),
+        "",
+        CPU_ISAS[isa],
+    )
 
 
 def device(name: str) -> Device:
@@ -143,8 +157,9 @@ def device(name: str) -> Device:
     if _CUSTOM.match(key):
         return Device(key.upper(), _size_bytes(key, name), round(CUSTOM_OVERHEAD_GIB * GiB))
     known = ", ".join(known_devices())
-    raise QuantdropError(f"unknown device {name.strip()!r} (known: {known}; a size such as 48G; "
-                         "or a CPU host: cpu, cpu-32G)")
+    raise QuantdropError(
+        f"unknown device {name.strip()!r} (known: {known}; a size such as 48G; or a CPU host: cpu, cpu-32G)"
+    )
 
 
 def parse_device_set(spec: str) -> DeviceSet:
@@ -164,12 +179,15 @@ def parse_device_set(spec: str) -> DeviceSet:
         if count < 1:
             raise QuantdropError(f"malformed --devices spec {spec!r}: a count must be at least 1 ({part!r})")
         if count > MAX_DEVICES:
-            raise QuantdropError(f"malformed --devices spec {spec!r}: {count} devices in one set "
-                                 f"(at most {MAX_DEVICES})")
+            raise QuantdropError(
+                f"malformed --devices spec {spec!r}: {count} devices in one set (at most {MAX_DEVICES})"
+            )
         groups.append(DeviceGroup(device(name), count))
     if any(g.device.is_cpu for g in groups) and (len(groups) > 1 or groups[0].count > 1):
-        raise QuantdropError(f"--devices {spec!r}: a CPU host is a device set of its own "
-                             "(e.g. --devices cpu-32G,8xH100-80G), not one part of a split")
+        raise QuantdropError(
+            f"--devices {spec!r}: a CPU host is a device set of its own "
+            "(e.g. --devices cpu-32G,8xH100-80G), not one part of a split"
+        )
     return DeviceSet(spec="+".join(g.spec for g in groups), groups=tuple(groups))
 
 

@@ -94,15 +94,23 @@ class GGML:
             t = self.lib.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 7, 3)
             self.lib.ggml_set_name(t, b"quantdrop.layout")
             s = t.contents
-            ok = (s.type == GGML_TYPE_F32 and tuple(s.ne) == (7, 3, 1, 1) and tuple(s.nb) == (4, 28, 84, 84)
-                  and s.name == b"quantdrop.layout" and self.lib.ggml_get_data(t) == s.data
-                  and self.lib.ggml_get_name(t) == ctypes.addressof(s) + GGMLTensor.name.offset
-                  and self.lib.ggml_nbytes(t) == 84 and self.lib.ggml_nrows(t) == 3)
+            ok = (
+                s.type == GGML_TYPE_F32
+                and tuple(s.ne) == (7, 3, 1, 1)
+                and tuple(s.nb) == (4, 28, 84, 84)
+                and s.name == b"quantdrop.layout"
+                and self.lib.ggml_get_data(t) == s.data
+                and self.lib.ggml_get_name(t) == ctypes.addressof(s) + GGMLTensor.name.offset
+                and self.lib.ggml_nbytes(t) == 84
+                and self.lib.ggml_nrows(t) == 3
+            )
         finally:
             self.lib.ggml_free(ctx)
         if not ok:
-            raise QuantdropError("struct ggml_tensor of llama-cpp-python's ggml differs from the layout quantdrop "
-                                 "reads (ggml.h of llama-cpp-python 0.3.36): install llama-cpp-python==0.3.36")
+            raise QuantdropError(
+                "struct ggml_tensor of llama-cpp-python's ggml differs from the layout quantdrop "
+                "reads (ggml.h of llama-cpp-python 0.3.36): install llama-cpp-python==0.3.36"
+            )
 
     def array(self, t: GGMLTensor, dtype: type, keep: list[np.ndarray]) -> np.ndarray:
         """The tensor's data as a numpy view (ggml order reversed: shape (ne3, ne2, ne1, ne0)); copied

@@ -28,15 +28,30 @@ WRITE_VERSION = 3  # the GGUF version the stream writer's layout is (ggml's docs
 GGML_MAX_DIMS = 4
 GGML_MAX_NAME = 64  # ggml.h: a tensor name and its NUL fit in 64 bytes
 _SCALAR = {
-    GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H", GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I", GGUFValueType.INT32: "<i", GGUFValueType.FLOAT32: "<f", GGUFValueType.BOOL: "<?",
-    GGUFValueType.UINT64: "<Q", GGUFValueType.INT64: "<q", GGUFValueType.FLOAT64: "<d",
+    GGUFValueType.UINT8: "<B",
+    GGUFValueType.INT8: "<b",
+    GGUFValueType.UINT16: "<H",
+    GGUFValueType.INT16: "<h",
+    GGUFValueType.UINT32: "<I",
+    GGUFValueType.INT32: "<i",
+    GGUFValueType.FLOAT32: "<f",
+    GGUFValueType.BOOL: "<?",
+    GGUFValueType.UINT64: "<Q",
+    GGUFValueType.INT64: "<q",
+    GGUFValueType.FLOAT64: "<d",
 }
 _NUMPY = {
-    GGUFValueType.UINT8: np.uint8, GGUFValueType.INT8: np.int8, GGUFValueType.UINT16: np.uint16,
-    GGUFValueType.INT16: np.int16, GGUFValueType.UINT32: np.uint32, GGUFValueType.INT32: np.int32,
-    GGUFValueType.FLOAT32: np.float32, GGUFValueType.BOOL: np.bool_, GGUFValueType.UINT64: np.uint64,
-    GGUFValueType.INT64: np.int64, GGUFValueType.FLOAT64: np.float64,
+    GGUFValueType.UINT8: np.uint8,
+    GGUFValueType.INT8: np.int8,
+    GGUFValueType.UINT16: np.uint16,
+    GGUFValueType.INT16: np.int16,
+    GGUFValueType.UINT32: np.uint32,
+    GGUFValueType.INT32: np.int32,
+    GGUFValueType.FLOAT32: np.float32,
+    GGUFValueType.BOOL: np.bool_,
+    GGUFValueType.UINT64: np.uint64,
+    GGUFValueType.INT64: np.int64,
+    GGUFValueType.FLOAT64: np.float64,
 }
 
 
@@ -91,7 +106,7 @@ class _Cursor:
         end = self.pos + n
         if end > len(self.buf):
             raise _Truncated
-        out = self.buf[self.pos: end]
+        out = self.buf[self.pos : end]
         self.pos = end
         return out
 
@@ -117,7 +132,7 @@ class _Cursor:
             pos += 8
             if pos + n > size:
                 raise _Truncated
-            out.append(buf[pos: pos + n].decode("utf-8", "replace"))
+            out.append(buf[pos : pos + n].decode("utf-8", "replace"))
             pos += n
         self.pos = pos
         return out
@@ -157,7 +172,7 @@ def _parse(p: Path, buf: bytes) -> tuple[int, dict[str, Any], dict[str, bytes], 
             fields[key] = cur.value(vtype)
         except ValueError:
             raise QuantdropError(f"{p}: corrupt GGUF metadata at key {key!r}") from None
-        raw[key] = buf[start: cur.pos]
+        raw[key] = buf[start : cur.pos]
     infos, names = [], set()
     for _ in range(n_tensors):
         name = cur.string()
@@ -192,8 +207,10 @@ def _check_tensor_info(p: Path, name: str, shape: tuple[int, ...], qtype: GGMLQu
         raise QuantdropError(f"{p}: tensor {name!r} has ggml type {qtype.name}, which has no known size")
     block = GGML_QUANT_SIZES[qtype][0]
     if shape[0] % block:
-        raise QuantdropError(f"{p}: tensor {name!r} of type {qtype.name} has {shape[0]} elements per row, "
-                             f"not a multiple of its block size ({block})")
+        raise QuantdropError(
+            f"{p}: tensor {name!r} of type {qtype.name} has {shape[0]} elements per row, "
+            f"not a multiple of its block size ({block})"
+        )
 
 
 def _alignment(p: Path, fields: dict[str, Any]) -> int:
@@ -203,8 +220,7 @@ def _alignment(p: Path, fields: dict[str, Any]) -> int:
     return value
 
 
-def _tensor_entries(p: Path, infos: list[tuple], alignment: int, data_offset: int,
-                    size: int) -> list[TensorEntry]:
+def _tensor_entries(p: Path, infos: list[tuple], alignment: int, data_offset: int, size: int) -> list[TensorEntry]:
     """Tensor infos -> entries, checked like llama.cpp's loader: each tensor's data starts where the
     previous one's padded data ends (gguf.cpp), aligned, and lies inside the file (llama-model-loader)."""
     entries, expected, previous = [], 0, None
@@ -212,14 +228,19 @@ def _tensor_entries(p: Path, infos: list[tuple], alignment: int, data_offset: in
         _check_tensor_info(p, name, shape, qtype)
         nbytes = tensor_bytes(qtype, shape)
         if offset % alignment:
-            raise QuantdropError(f"{p}: tensor {name!r} has data offset {offset}, not a multiple of "
-                                 f"general.alignment ({alignment})")
+            raise QuantdropError(
+                f"{p}: tensor {name!r} has data offset {offset}, not a multiple of general.alignment ({alignment})"
+            )
         if offset < expected:
-            raise QuantdropError(f"{p}: corrupt GGUF: the data of tensor {name!r} (offset {offset}) overlaps "
-                                 f"tensor {previous!r} (expected offset {expected})")
+            raise QuantdropError(
+                f"{p}: corrupt GGUF: the data of tensor {name!r} (offset {offset}) overlaps "
+                f"tensor {previous!r} (expected offset {expected})"
+            )
         if offset > expected:
-            raise QuantdropError(f"{p}: corrupt GGUF: tensor {name!r} has data offset {offset}, expected "
-                                 f"{expected} (llama.cpp needs the tensors' data in order, without gaps)")
+            raise QuantdropError(
+                f"{p}: corrupt GGUF: tensor {name!r} has data offset {offset}, expected "
+                f"{expected} (llama.cpp needs the tensors' data in order, without gaps)"
+            )
         entry = TensorEntry(name, shape, qtype, data_offset + offset, nbytes)
         if entry.offset + nbytes > size:
             raise QuantdropError(f"{p}: truncated GGUF (tensor {name} ends past the end of the file)")
@@ -290,14 +311,22 @@ def pack_field(key: str, value: Any, vtype: GGUFValueType, sub: GGUFValueType | 
 def field_key(entry: bytes) -> str:
     """The key of one packed metadata entry (its first string)."""
     (n,) = struct.unpack_from("<Q", entry, 0)
-    return entry[8: 8 + n].decode("utf-8", "replace")
+    return entry[8 : 8 + n].decode("utf-8", "replace")
 
 
 # keys a rewritten file never copies from its source: the architecture goes first, the file type and
 # quantization version describe the new tensors, and the alignment and split keys the old file's layout
-REWRITTEN_KEYS = frozenset({Keys.General.ARCHITECTURE, Keys.General.FILE_TYPE, Keys.General.QUANTIZATION_VERSION,
-                            Keys.General.ALIGNMENT, Keys.Split.LLM_KV_SPLIT_NO, Keys.Split.LLM_KV_SPLIT_COUNT,
-                            Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT})
+REWRITTEN_KEYS = frozenset(
+    {
+        Keys.General.ARCHITECTURE,
+        Keys.General.FILE_TYPE,
+        Keys.General.QUANTIZATION_VERSION,
+        Keys.General.ALIGNMENT,
+        Keys.Split.LLM_KV_SPLIT_NO,
+        Keys.Split.LLM_KV_SPLIT_COUNT,
+        Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT,
+    }
+)
 
 
 def rewritten_metadata(header: GGUFHeader, ours: Sequence[bytes] = ()) -> list[bytes]:
@@ -314,8 +343,9 @@ def _refuse_duplicates(what: str, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise QuantdropError(f"refusing to write a GGUF with the {what} {name!r} twice "
-                                 "(llama.cpp could not load it)")
+            raise QuantdropError(
+                f"refusing to write a GGUF with the {what} {name!r} twice (llama.cpp could not load it)"
+            )
         seen.add(name)
 
 
@@ -330,8 +360,13 @@ class GGUFStreamWriter:
     `util.atomic_output` so a refused file never appears.
     """
 
-    def __init__(self, fh: BinaryIO, fields: list[bytes], tensors: list[tuple[str, tuple[int, ...],
-                 GGMLQuantizationType]], alignment: int = DEFAULT_ALIGNMENT) -> None:
+    def __init__(
+        self,
+        fh: BinaryIO,
+        fields: list[bytes],
+        tensors: list[tuple[str, tuple[int, ...], GGMLQuantizationType]],
+        alignment: int = DEFAULT_ALIGNMENT,
+    ) -> None:
         self.fh, self.alignment = fh, alignment
         _refuse_duplicates("metadata key", [field_key(f) for f in fields])
         _refuse_duplicates("tensor name", [name for name, _, _ in tensors])
@@ -386,9 +421,11 @@ class GGUFStreamWriter:
         if self.finished:
             return
         if self.next < len(self.names) or self._current:
-            missing = self.names[self.next:]
-            raise QuantdropError(f"GGUF writer closed after {self.next} of {len(self.names)} planned tensors "
-                                 f"(missing: {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+            missing = self.names[self.next :]
+            raise QuantdropError(
+                f"GGUF writer closed after {self.next} of {len(self.names)} planned tensors "
+                f"(missing: {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+            )
         self.fh.flush()
         self.finished = True
 

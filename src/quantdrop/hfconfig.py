@@ -47,9 +47,16 @@ ARCHITECTURES: dict[str, gguf.MODEL_ARCH] = {
 
 # transformers' config defaults for keys that released configs often leave out
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "gemma3_text": {"num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 262208,
-                    "sliding_window": 4096, "sliding_window_pattern": 6, "max_position_embeddings": 131072,
-                    "tie_word_embeddings": True},
+    "gemma3_text": {
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "vocab_size": 262208,
+        "sliding_window": 4096,
+        "sliding_window_pattern": 6,
+        "max_position_embeddings": 131072,
+        "tie_word_embeddings": True,
+    },
     "gemma2": {"tie_word_embeddings": True},
 }
 _TIED_BY_DEFAULT = {"gemma2", "gemma3", "gemma3_text"}
@@ -58,8 +65,12 @@ _TIED_BY_DEFAULT = {"gemma2", "gemma3", "gemma3_text"}
 _SRC_TYPES = {"bfloat16": T.BF16, "float16": T.F16, "float32": T.F16}
 
 # the tensors `prepare_tensors` always keeps in F32 (besides 1-D tensors, norms and non-weights)
-_F32_KINDS = (gguf.MODEL_TENSOR.FFN_GATE_INP, gguf.MODEL_TENSOR.FFN_GATE_INP_SHEXP,
-              gguf.MODEL_TENSOR.POS_EMBD, gguf.MODEL_TENSOR.TOKEN_TYPES)
+_F32_KINDS = (
+    gguf.MODEL_TENSOR.FFN_GATE_INP,
+    gguf.MODEL_TENSOR.FFN_GATE_INP_SHEXP,
+    gguf.MODEL_TENSOR.POS_EMBD,
+    gguf.MODEL_TENSOR.TOKEN_TYPES,
+)
 
 
 def supported_architectures() -> list[str]:
@@ -87,15 +98,31 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 # (405B: 126 layers, hidden 16384; Gemma 3: a vocabulary of 262k) and small enough to plan instantly
 _BIG = 1 << 20
 FIELD_LIMITS: dict[str, tuple[int, int]] = {
-    "num_hidden_layers": (1, MAX_LAYERS), "hidden_size": (1, _BIG), "intermediate_size": (1, 1 << 22),
-    "moe_intermediate_size": (1, 1 << 22), "shared_expert_intermediate_size": (0, 1 << 22),
-    "num_attention_heads": (1, 1 << 14), "num_key_value_heads": (1, 1 << 14), "head_dim": (1, 1 << 16),
-    "vocab_size": (1, 1 << 24), "max_position_embeddings": (0, 1 << 32),
-    "num_local_experts": (1, 1 << 16), "num_experts": (1, 1 << 16), "n_routed_experts": (0, 1 << 16),
-    "num_experts_per_tok": (0, 1 << 16), "n_shared_experts": (0, 1 << 10), "first_k_dense_replace": (0, 10_000),
-    "moe_layer_freq": (1, 10_000), "decoder_sparse_step": (1, 10_000), "qk_nope_head_dim": (1, 1 << 16),
-    "qk_rope_head_dim": (1, 1 << 16), "v_head_dim": (1, 1 << 16), "kv_lora_rank": (1, 1 << 16),
-    "q_lora_rank": (1, 1 << 16), "sliding_window": (0, 1 << 32), "sliding_window_pattern": (0, 10_000),
+    "num_hidden_layers": (1, MAX_LAYERS),
+    "hidden_size": (1, _BIG),
+    "intermediate_size": (1, 1 << 22),
+    "moe_intermediate_size": (1, 1 << 22),
+    "shared_expert_intermediate_size": (0, 1 << 22),
+    "num_attention_heads": (1, 1 << 14),
+    "num_key_value_heads": (1, 1 << 14),
+    "head_dim": (1, 1 << 16),
+    "vocab_size": (1, 1 << 24),
+    "max_position_embeddings": (0, 1 << 32),
+    "num_local_experts": (1, 1 << 16),
+    "num_experts": (1, 1 << 16),
+    "n_routed_experts": (0, 1 << 16),
+    "num_experts_per_tok": (0, 1 << 16),
+    "n_shared_experts": (0, 1 << 10),
+    "first_k_dense_replace": (0, 10_000),
+    "moe_layer_freq": (1, 10_000),
+    "decoder_sparse_step": (1, 10_000),
+    "qk_nope_head_dim": (1, 1 << 16),
+    "qk_rope_head_dim": (1, 1 << 16),
+    "v_head_dim": (1, 1 << 16),
+    "kv_lora_rank": (1, 1 << 16),
+    "q_lora_rank": (1, 1 << 16),
+    "sliding_window": (0, 1 << 32),
+    "sliding_window_pattern": (0, 10_000),
 }
 
 
@@ -119,8 +146,9 @@ class _Config:
             raw = {**raw, **text}
         if model_type not in ARCHITECTURES:
             known = ", ".join(supported_architectures())
-            raise QuantdropError(f"{source}: unsupported architecture {model_type or '(no model_type)'!r} "
-                                 f"(supported: {known})")
+            raise QuantdropError(
+                f"{source}: unsupported architecture {model_type or '(no model_type)'!r} (supported: {known})"
+            )
         self.model_type = model_type
         self.d = {**_DEFAULTS.get(model_type, {}), **raw}
 
@@ -141,27 +169,34 @@ class _Config:
         for key in keys:
             if self.d.get(key) is not None:
                 return self._checked(key, self.d[key])
-        raise QuantdropError(f"{self.source}: config has none of {', '.join(repr(k) for k in keys)} "
-                             f"(needed for {self.model_type})")
+        raise QuantdropError(
+            f"{self.source}: config has none of {', '.join(repr(k) for k in keys)} (needed for {self.model_type})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # the checkpoint's tensors, per architecture (torch shapes [out, in], names as HF writes them)
 # ---------------------------------------------------------------------------------------------
 
-def _attention(c: _Config, p: str, *, bias_qkv: bool = False, bias_o: bool = False,
-               qk_norm: bool = False) -> list[HfTensor]:
+
+def _attention(
+    c: _Config, p: str, *, bias_qkv: bool = False, bias_o: bool = False, qk_norm: bool = False
+) -> list[HfTensor]:
     n_embd, n_head = c["hidden_size"], c["num_attention_heads"]
     n_head_kv = c.get("num_key_value_heads", n_head)
     head_dim = c.get("head_dim") or n_embd // n_head
-    out = [(f"{p}.self_attn.q_proj.weight", (n_head * head_dim, n_embd)),
-           (f"{p}.self_attn.k_proj.weight", (n_head_kv * head_dim, n_embd)),
-           (f"{p}.self_attn.v_proj.weight", (n_head_kv * head_dim, n_embd)),
-           (f"{p}.self_attn.o_proj.weight", (n_embd, n_head * head_dim))]
+    out = [
+        (f"{p}.self_attn.q_proj.weight", (n_head * head_dim, n_embd)),
+        (f"{p}.self_attn.k_proj.weight", (n_head_kv * head_dim, n_embd)),
+        (f"{p}.self_attn.v_proj.weight", (n_head_kv * head_dim, n_embd)),
+        (f"{p}.self_attn.o_proj.weight", (n_embd, n_head * head_dim)),
+    ]
     if bias_qkv:
-        out += [(f"{p}.self_attn.q_proj.bias", (n_head * head_dim,)),
-                (f"{p}.self_attn.k_proj.bias", (n_head_kv * head_dim,)),
-                (f"{p}.self_attn.v_proj.bias", (n_head_kv * head_dim,))]
+        out += [
+            (f"{p}.self_attn.q_proj.bias", (n_head * head_dim,)),
+            (f"{p}.self_attn.k_proj.bias", (n_head_kv * head_dim,)),
+            (f"{p}.self_attn.v_proj.bias", (n_head_kv * head_dim,)),
+        ]
     if bias_o:
         out.append((f"{p}.self_attn.o_proj.bias", (n_embd,)))
     if qk_norm:
@@ -170,22 +205,25 @@ def _attention(c: _Config, p: str, *, bias_qkv: bool = False, bias_o: bool = Fal
 
 
 def _mlp(p: str, n_embd: int, n_ff: int, stem: str = "mlp") -> list[HfTensor]:
-    return [(f"{p}.{stem}.gate_proj.weight", (n_ff, n_embd)),
-            (f"{p}.{stem}.up_proj.weight", (n_ff, n_embd)),
-            (f"{p}.{stem}.down_proj.weight", (n_embd, n_ff))]
+    return [
+        (f"{p}.{stem}.gate_proj.weight", (n_ff, n_embd)),
+        (f"{p}.{stem}.up_proj.weight", (n_ff, n_embd)),
+        (f"{p}.{stem}.down_proj.weight", (n_embd, n_ff)),
+    ]
 
 
-def _experts(p: str, n_expert: int, n_embd: int, n_ff: int, stem: str,
-             names: tuple[str, str, str]) -> list[HfTensor]:
+def _experts(p: str, n_expert: int, n_embd: int, n_ff: int, stem: str, names: tuple[str, str, str]) -> list[HfTensor]:
     """A block's expert projections, already stacked as the converter does (torch.stack over experts, dim 0).
 
     names = the checkpoint's (gate, up, down) projection names; the stacked tensor keeps the per-expert
     name without the expert index, which sorts into the same place in the block.
     """
     gate, up, down = names
-    return [(f"{p}.{stem}.{gate}.weight", (n_expert, n_ff, n_embd)),
-            (f"{p}.{stem}.{up}.weight", (n_expert, n_ff, n_embd)),
-            (f"{p}.{stem}.{down}.weight", (n_expert, n_embd, n_ff))]
+    return [
+        (f"{p}.{stem}.{gate}.weight", (n_expert, n_ff, n_embd)),
+        (f"{p}.{stem}.{up}.weight", (n_expert, n_ff, n_embd)),
+        (f"{p}.{stem}.{down}.weight", (n_expert, n_embd, n_ff)),
+    ]
 
 
 def _norms(p: str, n_embd: int, *names: str) -> list[HfTensor]:
@@ -200,8 +238,7 @@ def _llama_layer(c: _Config, il: int) -> list[HfTensor]:
     if c.model_type == "mixtral":
         n_expert = c["num_local_experts"]
         out.append((f"{p}.block_sparse_moe.gate.weight", (n_expert, n_embd)))
-        out += _experts(p, n_expert, n_embd, c["intermediate_size"], "block_sparse_moe.experts",
-                        ("w1", "w3", "w2"))
+        out += _experts(p, n_expert, n_embd, c["intermediate_size"], "block_sparse_moe.experts", ("w1", "w3", "w2"))
     else:
         out += _mlp(p, n_embd, c["intermediate_size"])
     return out
@@ -210,8 +247,9 @@ def _llama_layer(c: _Config, il: int) -> list[HfTensor]:
 def _qwen_layer(c: _Config, il: int) -> list[HfTensor]:
     p, n_embd = f"model.layers.{il}", c["hidden_size"]
     out = _norms(p, n_embd, "input_layernorm", "post_attention_layernorm")
-    out += _attention(c, p, bias_qkv=c.model_type in ("qwen2", "qwen2_moe"),
-                      qk_norm=c.model_type in ("qwen3", "qwen3_moe"))
+    out += _attention(
+        c, p, bias_qkv=c.model_type in ("qwen2", "qwen2_moe"), qk_norm=c.model_type in ("qwen3", "qwen3_moe")
+    )
     if c.model_type not in ("qwen2_moe", "qwen3_moe"):
         return out + _mlp(p, n_embd, c["intermediate_size"])
     # Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock: dense MLP on mlp_only_layers and off the sparse step
@@ -220,8 +258,9 @@ def _qwen_layer(c: _Config, il: int) -> list[HfTensor]:
         return out + _mlp(p, n_embd, c["intermediate_size"])
     n_expert = c.first("num_experts", "num_local_experts")
     out.append((f"{p}.mlp.gate.weight", (n_expert, n_embd)))
-    out += _experts(p, n_expert, n_embd, c["moe_intermediate_size"], "mlp.experts",
-                    ("gate_proj", "up_proj", "down_proj"))
+    out += _experts(
+        p, n_expert, n_embd, c["moe_intermediate_size"], "mlp.experts", ("gate_proj", "up_proj", "down_proj")
+    )
     if c.model_type == "qwen2_moe" and c.get("shared_expert_intermediate_size"):
         out += _mlp(p, n_embd, c["shared_expert_intermediate_size"], stem="mlp.shared_expert")
         out.append((f"{p}.mlp.shared_expert_gate.weight", (1, n_embd)))
@@ -230,28 +269,42 @@ def _qwen_layer(c: _Config, il: int) -> list[HfTensor]:
 
 def _gemma_layer(c: _Config, il: int) -> list[HfTensor]:
     p, n_embd = f"model.layers.{il}", c["hidden_size"]
-    out = _norms(p, n_embd, "input_layernorm", "post_attention_layernorm",
-                 "pre_feedforward_layernorm", "post_feedforward_layernorm")
+    out = _norms(
+        p,
+        n_embd,
+        "input_layernorm",
+        "post_attention_layernorm",
+        "pre_feedforward_layernorm",
+        "post_feedforward_layernorm",
+    )
     out += _attention(c, p, qk_norm=c.model_type != "gemma2")
     return out + _mlp(p, n_embd, c["intermediate_size"])
 
 
 def _deepseek_layer(c: _Config, il: int) -> list[HfTensor]:
     p, n_embd, n_head = f"model.layers.{il}", c["hidden_size"], c["num_attention_heads"]
-    nope, rope, v_dim, kv_rank = (c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"],
-                                  c.get("kv_lora_rank", 512))
+    nope, rope, v_dim, kv_rank = (
+        c["qk_nope_head_dim"],
+        c["qk_rope_head_dim"],
+        c["v_head_dim"],
+        c.get("kv_lora_rank", 512),
+    )
     out = _norms(p, n_embd, "input_layernorm", "post_attention_layernorm")
     q_rank = c.get("q_lora_rank")
     if q_rank:
-        out += [(f"{p}.self_attn.q_a_proj.weight", (q_rank, n_embd)),
-                (f"{p}.self_attn.q_a_layernorm.weight", (q_rank,)),
-                (f"{p}.self_attn.q_b_proj.weight", (n_head * (nope + rope), q_rank))]
+        out += [
+            (f"{p}.self_attn.q_a_proj.weight", (q_rank, n_embd)),
+            (f"{p}.self_attn.q_a_layernorm.weight", (q_rank,)),
+            (f"{p}.self_attn.q_b_proj.weight", (n_head * (nope + rope), q_rank)),
+        ]
     else:
         out.append((f"{p}.self_attn.q_proj.weight", (n_head * (nope + rope), n_embd)))
-    out += [(f"{p}.self_attn.kv_a_proj_with_mqa.weight", (kv_rank + rope, n_embd)),
-            (f"{p}.self_attn.kv_a_layernorm.weight", (kv_rank,)),
-            (f"{p}.self_attn.kv_b_proj.weight", (n_head * (nope + v_dim), kv_rank)),
-            (f"{p}.self_attn.o_proj.weight", (n_embd, n_head * v_dim))]
+    out += [
+        (f"{p}.self_attn.kv_a_proj_with_mqa.weight", (kv_rank + rope, n_embd)),
+        (f"{p}.self_attn.kv_a_layernorm.weight", (kv_rank,)),
+        (f"{p}.self_attn.kv_b_proj.weight", (n_head * (nope + v_dim), kv_rank)),
+        (f"{p}.self_attn.o_proj.weight", (n_embd, n_head * v_dim)),
+    ]
     n_expert = c.get("n_routed_experts")
     first_dense = c.get("first_k_dense_replace", 0 if n_expert else c["num_hidden_layers"])
     step = c.get("moe_layer_freq", 1)
@@ -359,25 +412,42 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
     n_embd, n_head = c["hidden_size"], c["num_attention_heads"]
     n_head_kv = c.get("num_key_value_heads", n_head)
     head_dim = c.get("head_dim") or n_embd // n_head
-    common = dict(arch=gguf.MODEL_ARCH_NAMES[arch], n_layer=c["num_hidden_layers"], n_embd=n_embd,
-                  n_head=n_head, n_ctx_train=int(c.get("max_position_embeddings", 0)),
-                  n_vocab=c["vocab_size"])
+    common = dict(
+        arch=gguf.MODEL_ARCH_NAMES[arch],
+        n_layer=c["num_hidden_layers"],
+        n_embd=n_embd,
+        n_head=n_head,
+        n_ctx_train=int(c.get("max_position_embeddings", 0)),
+        n_vocab=c["vocab_size"],
+    )
     if arch == gguf.MODEL_ARCH.DEEPSEEK2:
         nope, rope, v_dim = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
         kv_rank = c.get("kv_lora_rank", 512)
         n_expert = c.get("n_routed_experts", 0)
         first_dense = c.get("first_k_dense_replace", 0 if n_expert else c["num_hidden_layers"])
-        extra = {"key_length_mla": nope + rope, "value_length_mla": v_dim,
-                 "q_lora_rank": c.get("q_lora_rank") or 0,
-                 "expert_shared_count": c.get("n_shared_experts", 0), "mla_split": mla_split,
-                 "feed_forward_length": c["intermediate_size"],
-                 "expert_feed_forward_length": c.get("moe_intermediate_size", 0)}
+        extra = {
+            "key_length_mla": nope + rope,
+            "value_length_mla": v_dim,
+            "q_lora_rank": c.get("q_lora_rank") or 0,
+            "expert_shared_count": c.get("n_shared_experts", 0),
+            "mla_split": mla_split,
+            "feed_forward_length": c["intermediate_size"],
+            "expert_feed_forward_length": c.get("moe_intermediate_size", 0),
+        }
         if mla_split:  # today's converter: MQA with one wide latent head
             kv = dict(n_head_kv=1, key_length=kv_rank + rope, value_length=kv_rank)
         else:  # the converter of early 2025: all heads, decompressed
             kv = dict(n_head_kv=n_head_kv, key_length=nope + rope, value_length=v_dim)
-        return Hparams(**common, **kv, n_expert=n_expert, n_expert_used=c.get("num_experts_per_tok", 0),
-                       kv_lora_rank=kv_rank, rope_dim=rope, n_leading_dense=first_dense, extra=extra)
+        return Hparams(
+            **common,
+            **kv,
+            n_expert=n_expert,
+            n_expert_used=c.get("num_experts_per_tok", 0),
+            kv_lora_rank=kv_rank,
+            rope_dim=rope,
+            n_leading_dense=first_dense,
+            extra=extra,
+        )
     is_moe = c.model_type.endswith(("moe", "mixtral"))
     n_expert = c.get("num_local_experts", c.get("num_experts", 0)) if is_moe else 0
     sliding, pattern = 0, 0
@@ -388,12 +458,22 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
         if c.get("layer_types"):  # newer configs list each layer's attention instead of a pattern
             types = c["layer_types"]
             pattern = types.index("full_attention") + 1 if "full_attention" in types else 0
-    extra = {"feed_forward_length": c.get("intermediate_size", 0),
-             "expert_feed_forward_length": c.get("moe_intermediate_size", 0)}
-    return Hparams(**common, n_head_kv=n_head_kv, key_length=head_dim, value_length=head_dim,
-                   n_expert=n_expert, n_expert_used=c.get("num_experts_per_tok", 0) if n_expert else 0,
-                   rope_dim=head_dim,
-                   sliding_window=sliding, sliding_window_pattern=pattern, extra=extra)
+    extra = {
+        "feed_forward_length": c.get("intermediate_size", 0),
+        "expert_feed_forward_length": c.get("moe_intermediate_size", 0),
+    }
+    return Hparams(
+        **common,
+        n_head_kv=n_head_kv,
+        key_length=head_dim,
+        value_length=head_dim,
+        n_expert=n_expert,
+        n_expert_used=c.get("num_experts_per_tok", 0) if n_expert else 0,
+        rope_dim=head_dim,
+        sliding_window=sliding,
+        sliding_window_pattern=pattern,
+        extra=extra,
+    )
 
 
 def _check_heads(c: _Config) -> None:
@@ -401,20 +481,28 @@ def _check_heads(c: _Config) -> None:
     n_head = c["num_attention_heads"]
     n_head_kv = c.get("num_key_value_heads", n_head)
     if n_head_kv > n_head or n_head % n_head_kv:
-        raise QuantdropError(f"{c.source}: num_key_value_heads = {n_head_kv} does not divide "
-                             f"num_attention_heads = {n_head} (expected a divisor, e.g. {_divisor(n_head)})")
-    if not c.get("head_dim") and c.model_type not in ("deepseek_v2", "deepseek_v3") and \
-            c["hidden_size"] < n_head:
-        raise QuantdropError(f"{c.source}: hidden_size = {c['hidden_size']} is smaller than "
-                             f"num_attention_heads = {n_head} (each head would be 0 wide)")
+        raise QuantdropError(
+            f"{c.source}: num_key_value_heads = {n_head_kv} does not divide "
+            f"num_attention_heads = {n_head} (expected a divisor, e.g. {_divisor(n_head)})"
+        )
+    if not c.get("head_dim") and c.model_type not in ("deepseek_v2", "deepseek_v3") and c["hidden_size"] < n_head:
+        raise QuantdropError(
+            f"{c.source}: hidden_size = {c['hidden_size']} is smaller than "
+            f"num_attention_heads = {n_head} (each head would be 0 wide)"
+        )
 
 
 def _divisor(n: int) -> int:
     return next(d for d in (8, 4, 2, 1) if n % d == 0)
 
 
-def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, mla_split: bool = True,
-                          src_type: str | None = None, name: str | None = None) -> ModelInventory:
+def inventory_from_config(
+    config: str | os.PathLike[str] | dict[str, Any],
+    *,
+    mla_split: bool = True,
+    src_type: str | None = None,
+    name: str | None = None,
+) -> ModelInventory:
     """The GGUF inventory llama.cpp's converter would write for this config (no weights needed).
 
     `config`: a config.json path, an HF model directory, or the parsed dict. `mla_split` (DeepSeek only):
@@ -438,8 +526,10 @@ def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, ml
         hf_name = hf_name.replace("e_score_correction_bias", "e_score_correction.bias")  # filter_tensors
         mapped = tmap.get_type_and_name(hf_name, try_suffixes=(".weight", ".bias"))
         if mapped is None:
-            raise QuantdropError(f"{source}: llama.cpp's {gguf.MODEL_ARCH_NAMES[arch]} has no tensor for "
-                                 f"{hf_name} (its converter cannot convert this config)")
+            raise QuantdropError(
+                f"{source}: llama.cpp's {gguf.MODEL_ARCH_NAMES[arch]} has no tensor for "
+                f"{hf_name} (its converter cannot convert this config)"
+            )
         kind, gguf_name = mapped
         if kind == gguf.MODEL_TENSOR.ROPE_FREQS:
             gguf_name += ".weight"
@@ -454,5 +544,4 @@ def inventory_from_config(config: str | os.PathLike[str] | dict[str, Any], *, ml
     else:  # model_dir/config.json -> the directory's name; some-model.json -> its stem
         p = Path(config)
         label = p.name if p.is_dir() else (p.parent.name if p.name == "config.json" else p.stem)
-    return ModelInventory(name=label, hparams=_hparams(c, arch, mla_split), tensors=tuple(tensors),
-                          source=source)
+    return ModelInventory(name=label, hparams=_hparams(c, arch, mla_split), tensors=tuple(tensors), source=source)

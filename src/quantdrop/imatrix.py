@@ -112,8 +112,9 @@ class Collector:
             raise QuantdropError(f"non-finite activations in {name}")
         counts += x.shape[0] * x.shape[1] * x.shape[2] // n_mat
 
-    def _collect_experts(self, t: GGMLTensor, name: str, src0: GGMLTensor, x: np.ndarray,
-                         keep: list[np.ndarray]) -> None:
+    def _collect_experts(
+        self, t: GGMLTensor, name: str, src0: GGMLTensor, x: np.ndarray, keep: list[np.ndarray]
+    ) -> None:
         """MUL_MAT_ID: ids (n_tokens, n_used) pick the expert of each (token, slot); src1 is
         (n_tokens, n_used or 1, n_cols). Sums and counts per expert."""
         ids = self.g.array(t.src[2].contents, np.int32, keep)[0, 0]  # (n_tokens, n_used)
@@ -241,8 +242,10 @@ def _check_model(path: Path) -> list[str]:
     floats = {T.F32, T.F16, T.BF16}
     quantized = sorted({t.type.name for t in header.tensors if len(t.shape) >= 2 and t.type not in floats})
     if quantized:
-        return [f"{path.name} is quantized ({', '.join(quantized)}): the statistics are allowed but an "
-                "F16/BF16 source gives the reference ones"]
+        return [
+            f"{path.name} is quantized ({', '.join(quantized)}): the statistics are allowed but an "
+            "F16/BF16 source gives the reference ones"
+        ]
     return []
 
 
@@ -250,12 +253,16 @@ def _chunks_of(tokens: np.ndarray, n_ctx: int, chunks: int | None, skip: int, la
     """compute_imatrix's chunking: drop `skip` chunks, need 2 x n_ctx tokens, cut into n_ctx chunks."""
     if skip > 0:
         if (skip + 2) * n_ctx >= len(tokens):
-            raise QuantdropError(f"{label}: not enough tokens left after skipping {skip} chunks "
-                                 f"({len(tokens)} tokens, need more than {(skip + 2) * n_ctx})")
-        tokens = tokens[skip * n_ctx:]
+            raise QuantdropError(
+                f"{label}: not enough tokens left after skipping {skip} chunks "
+                f"({len(tokens)} tokens, need more than {(skip + 2) * n_ctx})"
+            )
+        tokens = tokens[skip * n_ctx :]
     if len(tokens) < 2 * n_ctx:
-        raise QuantdropError(f"{label} tokenizes to only {len(tokens)} tokens; an imatrix with --ctx {n_ctx} "
-                             f"needs at least {2 * n_ctx} (2 x ctx, as llama-imatrix)")
+        raise QuantdropError(
+            f"{label} tokenizes to only {len(tokens)} tokens; an imatrix with --ctx {n_ctx} "
+            f"needs at least {2 * n_ctx} (2 x ctx, as llama-imatrix)"
+        )
     n = len(tokens) // n_ctx if chunks is None else min(chunks, len(tokens) // n_ctx)
     return tokens[: n * n_ctx].reshape(n, n_ctx)
 
@@ -267,9 +274,15 @@ def _checkpoint_path(out: Path) -> Path:
 def _run_key(model: Path, label: str, text: str, n_ctx: int, skip: int, process_output: bool) -> dict:
     from quantdrop.fingerprint import file_fingerprint
 
-    return {"version": _CHECKPOINT_VERSION, "model": file_fingerprint(model), "dataset": label,
-            "text_sha256": hashlib.sha256(text.encode()).hexdigest(), "ctx": n_ctx, "skip": skip,
-            "process_output": process_output}
+    return {
+        "version": _CHECKPOINT_VERSION,
+        "model": file_fingerprint(model),
+        "dataset": label,
+        "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "ctx": n_ctx,
+        "skip": skip,
+        "process_output": process_output,
+    }
 
 
 def _save_checkpoint(path: Path, key: dict, done: int, c: Collector) -> None:
@@ -309,15 +322,27 @@ def _progress_bar(enabled: bool, total: int, done: int, n_ctx: int) -> Iterator:
 
 def _as_imatrix(c: Collector, dataset: str, n_ctx: int) -> Imatrix:
     most = max((int(v.max()) for v in c.counts.values() if v.size), default=0)
-    return Imatrix(sums=dict(c.sums), counts=dict(c.counts), datasets=[dataset],
-                   chunk_count=most // n_ctx, chunk_size=n_ctx)
+    return Imatrix(
+        sums=dict(c.sums), counts=dict(c.counts), datasets=[dataset], chunk_count=most // n_ctx, chunk_size=n_ctx
+    )
 
 
-def imatrix(model: str | os.PathLike[str], output: str | os.PathLike[str], *,
-            text: str | os.PathLike[str] | None = None, dataset: str | None = None, chunks: int | None = None,
-            ctx: int = 512, threads: int | None = None,
-            resume: bool = False, skip_chunks: int = 0, process_output: bool = False, force: bool = False,
-            checkpoint_every: int = CHECKPOINT_EVERY, progress: bool = False) -> ImatrixResult:
+def imatrix(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    text: str | os.PathLike[str] | None = None,
+    dataset: str | None = None,
+    chunks: int | None = None,
+    ctx: int = 512,
+    threads: int | None = None,
+    resume: bool = False,
+    skip_chunks: int = 0,
+    process_output: bool = False,
+    force: bool = False,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    progress: bool = False,
+) -> ImatrixResult:
     """Compute an importance matrix of `model` on calibration text and write it to `output`
     (llama.cpp's GGUF imatrix). `text` is a file; `dataset` a built-in name (see calibration)."""
     from quantdrop.calibration import calibration_text
@@ -357,8 +382,18 @@ def imatrix(model: str | os.PathLike[str], output: str | os.PathLike[str], *,
     write_imatrix(_as_imatrix(collector, label, ctx), out)
     ckpt.unlink(missing_ok=True)
     n_new = (len(table) - start) * ctx
-    return ImatrixResult(out, len(table), ctx, len(table) * ctx, seconds, n_new / max(seconds, 1e-9),
-                         len(collector.sums), start, label, tuple(notes))
+    return ImatrixResult(
+        out,
+        len(table),
+        ctx,
+        len(table) * ctx,
+        seconds,
+        n_new / max(seconds, 1e-9),
+        len(collector.sums),
+        start,
+        label,
+        tuple(notes),
+    )
 
 
 # ------------------------------------------------------------------------------- statistics (--show)
@@ -389,10 +424,19 @@ def tensor_stats(im: Imatrix) -> list[TensorStats]:
         act = (s[seen] / c[seen, None]).reshape(-1) if seen.any() else np.zeros(0)
         total = float(act.sum())
         top = np.sort(act)[::-1][: max(1, act.size // 100)] if act.size else act
-        out.append(TensorStats(name, total, float(act.mean()) if act.size else 0.0,
-                               float(act.max()) if act.size else 0.0,
-                               float(top.sum() / total) if total > 0 else 0.0, int(c.max(initial=0)),
-                               int(seen.sum()), len(c), int(act.size)))
+        out.append(
+            TensorStats(
+                name,
+                total,
+                float(act.mean()) if act.size else 0.0,
+                float(act.max()) if act.size else 0.0,
+                float(top.sum() / total) if total > 0 else 0.0,
+                int(c.max(initial=0)),
+                int(seen.sum()),
+                len(c),
+                int(act.size),
+            )
+        )
     return sorted(out, key=lambda t: (t.experts_seen / max(t.n_experts, 1), t.count, t.name))
 
 
@@ -401,8 +445,11 @@ def uncovered(im: Imatrix, model: str | os.PathLike[str]) -> list[str]:
     the imatrix predates the MLA split, llama.cpp issue #14749)."""
     from quantdrop.ggufio import read_header
 
-    names = [t.name for t in read_header(model).tensors
-             if len(t.shape) >= 2 and t.name.startswith("blk.") and t.name.endswith(".weight")]
+    names = [
+        t.name
+        for t in read_header(model).tensors
+        if len(t.shape) >= 2 and t.name.startswith("blk.") and t.name.endswith(".weight")
+    ]
     return [n for n in names if n not in im.sums]
 
 
@@ -410,11 +457,17 @@ def format_stats(im: Imatrix, path: str | os.PathLike[str], model: str | os.Path
     stats = tensor_stats(im)
     head = f"{'tensor':<40} {'Σ(Act²)':>12} {'mean':>10} {'max':>10} {'top1%':>7} {'count':>9} {'experts':>9}"
     kind = "legacy .dat" if im.legacy else "GGUF"
-    lines = [f"{path}: {kind} imatrix, {len(stats)} entries, {im.chunk_count} chunks of {im.chunk_size}, "
-             f"datasets {im.datasets}", head, "-" * len(head)]
+    lines = [
+        f"{path}: {kind} imatrix, {len(stats)} entries, {im.chunk_count} chunks of {im.chunk_size}, "
+        f"datasets {im.datasets}",
+        head,
+        "-" * len(head),
+    ]
     for t in stats:
-        lines.append(f"{t.name[:40]:<40} {t.total:>12.4g} {t.mean:>10.4g} {t.maximum:>10.4g} "
-                     f"{100 * t.top1_share:>6.2f}% {t.count:>9d} {t.experts_seen:>4d}/{t.n_experts:<4d}")
+        lines.append(
+            f"{t.name[:40]:<40} {t.total:>12.4g} {t.mean:>10.4g} {t.maximum:>10.4g} "
+            f"{100 * t.top1_share:>6.2f}% {t.count:>9d} {t.experts_seen:>4d}/{t.n_experts:<4d}"
+        )
         if t.experts_seen < t.n_experts:
             lines.append(f"warning: {t.name}: only {t.experts_seen} of {t.n_experts} experts have data")
     if model is not None:

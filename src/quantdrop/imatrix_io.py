@@ -48,8 +48,9 @@ class Imatrix:
                 norm = (s / np.float32(ncall) if ncall > 0 else s).astype(np.float32)
             else:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    norm = np.where(c[:, None] > 0, s.astype(np.float32) / np.where(c > 0, c, 1)[:, None],
-                                    np.float32(1)).astype(np.float32)
+                    norm = np.where(
+                        c[:, None] > 0, s.astype(np.float32) / np.where(c > 0, c, 1)[:, None], np.float32(1)
+                    ).astype(np.float32)
             if not np.isfinite(norm).all():
                 raise QuantdropError(f"imatrix contains non-finite values for {name}")
             out[name] = norm.reshape(-1)
@@ -87,9 +88,11 @@ def _read_gguf(path: Path) -> Imatrix:
     for key in ("imatrix.datasets", "imatrix.chunk_count", "imatrix.chunk_size"):
         if key not in header.fields:  # llama-quantize refuses such a file too ("missing imatrix metadata")
             raise QuantdropError(f"{path}: imatrix metadata key {key} is missing")
-    im = Imatrix(datasets=[str(d) for d in header.fields["imatrix.datasets"]],
-                 chunk_count=int(header.fields["imatrix.chunk_count"]),
-                 chunk_size=int(header.fields["imatrix.chunk_size"]))
+    im = Imatrix(
+        datasets=[str(d) for d in header.fields["imatrix.datasets"]],
+        chunk_count=int(header.fields["imatrix.chunk_count"]),
+        chunk_size=int(header.fields["imatrix.chunk_size"]),
+    )
     for name in names:
         s_t, c_t = tensors[name + ".in_sum2"], tensors.get(name + ".counts")
         if c_t is None:
@@ -142,8 +145,9 @@ def _read_legacy(path: Path) -> Imatrix:
     return im
 
 
-def check_matches(normalized: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
-                  path: str | os.PathLike[str]) -> None:
+def check_matches(
+    normalized: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], path: str | os.PathLike[str]
+) -> None:
     """One line naming the first mismatch when an imatrix is not the model's: an entry whose size is
     not columns x experts of the tensor it names (llama-quant.cpp refuses those too), or no entry
     naming any tensor of the model at all. token_embd is exempt, as llama.cpp ignores it."""
@@ -155,16 +159,20 @@ def check_matches(normalized: dict[str, np.ndarray], shapes: dict[str, tuple[int
         matched += 1
         n_expert = shape[2] if len(shape) > 2 else 1
         if normalized[name].size != shape[0] * n_expert and name not in _EXEMPT:
-            raise QuantdropError(f"{path} is not this model's imatrix: {name} has {normalized[name].size} values, "
-                                 f"the model's tensor has {shape[0]} columns x {n_expert} experts")
+            raise QuantdropError(
+                f"{path} is not this model's imatrix: {name} has {normalized[name].size} values, "
+                f"the model's tensor has {shape[0]} columns x {n_expert} experts"
+            )
     if not matched and normalized:
         first = sorted(normalized)[0]
-        raise QuantdropError(f"{path} is not this model's imatrix: its first entry {first} names no tensor "
-                             "of the model")
+        raise QuantdropError(
+            f"{path} is not this model's imatrix: its first entry {first} names no tensor of the model"
+        )
 
 
-def read_normalized(path: str | os.PathLike[str],
-                    shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+def read_normalized(
+    path: str | os.PathLike[str], shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, np.ndarray]:
     """An imatrix file (llama.cpp's GGUF or legacy .dat), normalized as tools/quantize/quantize.cpp
     load_imatrix does; checked against the model's tensor `shapes` when given."""
     normalized = read_imatrix(path).normalized()

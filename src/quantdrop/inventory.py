@@ -21,8 +21,20 @@ from gguf import GGMLQuantizationType
 from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUF_MAGIC, GGUFHeader, read_header, row_bytes, tensor_bytes
 
-__all__ = ["Hparams", "ModelInventory", "ModelSource", "TensorInfo", "hparams_from_fields", "inventory_from_header",
-           "load", "locate", "read_gguf_inventory", "row_bytes", "tensor_bytes", "type_from_name"]
+__all__ = [
+    "Hparams",
+    "ModelInventory",
+    "ModelSource",
+    "TensorInfo",
+    "hparams_from_fields",
+    "inventory_from_header",
+    "load",
+    "locate",
+    "read_gguf_inventory",
+    "row_bytes",
+    "tensor_bytes",
+    "type_from_name",
+]
 
 
 def type_from_name(name: str) -> GGMLQuantizationType:
@@ -141,13 +153,22 @@ def hparams_from_fields(fields: dict[str, Any], where: str = "GGUF") -> Hparams:
     if not 0 <= get("block_count") <= MAX_LAYERS:
         raise QuantdropError(f"{where}: {arch}.block_count = {get('block_count')}: expected 0 to {MAX_LAYERS}")
     return Hparams(
-        arch=arch, n_layer=get("block_count"), n_embd=get("embedding_length"), n_head=n_head,
-        n_head_kv=get("attention.head_count_kv", n_head), n_ctx_train=get("context_length"),
-        n_expert=get("expert_count"), n_expert_used=get("expert_used_count"),
+        arch=arch,
+        n_layer=get("block_count"),
+        n_embd=get("embedding_length"),
+        n_head=n_head,
+        n_head_kv=get("attention.head_count_kv", n_head),
+        n_ctx_train=get("context_length"),
+        n_expert=get("expert_count"),
+        n_expert_used=get("expert_used_count"),
         n_vocab=len(tokens) if tokens is not None else get("vocab_size"),
-        key_length=get("attention.key_length"), value_length=get("attention.value_length"),
-        kv_lora_rank=get("attention.kv_lora_rank"), rope_dim=get("rope.dimension_count"),
-        n_leading_dense=get("leading_dense_block_count"), sliding_window=get("attention.sliding_window"))
+        key_length=get("attention.key_length"),
+        value_length=get("attention.value_length"),
+        kv_lora_rank=get("attention.kv_lora_rank"),
+        rope_dim=get("rope.dimension_count"),
+        n_leading_dense=get("leading_dense_block_count"),
+        sliding_window=get("attention.sliding_window"),
+    )
 
 
 def inventory_from_header(header: GGUFHeader) -> ModelInventory:
@@ -155,8 +176,12 @@ def inventory_from_header(header: GGUFHeader) -> ModelInventory:
     tensors = tuple(TensorInfo(t.name, t.shape, t.type) for t in header.tensors)
     name = header.fields.get("general.name")
     label = name if isinstance(name, str) and name else header.path.stem
-    return ModelInventory(name=label, hparams=hparams_from_fields(header.fields, str(header.path)),
-                          tensors=tensors, source=str(header.path))
+    return ModelInventory(
+        name=label,
+        hparams=hparams_from_fields(header.fields, str(header.path)),
+        tensors=tensors,
+        source=str(header.path),
+    )
 
 
 _SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")  # llama.cpp's gguf-split: PREFIX-%05d-of-%05d.gguf
@@ -196,6 +221,7 @@ class ModelSource:
 
 def _gguf_in(folder: Path) -> Path | None:
     """The one model GGUF of a folder (a split model: its first shard); None when it has none."""
+
     def is_model(f: Path) -> bool:
         m = _SPLIT.match(f.name)
         return f.is_file() and not f.name.endswith(".imatrix.gguf") and (m is None or m.group(2) == "00001")

@@ -23,14 +23,23 @@ FLOAT_SOURCES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantiz
 
 def check_threads(threads: int | None) -> int | None:
     """--threads: None (all cores) or 1 to MAX_THREADS; 0, negatives and thousands are refused."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or not 1 <= threads <= MAX_THREADS):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS
+    ):
         raise QuantdropError(f"--threads {threads}: expected 1 to {MAX_THREADS} (leave it out for all cores)")
     return threads
 
 
-_SYMBOLS = ("ggml_quantize_chunk", "ggml_quantize_init", "ggml_quantize_requires_imatrix", "ggml_row_size",
-            "ggml_validate_row_data", "ggml_type_name", "ggml_blck_size", "ggml_type_size")
+_SYMBOLS = (
+    "ggml_quantize_chunk",
+    "ggml_quantize_init",
+    "ggml_quantize_requires_imatrix",
+    "ggml_row_size",
+    "ggml_validate_row_data",
+    "ggml_type_name",
+    "ggml_blck_size",
+    "ggml_type_size",
+)
 
 
 def _library_path() -> Path:
@@ -55,8 +64,15 @@ def ggml() -> ctypes.CDLL:
     if missing:
         raise QuantdropError(f"{path} lacks {', '.join(missing)}: llama-cpp-python too old or too new")
     c_i64, c_sz = ctypes.c_int64, ctypes.c_size_t
-    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, c_i64, c_i64, c_i64,
-                                        ctypes.c_void_p]
+    lib.ggml_quantize_chunk.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        c_i64,
+        c_i64,
+        c_i64,
+        ctypes.c_void_p,
+    ]
     lib.ggml_quantize_chunk.restype = c_sz
     lib.ggml_quantize_init.argtypes = [ctypes.c_int]
     lib.ggml_quantize_init.restype = None
@@ -72,13 +88,19 @@ def ggml() -> ctypes.CDLL:
     lib.ggml_blck_size.restype = ctypes.c_int64
     lib.ggml_type_size.argtypes = [ctypes.c_int]
     lib.ggml_type_size.restype = c_sz
-    for qtype in (GGMLQuantizationType.Q2_K, GGMLQuantizationType.Q4_K, GGMLQuantizationType.Q8_0,
-                  GGMLQuantizationType.IQ2_XXS):
+    for qtype in (
+        GGMLQuantizationType.Q2_K,
+        GGMLQuantizationType.Q4_K,
+        GGMLQuantizationType.Q8_0,
+        GGMLQuantizationType.IQ2_XXS,
+    ):
         block, size = GGML_QUANT_SIZES[qtype]
         name = (lib.ggml_type_name(qtype) or b"").decode()
         if name.upper() != qtype.name or lib.ggml_blck_size(qtype) != block or lib.ggml_type_size(qtype) != size:
-            raise QuantdropError(f"gguf's type table disagrees with {path} on {qtype.name}: "
-                                 "install matching gguf and llama-cpp-python versions")
+            raise QuantdropError(
+                f"gguf's type table disagrees with {path} on {qtype.name}: "
+                "install matching gguf and llama-cpp-python versions"
+            )
     _check_type_traits(lib, path)
     return lib
 
@@ -86,9 +108,15 @@ def ggml() -> ctypes.CDLL:
 class _TypeTraits(ctypes.Structure):
     """struct ggml_type_traits (ggml/include/ggml.h of the llama.cpp that llama-cpp-python 0.3.36 vendors)."""
 
-    _fields_ = [("type_name", ctypes.c_char_p), ("blck_size", ctypes.c_int64),
-                ("blck_size_interleave", ctypes.c_int64), ("type_size", ctypes.c_size_t),
-                ("is_quantized", ctypes.c_bool), ("to_float", ctypes.c_void_p), ("from_float_ref", ctypes.c_void_p)]
+    _fields_ = [
+        ("type_name", ctypes.c_char_p),
+        ("blck_size", ctypes.c_int64),
+        ("blck_size_interleave", ctypes.c_int64),
+        ("type_size", ctypes.c_size_t),
+        ("is_quantized", ctypes.c_bool),
+        ("to_float", ctypes.c_void_p),
+        ("from_float_ref", ctypes.c_void_p),
+    ]
 
 
 _TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
@@ -103,10 +131,17 @@ def _check_type_traits(lib: ctypes.CDLL, path: Path) -> None:
     lib.ggml_get_type_traits.restype = ctypes.POINTER(_TypeTraits)
     for qtype in (GGMLQuantizationType.Q2_K, GGMLQuantizationType.Q5_0, GGMLQuantizationType.Q8_0):
         tr = lib.ggml_get_type_traits(qtype).contents
-        if (tr.type_name != lib.ggml_type_name(qtype) or tr.blck_size != lib.ggml_blck_size(qtype)
-                or tr.type_size != lib.ggml_type_size(qtype) or not tr.is_quantized or not tr.to_float):
-            raise QuantdropError(f"{path}: struct ggml_type_traits is not laid out as expected "
-                                 "(install the llama-cpp-python version quantdrop supports)")
+        if (
+            tr.type_name != lib.ggml_type_name(qtype)
+            or tr.blck_size != lib.ggml_blck_size(qtype)
+            or tr.type_size != lib.ggml_type_size(qtype)
+            or not tr.is_quantized
+            or not tr.to_float
+        ):
+            raise QuantdropError(
+                f"{path}: struct ggml_type_traits is not laid out as expected "
+                "(install the llama-cpp-python version quantdrop supports)"
+            )
 
 
 @cache
@@ -139,8 +174,9 @@ def prepare(qtype: GGMLQuantizationType) -> None:
     ggml().ggml_quantize_init(qtype)
 
 
-def quantize_rows(qtype: GGMLQuantizationType, rows: np.ndarray, out: memoryview | np.ndarray,
-                  imatrix: np.ndarray | None = None) -> int:
+def quantize_rows(
+    qtype: GGMLQuantizationType, rows: np.ndarray, out: memoryview | np.ndarray, imatrix: np.ndarray | None = None
+) -> int:
     """Quantize a contiguous float32 block of rows (n_rows x n_per_row) into `out`; returns bytes written.
 
     `imatrix` holds one importance per column (n_per_row floats) or None.

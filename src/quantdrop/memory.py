@@ -82,8 +82,7 @@ def _shape(inv: ModelInventory, name: str) -> tuple[int, ...] | None:
 
 def is_mla(inv: ModelInventory) -> bool:
     """A DeepSeek GGUF with attn_k_b/attn_v_b: llama.cpp runs MLA and caches the latent."""
-    return inv.hparams.arch.startswith("deepseek2") and any(t.name.endswith(".attn_k_b.weight")
-                                                            for t in inv.tensors)
+    return inv.hparams.arch.startswith("deepseek2") and any(t.name.endswith(".attn_k_b.weight") for t in inv.tensors)
 
 
 def resolve_layout(inv: ModelInventory, layout: KvLayout) -> str:
@@ -129,11 +128,22 @@ def layer_shapes(inv: ModelInventory, layout: KvLayout = "auto") -> list[LayerSh
                 k_width, v_width = kv_a[1], 0
         swa = bool(hp.sliding_window) and pattern > 0 and il % pattern < pattern - 1  # set_swa_pattern
         up, up_exps, up_sh = ts.get("ffn_up"), ts.get("ffn_up_exps"), ts.get("ffn_up_shexp")
-        shapes.append(LayerShape(
-            index=il, k_width=k_width, v_width=v_width, swa=swa, n_head=n_head, head_k=head_k, head_v=head_v,
-            n_ff=up[1] if up else 0, n_ff_exp=up_exps[1] if up_exps else 0,
-            n_expert=up_exps[2] if up_exps else 0, n_expert_used=hp.n_expert_used if up_exps else 0,
-            n_ff_shexp=up_sh[1] if up_sh else 0))
+        shapes.append(
+            LayerShape(
+                index=il,
+                k_width=k_width,
+                v_width=v_width,
+                swa=swa,
+                n_head=n_head,
+                head_k=head_k,
+                head_v=head_v,
+                n_ff=up[1] if up else 0,
+                n_ff_exp=up_exps[1] if up_exps else 0,
+                n_expert=up_exps[2] if up_exps else 0,
+                n_expert_used=hp.n_expert_used if up_exps else 0,
+                n_ff_shexp=up_sh[1] if up_sh else 0,
+            )
+        )
     return shapes
 
 
@@ -162,13 +172,16 @@ def check_kv_heads(layers: list[LayerShape], kv_type_name: str) -> None:
     for ly in layers:
         for what, head, used in (("k", ly.head_k, True), ("v", ly.head_v, ly.v_width > 0)):
             if used and head % block:
-                raise QuantdropError(f"--kv-type {kv_type_name.lower()}: llama.cpp refuses it for this model "
-                                     f"({what.upper()} cache type {qtype.name.lower()} with block size {block} "
-                                     f"does not divide n_embd_head_{what}={head}); use --kv-type f16")
+                raise QuantdropError(
+                    f"--kv-type {kv_type_name.lower()}: llama.cpp refuses it for this model "
+                    f"({what.upper()} cache type {qtype.name.lower()} with block size {block} "
+                    f"does not divide n_embd_head_{what}={head}); use --kv-type f16"
+                )
 
 
-def kv_cells(layer: LayerShape, inv: ModelInventory, ctx: int, parallel: int, n_ubatch: int,
-             swa_full: bool = False) -> int:
+def kv_cells(
+    layer: LayerShape, inv: ModelInventory, ctx: int, parallel: int, n_ubatch: int, swa_full: bool = False
+) -> int:
     """Cells llama.cpp allocates for one layer across all sequences (see the module docstring)."""
     if ctx < 1 or parallel < 1:
         raise QuantdropError(f"context and parallel must be positive (ctx={ctx}, parallel={parallel})")
@@ -183,14 +196,23 @@ def _row(qtype: GGMLQuantizationType, width: int, what: str) -> int:
 
     block = GGML_QUANT_SIZES[qtype][0]
     if width % block:
-        raise QuantdropError(f"a {what} row of {width} elements cannot be stored as {qtype.name} "
-                             f"(block size {block}); use --kv-type f16")
+        raise QuantdropError(
+            f"a {what} row of {width} elements cannot be stored as {qtype.name} (block size {block}); use --kv-type f16"
+        )
     return row_bytes(qtype, width)
 
 
-def kv_bytes_per_layer(inv: ModelInventory, *, ctx: int, parallel: int = 1, kv_type_name: str = "f16",
-                       layout: KvLayout = "auto", n_ubatch: int = 512, swa_full: bool = False,
-                       shapes: list[LayerShape] | None = None) -> list[int]:
+def kv_bytes_per_layer(
+    inv: ModelInventory,
+    *,
+    ctx: int,
+    parallel: int = 1,
+    kv_type_name: str = "f16",
+    layout: KvLayout = "auto",
+    n_ubatch: int = 512,
+    swa_full: bool = False,
+    shapes: list[LayerShape] | None = None,
+) -> list[int]:
     """Bytes of K plus V cache for each layer: ggml_row_size(type, width) x cells."""
     qtype = kv_type(kv_type_name)
     out = []
@@ -209,9 +231,18 @@ def attn_rotation(layers: list[LayerShape], kv_type_name: str) -> bool:
     return any(ly.head_k % 64 == 0 or (ly.v_width and ly.head_v % 64 == 0) for ly in layers)
 
 
-def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_output: bool, ctx: int,
-                         parallel: int = 1, n_ubatch: int = 512, flash_attn: bool = True,
-                         swa_full: bool = False, kv_type_name: str = "f16") -> int:
+def compute_buffer_bytes(
+    inv: ModelInventory,
+    layers: list[LayerShape],
+    *,
+    has_output: bool,
+    ctx: int,
+    parallel: int = 1,
+    n_ubatch: int = 512,
+    flash_attn: bool = True,
+    swa_full: bool = False,
+    kv_type_name: str = "f16",
+) -> int:
     """Estimated compute buffer of one device holding `layers` (and the output layer if `has_output`)."""
     hp = inv.hparams
     n_cells = _pad(ctx) * parallel
@@ -232,17 +263,22 @@ def compute_buffer_bytes(inv: ModelInventory, layers: list[LayerShape], *, has_o
         scores = 0 if flash_attn else n_kv * tokens * ly.n_head * F32
         attn = q + cur_kv + out + scores
         if ly.n_expert:
-            ffn = (2 * tokens * ly.n_expert * F32  # router logits and probabilities
-                   + 2 * tokens * ly.n_expert_used * ly.n_ff_exp * F32  # gate, up per used expert
-                   + tokens * ly.n_expert_used * n_embd * F32  # expert outputs before the weighted sum
-                   + 2 * tokens * ly.n_ff_shexp * F32)
+            ffn = (
+                2 * tokens * ly.n_expert * F32  # router logits and probabilities
+                + 2 * tokens * ly.n_expert_used * ly.n_ff_exp * F32  # gate, up per used expert
+                + tokens * ly.n_expert_used * n_embd * F32  # expert outputs before the weighted sum
+                + 2 * tokens * ly.n_ff_shexp * F32
+            )
         else:
             ffn = 2 * tokens * ly.n_ff * F32
         block_peak = max(block_peak, attn, ffn)
     peak = masks_bytes + residual + block_peak if layers else 0
     if has_output:  # logits [n_vocab, tokens] f32 (graph_reserve: all outputs), see _logits_moment
-        peak = max(peak, tokens * n_vocab(inv) * F32 + _logits_moment_streams(layers, flash_attn, kv_type_name)
-                   * tokens * n_embd * F32)
+        peak = max(
+            peak,
+            tokens * n_vocab(inv) * F32
+            + _logits_moment_streams(layers, flash_attn, kv_type_name) * tokens * n_embd * F32,
+        )
     return peak
 
 
@@ -293,8 +329,7 @@ def repack_interleave(qtype: GGMLQuantizationType, features: frozenset[str]) -> 
     return None
 
 
-def cpu_repack_bytes(tensors: list[tuple[str, GGMLQuantizationType, tuple[int, ...]]],
-                     features: frozenset[str]) -> int:
+def cpu_repack_bytes(tensors: list[tuple[str, GGMLQuantizationType, tuple[int, ...]]], features: frozenset[str]) -> int:
     """Bytes of llama.cpp's CPU_REPACK buffer for these weights (name, type, ggml shape). A tied
     embedding (no output.weight) is read by the output's MUL_MAT as a duplicate: it counts too."""
     names = {name for name, _, _ in tensors}

@@ -106,14 +106,23 @@ class Plan:
         d = asdict(self)
         for r in d["recipes"]:
             r.pop("warnings")
-        d["recommendation"] = [{"devices": r.device_set, "recipe": r.recipe, "alternatives": r.alternatives,
-                                "fits": r.fits, "reason": r.reason} for r in self.recommendation]
+        d["recommendation"] = [
+            {
+                "devices": r.device_set,
+                "recipe": r.recipe,
+                "alternatives": r.alternatives,
+                "fits": r.fits,
+                "reason": r.reason,
+            }
+            for r in self.recommendation
+        ]
         return d
 
 
 # ---------------------------------------------------------------------------------------------
 # layer split (llama.cpp: llama_model::load_tensors, split_mode = layer)
 # ---------------------------------------------------------------------------------------------
+
 
 def layer_devices(n_layer: int, weights: list[float]) -> list[int]:
     """Device index of each block and, last, of the output layer, as llama.cpp assigns them.
@@ -140,8 +149,17 @@ class _Placement:
     fixed: list[int]  # per device: overhead + KV cache of its blocks + its compute buffer
 
 
-def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes: list, flash_attn: bool,
-           kv_type: str, overhead_gib: float | None, memory: dict[str, Any]) -> _Placement:
+def _place(
+    inv: ModelInventory,
+    dset: DeviceSet,
+    kv_layers: list[int],
+    *,
+    shapes: list,
+    flash_attn: bool,
+    kv_type: str,
+    overhead_gib: float | None,
+    memory: dict[str, Any],
+) -> _Placement:
     devices: list[Device] = dset.devices
     overhead = [round(overhead_gib * GiB) if overhead_gib is not None else d.overhead_bytes for d in devices]
     # llama.cpp splits by each device's free memory: its capacity less the runtime's share
@@ -155,8 +173,9 @@ def _place(inv: ModelInventory, dset: DeviceSet, kv_layers: list[int], *, shapes
         fixed[where[il]] += kv
     for i in range(len(devices)):
         mine = [s for s in shapes if where[s.index] == i]
-        fixed[i] += compute_buffer_bytes(inv, mine, has_output=i == where[-1], flash_attn=flash_attn,
-                                         kv_type_name=kv_type, **memory)
+        fixed[i] += compute_buffer_bytes(
+            inv, mine, has_output=i == where[-1], flash_attn=flash_attn, kv_type_name=kv_type, **memory
+        )
     return _Placement(devices, where, fixed)
 
 
@@ -196,9 +215,17 @@ def _fit(spec: str, place: _Placement, entries: list[Entry], headroom_gib: float
         per_dev[0] += repack if mmap else tied_copy
     headroom = round(headroom_gib * GiB)
     fits = all(b + headroom <= d.memory_bytes for b, d in zip(per_dev, devices, strict=True))
-    return DeviceFit(spec=spec, count=len(devices), bytes_per_device=max(per_dev), fits=fits,
-                     capacity_bytes=min(d.memory_bytes for d in devices), total_bytes=sum(per_dev),
-                     host_bytes=host, per_device_bytes=per_dev, cpu_repack_bytes=repack)
+    return DeviceFit(
+        spec=spec,
+        count=len(devices),
+        bytes_per_device=max(per_dev),
+        fits=fits,
+        capacity_bytes=min(d.memory_bytes for d in devices),
+        total_bytes=sum(per_dev),
+        host_bytes=host,
+        per_device_bytes=per_dev,
+        cpu_repack_bytes=repack,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,15 +239,23 @@ def recommend(recipes: list[RecipePlan], accuracy: dict[str, float] | None = Non
     """Per device set: the one policy (`quantdrop.recommend`) on the plan's fit and measured scores."""
     sets = [Fleet(d.spec, d.count, d.capacity_bytes) for d in recipes[0].devices] if recipes else []
     scores = accuracy or {}
-    candidates = [Candidate(r.recipe, r.size_bytes, r.bits_per_weight,
-                            {d.spec: Placement(d.total_bytes, d.bytes_per_device, d.fits) for d in r.devices},
-                            accuracy=scores.get(r.recipe)) for r in recipes]
+    candidates = [
+        Candidate(
+            r.recipe,
+            r.size_bytes,
+            r.bits_per_weight,
+            {d.spec: Placement(d.total_bytes, d.bytes_per_device, d.fits) for d in r.devices},
+            accuracy=scores.get(r.recipe),
+        )
+        for r in recipes
+    ]
     return policy(sets, candidates)
 
 
 # ---------------------------------------------------------------------------------------------
 # the API
 # ---------------------------------------------------------------------------------------------
+
 
 def load_accuracy(accuracy: str | dict[str, float] | None) -> dict[str, float] | None:
     """`Q4_K_M=85.24,DQ3_K_M=85.53`, a JSON file {recipe: score}, or a dict."""
@@ -254,8 +289,16 @@ def _switch(value: bool, name: str) -> bool:
     return value
 
 
-def check_options(*, kv_type: str, flash_attn: bool, ctx: int, parallel: int, n_ubatch: int,
-                  headroom_gib: float = 1.0, overhead_gib: float | None = None) -> None:
+def check_options(
+    *,
+    kv_type: str,
+    flash_attn: bool,
+    ctx: int,
+    parallel: int,
+    n_ubatch: int,
+    headroom_gib: float = 1.0,
+    overhead_gib: float | None = None,
+) -> None:
     """The one check of a memory configuration (plan, tune and the study all pass through it): what
     llama.cpp itself refuses is refused here, with llama.cpp's reason."""
     if kv_type.lower() not in KV_TYPES:
@@ -263,9 +306,11 @@ def check_options(*, kv_type: str, flash_attn: bool, ctx: int, parallel: int, n_
     # llama.cpp, src/llama-context.cpp, llama_init_from_model: a quantized type_v with flash_attn_type
     # disabled returns no context ("quantized V cache requires flash_attn to be enabled")
     if not flash_attn and kv_type.lower() != "f16":
-        raise QuantdropError(f"--kv-type {kv_type.lower()} with --flash-attn no: llama.cpp refuses it "
-                             "(quantized V cache requires flash_attn to be enabled); use --flash-attn yes "
-                             "or --kv-type f16")
+        raise QuantdropError(
+            f"--kv-type {kv_type.lower()} with --flash-attn no: llama.cpp refuses it "
+            "(quantized V cache requires flash_attn to be enabled); use --flash-attn yes "
+            "or --kv-type f16"
+        )
     if ctx < 1 or parallel < 1 or n_ubatch < 1:
         raise QuantdropError("--ctx, --parallel and --n-ubatch must be positive")
     for flag, value in (("--headroom-gib", headroom_gib), ("--overhead-gib", overhead_gib)):
@@ -273,14 +318,24 @@ def check_options(*, kv_type: str, flash_attn: bool, ctx: int, parallel: int, n_
             raise QuantdropError(f"{flag} must be a finite number of GiB, 0 or more (got {value})")
 
 
-
-
-def plan(model: str | os.PathLike[str] | ModelInventory, recipes: str | list[str] | None = None, *,
-         ctx: int = 32768, kv_type: str = "f16", mla_split: bool = True, kv_layout: str = "auto",
-         parallel: int = 1, devices: str | list[str] | None = None, n_ubatch: int = 512,
-         flash_attn: bool = True, swa_full: bool = False, overhead_gib: float | None = None,
-         headroom_gib: float = 1.0, accuracy: str | dict[str, float] | None = None,
-         mmap: bool = True) -> Plan:
+def plan(
+    model: str | os.PathLike[str] | ModelInventory,
+    recipes: str | list[str] | None = None,
+    *,
+    ctx: int = 32768,
+    kv_type: str = "f16",
+    mla_split: bool = True,
+    kv_layout: str = "auto",
+    parallel: int = 1,
+    devices: str | list[str] | None = None,
+    n_ubatch: int = 512,
+    flash_attn: bool = True,
+    swa_full: bool = False,
+    overhead_gib: float | None = None,
+    headroom_gib: float = 1.0,
+    accuracy: str | dict[str, float] | None = None,
+    mmap: bool = True,
+) -> Plan:
     """Size, bits per weight, memory and device fit of each recipe for MODEL (see the module docstring).
 
     ctx: context per sequence, parallel: sequences (the KV cache holds ctx x parallel cells).
@@ -297,8 +352,15 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipes: str | list[str
     fa = _switch(flash_attn, "flash_attn")
     swa = _switch(swa_full, "swa_full")
     mapped = _switch(mmap, "mmap")
-    check_options(kv_type=kv_type, flash_attn=fa, ctx=ctx, parallel=parallel, n_ubatch=n_ubatch,
-                  headroom_gib=headroom_gib, overhead_gib=overhead_gib)
+    check_options(
+        kv_type=kv_type,
+        flash_attn=fa,
+        ctx=ctx,
+        parallel=parallel,
+        n_ubatch=n_ubatch,
+        headroom_gib=headroom_gib,
+        overhead_gib=overhead_gib,
+    )
     names = name_list(recipes, (), "no recipe given (expected e.g. --recipes Q4_K_M,Q3_K_M)")
     chosen = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
     sets = parse_devices(devices)
@@ -314,8 +376,22 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipes: str | list[str
     kv_layers = kv_bytes_per_layer(inv, kv_type_name=kv_type, shapes=shapes, **memory)
     kv_total = sum(kv_layers)
     compute_one = compute_buffer_bytes(inv, shapes, has_output=True, flash_attn=fa, kv_type_name=kv_type, **memory)
-    places = [(s.spec, _place(inv, s, kv_layers, shapes=shapes, flash_attn=fa, kv_type=kv_type,
-                              overhead_gib=overhead_gib, memory=memory)) for s in sets]
+    places = [
+        (
+            s.spec,
+            _place(
+                inv,
+                s,
+                kv_layers,
+                shapes=shapes,
+                flash_attn=fa,
+                kv_type=kv_type,
+                overhead_gib=overhead_gib,
+                memory=memory,
+            ),
+        )
+        for s in sets
+    ]
     plans = []
     for name, r in chosen.items():
         if r is None:  # the model as it is: its own tensors and types
@@ -330,18 +406,40 @@ def plan(model: str | os.PathLike[str] | ModelInventory, recipes: str | list[str
             size, bpw, by_type, warnings = rp.nbytes, rp.bits_per_weight, dict(rp.bytes_by_type), rp.warnings
             name = r.name
         fits = [_fit(spec, place, entries, headroom_gib, mapped) for spec, place in places]
-        plans.append(RecipePlan(
-            recipe=name, size_bytes=size, bits_per_weight=round(bpw, 4), bytes_by_type=by_type,
-            kv_cache_bytes=kv_total, compute_buffer_bytes=compute_one,
-            total_bytes=size + kv_total + compute_one, devices=fits, warnings=list(warnings)))
-    return Plan(model=inv.name, n_params=inv.n_params, source_bytes=inv.nbytes, ctx=ctx, parallel=parallel,
-                kv_type=kv_type.lower(), kv_layout=layout, flash_attn=fa, n_ubatch=n_ubatch, swa_full=swa,
-                recipes=plans, recommendation=recommend(plans, scores), mmap=mapped)
+        plans.append(
+            RecipePlan(
+                recipe=name,
+                size_bytes=size,
+                bits_per_weight=round(bpw, 4),
+                bytes_by_type=by_type,
+                kv_cache_bytes=kv_total,
+                compute_buffer_bytes=compute_one,
+                total_bytes=size + kv_total + compute_one,
+                devices=fits,
+                warnings=list(warnings),
+            )
+        )
+    return Plan(
+        model=inv.name,
+        n_params=inv.n_params,
+        source_bytes=inv.nbytes,
+        ctx=ctx,
+        parallel=parallel,
+        kv_type=kv_type.lower(),
+        kv_layout=layout,
+        flash_attn=fa,
+        n_ubatch=n_ubatch,
+        swa_full=swa,
+        recipes=plans,
+        recommendation=recommend(plans, scores),
+        mmap=mapped,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # the table `quantdrop plan` prints (quantdrop.cli.plan)
 # ---------------------------------------------------------------------------------------------
+
 
 def size_label(nbytes: int) -> str:
     """A size the way `ls -h` prints it: GiB (or MiB below 1 GiB), rounded up, e.g. 377G."""
@@ -358,18 +456,26 @@ def render_table(p: Plan) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{p.model}: {p.n_params / 1e9:.2f} B parameters, "
-                        f"source {size_label(p.source_bytes)}; ctx {p.ctx} x {p.parallel}, "
-                        f"KV {p.kv_type} ({p.kv_layout}), "
-                        f"flash attention {'on' if p.flash_attn else 'off'}")
+    table = Table(
+        title=f"{p.model}: {p.n_params / 1e9:.2f} B parameters, "
+        f"source {size_label(p.source_bytes)}; ctx {p.ctx} x {p.parallel}, "
+        f"KV {p.kv_type} ({p.kv_layout}), "
+        f"flash attention {'on' if p.flash_attn else 'off'}"
+    )
     for col in ("recipe", "size", "bpw", "KV cache", "compute", "total"):
         table.add_column(col, justify="left" if col == "recipe" else "right")
     specs = [d.spec for d in p.recipes[0].devices] if p.recipes else []
     for spec in specs:
         table.add_column(f"{spec} per device", justify="right")
     for r in p.recipes:
-        cells = [r.recipe, size_label(r.size_bytes), f"{r.bits_per_weight:.2f}", _gib(r.kv_cache_bytes),
-                 _gib(r.compute_buffer_bytes), _gib(r.total_bytes)]
+        cells = [
+            r.recipe,
+            size_label(r.size_bytes),
+            f"{r.bits_per_weight:.2f}",
+            _gib(r.kv_cache_bytes),
+            _gib(r.compute_buffer_bytes),
+            _gib(r.total_bytes),
+        ]
         cells += [f"{_gib(d.bytes_per_device)} {'fits' if d.fits else 'NO'}" for d in r.devices]
         table.add_row(*cells)
     buf = StringIO()
@@ -380,7 +486,9 @@ def render_table(p: Plan) -> str:
         repacked = [f"{d.spec} {_gib(d.cpu_repack_bytes)}" for d in r.devices if d.cpu_repack_bytes]
         if repacked:
             how = "on top of the mapped file, included above" if p.mmap else "read into it instead (--mmap no)"
-            lines.append(f"CPU_REPACK ({r.recipe}, the weights llama.cpp repacks for the CPU's SIMD, {how}): "
-                         f"{', '.join(repacked)}")
+            lines.append(
+                f"CPU_REPACK ({r.recipe}, the weights llama.cpp repacks for the CPU's SIMD, {how}): "
+                f"{', '.join(repacked)}"
+            )
         lines += [f"warning ({r.recipe}): {w}" for w in r.warnings]
     return "\n".join(lines)

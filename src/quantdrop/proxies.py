@@ -74,9 +74,15 @@ class ChunkLogits:
         with _quiet_stderr():
             try:
                 self.llm = llama_cpp.Llama(
-                    str(model), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=min(n_ctx, 512), n_threads=threads,
+                    str(model),
+                    n_ctx=n_ctx,
+                    n_batch=n_ctx,
+                    n_ubatch=min(n_ctx, 512),
+                    n_threads=threads,
                     n_gpu_layers=-1,  # all layers on the GPU when llama.cpp was built with one
-                    n_threads_batch=threads, logits_all=False, verbose=False,
+                    n_threads_batch=threads,
+                    logits_all=False,
+                    verbose=False,
                 )
             except (ValueError, RuntimeError) as err:
                 raise QuantdropError(f"llama.cpp could not load {model}: {err}") from err
@@ -146,14 +152,14 @@ def encode_log_probs(logits: np.ndarray) -> np.ndarray:
     out[:, :4] = header.view(np.uint16)
     inv = np.divide(np.float32(1), scale, out=np.zeros_like(scale), where=scale != 0)
     q = np.rint(inv * (logits - mn))  # nearest_int(): round half to even
-    out[:, 4:4 + n_vocab] = np.where(logits > mn, q, 0).astype(np.uint16)
+    out[:, 4 : 4 + n_vocab] = np.where(logits > mn, q, 0).astype(np.uint16)
     return out
 
 
 def decode_log_probs(rows: np.ndarray, n_vocab: int) -> np.ndarray:
     """The reference's log-probs back from the uint16 rows: scale * q + min_log_prob (float32)."""
     header = np.ascontiguousarray(rows[:, :4]).view(np.float32)
-    return header[:, :1] * rows[:, 4:4 + n_vocab].astype(np.float32) + header[:, 1:2]
+    return header[:, :1] * rows[:, 4 : 4 + n_vocab].astype(np.float32) + header[:, 1:2]
 
 
 # ------------------------------------------------------------------------------ per-token statistics
@@ -177,10 +183,10 @@ class TokenStats:
         """perplexity.cpp's `log_softmax(..., base_log_prob, tok, kld)` for every row of a chunk."""
         n_vocab = logits.shape[1]
         for s in range(0, len(logits), _ROWS_PER_BLOCK):
-            x, tok = logits[s:s + _ROWS_PER_BLOCK], targets[s:s + _ROWS_PER_BLOCK]
+            x, tok = logits[s : s + _ROWS_PER_BLOCK], targets[s : s + _ROWS_PER_BLOCK]
             idx = np.arange(len(x))
             logp = log_softmax(x)
-            base = decode_log_probs(base_rows[s:s + _ROWS_PER_BLOCK], n_vocab)
+            base = decode_log_probs(base_rows[s : s + _ROWS_PER_BLOCK], n_vocab)
             nll = -logp[idx, tok].astype(np.float64)
             nll_base = -base[idx, tok].astype(np.float64)
             p_base = np.where(base > LOG_PROB_FLOOR, np.exp(base), np.float32(0))
@@ -224,14 +230,22 @@ def summarize(stats: TokenStats, **labels: Any) -> ProxyResult:
     kld_mean, kld_err = _mean_and_uncertainty(kld)
     same = stats.same_top / count
     return ProxyResult(
-        **labels, n_tokens=count,
-        ppl=math.exp(log_ppl), ppl_err=math.exp(log_ppl) * log_ppl_err,
-        ppl_base=math.exp(log_base), ppl_base_err=math.exp(log_base) * log_base_err,
-        ln_ppl_ratio=log_ppl - log_base, ln_ppl_ratio_err=ratio_err,
-        kld_mean=kld_mean, kld_mean_err=kld_err, kld_median=float(np.median(kld)),
-        kld_p99=_percentile(kld, 0.99), kld_max=float(kld[-1]),
+        **labels,
+        n_tokens=count,
+        ppl=math.exp(log_ppl),
+        ppl_err=math.exp(log_ppl) * log_ppl_err,
+        ppl_base=math.exp(log_base),
+        ppl_base_err=math.exp(log_base) * log_base_err,
+        ln_ppl_ratio=log_ppl - log_base,
+        ln_ppl_ratio_err=ratio_err,
+        kld_mean=kld_mean,
+        kld_mean_err=kld_err,
+        kld_median=float(np.median(kld)),
+        kld_p99=_percentile(kld, 0.99),
+        kld_max=float(kld[-1]),
         rms_dp=math.sqrt(float((p_diff * p_diff).mean())),
-        same_top=same, same_top_err=math.sqrt(same * (1 - same) / (count - 1)) if count > 1 else 0.0,
+        same_top=same,
+        same_top_err=math.sqrt(same * (1 - same) / (count - 1)) if count > 1 else 0.0,
     )
 
 
@@ -262,8 +276,9 @@ class ReferenceLogProbs:
         return self.rows * row_width(self.n_vocab) * 2
 
     def tokens(self) -> np.ndarray:
-        return np.fromfile(self.path, dtype=np.int32, count=self.n_ctx * self.n_chunks,
-                           offset=len(LOGITS_MAGIC) + 12).reshape(self.n_chunks, self.n_ctx)
+        return np.fromfile(
+            self.path, dtype=np.int32, count=self.n_ctx * self.n_chunks, offset=len(LOGITS_MAGIC) + 12
+        ).reshape(self.n_chunks, self.n_ctx)
 
     def chunk(self, i: int) -> np.ndarray:
         """The uint16 rows of chunk i, read from disk (one chunk in memory at a time)."""
@@ -283,8 +298,13 @@ def read_reference_header(path: Path) -> tuple[int, int, int]:
 
 
 def reference_log_probs(
-    reference: str | Path, *, text: str | Path | None = None, n_ctx: int = DEFAULT_N_CTX,
-    chunks: int | None = None, cache_dir: str | Path | None = None, progress: bool = True,
+    reference: str | Path,
+    *,
+    text: str | Path | None = None,
+    n_ctx: int = DEFAULT_N_CTX,
+    chunks: int | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> ReferenceLogProbs:
     """Compute (or reuse) the reference's log-probs file; resumes an interrupted pass chunk by chunk."""
     reference = check_gguf_file(reference)
@@ -306,8 +326,10 @@ def reference_log_probs(
     try:
         tokens = np.asarray(model.tokenize(body), dtype=np.int32)
         if len(tokens) < 2 * n_ctx:  # llama-perplexity's own requirement
-            raise QuantdropError(f"the text tokenizes to {len(tokens)} tokens; n_ctx={n_ctx} needs at least "
-                                 f"{2 * n_ctx} (use a smaller --ctx or a longer --text)")
+            raise QuantdropError(
+                f"the text tokenizes to {len(tokens)} tokens; n_ctx={n_ctx} needs at least "
+                f"{2 * n_ctx} (use a smaller --ctx or a longer --text)"
+            )
         n_chunk = len(tokens) // n_ctx if chunks is None else min(chunks, len(tokens) // n_ctx)
         ref = ReferenceLogProbs(final, n_ctx, model.n_vocab, n_chunk, fingerprint, label)
         partial = final.with_name(final.name + ".partial")
@@ -322,8 +344,9 @@ def reference_log_probs(
             f.seek(ref.header_bytes + done * ref.chunk_bytes)
             f.truncate()
             grid = tokens[: n_ctx * n_chunk].reshape(n_chunk, n_ctx)
-            for i in _progress(range(done, n_chunk), f"reference log-probs ({Path(reference).name})",
-                               n_chunk, done, progress):
+            for i in _progress(
+                range(done, n_chunk), f"reference log-probs ({Path(reference).name})", n_chunk, done, progress
+            ):
                 f.write(encode_log_probs(model.logits(grid[i])).tobytes())
                 f.flush()
             os.fsync(f.fileno())
@@ -356,8 +379,12 @@ def _cached_reference(final: Path, n_ctx: int, fingerprint: str, label: str) -> 
     except (QuantdropError, ValueError):
         n_ctx_f = n_vocab = n_chunk = 0
     ref = ReferenceLogProbs(final, n_ctx_f, n_vocab, n_chunk, fingerprint, label)
-    if n_ctx_f == n_ctx and n_vocab > 0 and n_chunk > 0 and \
-            final.stat().st_size == ref.header_bytes + n_chunk * ref.chunk_bytes:
+    if (
+        n_ctx_f == n_ctx
+        and n_vocab > 0
+        and n_chunk > 0
+        and final.stat().st_size == ref.header_bytes + n_chunk * ref.chunk_bytes
+    ):
         return ref
     print(f"warning: {final} is damaged (truncated or not ours); computing it again", file=sys.stderr)
     final.unlink(missing_ok=True)
@@ -385,24 +412,38 @@ def compare(ref: ReferenceLogProbs, variant: str | Path, *, progress: bool = Tru
     model = ChunkLogits(variant, ref.n_ctx)
     try:
         if model.n_vocab != ref.n_vocab:
-            raise QuantdropError(f"{variant} has {model.n_vocab} tokens in its vocabulary, "
-                                 f"the reference {ref.n_vocab}: not the same model family")
+            raise QuantdropError(
+                f"{variant} has {model.n_vocab} tokens in its vocabulary, "
+                f"the reference {ref.n_vocab}: not the same model family"
+            )
         tokens = ref.tokens()
         first = ref.n_ctx // 2
         stats = TokenStats.empty()
         title = f"KL divergence ({Path(variant).name})"
         for i in _progress(range(ref.n_chunks), title, ref.n_chunks, 0, progress):
             logits = model.logits(tokens[i])
-            stats.add(logits, ref.chunk(i), tokens[i, first + 1:].astype(np.int64))
+            stats.add(logits, ref.chunk(i), tokens[i, first + 1 :].astype(np.int64))
     finally:
         model.close()
-    return summarize(stats, variant=Path(variant).name, fingerprint=file_fingerprint(variant),
-                     reference=ref.fingerprint, text=ref.text, n_ctx=ref.n_ctx, n_chunks=ref.n_chunks)
+    return summarize(
+        stats,
+        variant=Path(variant).name,
+        fingerprint=file_fingerprint(variant),
+        reference=ref.fingerprint,
+        text=ref.text,
+        n_ctx=ref.n_ctx,
+        n_chunks=ref.n_chunks,
+    )
 
 
 def proxies(
-    reference: str | Path, variants: Sequence[str | Path], *, text: str | Path | None = None,
-    ctx: int = DEFAULT_N_CTX, chunks: int | None = None, cache_dir: str | Path | None = None,
+    reference: str | Path,
+    variants: Sequence[str | Path],
+    *,
+    text: str | Path | None = None,
+    ctx: int = DEFAULT_N_CTX,
+    chunks: int | None = None,
+    cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> list[ProxyResult]:
     """PPL, KL divergence (mean, median, p99) and top-1 agreement of each variant against the reference,
@@ -413,8 +454,7 @@ def proxies(
     variants = [check_gguf_file(v) for v in variants]
     if not variants:
         raise QuantdropError("give at least one VARIANT.gguf to compare with the reference")
-    ref = reference_log_probs(reference, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache_dir,
-                              progress=progress)
+    ref = reference_log_probs(reference, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache_dir, progress=progress)
     results = []
     for variant in variants:
         cached = ref.path.with_name(f"{ref.path.stem}-vs-{file_fingerprint(variant)}.json")
@@ -457,6 +497,8 @@ def format_table(results: Sequence[ProxyResult]) -> str:
         )
     if results:
         r = results[0]
-        lines.append(f"reference PPL {r.ppl_base:.4f} ± {r.ppl_base_err:.4f}; {r.n_tokens} tokens scored in "
-                     f"{r.n_chunks} chunks of {r.n_ctx} ({r.text})")
+        lines.append(
+            f"reference PPL {r.ppl_base:.4f} ± {r.ppl_base_err:.4f}; {r.n_tokens} tokens scored in "
+            f"{r.n_chunks} chunks of {r.n_ctx} ({r.text})"
+        )
     return "\n".join(lines)

@@ -48,8 +48,10 @@ def _check_sources(plan: ResolvedPlan, allow_requantize: bool) -> None:
         if e.type == e.src_type or e.src_type in FLOAT_SOURCES:
             continue
         if not allow_requantize:
-            raise QuantdropError(f"{e.name} is {e.src_type.name}: requantizing a quantized source loses "
-                                 "accuracy twice; pass --allow-requantize to do it anyway")
+            raise QuantdropError(
+                f"{e.name} is {e.src_type.name}: requantizing a quantized source loses "
+                "accuracy twice; pass --allow-requantize to do it anyway"
+            )
 
 
 def _check_imatrix(plan: ResolvedPlan, imatrix: dict[str, np.ndarray] | None) -> None:
@@ -59,8 +61,10 @@ def _check_imatrix(plan: ResolvedPlan, imatrix: dict[str, np.ndarray] | None) ->
         if e.type == e.src_type or not needs:
             continue
         if imatrix is None:
-            raise QuantdropError(f"{e.name} -> {e.type.name} needs an importance matrix: pass --imatrix FILE "
-                                 "(llama.cpp's GGUF imatrix) or choose a type that does not need one")
+            raise QuantdropError(
+                f"{e.name} -> {e.type.name} needs an importance matrix: pass --imatrix FILE "
+                "(llama.cpp's GGUF imatrix) or choose a type that does not need one"
+            )
         if e.name not in imatrix:
             raise QuantdropError(f"the importance matrix has no entry for {e.name}, which {e.type.name} needs")
 
@@ -87,8 +91,13 @@ def check_output_path(out: Path, force: bool, sources: Sequence[Path] = ()) -> N
 
 
 def _file_kind(mode: int) -> str:
-    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
@@ -115,8 +124,9 @@ def _plan_fields(plan: ResolvedPlan) -> list[bytes]:
         pack_field("quantdrop.recipe.version", r.version, GGUFValueType.UINT32),
         pack_field("quantdrop.recipe.default", r.default.name, GGUFValueType.STRING),
         pack_field("quantdrop.recipe.base", r.base or "", GGUFValueType.STRING),
-        pack_field("quantdrop.recipe.rules", [rule.describe() for rule in r.rules], GGUFValueType.ARRAY,
-                   GGUFValueType.STRING),
+        pack_field(
+            "quantdrop.recipe.rules", [rule.describe() for rule in r.rules], GGUFValueType.ARRAY, GGUFValueType.STRING
+        ),
     ]
     return fields
 
@@ -156,8 +166,8 @@ class _Quantizer:
 
         def work(start: int) -> None:
             stop = min(n_rows, start + per_chunk)
-            f32 = kernels.to_f32(raw[start * src_row: stop * src_row], e.src_type, n_per_row)
-            dst = out[start * dst_row: stop * dst_row]
+            f32 = kernels.to_f32(raw[start * src_row : stop * src_row], e.src_type, n_per_row)
+            dst = out[start * dst_row : stop * dst_row]
             if e.type == GGMLQuantizationType.F32:
                 dst.view(np.float32)[:] = f32.reshape(-1)
             else:  # quantized types, F16 and BF16 all through ggml, for ggml's own rounding
@@ -174,8 +184,14 @@ class _Quantizer:
                 work(start)
         return out
 
-    def stream(self, e: TensorPlan, fetch: Callable[[int, int], np.ndarray], src_nbytes: int,
-               write: Callable[[object], object], advance: Callable[[int], None]) -> None:
+    def stream(
+        self,
+        e: TensorPlan,
+        fetch: Callable[[int, int], np.ndarray],
+        src_nbytes: int,
+        write: Callable[[object], object],
+        advance: Callable[[int], None],
+    ) -> None:
         """Write tensor `e` through `write`, reading its source bytes slab by slab with `fetch(start, n)`."""
         n_rows = e.n_elements // e.shape[0]
         src_row = src_nbytes // n_rows
@@ -216,10 +232,19 @@ class _Job:
     imatrix: dict[str, np.ndarray] | None
 
 
-def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *, recipe: str = "Q4_K_M",
-             threads: int | None = None, imatrix: str | os.PathLike[str] | None = None,
-             allow_requantize: bool = False, force: bool = False, dry_run: bool = False,
-             progress: bool = False, reuse_from: str | os.PathLike[str] | None = None) -> QuantizeResult:
+def quantize(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None,
+    *,
+    recipe: str = "Q4_K_M",
+    threads: int | None = None,
+    imatrix: str | os.PathLike[str] | None = None,
+    allow_requantize: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: bool = False,
+    reuse_from: str | os.PathLike[str] | None = None,
+) -> QuantizeResult:
     """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file).
 
     reuse_from: a GGUF this function wrote from the same `src` and `imatrix`; every tensor planned at
@@ -234,14 +259,21 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, *,
     return QuantizeResult(out, job.plan, time.perf_counter() - t0, written)
 
 
-def _prepare(src: str | os.PathLike[str], recipe: str, threads: int | None,
-             imatrix: str | os.PathLike[str] | None, allow_requantize: bool) -> _Job:
+def _prepare(
+    src: str | os.PathLike[str],
+    recipe: str,
+    threads: int | None,
+    imatrix: str | os.PathLike[str] | None,
+    allow_requantize: bool,
+) -> _Job:
     """Everything checked before any work: threads, source, recipe, imatrix, the kernels' library."""
     kernels.check_threads(threads)
     header = read_header(src)
     if split_count(header) > 1:
-        raise QuantdropError(f"{header.path} is one shard of a split GGUF ({split_count(header)} files): "
-                             "merge it first (llama-gguf-split --merge FIRST-SHARD OUT.gguf)")
+        raise QuantdropError(
+            f"{header.path} is one shard of a split GGUF ({split_count(header)} files): "
+            "merge it first (llama-gguf-split --merge FIRST-SHARD OUT.gguf)"
+        )
     the_recipe = load_recipe(recipe)
     inventory = inventory_from_header(header)
     imat = read_normalized(imatrix, {t.name: t.shape for t in header.tensors}) if imatrix else None
@@ -257,14 +289,12 @@ def _check_destination(job: _Job, out: Path, force: bool, imatrix: str | os.Path
     check_output_path(out, force, sources=[job.header.path, *([Path(imatrix)] if imatrix else [])])
     need, free = _file_size_estimate(job.plan, job.header), shutil.disk_usage(out.parent).free
     if need > free:
-        raise QuantdropError(f"not enough free space in {out.parent}: need {fmt_bytes(need)}, "
-                             f"have {fmt_bytes(free)}")
+        raise QuantdropError(f"not enough free space in {out.parent}: need {fmt_bytes(need)}, have {fmt_bytes(free)}")
     for qtype in {e.type for e in job.plan.entries if e.type in QUANTIZED}:
         kernels.prepare(qtype)
 
 
-def _write(job: _Job, out: Path, threads: int, progress: bool,
-           reuse_from: str | os.PathLike[str] | None) -> int:
+def _write(job: _Job, out: Path, threads: int, progress: bool, reuse_from: str | os.PathLike[str] | None) -> int:
     """Stream every planned tensor into `out` (atomically); the tensor bytes written."""
     header, plan = job.header, job.plan
     sources = {t.name: t for t in header.tensors}
@@ -272,10 +302,15 @@ def _write(job: _Job, out: Path, threads: int, progress: bool,
     sweep_stale(out.parent)  # temporaries of earlier runs killed with SIGKILL
     quantizer = _Quantizer(threads, job.imatrix)
     try:
-        with atomic_output(out) as fh, open(header.path, "rb", buffering=0) as src_fh, _progress(progress) as bar, \
-                open(reuse_from or header.path, "rb", buffering=0) as reuse_fh:
-            writer = GGUFStreamWriter(fh, metadata_fields(header, plan),
-                                      [(e.name, e.shape, e.type) for e in plan.entries])
+        with (
+            atomic_output(out) as fh,
+            open(header.path, "rb", buffering=0) as src_fh,
+            _progress(progress) as bar,
+            open(reuse_from or header.path, "rb", buffering=0) as reuse_fh,
+        ):
+            writer = GGUFStreamWriter(
+                fh, metadata_fields(header, plan), [(e.name, e.shape, e.type) for e in plan.entries]
+            )
             advance = _advancer(bar, plan.recipe.name, sum(sources[e.name].nbytes for e in plan.entries))
             for e in plan.entries:
                 reused = e.name in reusable
@@ -307,6 +342,7 @@ def _advancer(bar: object | None, label: str, total: int) -> Callable[[int], Non
 
 def _reader(fd: int, base: int, path: Path, name: str) -> Callable[[int, int], np.ndarray]:
     """`fetch(start, n)`: n bytes of tensor `name`'s data (at `base` in the open file `fd`), with pread."""
+
     def fetch(start: int, n: int) -> np.ndarray:
         data = os.pread(fd, n, base + start)
         if len(data) != n:
@@ -321,15 +357,20 @@ def _reusable(path: str | os.PathLike[str] | None, plan: ResolvedPlan) -> dict[s
     if path is None:
         return {}
     have = {t.name: t for t in read_header(path).tensors}
-    return {e.name: have[e.name] for e in plan.entries
-            if e.name in have and have[e.name].type == e.type and tuple(have[e.name].shape) == tuple(e.shape)}
+    return {
+        e.name: have[e.name]
+        for e in plan.entries
+        if e.name in have and have[e.name].type == e.type and tuple(have[e.name].shape) == tuple(e.shape)
+    }
 
 
-def _copy(fetch: Callable[[int, int], np.ndarray], nbytes: int, write: Callable[[object], object],
-          advance: Callable[[int], None]) -> None:
+def _copy(
+    fetch: Callable[[int, int], np.ndarray],
+    nbytes: int,
+    write: Callable[[object], object],
+    advance: Callable[[int], None],
+) -> None:
     for start in range(0, nbytes, SLAB_BYTES):
         n = min(SLAB_BYTES, nbytes - start)
         write(fetch(start, n))
         advance(n)
-
-

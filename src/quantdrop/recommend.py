@@ -68,8 +68,9 @@ class Recommendation:
 
     def line(self) -> str:
         """One line for a terminal: "8xH100-80G: Q4_K_M - best weighted avg. ..."."""
-        return f"{self.device_set}: {self.recipe} - {self.reason}" if self.recipe else \
-            f"{self.device_set}: {self.reason}"
+        return (
+            f"{self.device_set}: {self.recipe} - {self.reason}" if self.recipe else f"{self.device_set}: {self.reason}"
+        )
 
 
 def _ranking(fitting: list[Candidate]) -> tuple[list[Candidate], Callable[[Candidate], tuple], str]:
@@ -85,8 +86,11 @@ def _ranking(fitting: list[Candidate]) -> tuple[list[Candidate], Callable[[Candi
     if has_ci and with_kl and all(c.kl is not None for c in with_acc):
         return with_kl, lambda c: (bool(c.significant), kl(c), -c.size_bytes), "significance+kl"
     if with_acc:
-        return with_acc, lambda c: (bool(c.significant), -(c.accuracy if c.accuracy is not None else -INF),
-                                    kl(c), -c.size_bytes), "accuracy"
+        return (
+            with_acc,
+            lambda c: (bool(c.significant), -(c.accuracy if c.accuracy is not None else -INF), kl(c), -c.size_bytes),
+            "accuracy",
+        )
     if with_kl:
         return with_kl, lambda c: (kl(c), -c.size_bytes), "kl"
     return fitting, lambda c: (-c.bpw, -c.size_bytes), "bits"
@@ -101,8 +105,11 @@ def _why(best: Candidate, ranked: list[Candidate], key: Callable[[Candidate], tu
         why = f"lowest mean KL divergence ({best.kl:.4f}) of the {n} that fit"
         if basis == "kl":
             return why
-        return ("every fitting variant has a significant accuracy drop; " if key(best)[0] else
-                "no significant accuracy drop, and ") + why
+        return (
+            "every fitting variant has a significant accuracy drop; "
+            if key(best)[0]
+            else "no significant accuracy drop, and "
+        ) + why
     why = f"best weighted avg. ({best.accuracy:.2f}) of the {n} that fit"
     return why + (", all with a significant accuracy drop" if key(best)[0] else "")
 
@@ -110,8 +117,14 @@ def _why(best: Candidate, ranked: list[Candidate], key: Callable[[Candidate], tu
 def _alternatives(best: Candidate, ranked: list[Candidate], basis: str) -> list[Candidate]:
     if basis != "accuracy" or best.accuracy is None:
         return []
-    return [c for c in ranked if c is not best and c.accuracy is not None
-            and best.accuracy - c.accuracy <= ACCURACY_TIE and bool(c.significant) == bool(best.significant)]
+    return [
+        c
+        for c in ranked
+        if c is not best
+        and c.accuracy is not None
+        and best.accuracy - c.accuracy <= ACCURACY_TIE
+        and bool(c.significant) == bool(best.significant)
+    ]
 
 
 PREFERENCES = ("quality", "speed", "balanced")
@@ -141,8 +154,12 @@ def recommend_for(device: DeviceSet, candidates: list[Candidate], prefer: str = 
     if not fitting:
         least = min(rows, key=lambda c: c.placements[device.name].per_device_bytes)
         need = least.placements[device.name].per_device_bytes
-        return Recommendation(device.name, None, f"nothing fits: even {least.label} needs {fmt_bytes(need)} "
-                              f"per device, {fmt_bytes(device.capacity_bytes)} available")
+        return Recommendation(
+            device.name,
+            None,
+            f"nothing fits: even {least.label} needs {fmt_bytes(need)} "
+            f"per device, {fmt_bytes(device.capacity_bytes)} available",
+        )
     ranked, key, basis = _ranking(fitting)
     best = min(ranked, key=key)
     why = _why(best, ranked, key, basis)
@@ -162,8 +179,13 @@ def recommend_for(device: DeviceSet, candidates: list[Candidate], prefer: str = 
     return Recommendation(device.name, best.label, reason, [c.label for c in alts], [c.label for c in fitting])
 
 
-def _not_fitting(device: DeviceSet, rows: list[Candidate], fitting: list[Candidate], best: Candidate,
-                 key: Callable[[Candidate], tuple]) -> str:
+def _not_fitting(
+    device: DeviceSet,
+    rows: list[Candidate],
+    fitting: list[Candidate],
+    best: Candidate,
+    key: Callable[[Candidate], tuple],
+) -> str:
     """Better-ranked or bigger measured variants the device set cannot hold (the paper: "Q4 exceeds the
     910B's 64GB")."""
     measured = {c.label for c in _ranking(rows)[0]}
@@ -171,7 +193,8 @@ def _not_fitting(device: DeviceSet, rows: list[Candidate], fitting: list[Candida
     if not out:
         return ""
     return "; does not fit: " + ", ".join(
-        f"{c.label} would need {fmt_bytes(c.placements[device.name].per_device_bytes)} per device" for c in out)
+        f"{c.label} would need {fmt_bytes(c.placements[device.name].per_device_bytes)} per device" for c in out
+    )
 
 
 def _cheaper(fitting: list[Candidate], best: Candidate) -> str:

@@ -39,8 +39,10 @@ def check_template(template: str) -> None:
         raise QuantdropError(f"--serve {template!r}: {err}") from None
     unknown = names - set(PLACEHOLDERS)
     if unknown:
-        raise QuantdropError(f"--serve: unknown placeholder(s) {', '.join(sorted(unknown))} "
-                             f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})")
+        raise QuantdropError(
+            f"--serve: unknown placeholder(s) {', '.join(sorted(unknown))} "
+            f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
+        )
     missing = {"model", "port"} - names
     if missing:
         raise QuantdropError(f"--serve: the command needs {', '.join('{' + m + '}' for m in sorted(missing))}")
@@ -62,7 +64,7 @@ def split_gpus(gpus: str | None, slots: int) -> list[str]:
     if len(ids) < slots or len(ids) % slots:
         raise QuantdropError(f"--gpus {gpus!r}: {len(ids)} GPUs cannot be split evenly over {slots} engines")
     per = len(ids) // slots
-    return [",".join(map(str, ids[i * per:(i + 1) * per])) for i in range(slots)]
+    return [",".join(map(str, ids[i * per : (i + 1) * per])) for i in range(slots)]
 
 
 def free_port() -> int:
@@ -180,12 +182,22 @@ class Engine:
         env = os.environ | ({"CUDA_VISIBLE_DEVICES": self.gpus} if self.gpus else {})
         with open(self.log_path, "ab") as log:
             try:
-                self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+                self.proc = subprocess.Popen(
+                    self.argv(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=env,
+                )
             except OSError as err:
                 raise QuantdropError(f"engine for {self.label}: cannot start {self.argv()[0]!r}: {err}") from None
-        record = {"pid": self.proc.pid, "start_time": _start_time(self.proc.pid), "argv": self.argv(),
-                  "label": self.label}
+        record = {
+            "pid": self.proc.pid,
+            "start_time": _start_time(self.proc.pid),
+            "argv": self.argv(),
+            "label": self.label,
+        }
         self.pid_path.write_text(json.dumps(record))
 
     def alive(self) -> bool:
@@ -207,14 +219,18 @@ class Engine:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
                 self.stop()
-                raise QuantdropError(f"engine for {self.label} exited (code {code}) before it was ready; "
-                                     f"log {self.log_path}: {log_tail(self.log_path)}")
+                raise QuantdropError(
+                    f"engine for {self.label} exited (code {code}) before it was ready; "
+                    f"log {self.log_path}: {log_tail(self.log_path)}"
+                )
             if self._answers():
                 return
             time.sleep(0.25)
         self.stop()
-        raise QuantdropError(f"engine for {self.label} did not answer {' or '.join(READY_PATHS)} within "
-                             f"{self.ready_timeout_s:.0f} s; log {self.log_path}: {log_tail(self.log_path)}")
+        raise QuantdropError(
+            f"engine for {self.label} did not answer {' or '.join(READY_PATHS)} within "
+            f"{self.ready_timeout_s:.0f} s; log {self.log_path}: {log_tail(self.log_path)}"
+        )
 
     def stop(self) -> None:
         """SIGTERM to the engine's group; SIGKILL to whatever is left after the grace period."""

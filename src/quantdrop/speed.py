@@ -107,8 +107,10 @@ class SpeedResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpeedResult:
-        parts = {k: None if data.get(k) is None else Throughput(data[k]["test"], list(data[k]["samples"]))
-                 for k in ("pp", "tg", "ttft_s", "aggregate_tg")}
+        parts = {
+            k: None if data.get(k) is None else Throughput(data[k]["test"], list(data[k]["samples"]))
+            for k in ("pp", "tg", "ttft_s", "aggregate_tg")
+        }
         plain = {k: data[k] for k in ("label", "source", "kind", "machine", "options", "fingerprint")}
         return cls(**plain, **parts, cached=True)
 
@@ -133,8 +135,13 @@ def gpu_names() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
@@ -142,8 +149,14 @@ def gpu_names() -> list[str]:
 
 def machine_info(threads: int | None = None) -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, threads, GPUs, offload and the llama.cpp build."""
-    info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads,
-                            "gpus": gpu_names(), "host": platform.node(), **omp.describe(omp.measuring_environ())}
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "gpus": gpu_names(),
+        "host": platform.node(),
+        **omp.describe(omp.measuring_environ()),
+    }
     try:
         import llama_cpp
 
@@ -156,8 +169,17 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 
 
 def machine_key(machine: dict[str, Any]) -> str:
-    names = ("cpu", "cores", "threads", "gpus", "host", "llama_cpp_python", "system", "omp_wait_policy",
-             "gomp_spincount")
+    names = (
+        "cpu",
+        "cores",
+        "threads",
+        "gpus",
+        "host",
+        "llama_cpp_python",
+        "system",
+        "omp_wait_policy",
+        "gomp_spincount",
+    )
     keep = {k: machine.get(k) for k in names}
     return json.dumps(keep, sort_keys=True)
 
@@ -179,10 +201,15 @@ class LlamaBench:
         with _quiet_stderr():
             try:
                 self.llm = llama_cpp.Llama(
-                    str(model), n_ctx=n_ctx, n_batch=opts.batch, n_ubatch=opts.ubatch,
-                    n_threads=self.threads, n_threads_batch=self.threads,
+                    str(model),
+                    n_ctx=n_ctx,
+                    n_batch=opts.batch,
+                    n_ubatch=opts.ubatch,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
                     n_gpu_layers=-1,  # every layer on the GPU when llama.cpp has a GPU backend (llama-bench's -ngl 99)
-                    logits_all=False, verbose=False,
+                    logits_all=False,
+                    verbose=False,
                 )
             except (ValueError, RuntimeError) as err:
                 raise QuantdropError(f"llama.cpp could not load {model}: {err}") from None
@@ -275,8 +302,9 @@ def _measure(model: Path, opts: SpeedOptions) -> dict[str, Any]:
     return out
 
 
-def bench_gguf(model: Path, opts: SpeedOptions, label: str | None = None,
-               machine: dict[str, Any] | None = None) -> SpeedResult:
+def bench_gguf(
+    model: Path, opts: SpeedOptions, label: str | None = None, machine: dict[str, Any] | None = None
+) -> SpeedResult:
     """pp/tg of one GGUF in-process (in a measuring child: _measure); `machine`: machine_info() when the
     caller already has it."""
     from quantdrop.fingerprint import sampled_digest
@@ -286,8 +314,9 @@ def bench_gguf(model: Path, opts: SpeedOptions, label: str | None = None,
     out = _measure(model, opts)
     machine = dict(machine or machine_info(opts.threads or os.cpu_count() or 1))
     machine.update(gpu_layers=out["gpu_layers"], **out["omp"])  # the policy the child measured under
-    result = SpeedResult(label or model.stem, str(model), "gguf", machine, asdict(opts),
-                         fingerprint=str(sampled_digest(model)))
+    result = SpeedResult(
+        label or model.stem, str(model), "gguf", machine, asdict(opts), fingerprint=str(sampled_digest(model))
+    )
     if "pp" in out:
         result.pp = Throughput(f"pp{opts.prompt}", out["pp"])
     if "tg" in out:
@@ -299,8 +328,10 @@ def bench_gguf(model: Path, opts: SpeedOptions, label: str | None = None,
 
 # A fixed English text: a prompt of about `prompt` tokens is this, repeated, behind a unique nonce
 # (so no server's prefix cache can answer a repeat from the last one).
-FILLER = ("The quick brown fox jumps over the lazy dog while the committee reviews the quarterly "
-          "report on regional rainfall, bridge maintenance and the price of wheat. ")
+FILLER = (
+    "The quick brown fox jumps over the lazy dog while the committee reviews the quarterly "
+    "report on regional rainfall, bridge maintenance and the price of wheat. "
+)
 
 
 def endpoint_prompt(n_tokens: int, nonce: str) -> str:
@@ -340,8 +371,9 @@ async def stream_once(session: Any, url: str, body: dict[str, Any], timeout: flo
     first = last = None
     chunks, prompt_tokens, completion_tokens = 0, None, None
     try:
-        async with session.post(f"{url}/v1/completions", json=body,
-                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with session.post(
+            f"{url}/v1/completions", json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as resp:
             if resp.status != 200:
                 raise QuantdropError(f"{url}: HTTP {resp.status}: {(await resp.text())[:200]}")
             async for raw in resp.content:
@@ -368,8 +400,11 @@ async def stream_once(session: Any, url: str, body: dict[str, Any], timeout: flo
 
 def stream_body(opts: SpeedOptions, model_name: str | None, nonce: str) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "prompt": endpoint_prompt(opts.prompt, nonce), "max_tokens": opts.gen, "temperature": 0.0,
-        "stream": True, "stream_options": {"include_usage": True},
+        "prompt": endpoint_prompt(opts.prompt, nonce),
+        "max_tokens": opts.gen,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
         "ignore_eos": True,  # llama-server, vLLM and SGLang: generate all `gen` tokens
         "cache_prompt": False,  # llama-server: no prompt reuse between repeats
     }
@@ -399,8 +434,9 @@ async def _bench_endpoint(
         for rep in range(opts.repeat):
             nonces = [f"r{rep}c{c}-{random.randrange(1 << 30)}" for c in range(opts.concurrency)]
             start = time.perf_counter()
-            runs = await asyncio.gather(*(stream_once(session, url, stream_body(opts, name, n), timeout)
-                                          for n in nonces))
+            runs = await asyncio.gather(
+                *(stream_once(session, url, stream_body(opts, name, n), timeout) for n in nonces)
+            )
             wall = time.perf_counter() - start
             for r in runs:
                 ttft.append(r.ttft_s)
@@ -409,15 +445,19 @@ async def _bench_endpoint(
                 if r.completion_tokens > 1 and r.decode_s > 0:
                     tg.append((r.completion_tokens - 1) / r.decode_s)
             agg.append(sum(r.completion_tokens for r in runs) / wall)
-    out = {"ttft_s": Throughput("ttft", ttft), "tg": Throughput(f"tg{opts.gen}", tg),
-           "aggregate_tg": Throughput(f"tg{opts.gen}x{opts.concurrency}", agg)}
+    out = {
+        "ttft_s": Throughput("ttft", ttft),
+        "tg": Throughput(f"tg{opts.gen}", tg),
+        "aggregate_tg": Throughput(f"tg{opts.gen}x{opts.concurrency}", agg),
+    }
     if pp:
         out["pp"] = Throughput(f"pp{opts.prompt}", pp)
     return out
 
 
-def bench_endpoint(label: str, url: str, opts: SpeedOptions, model_name: str | None = None,
-                   timeout: float = 600.0) -> SpeedResult:
+def bench_endpoint(
+    label: str, url: str, opts: SpeedOptions, model_name: str | None = None, timeout: float = 600.0
+) -> SpeedResult:
     from quantdrop.eval.backends.openai_compat import normalize_endpoint
 
     url = normalize_endpoint(url)
@@ -498,15 +538,21 @@ def render(results: list[SpeedResult]) -> str:
     tg_name = first.tg.test if first.tg else "tg"
     lines = [f"| variant | {pp_name} t/s | {tg_name} t/s | TTFT s | aggregate t/s |", "|---|---:|---:|---:|---:|"]
     for r in results:
-        cells = [str(r.pp) if r.pp else "", str(r.tg) if r.tg else "",
-                 f"{r.ttft_s.mean:.3f}" if r.ttft_s else "", str(r.aggregate_tg) if r.aggregate_tg else ""]
+        cells = [
+            str(r.pp) if r.pp else "",
+            str(r.tg) if r.tg else "",
+            f"{r.ttft_s.mean:.3f}" if r.ttft_s else "",
+            str(r.aggregate_tg) if r.aggregate_tg else "",
+        ]
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
     gguf = next((r for r in results if r.kind == "gguf"), None)
     if gguf is not None:
         m = gguf.machine
         gpus = ", ".join(m.get("gpus") or []) or "no GPU"
         policy = m.get("omp_wait_policy") or "unset (llama.cpp's default)"
-        lines.append(f"\nIn-process: {m.get('cpu')}, {m.get('threads')} threads, {gpus}, "
-                     f"{m.get('gpu_layers', 0)} layers offloaded, llama-cpp-python {m.get('llama_cpp_python')}, "
-                     f"OMP_WAIT_POLICY {policy}.")
+        lines.append(
+            f"\nIn-process: {m.get('cpu')}, {m.get('threads')} threads, {gpus}, "
+            f"{m.get('gpu_layers', 0)} layers offloaded, llama-cpp-python {m.get('llama_cpp_python')}, "
+            f"OMP_WAIT_POLICY {policy}."
+        )
     return "\n".join(lines)

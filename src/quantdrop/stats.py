@@ -20,7 +20,15 @@ from quantdrop.errors import QuantdropError
 # The paper's benchmarks in its row order (Tables 2-5). Their weights (Appendix A.2, Table 8) are
 # declared by the benchmark classes (quantdrop.eval.benchmarks); PAPER_WEIGHTS is derived from them.
 PAPER_ORDER: tuple[str, ...] = (
-    "aime2024", "math500", "gpqa", "mbpp", "mbppplus", "livecodebench", "mmlu", "cmmlu", "ceval",
+    "aime2024",
+    "math500",
+    "gpqa",
+    "mbpp",
+    "mbppplus",
+    "livecodebench",
+    "mmlu",
+    "cmmlu",
+    "ceval",
 )
 
 
@@ -131,9 +139,7 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     boots = 100.0 * _resampled_means(means, n_boot, rng)
     alpha = (1.0 - level) / 2
-    return Interval(
-        float(100.0 * means.mean()), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
-    )
+    return Interval(float(100.0 * means.mean()), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha)))
 
 
 def average(scores: Mapping[str, float]) -> float:
@@ -209,6 +215,4 @@ def paired_bootstrap_diff(
         return Interval(math.nan, math.nan, math.nan)
     alpha = (1.0 - level) / 2
     boots /= used_weight
-    return Interval(
-        point / used_weight, float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
-    )
+    return Interval(point / used_weight, float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha)))

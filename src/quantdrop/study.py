@@ -186,7 +186,7 @@ def _tuned_recipe(spec: str, source: Path, out: Path, ctx: int, progress: bool) 
     """`tuned:BUDGET` -> a recipe file made by quantdrop.tune for that budget (cached in out/recipes)."""
     from quantdrop.tune.command import tune
 
-    budget = spec[len(TUNED_PREFIX):].strip()
+    budget = spec[len(TUNED_PREFIX) :].strip()
     if not budget:
         raise QuantdropError(f"recipe {spec!r}: expected tuned:BUDGET (e.g. tuned:8x910B-64G or tuned:3.6bpw)")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in budget)
@@ -214,13 +214,17 @@ def _check_served(state: StudyState) -> None:
     labels = [r.name for r in state.recipes]
     unknown = set(state.served) - {*labels, BASELINE}
     if unknown:
-        raise QuantdropError(f"--endpoint for {', '.join(sorted(unknown))}: not a recipe of this study "
-                             f"(recipes: {', '.join(labels)}; or {BASELINE!r})")
+        raise QuantdropError(
+            f"--endpoint for {', '.join(sorted(unknown))}: not a recipe of this study "
+            f"(recipes: {', '.join(labels)}; or {BASELINE!r})"
+        )
     if not state.local and state.protocol.evaluates:
         missing = [lab for lab in [BASELINE, *labels] if lab not in state.served]
         if missing:
-            raise QuantdropError(f"{state.source} is not a GGUF file, so every variant needs an --endpoint; "
-                                 f"missing: {', '.join(missing)}")
+            raise QuantdropError(
+                f"{state.source} is not a GGUF file, so every variant needs an --endpoint; "
+                f"missing: {', '.join(missing)}"
+            )
     if state.serve.command:
         from quantdrop.serve import check_template, split_gpus
 
@@ -282,8 +286,7 @@ def quantize_step(state: StudyState) -> None:
             state.variants[r.name] = None
             continue
         state.say(f"quantize: {r.name}")
-        state.variants[r.name] = _quantize_cached(state.source, r, state.out / "models", state.threads,
-                                                  state.progress)
+        state.variants[r.name] = _quantize_cached(state.source, r, state.out / "models", state.threads, state.progress)
 
 
 def plan_step(state: StudyState) -> None:
@@ -302,27 +305,48 @@ def proxies_step(state: StudyState) -> None:
     from quantdrop.proxies import proxies
 
     state.say("proxies: perplexity and KL divergence against the reference")
-    results = proxies(state.source, list(local.values()), chunks=state.proxy.chunks, ctx=state.proxy.ctx,
-                      cache_dir=state.out / "proxies", progress=state.progress)
+    results = proxies(
+        state.source,
+        list(local.values()),
+        chunks=state.proxy.chunks,
+        ctx=state.proxy.ctx,
+        cache_dir=state.out / "proxies",
+        progress=state.progress,
+    )
     state.proxies = dict(zip(local, results, strict=True))
 
 
-def _evaluate(state: StudyState, label: str, model: Path | None, endpoint: list[str] | None,
-              served_as: dict[str, Any] | None = None) -> None:
+def _evaluate(
+    state: StudyState,
+    label: str,
+    model: Path | None,
+    endpoint: list[str] | None,
+    served_as: dict[str, Any] | None = None,
+) -> None:
     """One variant: the generative benchmarks, then the log-likelihood ones (one store, one label)."""
     from quantdrop.eval.runner import evaluate
 
     p = state.protocol
-    common = {"endpoint": endpoint, "model_name": p.model_name, "api_key_env": p.api_key_env, "label": label,
-              "store": str(state.store), "concurrency": p.concurrency, "data_dir": p.data_dir,
-              "threads": state.threads, "progress": state.progress, "served_as": served_as}
+    common = {
+        "endpoint": endpoint,
+        "model_name": p.model_name,
+        "api_key_env": p.api_key_env,
+        "label": label,
+        "store": str(state.store),
+        "concurrency": p.concurrency,
+        "data_dir": p.data_dir,
+        "threads": state.threads,
+        "progress": state.progress,
+        "served_as": served_as,
+    }
     path = str(model) if model is not None else None
     if p.bench:
         evaluate(path, bench=list(p.bench), limit=p.limit, samples=p.samples, max_tokens=p.max_tokens, **common)
     if p.loglik:
         state.say(f"evaluate by log-likelihood: {label}")
-        evaluate(path, bench=list(p.loglik), limit=p.loglik_limit, mode="loglik",
-                 bench_options=p.loglik_options, **common)
+        evaluate(
+            path, bench=list(p.loglik), limit=p.loglik_limit, mode="loglik", bench_options=p.loglik_options, **common
+        )
 
 
 def evaluate_step(state: StudyState) -> None:
@@ -370,16 +394,24 @@ def _serve_one(state: StudyState, label: str, path: Path, gpus: str) -> None:
     from quantdrop.speed import bench_endpoint
 
     for attempt in (1, 2):
-        engine = Engine(state.serve.command or "", str(path), label, state.out / "engines",
-                        ctx=state.serve_ctx(), gpus=gpus, ready_timeout_s=state.serve.ready_timeout_s)
+        engine = Engine(
+            state.serve.command or "",
+            str(path),
+            label,
+            state.out / "engines",
+            ctx=state.serve_ctx(),
+            gpus=gpus,
+            ready_timeout_s=state.serve.ready_timeout_s,
+        )
         try:
             with engine:
                 state.say(f"evaluate: {label} (engine at {engine.url}, attempt {attempt})")
                 if state.protocol.evaluates:
                     _evaluate(state, label, None, [engine.url], served_as=_served_as(state, path))
                 if engine.alive() and state.speed.enabled:
-                    state.speeds[label] = bench_endpoint(label, engine.url, _speed_options(state),
-                                                         state.protocol.model_name)
+                    state.speeds[label] = bench_endpoint(
+                        label, engine.url, _speed_options(state), state.protocol.model_name
+                    )
                 if engine.alive():
                     state.failed.pop(label, None)
                     return
@@ -406,7 +438,7 @@ def serve_step(state: StudyState) -> None:
     slots = split_gpus(state.serve.gpus, state.serve.slots)
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         for i in range(0, len(todo), len(slots)):
-            batch = [(lab, p, slots[j]) for j, (lab, p) in enumerate(todo[i:i + len(slots)])]
+            batch = [(lab, p, slots[j]) for j, (lab, p) in enumerate(todo[i : i + len(slots)])]
             list(pool.map(lambda job: _serve_one(state, *job), batch))
 
 
@@ -420,8 +452,16 @@ def report_step(state: StudyState) -> None:
 
         has_baseline = state.variants.get(BASELINE) is not None or BASELINE in state.served
         table = results_table(state.store, baseline=BASELINE if has_baseline else None, labels=state.evaluated())
-    data = build_report_data(state.plan, table, state.proxies, note=state.note, demo=state.demo,
-                             extra_notes=tuple(_notes(state)), speed=state.speeds, prefer=state.prefer)
+    data = build_report_data(
+        state.plan,
+        table,
+        state.proxies,
+        note=state.note,
+        demo=state.demo,
+        extra_notes=tuple(_notes(state)),
+        speed=state.speeds,
+        prefer=state.prefer,
+    )
     state.report = write_report(state.out, data)
     state.summary = summary_text(data, table, state.report)
     if state.speeds:
@@ -437,8 +477,10 @@ def _notes(state: StudyState) -> list[str]:
 
         iso = isolation()
         notes.append(f"Model-written code ran in the sandbox, isolation level '{iso.level}' ({iso.detail}).")
-    notes += [f"{label}: evaluation failed ({why}); its answers so far are kept in {state.store}."
-              for label, why in state.failed.items()]
+    notes += [
+        f"{label}: evaluation failed ({why}); its answers so far are kept in {state.store}."
+        for label, why in state.failed.items()
+    ]
     return notes
 
 
@@ -463,23 +505,32 @@ def _loglik_protocol(names: list[str], options: list[str] | dict[str, Any] | Non
 
     parsed = parse_options(options)
     for name in names:
-        LoglikBenchmark(get_benchmark(name), norm=parsed.get("loglik_norm", "acc"),
-                        style=parsed.get("loglik_style", "letters"))
+        LoglikBenchmark(
+            get_benchmark(name), norm=parsed.get("loglik_norm", "acc"), style=parsed.get("loglik_style", "letters")
+        )
     return parsed
 
 
-def _demo_defaults(limit: int | None, samples: int | None, max_tokens: int | None,
-                   proxy_chunks: int | None) -> tuple[int, int, int, int]:
-    return (DEMO_LIMIT if limit is None else limit, DEMO_SAMPLES if samples is None else samples,
-            DEMO_MAX_TOKENS if max_tokens is None else max_tokens,
-            DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks)
+def _demo_defaults(
+    limit: int | None, samples: int | None, max_tokens: int | None, proxy_chunks: int | None
+) -> tuple[int, int, int, int]:
+    return (
+        DEMO_LIMIT if limit is None else limit,
+        DEMO_SAMPLES if samples is None else samples,
+        DEMO_MAX_TOKENS if max_tokens is None else max_tokens,
+        DEMO_PROXY_CHUNKS if proxy_chunks is None else proxy_chunks,
+    )
 
 
-def _demo_loglik(loglik: str | list[str] | None, limit: int | None,
-                 options: list[str] | dict[str, Any] | None) -> tuple[Any, int, Any]:
+def _demo_loglik(
+    loglik: str | list[str] | None, limit: int | None, options: list[str] | dict[str, Any] | None
+) -> tuple[Any, int, Any]:
     """The demo's log-likelihood sample where the user gave none: MMLU, 150 items, lm-eval's style."""
-    return (DEMO_LOGLIK if loglik is None else loglik, DEMO_LOGLIK_LIMIT if limit is None else limit,
-            DEMO_LOGLIK_OPTIONS if options is None else options)
+    return (
+        DEMO_LOGLIK if loglik is None else loglik,
+        DEMO_LOGLIK_LIMIT if limit is None else limit,
+        DEMO_LOGLIK_OPTIONS if options is None else options,
+    )
 
 
 def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path, bool, str, bool]:
@@ -525,17 +576,40 @@ def _make_folder(folder: Path) -> None:
         raise QuantdropError(f"--out {folder.parent}: cannot create the folder ({err.strerror})") from None
 
 
-def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[str] | None = None,
-          bench: str | list[str] | None = None, devices: str | None = DEFAULT_DEVICES,
-          out: str | os.PathLike[str] = "quantdrop-study", limit: int | None = None, samples: int | None = None,
-          max_tokens: int | None = None, ctx: int = 32768, endpoint: list[str] | None = None,
-          model_name: str | None = None, api_key_env: str | None = None, concurrency: int = 8,
-          data_dir: str | None = None, threads: int | None = None, proxy_chunks: int | None = None,
-          proxy_ctx: int = 512, skip_eval: bool = False, speed: bool = True, speed_prompt: int | None = None,
-          speed_gen: int | None = None, speed_repeat: int = 3, serve: str | None = None, serve_slots: int = 1,
-          gpus: str | None = None, serve_timeout: float = 600.0, loglik: str | list[str] | None = None,
-          loglik_limit: int | None = None, loglik_options: list[str] | dict[str, Any] | None = None,
-          prefer: str = "quality", progress: bool = True) -> StudyResult:
+def study(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    recipes: str | list[str] | None = None,
+    bench: str | list[str] | None = None,
+    devices: str | None = DEFAULT_DEVICES,
+    out: str | os.PathLike[str] = "quantdrop-study",
+    limit: int | None = None,
+    samples: int | None = None,
+    max_tokens: int | None = None,
+    ctx: int = 32768,
+    endpoint: list[str] | None = None,
+    model_name: str | None = None,
+    api_key_env: str | None = None,
+    concurrency: int = 8,
+    data_dir: str | None = None,
+    threads: int | None = None,
+    proxy_chunks: int | None = None,
+    proxy_ctx: int = 512,
+    skip_eval: bool = False,
+    speed: bool = True,
+    speed_prompt: int | None = None,
+    speed_gen: int | None = None,
+    speed_repeat: int = 3,
+    serve: str | None = None,
+    serve_slots: int = 1,
+    gpus: str | None = None,
+    serve_timeout: float = 600.0,
+    loglik: str | list[str] | None = None,
+    loglik_limit: int | None = None,
+    loglik_options: list[str] | dict[str, Any] | None = None,
+    prefer: str = "quality",
+    progress: bool = True,
+) -> StudyResult:
     """Run the whole study for MODEL (a float GGUF; or a config.json when every variant is an endpoint).
 
     recipes: variants to build and compare (presets, recipe files, or `tuned:BUDGET` for a recipe that
@@ -567,15 +641,36 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     out_dir = Path(out)
     small = demo and speed_prompt is None
     state = StudyState(
-        source=source, local=local, note=note, demo=demo, recipes=[], served=_endpoints(endpoint), out=out_dir,
-        devices=devices, ctx=ctx, threads=threads, progress=progress,
-        protocol=EvalProtocol(tuple(bench_names), limit, samples, max_tokens or 32768, concurrency, data_dir,
-                              model_name, api_key_env, tuple(loglik_names), loglik_limit,
-                              _loglik_protocol(loglik_names, loglik_options)),
+        source=source,
+        local=local,
+        note=note,
+        demo=demo,
+        recipes=[],
+        served=_endpoints(endpoint),
+        out=out_dir,
+        devices=devices,
+        ctx=ctx,
+        threads=threads,
+        progress=progress,
+        protocol=EvalProtocol(
+            tuple(bench_names),
+            limit,
+            samples,
+            max_tokens or 32768,
+            concurrency,
+            data_dir,
+            model_name,
+            api_key_env,
+            tuple(loglik_names),
+            loglik_limit,
+            _loglik_protocol(loglik_names, loglik_options),
+        ),
         proxy=ProxyOptions(proxy_chunks, proxy_ctx),
-        speed=SpeedSettings(speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128),
-                            speed_repeat),
-        serve=ServeOptions(serve, serve_slots, gpus, serve_timeout), prefer=prefer,
+        speed=SpeedSettings(
+            speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128), speed_repeat
+        ),
+        serve=ServeOptions(serve, serve_slots, gpus, serve_timeout),
+        prefer=prefer,
     )
     state.recipes = _load_recipes(name_list(recipes, DEFAULT_RECIPES, _EMPTY), source, out_dir, ctx, progress)
     _check_served(state)  # everything is validated before any long work
@@ -583,5 +678,11 @@ def study(model: str | os.PathLike[str] | None = None, *, recipes: str | list[st
     seconds = run_steps(state, STEPS)
     seconds["total"] = time.perf_counter() - t_start
     assert state.report is not None
-    return StudyResult(out=out_dir, report=state.report, variants=state.variants, seconds=seconds,
-                       summary=state.summary, failed=state.failed)
+    return StudyResult(
+        out=out_dir,
+        report=state.report,
+        variants=state.variants,
+        seconds=seconds,
+        summary=state.summary,
+        failed=state.failed,
+    )

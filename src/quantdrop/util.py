@@ -85,8 +85,9 @@ def name_list(value: str | Iterable[str] | None, default: Iterable[str], empty: 
 
 
 # -- progress ------------------------------------------------------------------------------------
-def progress_bar(*columns: str, enabled: bool = True, unit: str = "items", clock: str = "remaining",
-                 transient: bool = False) -> Any:
+def progress_bar(
+    *columns: str, enabled: bool = True, unit: str = "items", clock: str = "remaining", transient: bool = False
+) -> Any:
     """A rich progress bar on stderr: description, bar, done/total (`unit="bytes"`: sizes and speed),
     a text column per template in `columns` (e.g. "{task.fields[tps]:>8.1f} tok/s"), then the time
     remaining, elapsed or both. Disabled: a bar that prints nothing (the same calls still work)."""
@@ -104,10 +105,21 @@ def progress_bar(*columns: str, enabled: bool = True, unit: str = "items", clock
 
     counts = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
     texts = [TextColumn(c) for c in columns]
-    timers = {"elapsed": [TimeElapsedColumn()], "remaining": [TimeRemainingColumn()],
-              "both": [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]}[clock]
-    return Progress(TextColumn("{task.description}"), BarColumn(), *counts, *texts, *timers,
-                    console=Console(stderr=True), disable=not enabled, transient=transient)
+    timers = {
+        "elapsed": [TimeElapsedColumn()],
+        "remaining": [TimeRemainingColumn()],
+        "both": [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()],
+    }[clock]
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        *counts,
+        *texts,
+        *timers,
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=transient,
+    )
 
 
 # -- process and places ----------------------------------------------------------------------------

@@ -70,7 +70,13 @@ class FakeLogprobs(FakeOpenAI):
             lps = next_logprobs(request["prompt"])
             top = sorted(range(VOCAB), key=lambda t: -lps[t])[: int(request.get("n_probs", 0))]
             probs = [{"id": t, "token": chr(t - 1) if t else "<s>", "logprob": lps[t]} for t in top]
-            return self._send(writer, 200, {"content": "x", "completion_probabilities": [
-                {"id": top[0], "logprob": lps[top[0]], "top_logprobs": probs}]})
+            return self._send(
+                writer,
+                200,
+                {
+                    "content": "x",
+                    "completion_probabilities": [{"id": top[0], "logprob": lps[top[0]], "top_logprobs": probs}],
+                },
+            )
         # vLLM-like /v1/completions without prompt_logprobs, or llama-server asked the vLLM way
         return self._send(writer, 200, {"choices": [{"text": "x"}]})

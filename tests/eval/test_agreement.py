@@ -32,8 +32,15 @@ HAND_SHARE, HAND_R2W, HAND_W2R, HAND_FLOOR = 100 * 5 / 8, 2, 1, 100 * 1 / 4
 
 
 def _fill(store: Store, label: str, answers: dict, fingerprint: dict) -> None:
-    run = store.open_run(label=label, benchmark="mmlu", title="MMLU", full_size=14042, weight=1.0,
-                         fingerprint=fingerprint, protocol={"samples": 2})
+    run = store.open_run(
+        label=label,
+        benchmark="mmlu",
+        title="MMLU",
+        full_size=14042,
+        weight=1.0,
+        fingerprint=fingerprint,
+        protocol={"samples": 2},
+    )
     store.add_items(run, list(answers))
     for item, per_sample in answers.items():
         for k, (letter, status) in enumerate(per_sample):
@@ -90,8 +97,10 @@ def test_results_show_the_evidence_and_the_plan_for_a_target_drop(fixture_store,
 
     assert cli(["results", "--store", str(fixture_store), "--baseline", "F16", "--target-drop", "1"]) == 0
     out = capsys.readouterr().out
-    rows = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("|").split("|")] for line in out.splitlines()
-                                  if line.startswith("| "))}
+    rows = {
+        c[0]: c[1:]
+        for c in ([x.strip() for x in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| "))
+    }
     assert rows["Accuracy drop"] == ["–", "too few items"]  # not a bare "25.00%" from 4 items
     assert rows["MMLU (4/14042): agreement %"][1].startswith("62.5 [")
     assert rows["MMLU (4/14042): agreement %"][0].startswith("25.0 [")  # the noise floor, F16's column

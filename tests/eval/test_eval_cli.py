@@ -94,9 +94,7 @@ def test_eval_prints_the_table_and_results_compares_labels(tmp_path):
     table = {
         cells[0]: cells[1:]
         for cells in (
-            [c.strip() for c in line.strip("|").split("|")]
-            for line in md.stdout.splitlines()
-            if line.startswith("| ")
+            [c.strip() for c in line.strip("|").split("|")] for line in md.stdout.splitlines() if line.startswith("| ")
         )
     }
     assert table["Benchmark"] == ["L", "W"]
@@ -104,9 +102,7 @@ def test_eval_prints_the_table_and_results_compares_labels(tmp_path):
     assert table["Average"] == ["100.00", "0.00"] and table["Weighted avg."] == ["100.00", "0.00 *"]
     assert table["Accuracy drop"][0] == "–" and table["Accuracy drop"][1].startswith("**100.00% [")  # bold: significant
     assert "* the paired bootstrap 95% CI of the difference from L excludes 0." in md.stdout
-    data = json.loads(
-        quantdrop("results", "--store", str(store), "--baseline", "L", "--format", "json").stdout
-    )
+    data = json.loads(quantdrop("results", "--store", str(store), "--baseline", "L", "--format", "json").stdout)
     assert data["accuracy_drop"] == {"W": 1.0}
     assert data["weighted_diff_vs_baseline"]["W"]["value"] == pytest.approx(-100.0)
     csv = quantdrop("results", "--store", str(store), "--format", "csv").stdout.splitlines()
@@ -215,15 +211,11 @@ def test_a_store_written_with_another_protocol_is_refused(tmp_path):
         asked = len(server.requests)
         proc = quantdrop(*eval_args(server, store, "--limit", "2", "--samples", "2"))
         assert len(server.requests) == asked
-    assert_one_line_error(
-        proc, "label 'L'", "different protocol", "samples 1 there vs 2 now", "another --label"
-    )
+    assert_one_line_error(proc, "label 'L'", "different protocol", "samples 1 there vs 2 now", "another --label")
 
 
 def test_results_of_a_missing_store_or_label(tmp_path):
-    assert_one_line_error(
-        quantdrop("results", "--store", str(tmp_path / "none.sqlite")), "no evaluation store"
-    )
+    assert_one_line_error(quantdrop("results", "--store", str(tmp_path / "none.sqlite")), "no evaluation store")
     store = tmp_path / "eval.sqlite"
     with FakeOpenAI() as server:
         quantdrop(*eval_args(server, store, "--limit", "1", "--samples", "1"))

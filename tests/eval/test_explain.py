@@ -20,8 +20,15 @@ OVERRIDDEN = "Order 3.\n\nAnswer: B\n\nAnswer choice A is incorrect since 2 + 2 
 
 
 def put(st: Store, label: str, bench: str, item: str, texts: list[str], scores: list[Score]) -> None:
-    run = st.open_run(label=label, benchmark=bench, title=bench, full_size=1, weight=1.0, fingerprint=FP,
-                      protocol={"samples": len(texts)})
+    run = st.open_run(
+        label=label,
+        benchmark=bench,
+        title=bench,
+        full_size=1,
+        weight=1.0,
+        fingerprint=FP,
+        protocol={"samples": len(texts)},
+    )
     st.add_items(run, [item])
     for k, (text, score) in enumerate(zip(texts, scores, strict=True)):
         st.put_response(run, item, k, k, Completion(text=text))
@@ -33,13 +40,31 @@ def store(tmp_path: Path) -> Path:
     path = tmp_path / "eval.sqlite"
     with Store(path) as st:
         # scored by an older extractor that read the later "answer choice A" (as issue 9 found)
-        put(st, "Q4", "mmlu", MMLU_ITEM, [OVERRIDDEN, "Answer: A or B"],
-            [Score(0.0, "wrong", "A"), Score(0.0, "wrong", "A")])
-        put(st, "Q4", "math500", "test/intermediate_algebra/1994.json",
-            ["\\boxed{q - p}. Wait, the sign is wrong: \\boxed{p - q}"], [Score(1.0, "correct", "p - q")])
+        put(
+            st,
+            "Q4",
+            "mmlu",
+            MMLU_ITEM,
+            [OVERRIDDEN, "Answer: A or B"],
+            [Score(0.0, "wrong", "A"), Score(0.0, "wrong", "A")],
+        )
+        put(
+            st,
+            "Q4",
+            "math500",
+            "test/intermediate_algebra/1994.json",
+            ["\\boxed{q - p}. Wait, the sign is wrong: \\boxed{p - q}"],
+            [Score(1.0, "correct", "p - q")],
+        )
         solution = "def square_perimeter(a):\n    return 4 * a\n"
-        put(st, "Q4", "mbpp", "Mbpp/17", [f"```python\n{solution}```\nExample usage:\n```python\n"
-                                          "print(square_perimeter(10))\n```\n"], [Score(0.0, "wrong", "x")])
+        put(
+            st,
+            "Q4",
+            "mbpp",
+            "Mbpp/17",
+            [f"```python\n{solution}```\nExample usage:\n```python\nprint(square_perimeter(10))\n```\n"],
+            [Score(0.0, "wrong", "x")],
+        )
     return path
 
 
@@ -59,8 +84,9 @@ def test_choice_rule_and_a_changed_verdict(store: Path, capsys: pytest.CaptureFi
     assert "verdict:   unextracted" in second
 
 
-def test_without_data_the_stored_verdict_is_shown(store: Path, capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_data_the_stored_verdict_is_shown(
+    store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     code, out, _ = explain(capsys, store, f"mmlu/{MMLU_ITEM}#0")
     assert code == 0 and "[Q4 sample 1]" not in out
@@ -79,15 +105,19 @@ def test_math_box_and_code_block(store: Path, capsys: pytest.CaptureFixture[str]
     assert "    | \n" not in out  # no empty last line
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("mmlu", "BENCHMARK/ITEM_ID"),
-    ("mmlu/x#first", "must be a number"),
-    ("gpqa/x", "no 'gpqa' runs"),
-    ("mmlu/nope", "no stored response for mmlu item 'nope'"),
-    (f"mmlu/{MMLU_ITEM}#7", "sample 7"),
-])
-def test_bad_specs_are_one_line_errors(store: Path, capsys: pytest.CaptureFixture[str], spec: str,
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("mmlu", "BENCHMARK/ITEM_ID"),
+        ("mmlu/x#first", "must be a number"),
+        ("gpqa/x", "no 'gpqa' runs"),
+        ("mmlu/nope", "no stored response for mmlu item 'nope'"),
+        (f"mmlu/{MMLU_ITEM}#7", "sample 7"),
+    ],
+)
+def test_bad_specs_are_one_line_errors(
+    store: Path, capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
     code, out, err = explain(capsys, store, spec)
     assert code != 0 and out == ""
     assert err.count("\n") == 1 and message in err and "Traceback" not in err

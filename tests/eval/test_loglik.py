@@ -37,8 +37,9 @@ def test_encode_pair_moves_the_contexts_trailing_space_and_splits_the_whole():
 
 
 def test_the_mmlu_prompt_is_lm_evals():
-    item = Item("q", "", "B", {"subject": "high_school_physics", "question": " What is 2+2? ",
-                               "choices": ["3", "4", "5", "6"]})
+    item = Item(
+        "q", "", "B", {"subject": "high_school_physics", "question": " What is 2+2? ", "choices": ["3", "4", "5", "6"]}
+    )
     assert mmlu_context(item) == (
         "The following are multiple choice questions (with answers) about high school physics.\n\n"
         "What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:"
@@ -53,8 +54,12 @@ def test_the_mmlu_prompt_is_lm_evals():
 
 
 def test_the_continuation_style_scores_the_answer_texts_as_lm_evals_mmlu_continuation():
-    item = Item("q", "", "B", {"subject": "anatomy", "question": "Which bone? ",
-                               "choices": ["the femur", "a rib", "the skull", "x"]})
+    item = Item(
+        "q",
+        "",
+        "B",
+        {"subject": "anatomy", "question": "Which bone? ", "choices": ["the femur", "a rib", "the skull", "x"]},
+    )
     bench = LoglikBenchmark(get_benchmark("mmlu"), norm="acc_norm", style="continuation")
     context, continuations = bench.request(item)
     assert context == "The following are questions (with answers) about anatomy.\n\nQuestion: Which bone?\nAnswer:"
@@ -123,8 +128,15 @@ def test_runs_are_keyed_by_mode_and_never_mix(demo_model, tmp_path):
 
 # -- endpoints that return prompt log-probabilities (tests/eval/fake_logprobs.py) -----------------
 def _mmlu_dir(tmp_path, prefer: list[str]):
-    rows = [{"question": f"Question {k}: prefer {letter}.", "subject": "", "choices": ["w", "x", "y", "z"],
-             "answer": "ABCD".index("ABCD"[k % 4])} for k, letter in enumerate(prefer)]
+    rows = [
+        {
+            "question": f"Question {k}: prefer {letter}.",
+            "subject": "",
+            "choices": ["w", "x", "y", "z"],
+            "answer": "ABCD".index("ABCD"[k % 4]),
+        }
+        for k, letter in enumerate(prefer)
+    ]
     (tmp_path / "mmlu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return tmp_path
 
@@ -136,12 +148,22 @@ def test_loglik_through_endpoints_with_prompt_logprobs(tmp_path, flavour):
     prefer = ["A", "B", "C", "D", "A", "A", "B", "D"]  # gold cycles A-D: all but items 5 and 6 right
     data = _mmlu_dir(tmp_path, prefer)
     with FakeLogprobs(flavour) as server:
-        res = evaluate(endpoint=[server.url], bench=["mmlu"], mode="loglik", label="api", data_dir=str(data),
-                       store=str(tmp_path / "eval.sqlite"), progress=False)
+        res = evaluate(
+            endpoint=[server.url],
+            bench=["mmlu"],
+            mode="loglik",
+            label="api",
+            data_dir=str(data),
+            store=str(tmp_path / "eval.sqlite"),
+            progress=False,
+        )
     assert res[0].mean == pytest.approx(100 * 6 / 8) and res[0].complete
     with sqlite3.connect(tmp_path / "eval.sqlite") as db:
-        stored = dict(db.execute("SELECT extracted, text FROM responses WHERE item_id IN"
-                                 " (SELECT item_id FROM items WHERE position = 0)"))
+        stored = dict(
+            db.execute(
+                "SELECT extracted, text FROM responses WHERE item_id IN (SELECT item_id FROM items WHERE position = 0)"
+            )
+        )
     context = "Question 0: prefer A.\nA. w\nB. x\nC. y\nD. z\nAnswer:"
     ids = tokenize(context)
     want = [next_logprobs(ids)[ord(" ") + 1] + next_logprobs([*ids, ord(" ") + 1])[ord(c) + 1] for c in "ABCD"]
@@ -154,7 +176,15 @@ def test_an_endpoint_without_prompt_logprobs_is_refused_in_one_line(tmp_path):
 
     data = _mmlu_dir(tmp_path, ["A"])
     with FakeLogprobs("none") as server, pytest.raises(QuantdropError) as err:
-        evaluate(endpoint=[server.url], bench=["mmlu"], mode="loglik", label="api", data_dir=str(data),
-                 store=str(tmp_path / "eval.sqlite"), progress=False, retries=0)
+        evaluate(
+            endpoint=[server.url],
+            bench=["mmlu"],
+            mode="loglik",
+            label="api",
+            data_dir=str(data),
+            store=str(tmp_path / "eval.sqlite"),
+            progress=False,
+            retries=0,
+        )
     message = str(err.value)
     assert "no prompt log-probabilities" in message and "--mode generate" in message and "\n" not in message

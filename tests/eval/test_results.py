@@ -110,8 +110,10 @@ def test_json_is_strict_and_complete(store):
 def test_a_benchmark_also_scored_by_loglik_is_averaged_once(tmp_path):
     path = tmp_path / "eval.sqlite"
     with Store(path) as st:
-        for label, gen, ll in (("base", [[1], [1], [0], [0]], [[1], [1], [1], [0]]),
-                               ("q", [[1], [0], [0], [0]], [[1], [1], [0], [0]])):
+        for label, gen, ll in (
+            ("base", [[1], [1], [0], [0]], [[1], [1], [1], [0]]),
+            ("q", [[1], [0], [0], [0]], [[1], [1], [0], [0]]),
+        ):
             write_run(st, label, "mmlu", "MMLU", 4, 1.0, gen)
             write_run(st, label, "mmlu@loglik", "MMLU (loglik)", 4, 1.0, ll)
             write_run(st, label, "math500", "MATH-500", 4, 0.5, [[1], [1], [1], [1]])

@@ -48,17 +48,20 @@ def test_extracts_the_chosen_letter(text: str, letter: str) -> None:
     assert extract_choice(text) == letter
 
 
-@pytest.mark.parametrize("text", [
-    "",
-    "I am not sure about this one.",
-    "The last line should be 'Answer: $LETTER' where LETTER is one of ABCD.",  # the instruction echoed
-    "Answer: Based on the data, none of them.",  # a word, not a letter
-    "The answer is a function of temperature.",  # the article "a"
-    "选项A和选项C都不对。",  # options discussed, none chosen
-    "Answer: E",  # not one of the four options
-    "Answer the following multiple choice question.",  # the prompt echoed
-    "The answer to this question is not obvious.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "I am not sure about this one.",
+        "The last line should be 'Answer: $LETTER' where LETTER is one of ABCD.",  # the instruction echoed
+        "Answer: Based on the data, none of them.",  # a word, not a letter
+        "The answer is a function of temperature.",  # the article "a"
+        "选项A和选项C都不对。",  # options discussed, none chosen
+        "Answer: E",  # not one of the four options
+        "Answer the following multiple choice question.",  # the prompt echoed
+        "The answer to this question is not obvious.",
+    ],
+)
 def test_no_letter_is_none(text: str) -> None:
     assert extract_choice(text) is None
 

@@ -69,7 +69,7 @@ CASES = [
 @pytest.mark.parametrize(("text", "letter", "rule"), CASES)
 def test_rule_and_letter(text: str, letter: str | None, rule: str) -> None:
     found = explain_choice(text)
-    assert (found.answer, found.rule[:len(rule)]) == (letter, rule), found
+    assert (found.answer, found.rule[: len(rule)]) == (letter, rule), found
     assert extract_choice(text) == letter
 
 

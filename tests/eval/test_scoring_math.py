@@ -24,8 +24,11 @@ EQUIVALENT = [
     ("6 - 5i", "so $w = \\boxed{6-5i}$"),
     ("25", "The answer is \\boxed{025}."),  # AIME's zero-padded answers
     # a response that revised itself: the last box counts
-    ("204", "First I got \\boxed{200}. Checking the minutes spent in the coffee shop again, the walk "
-            "takes 3 hours and 24 minutes in all, so the total is \\boxed{204}."),
+    (
+        "204",
+        "First I got \\boxed{200}. Checking the minutes spent in the coffee shop again, the walk "
+        "takes 3 hours and 24 minutes in all, so the total is \\boxed{204}.",
+    ),
 ]
 
 NOT_EQUIVALENT = [
@@ -91,8 +94,7 @@ def test_score_math_statuses(checker: MathChecker) -> None:
     item = Item(id="test/number_theory/572.json", prompt="...", target="9")
     ok = score_math(item, Completion(text="<think>196 = 2^2 7^2</think>\nSo \\boxed{9}."), checker)
     assert (ok.status, ok.value, ok.extracted) == ("correct", 1.0, "9")
-    cut = score_math(item, Completion(text="<think>196 = 2^2 7^2, so \\boxed{9}", finish_reason="length"),
-                     checker)
+    cut = score_math(item, Completion(text="<think>196 = 2^2 7^2, so \\boxed{9}", finish_reason="length"), checker)
     assert (cut.status, cut.value) == ("unextracted", 0.0)  # unclosed reasoning: no answer
     failed = score_math(item, Completion(error="connection dropped", finish_reason="error"), checker)
     assert failed.status == "error"

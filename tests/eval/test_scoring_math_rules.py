@@ -14,8 +14,12 @@ CASES = [
     ("200204", "\\boxed{200} ... Wait, I forgot four cases. The total is \\boxed{204}.", "wrong", "last-box"),
     ("200,204", "\\boxed{200} ... Wait, I forgot four cases. The total is \\boxed{204}.", "wrong", "last-box"),
     ("5", "First I got \\boxed{4}, but recounting gives \\boxed{5}", "correct", "last-box"),
-    ("\\frac{1}{2}", "There are \\boxed{12} favourable outcomes, so the probability is \\boxed{\\frac{1}{2}}",
-     "correct", "last-box"),
+    (
+        "\\frac{1}{2}",
+        "There are \\boxed{12} favourable outcomes, so the probability is \\boxed{\\frac{1}{2}}",
+        "correct",
+        "last-box",
+    ),
     # several boxes that stand together are the answer to a list question
     ("3, 5, 7", "$\\boxed{3}$, $\\boxed{5}$, and $\\boxed{7}$", "correct", "box-list (3"),
     ("3, 5, 7", "\\boxed{3}, \\boxed{5}, and \\boxed{7}", "correct", "box-list (3"),
@@ -45,20 +49,37 @@ def test_final_answer_then_math_verify(gold: str, response: str, status: str, ru
     assert result.detail.startswith(rule)
 
 
-@pytest.mark.parametrize(("gold", "listed"), [
-    ("3, 5, 7", True), ("-2, 1", True), ("1; 2", True),
-    ("10,000", False), ("(3, \\frac{\\pi}{2})", False), ("[2, 5)", False), ("\\frac{1}{2}", False),
-    ("\\left( 3, \\frac{\\pi}{2} \\right)", False), ("f(1, 2)", False),
-])
+@pytest.mark.parametrize(
+    ("gold", "listed"),
+    [
+        ("3, 5, 7", True),
+        ("-2, 1", True),
+        ("1; 2", True),
+        ("10,000", False),
+        ("(3, \\frac{\\pi}{2})", False),
+        ("[2, 5)", False),
+        ("\\frac{1}{2}", False),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", False),
+        ("f(1, 2)", False),
+    ],
+)
 def test_which_golds_are_lists(gold: str, listed: bool) -> None:
     assert is_list(gold) is listed
 
 
-@pytest.mark.parametrize(("content", "kept"), [
-    ("6 cm^2", "6"), ("5 \\text{ inches}", "5"), ("12\\,\\mathrm{m}", "12"), ("\\frac{3}{4} \\text{ hours}",
-                                                                             "\\frac{3}{4}"),
-    ("2 x", "2 x"), ("x cm", "x cm"), ("6", "6"), ("10 \\text{ apples}", "10 \\text{ apples}"),
-])
+@pytest.mark.parametrize(
+    ("content", "kept"),
+    [
+        ("6 cm^2", "6"),
+        ("5 \\text{ inches}", "5"),
+        ("12\\,\\mathrm{m}", "12"),
+        ("\\frac{3}{4} \\text{ hours}", "\\frac{3}{4}"),
+        ("2 x", "2 x"),
+        ("x cm", "x cm"),
+        ("6", "6"),
+        ("10 \\text{ apples}", "10 \\text{ apples}"),
+    ],
+)
 def test_drop_unit_only_after_a_number(content: str, kept: str) -> None:
     assert drop_unit(content) == kept
 

@@ -9,8 +9,10 @@ from quantdrop.eval.scoring.text import render, resolve_template, strip_reasonin
 
 
 def test_strip_reasoning_keeps_the_text_after_the_think_block() -> None:
-    assert strip_reasoning("<think>\nlet me see: 2+2\n</think>\n\nThe answer is \\boxed{4}.") == \
-        "The answer is \\boxed{4}."
+    assert (
+        strip_reasoning("<think>\nlet me see: 2+2\n</think>\n\nThe answer is \\boxed{4}.")
+        == "The answer is \\boxed{4}."
+    )
 
 
 def test_strip_reasoning_with_the_opening_tag_in_the_prompt() -> None:
@@ -29,8 +31,10 @@ def test_strip_reasoning_without_tags_returns_the_text() -> None:
 def test_render_leaves_latex_braces_alone() -> None:
     template = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
     text = render(template, problem="What is {x} in $\\frac{1}{2}$?")
-    assert text == "What is {x} in $\\frac{1}{2}$?\nPlease reason step by step, and put your final " \
-                   "answer within \\boxed{}."
+    assert (
+        text == "What is {x} in $\\frac{1}{2}$?\nPlease reason step by step, and put your final "
+        "answer within \\boxed{}."
+    )
 
 
 def test_render_fills_each_placeholder_once() -> None:

@@ -74,9 +74,7 @@ def test_weighted_avg_row_matches_paper(table, j, col):
     t = TABLES[table]
     scores = {r: v[j] for r, v in t["scores"].items()}
     got = weighted_average(scores)
-    tol = _weighted_err({r: _half_unit(v) for r, v in scores.items()}, PAPER_WEIGHTS) + _half_unit(
-        t["weighted"][j]
-    )
+    tol = _weighted_err({r: _half_unit(v) for r, v in scores.items()}, PAPER_WEIGHTS) + _half_unit(t["weighted"][j])
     assert abs(got - float(t["weighted"][j])) <= tol + 1e-9, (got, t["weighted"][j])
 
 
@@ -166,9 +164,7 @@ def test_accuracy_drop_is_clamped_at_zero():
 
 
 def test_run_accuracies_and_mean_std_match_stdlib():
-    scores = np.array(
-        [[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 0, 1], [1, 1, 1, 1]], dtype=float
-    )  # items x samples
+    scores = np.array([[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 0, 1], [1, 1, 1, 1]], dtype=float)  # items x samples
     runs = run_accuracies(scores)
     assert runs == [75.0, 50.0, 50.0, 100.0]
     mean, std = mean_std(runs)

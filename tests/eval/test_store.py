@@ -69,9 +69,7 @@ def test_a_different_protocol_under_the_same_label_is_refused(tmp_path, change, 
 def test_a_different_model_under_the_same_label_is_refused(tmp_path):
     with Store(tmp_path / "s.sqlite") as st:
         open_run(st)
-        with pytest.raises(
-            QuantdropError, match=r"holds math500 results of GGUF m\.gguf .* use another --label"
-        ):
+        with pytest.raises(QuantdropError, match=r"holds math500 results of GGUF m\.gguf .* use another --label"):
             open_run(st, fingerprint=GGUF | {"hash": "def"})
         open_run(st, fingerprint=GGUF | {"name": "renamed.gguf"})  # same bytes, other file name: same model
         open_run(st, label="api", fingerprint=HTTP)

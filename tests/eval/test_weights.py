@@ -36,13 +36,21 @@ def test_paper_weights_follow_the_benchmark_classes(math500_weighs_0_7) -> None:
 def test_fallbacks_for_rows_without_a_weight_follow_them(math500_weighs_0_7) -> None:
     from quantdrop.report.sources import from_results
 
-    row = BenchResult("Q4", "math500", "MATH-500", 500, 1, [50.0], 50.0, 0.0,
-                      stats.Interval(50.0, 40.0, 60.0), {}, weight=None)
+    row = BenchResult(
+        "Q4", "math500", "MATH-500", 500, 1, [50.0], 50.0, 0.0, stats.Interval(50.0, 40.0, 60.0), {}, weight=None
+    )
     assert _weights([row]) == {"math500": 0.7}
     from quantdrop.eval.results import Table
 
-    table = Table(labels=[], benchmarks=["math500"], titles={}, cells={("math500", "Q4"): row}, average={},
-                  weighted={}, baseline=None)
+    table = Table(
+        labels=[],
+        benchmarks=["math500"],
+        titles={},
+        cells={("math500", "Q4"): row},
+        average={},
+        weighted={},
+        baseline=None,
+    )
     assert from_results(table).benchmarks[0].weight == 0.7
 
 
@@ -57,6 +65,10 @@ def test_the_partial_label_is_built_in_one_place() -> None:
     assert run.table_label == "MATH-500 (311/500)"
     assert Math500(template="{problem}").label(311) == "MATH-500 (311/500)"
     # and nowhere else: no other f-string of the shape "{title} ({n}/{full})" in the package
-    builders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
-                for line in p.read_text().splitlines() if re.search(r"\{[^}]+\} \(\{[^}]+\}/\{[^}]+\}\)", line)]
+    builders = [
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        for line in p.read_text().splitlines()
+        if re.search(r"\{[^}]+\} \(\{[^}]+\}/\{[^}]+\}\)", line)
+    ]
     assert builders == ["eval/types.py"], builders

@@ -20,9 +20,7 @@ class Toy:
     default_samples = 2
     weight = 1.0
 
-    def __init__(
-        self, n: int = 20, full_size: int | None = None, template: str | None = None, **_: object
-    ) -> None:
+    def __init__(self, n: int = 20, full_size: int | None = None, template: str | None = None, **_: object) -> None:
         self.n = int(n)  # options from the command line arrive as strings
         self.full_size = int(full_size or n)
         self.template = template or TEMPLATE

@@ -35,8 +35,21 @@ def toy_on_path():
 
 
 def eval_cmd(url: str, store: Path, *extra: str, bench: str = "toy_benchmark:create") -> list[str]:
-    return ["eval", "--endpoint", url, "--bench", bench, "--label", "L", "--store", str(store), "--no-progress",
-            "--retries", "0", *extra]
+    return [
+        "eval",
+        "--endpoint",
+        url,
+        "--bench",
+        bench,
+        "--label",
+        "L",
+        "--store",
+        str(store),
+        "--no-progress",
+        "--retries",
+        "0",
+        *extra,
+    ]
 
 
 def stored(store: Path) -> list[tuple]:
@@ -60,8 +73,11 @@ def test_content_as_parts_is_joined_stored_and_scored(tmp_path):
     with FakeOpenAI(parts) as server:
         proc = run(*eval_cmd(server.url, store, "--limit", "3", "--samples", "1"))
     assert proc.returncode == 0, proc.stderr
-    assert [(r[2], r[3]) for r in stored(store)] == [("The sum is 1.", "correct"), ("The sum is 4.", "correct"),
-                                                    ("The sum is 7.", "correct")]
+    assert [(r[2], r[3]) for r in stored(store)] == [
+        ("The sum is 1.", "correct"),
+        ("The sum is 4.", "correct"),
+        ("The sum is 7.", "correct"),
+    ]
 
 
 def limit_file_size(limit: int):
@@ -75,12 +91,24 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_every_committed_answe
     store = tmp_path / "s.sqlite"
     big = lambda request: Reply(text=arithmetic_script(request).text + " " + "pad " * 2000)  # noqa: E731
     with FakeOpenAI(big, latency=0.005) as server:
-        argv = [sys.executable, "-m", "quantdrop.cli",
-                *eval_cmd(server.url, store, "--samples", "1", "--concurrency", "2", bench="toy_benchmark:create_big")]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env(), timeout=120,
-                              preexec_fn=limit_file_size(400_000), stdin=subprocess.DEVNULL)
-        line = assert_clean_failure(proc, "cannot write", str(store), "disk I/O error",
-                                    "responses committed by this run are kept")
+        argv = [
+            sys.executable,
+            "-m",
+            "quantdrop.cli",
+            *eval_cmd(server.url, store, "--samples", "1", "--concurrency", "2", bench="toy_benchmark:create_big"),
+        ]
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+            timeout=120,
+            preexec_fn=limit_file_size(400_000),
+            stdin=subprocess.DEVNULL,
+        )
+        line = assert_clean_failure(
+            proc, "cannot write", str(store), "disk I/O error", "responses committed by this run are kept"
+        )
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         asked = len(server.requests)
         kept = stored(store)
@@ -152,16 +180,24 @@ def test_every_request_failing_exits_3_and_a_later_run_finishes_with_0(tmp_path)
 def test_exit_codes_are_documented_in_help():
     proc = run("eval", "--help")
     assert proc.returncode == 0
-    for line in ("0    every response is in", "3    finished, but some responses failed or are pending",
-                 "2    bad input", "130  interrupted"):
+    for line in (
+        "0    every response is in",
+        "3    finished, but some responses failed or are pending",
+        "2    bad input",
+        "130  interrupted",
+    ):
         assert line in proc.stdout
 
 
 def test_an_interrupt_exits_130_and_keeps_the_answers(tmp_path):
     store = tmp_path / "s.sqlite"
     with FakeOpenAI(latency=0.02) as server:
-        argv = [sys.executable, "-m", "quantdrop.cli",
-                *eval_cmd(server.url, store, "--samples", "1", "--concurrency", "2", bench="toy_benchmark:create_big")]
+        argv = [
+            sys.executable,
+            "-m",
+            "quantdrop.cli",
+            *eval_cmd(server.url, store, "--samples", "1", "--concurrency", "2", bench="toy_benchmark:create_big"),
+        ]
         child = subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(server.requests) < 30:
@@ -229,10 +265,18 @@ def test_results_output_must_be_a_file_in_an_existing_folder(tmp_path, good_stor
     out = tmp_path / "out"
     out.mkdir()
     before = listing(tmp_path)
-    assert_clean_failure(run("results", "--store", good_store, "--output", out), f"--output {out} is a directory",
-                         folder=tmp_path, before=before)
-    assert_clean_failure(run("results", "--store", good_store, "--output", tmp_path / "no" / "t.md"),
-                         "no directory", folder=tmp_path, before=before)
+    assert_clean_failure(
+        run("results", "--store", good_store, "--output", out),
+        f"--output {out} is a directory",
+        folder=tmp_path,
+        before=before,
+    )
+    assert_clean_failure(
+        run("results", "--store", good_store, "--output", tmp_path / "no" / "t.md"),
+        "no directory",
+        folder=tmp_path,
+        before=before,
+    )
     assert run("results", "--store", good_store, "--output", out / "t.md").returncode == 0
     assert "| Toy sums (2/20) |" in (out / "t.md").read_text()
 
@@ -288,8 +332,12 @@ def test_results_reads_a_store_without_writing_to_it(good_store):
 def test_a_second_eval_of_a_running_label_is_refused_and_nothing_is_paid_twice(tmp_path):
     store = tmp_path / "s.sqlite"
     with FakeOpenAI(latency=0.05) as server:  # 200 requests, 2 at a time: the first runs for 5 s at least
-        argv = [sys.executable, "-m", "quantdrop.cli",
-                *eval_cmd(server.url, store, "--samples", "1", "--concurrency", "2", bench="toy_benchmark:create_big")]
+        argv = [
+            sys.executable,
+            "-m",
+            "quantdrop.cli",
+            *eval_cmd(server.url, store, "--samples", "1", "--concurrency", "2", bench="toy_benchmark:create_big"),
+        ]
         first = subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(server.requests) < 10:

@@ -22,14 +22,33 @@ from quantdrop.imatrix_io import read_imatrix, write_imatrix
 from tests.synthetic_gguf import write_moe
 
 BIN = os.environ.get("LLAMA_IMATRIX") or shutil.which("llama-imatrix")
-pytestmark = [pytest.mark.skipif(
-    BIN is None, reason="llama-imatrix not found: run scripts/build_reference_tools.sh, set $LLAMA_IMATRIX")]
+pytestmark = [
+    pytest.mark.skipif(
+        BIN is None, reason="llama-imatrix not found: run scripts/build_reference_tools.sh, set $LLAMA_IMATRIX"
+    )
+]
 RTOL = 1e-4
 
 
 def _llama_imatrix(model: Path, text: Path, out: Path, ctx: int, chunks: int) -> Path:
-    cmd = [BIN, "-m", str(model), "-f", str(text), "-o", str(out), "-c", str(ctx), "-b", str(ctx),
-           "--chunks", str(chunks), "-t", "2", "--no-ppl"]
+    cmd = [
+        BIN,
+        "-m",
+        str(model),
+        "-f",
+        str(text),
+        "-o",
+        str(out),
+        "-c",
+        str(ctx),
+        "-b",
+        str(ctx),
+        "--chunks",
+        str(chunks),
+        "-t",
+        "2",
+        "--no-ppl",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out

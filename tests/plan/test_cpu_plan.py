@@ -25,17 +25,23 @@ import sys, llama_cpp
 llama_cpp.Llama(sys.argv[1], n_ctx=int(sys.argv[2]), n_batch=512, n_ubatch=512, n_threads=1,
                 flash_attn=sys.argv[3] == "1", use_mmap=sys.argv[4] == "1", verbose=True)
 """
-BUFFERS = {"mapped": r"CPU_Mapped model buffer size =\s+([\d.]+) MiB",
-           "weights": r"CPU model buffer size =\s+([\d.]+) MiB",  # --no-mmap: the weights not repacked
-           "repack": r"CPU_REPACK model buffer size =\s+([\d.]+) MiB",
-           "kv": r"llama_kv_cache:\s+CPU KV buffer size =\s+([\d.]+) MiB",
-           "compute": r"CPU compute buffer size =\s+([\d.]+) MiB"}
+BUFFERS = {
+    "mapped": r"CPU_Mapped model buffer size =\s+([\d.]+) MiB",
+    "weights": r"CPU model buffer size =\s+([\d.]+) MiB",  # --no-mmap: the weights not repacked
+    "repack": r"CPU_REPACK model buffer size =\s+([\d.]+) MiB",
+    "kv": r"llama_kv_cache:\s+CPU KV buffer size =\s+([\d.]+) MiB",
+    "compute": r"CPU compute buffer size =\s+([\d.]+) MiB",
+}
 
 
 def llama_cpp_buffers(model: Path, ctx: int, flash_attn: bool, mmap: bool) -> dict[str, float]:
     """MiB per buffer as llama.cpp logs them when it loads `model` on the CPU (0 if it logs none)."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(model), str(ctx), str(int(flash_attn)), str(int(mmap))],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(model), str(ctx), str(int(flash_attn)), str(int(mmap))],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = {}
     for key, pattern in BUFFERS.items():
@@ -79,8 +85,9 @@ def quantized_demo(request: pytest.FixtureRequest, demo_model: Path, tmp_path_fa
 
 
 @pytest.mark.parametrize(("flash_attn", "mmap"), [(True, True), (False, True), (True, False)])
-def test_cpu_plan_matches_llama_cpps_buffers_on_the_embedded_model(quantized_demo: Path, flash_attn: bool,
-                                                                    mmap: bool) -> None:
+def test_cpu_plan_matches_llama_cpps_buffers_on_the_embedded_model(
+    quantized_demo: Path, flash_attn: bool, mmap: bool
+) -> None:
     if not local_cpu_features():
         pytest.skip("this llama.cpp build repacks nothing (no REPACK, or no AVX2/NEON dotprod)")
     check_against_llama_cpp(quantized_demo, 4096, flash_attn, mmap)
@@ -105,8 +112,10 @@ def test_local_cpu_features_are_the_builds() -> None:
 
 def test_named_isas_follow_repack_cpp() -> None:
     """repack.cpp: Q4_K and Q4_0 repack with AVX2, Q2_K needs AVX-512, Q6_K and Q8_0 only on ARM."""
-    isa = {name: parse_devices(f"cpu-{name}-32G")[0].devices[0].cpu_features
-           for name in ("avx2", "avx512", "dotprod", "i8mm", "none")}
+    isa = {
+        name: parse_devices(f"cpu-{name}-32G")[0].devices[0].cpu_features
+        for name in ("avx2", "avx512", "dotprod", "i8mm", "none")
+    }
     assert parse_devices("cpu-32G")[0].devices[0].cpu_features == isa["avx2"]  # the documented default
     assert repack_interleave(T.Q4_K, isa["avx2"]) == 8 and repack_interleave(T.Q4_0, isa["avx2"]) == 8
     assert repack_interleave(T.Q2_K, isa["avx2"]) is None and repack_interleave(T.Q2_K, isa["avx512"]) == 8
@@ -121,8 +130,9 @@ def test_what_is_repacked() -> None:
     q4k = 144 * 8  # one Q4_K row of 2048 elements is 8 blocks of 144 bytes
     assert cpu_repack_bytes([("blk.0.ffn_up.weight", T.Q4_K, (2048, 16))], f) == 16 * q4k
     assert cpu_repack_bytes([("blk.0.ffn_up.weight", T.Q4_K, (2048, 12))], f) == 0  # 12 rows: not 8-aligned
-    assert cpu_repack_bytes([("token_embd.weight", T.Q4_K, (2048, 16)),
-                             ("output.weight", T.Q6_K, (2048, 16))], f) == 0  # GET_ROWS; Q6_K on x86
+    assert (
+        cpu_repack_bytes([("token_embd.weight", T.Q4_K, (2048, 16)), ("output.weight", T.Q6_K, (2048, 16))], f) == 0
+    )  # GET_ROWS; Q6_K on x86
     assert cpu_repack_bytes([("token_embd.weight", T.Q4_K, (2048, 16))], f) == 16 * q4k  # tied: the output
     assert cpu_repack_bytes([("blk.0.ffn_up_exps.weight", T.Q4_K, (2048, 16, 4))], f) == 4 * 16 * q4k
 

@@ -20,13 +20,30 @@ from tests.synthetic_gguf import write_gguf
 
 MiB = 1 << 20
 TINY_V3 = {  # DeepSeek-V3's structure at toy size
-    "model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 64,
-    "num_attention_heads": 4, "num_key_value_heads": 4, "q_lora_rank": 32, "kv_lora_rank": 32,
-    "qk_nope_head_dim": 16, "qk_rope_head_dim": 16, "v_head_dim": 24, "intermediate_size": 96,
-    "moe_intermediate_size": 32, "n_routed_experts": 4, "n_shared_experts": 1, "num_experts_per_tok": 2,
-    "first_k_dense_replace": 1, "num_hidden_layers": 3, "vocab_size": 256, "topk_method": "noaux_tc",
-    "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "torch_dtype": "bfloat16",
-    "tie_word_embeddings": False, "num_nextn_predict_layers": 1,
+    "model_type": "deepseek_v3",
+    "architectures": ["DeepseekV3ForCausalLM"],
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "q_lora_rank": 32,
+    "kv_lora_rank": 32,
+    "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 16,
+    "v_head_dim": 24,
+    "intermediate_size": 96,
+    "moe_intermediate_size": 32,
+    "n_routed_experts": 4,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 2,
+    "first_k_dense_replace": 1,
+    "num_hidden_layers": 3,
+    "vocab_size": 256,
+    "topk_method": "noaux_tc",
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-6,
+    "torch_dtype": "bfloat16",
+    "tie_word_embeddings": False,
+    "num_nextn_predict_layers": 1,
 }
 RUNS = [(4096, True), (16384, False)]  # (n_ctx, flash attention)
 
@@ -78,6 +95,5 @@ def test_llama_cpp_loads_it_and_allocates_our_kv_cache(tmp_path: Path, mla_split
             assert sum(ours) == 3 * n_ctx * (32 + 16) * 2 and logged["v_mib"] == 0
         else:  # every head's K (nope + rope) and V
             assert sum(ours) == 3 * n_ctx * 4 * ((16 + 16) + 24) * 2 and logged["v_mib"] > 0
-        estimate = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx,
-                                        flash_attn=flash_attn)
+        estimate = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn)
         assert estimate / MiB == pytest.approx(logged["compute_mib"], rel=0.06)

@@ -11,8 +11,20 @@ from quantdrop.devices import GiB, known_devices, parse_devices
 from quantdrop.errors import QuantdropError
 from quantdrop.plan import layer_devices
 
-ISSUE_DEVICES = ["H100-80G", "H800-80G", "H200-141G", "A100-80G", "A100-40G", "A800-80G", "H20-96G",
-                 "910B-64G", "L40S-48G", "RTX4090-24G", "RTX3090-24G", "MI300X-192G"]
+ISSUE_DEVICES = [
+    "H100-80G",
+    "H800-80G",
+    "H200-141G",
+    "A100-80G",
+    "A100-40G",
+    "A800-80G",
+    "H20-96G",
+    "910B-64G",
+    "L40S-48G",
+    "RTX4090-24G",
+    "RTX3090-24G",
+    "MI300X-192G",
+]
 
 
 def test_every_device_of_the_issue_is_known() -> None:
@@ -54,13 +66,16 @@ def test_layer_split_follows_llama_cpp() -> None:
     assert Counter(layer_devices(30, [2.0, 1.0])[:-1]) == {0: 21, 1: 9}
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("100000000xH100-80G", "100000000 devices in one set (at most 4096)"),
-    ("2xcpu-32G", "a CPU host is a device set of its own"),
-    ("cpu-32G+H100", "a CPU host is a device set of its own"),
-    ("cpu-sparc-32G", "unknown CPU ISA 'sparc'"),
-    ("cpu-0G", "device size must be positive"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("100000000xH100-80G", "100000000 devices in one set (at most 4096)"),
+        ("2xcpu-32G", "a CPU host is a device set of its own"),
+        ("cpu-32G+H100", "a CPU host is a device set of its own"),
+        ("cpu-sparc-32G", "unknown CPU ISA 'sparc'"),
+        ("cpu-0G", "device size must be positive"),
+    ],
+)
 def test_device_spec_limits_and_cpu_hosts(spec: str, message: str) -> None:
     """Issue 10, item 9: a huge count was expanded into a list of devices; now refused at once."""
     with pytest.raises(QuantdropError, match=re.escape(message)):

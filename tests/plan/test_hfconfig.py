@@ -98,20 +98,25 @@ def _config_with(tmp_path: Path, **change: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"num_hidden_layers": -4}, "num_hidden_layers = -4: expected an integer from 1 to 10000"),
-    ({"num_hidden_layers": "thirty-two"}, 'num_hidden_layers = "thirty-two": expected an integer'),
-    ({"num_hidden_layers": 31.5}, "num_hidden_layers = 31.5: expected an integer"),
-    ({"num_hidden_layers": 1_000_000_000}, "num_hidden_layers = 1000000000: expected an integer from 1 to 10000"),
-    ({"num_hidden_layers": True}, "num_hidden_layers = true: expected an integer"),
-    ({"num_attention_heads": 0}, "num_attention_heads = 0: expected an integer from 1"),
-    ({"hidden_size": 0}, "hidden_size = 0: expected an integer from 1"),
-    ({"vocab_size": -1}, "vocab_size = -1: expected an integer from 1"),
-    ({"num_attention_heads": 32, "num_key_value_heads": 5}, "num_key_value_heads = 5 does not divide "
-                                                            "num_attention_heads = 32"),
-    ({"num_attention_heads": 32, "num_key_value_heads": 64}, "num_key_value_heads = 64 does not divide"),
-    ({"hidden_size": 16, "head_dim": None}, "hidden_size = 16 is smaller than num_attention_heads = 32"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_hidden_layers": -4}, "num_hidden_layers = -4: expected an integer from 1 to 10000"),
+        ({"num_hidden_layers": "thirty-two"}, 'num_hidden_layers = "thirty-two": expected an integer'),
+        ({"num_hidden_layers": 31.5}, "num_hidden_layers = 31.5: expected an integer"),
+        ({"num_hidden_layers": 1_000_000_000}, "num_hidden_layers = 1000000000: expected an integer from 1 to 10000"),
+        ({"num_hidden_layers": True}, "num_hidden_layers = true: expected an integer"),
+        ({"num_attention_heads": 0}, "num_attention_heads = 0: expected an integer from 1"),
+        ({"hidden_size": 0}, "hidden_size = 0: expected an integer from 1"),
+        ({"vocab_size": -1}, "vocab_size = -1: expected an integer from 1"),
+        (
+            {"num_attention_heads": 32, "num_key_value_heads": 5},
+            "num_key_value_heads = 5 does not divide num_attention_heads = 32",
+        ),
+        ({"num_attention_heads": 32, "num_key_value_heads": 64}, "num_key_value_heads = 64 does not divide"),
+        ({"hidden_size": 16, "head_dim": None}, "hidden_size = 16 is smaller than num_attention_heads = 32"),
+    ],
+)
 def test_nonsense_config_values_are_refused_naming_the_field(tmp_path: Path, change: dict, message: str) -> None:
     path = _config_with(tmp_path, **change)
     with pytest.raises(QuantdropError) as err:

@@ -44,11 +44,14 @@ def test_a_split_model_in_a_directory_is_found_by_its_first_shard(gguf: Path, tm
     assert locate(tmp_path).path == tmp_path / "m-00001-of-00002.gguf"
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda d: d / "missing.gguf", "no such file or directory"),
-    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "not a GGUF file, a config.json or"),
-    (lambda d: (d / "empty").mkdir() or d / "empty", "neither a config.json nor a GGUF"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.gguf", "no such file or directory"),
+        (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "not a GGUF file, a config.json or"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "neither a config.json nor a GGUF"),
+    ],
+)
 def test_anything_else_is_one_clear_line(tmp_path: Path, make, message: str) -> None:
     with pytest.raises(QuantdropError, match=message) as err:
         load(make(tmp_path))

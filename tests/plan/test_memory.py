@@ -18,8 +18,14 @@ MiB = 1 << 20
 
 # (n_ctx, flash attention, KV type) loaded by llama.cpp, all in one child process whose C-level log
 # (stderr) is read whole; a marker line separates the runs.
-RUNS = [(4096, False, "f16"), (4096, True, "q8_0"), (4096, True, "q4_0"), (1000, False, "f16"),
-        (4096, True, "f16"), (16384, False, "f16")]
+RUNS = [
+    (4096, False, "f16"),
+    (4096, True, "q8_0"),
+    (4096, True, "q4_0"),
+    (1000, False, "f16"),
+    (4096, True, "f16"),
+    (16384, False, "f16"),
+]
 PROBE = """
 import os, sys, llama_cpp
 types = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
@@ -36,8 +42,9 @@ for run in sys.argv[2:]:
 def llama_cpp_logs(demo_model: Path) -> dict[tuple[int, bool, str], tuple[float, float]]:
     """(KV buffer MiB, compute buffer MiB) as llama.cpp logs them, per run."""
     args = [f"{n}:{int(fa)}:{kv}" for n, fa, kv in RUNS]
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(demo_model), *args], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(demo_model), *args], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = {}
     for run, chunk in zip(RUNS, proc.stderr.split("@@RUN ")[1:], strict=True):
@@ -62,8 +69,9 @@ def test_kv_cells_are_padded_like_llama_cpp(demo_model: Path, llama_cpp_logs: di
 
 
 @pytest.mark.parametrize(("n_ctx", "flash_attn"), [(4096, True), (16384, False)])
-def test_compute_buffer_estimate_is_close_to_llama_cpp(demo_model: Path, llama_cpp_logs: dict, n_ctx: int,
-                                                        flash_attn: bool) -> None:
+def test_compute_buffer_estimate_is_close_to_llama_cpp(
+    demo_model: Path, llama_cpp_logs: dict, n_ctx: int, flash_attn: bool
+) -> None:
     """At 16K without flash attention the KQ scores dominate; at 4K the logits do."""
     _, logged = llama_cpp_logs[(n_ctx, flash_attn, "f16")]
     inv = read_gguf_inventory(demo_model)
@@ -87,31 +95,39 @@ for run in sys.argv[2:]:
 def test_parallel_sequences_as_llama_cpp(demo_model: Path, ctx: int, parallel: int) -> None:
     """`parallel` sequences of `ctx` tokens = llama.cpp's n_ctx = ctx x parallel, n_seq_max = parallel
     (as llama-server -c / -np): one stream of pad(ctx, 256) cells per sequence."""
-    proc = subprocess.run([sys.executable, "-c", PARALLEL_PROBE, str(demo_model), f"{ctx * parallel}:{parallel}"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PARALLEL_PROBE, str(demo_model), f"{ctx * parallel}:{parallel}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    m = re.search(r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+\d+ layers,\s+(\d+)/(\d+) seqs",
-                  proc.stderr)
+    m = re.search(
+        r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+\d+ layers,\s+(\d+)/(\d+) seqs", proc.stderr
+    )
     assert m, proc.stderr[-2000:]
     ours = sum(kv_bytes_per_layer(read_gguf_inventory(demo_model), ctx=ctx, parallel=parallel))
     assert ours / MiB == pytest.approx(float(m.group(1)), abs=0.005)
 
 
-@pytest.mark.parametrize(("n_ctx", "flash_attn", "kv"), [(4096, True, "f16"), (4096, True, "q8_0"),
-                                                         (4096, True, "q4_0"), (16384, False, "f16")])
-def test_compute_buffer_equals_llama_cpp(demo_model: Path, llama_cpp_logs: dict, n_ctx: int, flash_attn: bool,
-                                         kv: str) -> None:
+@pytest.mark.parametrize(
+    ("n_ctx", "flash_attn", "kv"),
+    [(4096, True, "f16"), (4096, True, "q8_0"), (4096, True, "q4_0"), (16384, False, "f16")],
+)
+def test_compute_buffer_equals_llama_cpp(
+    demo_model: Path, llama_cpp_logs: dict, n_ctx: int, flash_attn: bool, kv: str
+) -> None:
     """Issue 16: with flash attention and an f16 cache the logits sit above 2 residual-sized slots, not 3
     (3 with a Hadamard-rotated quantized cache or the score matrix); to the log's 2 decimals."""
     _, logged = llama_cpp_logs[(n_ctx, flash_attn, kv)]
     inv = read_gguf_inventory(demo_model)
-    ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn,
-                                kv_type_name=kv)
+    ours = compute_buffer_bytes(
+        inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=flash_attn, kv_type_name=kv
+    )
     assert ours / MiB == pytest.approx(logged, abs=0.01)
 
 
-def test_small_context_without_flash_attention_is_one_slot_high_at_most(demo_model: Path,
-                                                                         llama_cpp_logs: dict) -> None:
+def test_small_context_without_flash_attention_is_one_slot_high_at_most(demo_model: Path, llama_cpp_logs: dict) -> None:
     """The documented bound: never below llama.cpp, at most one [n_embd, tokens] f32 slot above it."""
     _, logged = llama_cpp_logs[(1000, False, "f16")]
     inv = read_gguf_inventory(demo_model)
@@ -119,21 +135,28 @@ def test_small_context_without_flash_attention_is_one_slot_high_at_most(demo_mod
     assert logged * MiB - 0.01 * MiB <= ours <= logged * MiB + 512 * inv.hparams.n_embd * 4 + 0.01 * MiB
 
 
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not QWEN.exists(), reason=ABSENT)
 def test_kv_and_compute_buffer_equal_llama_cpp_on_the_1_5b_model() -> None:
-    runs = [(8192, True, "f16"), (8192, True, "q8_0"), (8192, False, "f16"), (32768, True, "f16"),
-            (32768, True, "q8_0"), (32768, False, "f16")]
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(QWEN), *(f"{n}:{int(fa)}:{kv}" for n, fa, kv in runs)],
-                          capture_output=True, text=True, timeout=900)
+    runs = [
+        (8192, True, "f16"),
+        (8192, True, "q8_0"),
+        (8192, False, "f16"),
+        (32768, True, "f16"),
+        (32768, True, "q8_0"),
+        (32768, False, "f16"),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(QWEN), *(f"{n}:{int(fa)}:{kv}" for n, fa, kv in runs)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     inv = read_gguf_inventory(QWEN)
     for (n_ctx, fa, kv), chunk in zip(runs, proc.stderr.split("@@RUN ")[1:], strict=True):
         kv_mib = float(re.search(r"llama_kv_cache:\s+CPU KV buffer size =\s+([\d.]+) MiB", chunk).group(1))
         cb_mib = float(re.search(r"CPU compute buffer size =\s+([\d.]+) MiB", chunk).group(1))
         assert sum(kv_bytes_per_layer(inv, ctx=n_ctx, kv_type_name=kv)) / MiB == pytest.approx(kv_mib, abs=0.005)
-        ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=fa,
-                                    kv_type_name=kv)
+        ours = compute_buffer_bytes(inv, layer_shapes(inv), has_output=True, ctx=n_ctx, flash_attn=fa, kv_type_name=kv)
         assert ours / MiB == pytest.approx(cb_mib, abs=0.01), (n_ctx, fa, kv)

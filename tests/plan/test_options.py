@@ -36,16 +36,21 @@ CONFIGS = [(kv, fa) for kv in ("f16", "q8_0", "q4_0") for fa in (True, False)]
 @pytest.fixture(scope="module")
 def llama_cpp_verdicts(demo_model: Path) -> tuple[dict[tuple[str, bool], bool], str]:
     """Whether llama.cpp creates a context for each (KV type, flash attention), and its log."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(demo_model), *(f"{kv}:{int(fa)}" for kv, fa in CONFIGS)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(demo_model), *(f"{kv}:{int(fa)}" for kv, fa in CONFIGS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     verdicts = dict(line.split() for line in proc.stdout.splitlines())
     return {(kv, fa): verdicts[f"{kv}:{int(fa)}"] == "ok" for kv, fa in CONFIGS}, proc.stderr
 
 
 @pytest.mark.parametrize(("kv", "fa"), CONFIGS)
-def test_plan_refuses_exactly_what_llama_cpp_refuses(demo_model: Path, llama_cpp_verdicts: tuple, kv: str,
-                                                      fa: bool) -> None:
+def test_plan_refuses_exactly_what_llama_cpp_refuses(
+    demo_model: Path, llama_cpp_verdicts: tuple, kv: str, fa: bool
+) -> None:
     accepted, log = llama_cpp_verdicts
     if accepted[(kv, fa)]:
         assert plan(demo_model, "as-is", ctx=512, kv_type=kv, flash_attn=fa).recipes
@@ -60,13 +65,16 @@ def test_the_cli_refuses_it_in_one_line(demo_model: Path) -> None:
     assert_clean_failure(proc, "--kv-type q8_0", "--flash-attn no", REASON)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"headroom_gib": float("nan")}, "--headroom-gib must be a finite number"),
-    ({"overhead_gib": float("-inf")}, "--overhead-gib must be a finite number"),
-    ({"overhead_gib": -1.0}, "--overhead-gib must be a finite number of GiB, 0 or more"),
-    ({"ctx": 0}, "--ctx, --parallel and --n-ubatch must be positive"),
-    ({"kv_type": "q5_1"}, "unknown --kv-type 'q5_1'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"headroom_gib": float("nan")}, "--headroom-gib must be a finite number"),
+        ({"overhead_gib": float("-inf")}, "--overhead-gib must be a finite number"),
+        ({"overhead_gib": -1.0}, "--overhead-gib must be a finite number of GiB, 0 or more"),
+        ({"ctx": 0}, "--ctx, --parallel and --n-ubatch must be positive"),
+        ({"kv_type": "q5_1"}, "unknown --kv-type 'q5_1'"),
+    ],
+)
 def test_other_nonsense_is_refused_by_the_same_check(kwargs: dict, message: str) -> None:
     options = dict(kv_type="f16", flash_attn=True, ctx=4096, parallel=1, n_ubatch=512) | kwargs
     with pytest.raises(QuantdropError, match=message):
@@ -92,8 +100,9 @@ def test_a_head_size_the_cache_block_does_not_divide_is_refused_like_llama_cpp(t
     inv = inventory_from_config(config)
     path = tmp_path / "head80.gguf"
     write_gguf(inv, path, metadata(config))
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(path), "q8_0:1", "f16:1"], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path), "q8_0:1", "f16:1"], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["q8_0:1", "refused", "f16:1", "ok"]
     assert "does not divide n_embd_head_k=80" in proc.stderr
@@ -102,12 +111,15 @@ def test_a_head_size_the_cache_block_does_not_divide_is_refused_like_llama_cpp(t
     assert plan(inv, "as-is", ctx=512, kv_type="f16").recipes
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (["--devices", "100000000xH100-80G"], ["--devices", "at most 4096"]),
-    (["--headroom-gib", "nan"], ["--headroom-gib"]),
-    (["--overhead-gib=-inf"], ["--overhead-gib"]),
-    (["--devices", "2xcpu-32G"], ["a CPU host is a device set of its own"]),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--devices", "100000000xH100-80G"], ["--devices", "at most 4096"]),
+        (["--headroom-gib", "nan"], ["--headroom-gib"]),
+        (["--overhead-gib=-inf"], ["--overhead-gib"]),
+        (["--devices", "2xcpu-32G"], ["a CPU host is a device set of its own"]),
+    ],
+)
 def test_plan_cli_refuses_nonsense_at_once(demo_model: Path, args: list[str], needles: list[str]) -> None:
     """Issue 10, items 9 and 11: a huge device count ran out of memory; NaN/inf budgets were accepted."""
     assert_clean_failure(run("plan", demo_model, *args, timeout=60), *needles)

@@ -45,8 +45,16 @@ def test_table_1_memory_at_32k_on_8_gpus() -> None:
     layout, f16) and, flash attention being unavailable for K/V heads of 192/128, the compute buffer
     holds the f32 KQ scores of one ubatch; a ubatch of 256 tokens matches (at 512 memory is 6-9%
     higher, with today's flash attention 5-7% lower)."""
-    p = plan(R1, list(TABLE_1), mla_split=False, ctx=32768, kv_layout="full", devices="8xH100-80G",
-             flash_attn=False, n_ubatch=256)
+    p = plan(
+        R1,
+        list(TABLE_1),
+        mla_split=False,
+        ctx=32768,
+        kv_layout="full",
+        devices="8xH100-80G",
+        flash_attn=False,
+        n_ubatch=256,
+    )
     assert p.kv_layout == "full"
     for r in p.recipes:
         _, _, total, per_gpu = TABLE_1[r.recipe]
@@ -70,8 +78,15 @@ def test_the_papers_gb_are_gib() -> None:
 
 def test_recommendation_reproduces_section_4_4() -> None:
     """Q4_K_M or DQ3_K_M on 8x80 GB; DQ3_K_M, not Q4_K_M, on 8 Ascend 910B of 64 GB."""
-    p = plan(R1, list(TABLE_1), mla_split=False, ctx=32768, kv_layout="full",
-             devices="8xH100-80G,8xA100-80G,8x910B-64G", accuracy=TABLE_6_R1)
+    p = plan(
+        R1,
+        list(TABLE_1),
+        mla_split=False,
+        ctx=32768,
+        kv_layout="full",
+        devices="8xH100-80G,8xA100-80G,8x910B-64G",
+        accuracy=TABLE_6_R1,
+    )
     h100, a100, ascend = p.recommendation
     for rec in (h100, a100):
         assert rec.recipe in ("Q4_K_M", "DQ3_K_M")
@@ -90,8 +105,7 @@ def test_without_accuracy_the_most_bits_that_fit_win() -> None:
 
 
 def test_ten_recipes_on_deepseek_r1_in_under_a_second() -> None:
-    recipes = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "DQ3_K_M", "Q2_K_L",
-               "UD-Q2_K_XL"]
+    recipes = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "DQ3_K_M", "Q2_K_L", "UD-Q2_K_XL"]
     plan(R1, recipes[:1])  # imports and caches out of the way
     start = time.process_time()  # CPU time: a busy machine does not make it flaky
     p = plan(R1, recipes, devices="8xH100-80G,8x910B-64G")
@@ -110,15 +124,35 @@ def test_latent_layout_is_what_mla_split_gives() -> None:
 
 
 def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli(["plan", str(R1), "--recipes", "Q4_K_M,DQ3_K_M", "--mla-split", "no", "--kv-layout", "full",
-                "--devices", "8xH100-80G,8x910B-64G", "--json"])
+    code = cli(
+        [
+            "plan",
+            str(R1),
+            "--recipes",
+            "Q4_K_M,DQ3_K_M",
+            "--mla-split",
+            "no",
+            "--kv-layout",
+            "full",
+            "--devices",
+            "8xH100-80G,8x910B-64G",
+            "--json",
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["model"] and data["n_params"] == 671_026_419_200
     assert [r["recipe"] for r in data["recipes"]] == ["Q4_K_M", "DQ3_K_M"]
     for r in data["recipes"]:
-        assert {"recipe", "size_bytes", "bits_per_weight", "kv_cache_bytes", "compute_buffer_bytes",
-                "total_bytes", "devices"} <= set(r)
+        assert {
+            "recipe",
+            "size_bytes",
+            "bits_per_weight",
+            "kv_cache_bytes",
+            "compute_buffer_bytes",
+            "total_bytes",
+            "devices",
+        } <= set(r)
         assert r["total_bytes"] == r["size_bytes"] + r["kv_cache_bytes"] + r["compute_buffer_bytes"]
         for d in r["devices"]:
             assert {"spec", "count", "bytes_per_device", "fits"} <= set(d)

@@ -16,22 +16,48 @@ from tests.reference import llama_cpp_sizes
 from tests.synthetic_gguf import write_gguf
 
 MiB = 1 << 20
-BASE = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96,
-        "num_hidden_layers": 6, "vocab_size": 256, "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
-        "torch_dtype": "bfloat16", "tie_word_embeddings": False}
+BASE = {
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 96,
+    "num_hidden_layers": 6,
+    "vocab_size": 256,
+    "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-6,
+    "torch_dtype": "bfloat16",
+    "tie_word_embeddings": False,
+}
 TINY: dict[str, dict[str, Any]] = {
-    "llama": {"model_type": "llama", "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
-              "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}},
+    "llama": {
+        "model_type": "llama",
+        "rope_scaling": {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+    },
     "mixtral": {"model_type": "mixtral", "num_local_experts": 4, "num_experts_per_tok": 2},
     "qwen2": {"model_type": "qwen2", "tie_word_embeddings": True},
     "qwen3": {"model_type": "qwen3", "head_dim": 32},
-    "qwen2_moe": {"model_type": "qwen2_moe", "num_experts": 4, "num_experts_per_tok": 2,
-                  "moe_intermediate_size": 32, "shared_expert_intermediate_size": 48},
-    "qwen3_moe": {"model_type": "qwen3_moe", "head_dim": 32, "num_experts": 4, "num_experts_per_tok": 2,
-                  "moe_intermediate_size": 32},
+    "qwen2_moe": {
+        "model_type": "qwen2_moe",
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32,
+        "shared_expert_intermediate_size": 48,
+    },
+    "qwen3_moe": {
+        "model_type": "qwen3_moe",
+        "head_dim": 32,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32,
+    },
     "gemma2": {"model_type": "gemma2", "head_dim": 32, "sliding_window": 1024, "torch_dtype": "float32"},
-    "gemma3": {"model_type": "gemma3_text", "head_dim": 32, "sliding_window": 512,
-               "sliding_window_pattern": 6},
+    "gemma3": {"model_type": "gemma3_text", "head_dim": 32, "sliding_window": 512, "sliding_window_pattern": 6},
 }
 
 

@@ -20,15 +20,24 @@ px = import_module("quantdrop.proxies")  # the module; `quantdrop.proxies` is th
 
 
 BIN = os.environ.get("LLAMA_PERPLEXITY") or shutil.which("llama-perplexity")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    BIN is None, reason="llama-perplexity not found: build llama.cpp's tools/perplexity, set $LLAMA_PERPLEXITY")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        BIN is None, reason="llama-perplexity not found: build llama.cpp's tools/perplexity, set $LLAMA_PERPLEXITY"
+    ),
+]
 N_CTX, CHUNKS = 256, 3
 
 
 def _run(*args: object) -> str:
     # flash attention off, as in quantdrop's llama.cpp context (it shifts quantized models' logits a little)
-    out = subprocess.run([BIN, *map(str, args), "-c", str(N_CTX), "-b", str(N_CTX), "-t", "2", "-fa", "off"],
-                         capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run(
+        [BIN, *map(str, args), "-c", str(N_CTX), "-b", str(N_CTX), "-t", "2", "-fa", "off"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout + out.stderr
 
@@ -57,13 +66,14 @@ def test_llama_perplexity_writes_the_same_reference_file(reference_gguf, tmp_pat
     text.write_text(body, encoding="utf-8")
     theirs = tmp_path / "theirs.logprobs"
     _run("-m", reference_gguf, "-f", text, "--kl-divergence-base", theirs, "--chunks", CHUNKS)
-    ours = px.reference_log_probs(reference_gguf, text=text, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=tmp_path,
-                                  progress=False)
+    ours = px.reference_log_probs(
+        reference_gguf, text=text, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=tmp_path, progress=False
+    )
     a, b = theirs.read_bytes(), ours.path.read_bytes()
     assert len(a) == len(b)
     assert a[: ours.header_bytes] == b[: ours.header_bytes]  # magic, n_ctx, n_vocab, n_chunk, the tokens
-    qa = np.frombuffer(a[ours.header_bytes:], dtype=np.uint16).reshape(-1, px.row_width(ours.n_vocab))
-    qb = np.frombuffer(b[ours.header_bytes:], dtype=np.uint16).reshape(-1, px.row_width(ours.n_vocab))
+    qa = np.frombuffer(a[ours.header_bytes :], dtype=np.uint16).reshape(-1, px.row_width(ours.n_vocab))
+    qb = np.frombuffer(b[ours.header_bytes :], dtype=np.uint16).reshape(-1, px.row_width(ours.n_vocab))
     assert np.array_equal(qa[:, 4:], qb[:, 4:])  # every quantized log-prob identical
     # per token (scale, min log-prob): equal up to the order of the float sum in log-sum-exp
     ha, hb = (np.ascontiguousarray(q[:, :4]).view(np.float32) for q in (qa, qb))

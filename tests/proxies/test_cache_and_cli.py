@@ -16,8 +16,7 @@ N_CTX, CHUNKS = 64, 3
 
 @pytest.mark.slow
 def test_interrupted_reference_pass_resumes_to_the_same_file(reference_gguf, tmp_path, monkeypatch) -> None:
-    fresh = px.reference_log_probs(reference_gguf, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=tmp_path / "a",
-                                   progress=False)
+    fresh = px.reference_log_probs(reference_gguf, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=tmp_path / "a", progress=False)
     real = px.ChunkLogits.logits
     calls = []
 
@@ -38,8 +37,9 @@ def test_interrupted_reference_pass_resumes_to_the_same_file(reference_gguf, tmp
 
     calls.clear()
     monkeypatch.setattr(px.ChunkLogits, "logits", lambda self, chunk: (calls.append(1), real(self, chunk))[1])
-    resumed = px.reference_log_probs(reference_gguf, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=tmp_path / "b",
-                                     progress=False)
+    resumed = px.reference_log_probs(
+        reference_gguf, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=tmp_path / "b", progress=False
+    )
     assert len(calls) == CHUNKS - 1  # the finished chunk is not redone
     assert resumed.path.read_bytes() == fresh.path.read_bytes()
     assert not list((tmp_path / "b").glob("*.partial"))
@@ -47,22 +47,33 @@ def test_interrupted_reference_pass_resumes_to_the_same_file(reference_gguf, tmp
 
 @pytest.mark.slow
 def test_results_and_reference_are_reused(reference_gguf, variants, tmp_path, monkeypatch) -> None:
-    first = px.proxies(reference_gguf, [variants["Q4_K_M"]], ctx=N_CTX, chunks=2, cache_dir=tmp_path,
-                       progress=False)
+    first = px.proxies(reference_gguf, [variants["Q4_K_M"]], ctx=N_CTX, chunks=2, cache_dir=tmp_path, progress=False)
 
     def no_model(*args, **kwargs):
         raise AssertionError("nothing should be recomputed")
 
     monkeypatch.setattr(px, "ChunkLogits", no_model)
-    again = px.proxies(reference_gguf, [variants["Q4_K_M"]], ctx=N_CTX, chunks=2, cache_dir=tmp_path,
-                       progress=False)
+    again = px.proxies(reference_gguf, [variants["Q4_K_M"]], ctx=N_CTX, chunks=2, cache_dir=tmp_path, progress=False)
     assert again == first
 
 
 @pytest.mark.slow
 def test_cli_json(reference_gguf, variants, tmp_path, capsys) -> None:
-    code = cli(["proxies", str(reference_gguf), str(variants["Q8_0"]), str(variants["Q2_K"]), "--ctx",
-                str(N_CTX), "--chunks", "2", "--cache-dir", str(tmp_path), "--json"])
+    code = cli(
+        [
+            "proxies",
+            str(reference_gguf),
+            str(variants["Q8_0"]),
+            str(variants["Q2_K"]),
+            "--ctx",
+            str(N_CTX),
+            "--chunks",
+            "2",
+            "--cache-dir",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["variant"] for r in rows] == ["Q8_0.gguf", "Q2_K.gguf"]
@@ -70,19 +81,26 @@ def test_cli_json(reference_gguf, variants, tmp_path, capsys) -> None:
     assert rows[0]["kld_mean"] < rows[1]["kld_mean"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["missing.gguf", "also-missing.gguf"], "model file not found: missing.gguf"),
-    (["{not_gguf}", "{not_gguf}"], "is not a GGUF file"),
-    (["{ref}", "{ref}", "--ctx", "15"], "--ctx must be an even number >= 16"),
-    (["{ref}", "{ref}", "--text", "{short}"], "the text tokenizes to"),
-    (["{ref}", "{ref}", "--text", "{bad_jsonl}"], "expected a JSON object with a 'text' field"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.gguf", "also-missing.gguf"], "model file not found: missing.gguf"),
+        (["{not_gguf}", "{not_gguf}"], "is not a GGUF file"),
+        (["{ref}", "{ref}", "--ctx", "15"], "--ctx must be an even number >= 16"),
+        (["{ref}", "{ref}", "--text", "{short}"], "the text tokenizes to"),
+        (["{ref}", "{ref}", "--text", "{bad_jsonl}"], "expected a JSON object with a 'text' field"),
+    ],
+)
 def test_cli_errors_are_one_line(reference_gguf, tmp_path, capsys, args, message) -> None:
     (tmp_path / "x.txt").write_text("not a model")
     (tmp_path / "short.txt").write_text("Only a few words here.")
     (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n[1, 2]\n')
-    paths = {"not_gguf": tmp_path / "x.txt", "ref": reference_gguf, "short": tmp_path / "short.txt",
-             "bad_jsonl": tmp_path / "bad.jsonl"}
+    paths = {
+        "not_gguf": tmp_path / "x.txt",
+        "ref": reference_gguf,
+        "short": tmp_path / "short.txt",
+        "bad_jsonl": tmp_path / "bad.jsonl",
+    }
     argv = ["proxies", *[a.format(**paths) for a in args], "--cache-dir", str(tmp_path / "cache")]
     assert cli(argv) == 2
     err = capsys.readouterr().err.strip()

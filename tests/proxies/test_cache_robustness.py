@@ -28,8 +28,9 @@ def _reference(model_and_text: tuple[Path, Path], cache: Path) -> ReferenceLogPr
 
 
 @pytest.mark.parametrize("damage", ["truncated", "three bytes", "foreign"])
-def test_damaged_cached_reference_is_rebuilt(model_and_text, tmp_path: Path, damage: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_cached_reference_is_rebuilt(
+    model_and_text, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = _reference(model_and_text, tmp_path)
     whole = good.path.read_bytes()
     damaged = {"truncated": whole[:-10], "three bytes": whole[:3], "foreign": b"SQLite format 3\0" + whole[16:]}

@@ -12,7 +12,6 @@ import pytest
 px = import_module("quantdrop.proxies")  # the module; `quantdrop.proxies` is the function
 
 
-
 def _llama_cpp_row(logits: np.ndarray) -> np.ndarray:
     """A line-by-line transcription of perplexity.cpp's `log_softmax(n_vocab, logits, log_prob, tok)`."""
     x = logits.astype(np.float32)
@@ -94,8 +93,7 @@ def test_summary_uses_llama_perplexity_formulas() -> None:
 
 
 def test_reference_file_header_is_llama_perplexity_layout(tmp_path) -> None:
-    ref = px.ReferenceLogProbs(tmp_path / "x.logprobs", n_ctx=8, n_vocab=5, n_chunks=2, fingerprint="f",
-                               text="t")
+    ref = px.ReferenceLogProbs(tmp_path / "x.logprobs", n_ctx=8, n_vocab=5, n_chunks=2, fingerprint="f", text="t")
     tokens = np.arange(16, dtype=np.int32)
     logits = np.random.default_rng(4).standard_normal((3, 5)).astype(np.float32)
     with ref.path.open("wb") as f:  # the layout perplexity.cpp writes with --kl-divergence-base

@@ -25,8 +25,7 @@ N_CTX, CHUNKS = 128, 3
 @pytest.fixture(scope="module")
 def results(reference_gguf, variants, tmp_path_factory) -> dict[str, px.ProxyResult]:
     cache = tmp_path_factory.mktemp("proxy-cache")
-    out = px.proxies(reference_gguf, list(variants.values()), ctx=N_CTX, chunks=CHUNKS, cache_dir=cache,
-                     progress=False)
+    out = px.proxies(reference_gguf, list(variants.values()), ctx=N_CTX, chunks=CHUNKS, cache_dir=cache, progress=False)
     return dict(zip(variants, out, strict=True)) | {"_cache": cache}  # type: ignore[dict-item]
 
 
@@ -52,7 +51,7 @@ def _all_logits(path, tokens: np.ndarray) -> np.ndarray:
             chunk[0] = llm.token_bos()
         llm.reset()
         llm.eval(chunk)
-        rows.append(np.array(llm.scores[N_CTX // 2:N_CTX - 1], dtype=np.float64))
+        rows.append(np.array(llm.scores[N_CTX // 2 : N_CTX - 1], dtype=np.float64))
     llm.close()
     return np.stack(rows)  # (chunks, rows, vocab)
 
@@ -65,8 +64,9 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def independent(results, reference_gguf, variants) -> dict[str, np.ndarray]:
     """Float64 log-softmax of every scored position, for the reference and two variants."""
-    ref = px.reference_log_probs(reference_gguf, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=results["_cache"],
-                                 progress=False)
+    ref = px.reference_log_probs(
+        reference_gguf, n_ctx=N_CTX, chunks=CHUNKS, cache_dir=results["_cache"], progress=False
+    )
     tokens = ref.tokens()
     import llama_cpp
 
@@ -82,7 +82,7 @@ def independent(results, reference_gguf, variants) -> dict[str, np.ndarray]:
 def test_agrees_with_independent_numpy_softmax(results, independent, name) -> None:
     x = independent["reference"]
     lp, lq = _log_softmax(x), independent[name]
-    targets = independent["tokens"][:, N_CTX // 2 + 1:, None]
+    targets = independent["tokens"][:, N_CTX // 2 + 1 :, None]
     nll = -np.take_along_axis(lq, targets, -1).ravel()
     nll_ref = -np.take_along_axis(lp, targets, -1).ravel()
     kl = (np.exp(lp) * (lp - lq)).sum(-1).ravel()

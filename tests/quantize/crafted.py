@@ -31,14 +31,24 @@ def _pad(n: int, alignment: int) -> int:
 def llama_fields(n_layer: int = 1, embd: int = 32) -> list[bytes]:
     """The hyper-parameters a llama needs to be planned and resolved."""
     u32 = GGUFValueType.UINT32
-    return [pack_field("general.architecture", "llama", GGUFValueType.STRING),
-            pack_field("llama.block_count", n_layer, u32), pack_field("llama.embedding_length", embd, u32),
-            pack_field("llama.attention.head_count", 4, u32), pack_field("llama.attention.head_count_kv", 4, u32),
-            pack_field("llama.context_length", 128, u32)]
+    return [
+        pack_field("general.architecture", "llama", GGUFValueType.STRING),
+        pack_field("llama.block_count", n_layer, u32),
+        pack_field("llama.embedding_length", embd, u32),
+        pack_field("llama.attention.head_count", 4, u32),
+        pack_field("llama.attention.head_count_kv", 4, u32),
+        pack_field("llama.context_length", 128, u32),
+    ]
 
 
-def write_crafted(path: Path, tensors: list[Tensor], fields: list[bytes] | None = None, alignment: int = 32,
-                  truncate: int = 0, noise: bool = False) -> Path:
+def write_crafted(
+    path: Path,
+    tensors: list[Tensor],
+    fields: list[bytes] | None = None,
+    alignment: int = 32,
+    truncate: int = 0,
+    noise: bool = False,
+) -> Path:
     """A GGUF with these tensor infos (data: zeros, or small F16 noise that takes real work to quantize),
     `truncate` bytes cut off the end."""
     fields = llama_fields() if fields is None else fields
@@ -68,7 +78,9 @@ def write_crafted(path: Path, tensors: list[Tensor], fields: list[bytes] | None 
 
 def good_tensors() -> list[Tensor]:
     """A well-formed minimal llama block: what the defects are made from."""
-    return [Tensor("token_embd.weight", (32, 64), GGMLQuantizationType.F16),
-            Tensor("output_norm.weight", (32,)),
-            Tensor("blk.0.attn_q.weight", (32, 32), GGMLQuantizationType.F16),
-            Tensor("blk.0.ffn_down.weight", (64, 32), GGMLQuantizationType.F16)]
+    return [
+        Tensor("token_embd.weight", (32, 64), GGMLQuantizationType.F16),
+        Tensor("output_norm.weight", (32,)),
+        Tensor("blk.0.attn_q.weight", (32, 32), GGMLQuantizationType.F16),
+        Tensor("blk.0.ffn_down.weight", (64, 32), GGMLQuantizationType.F16),
+    ]

@@ -23,8 +23,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_cli(*args: str, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "quantdrop.cli", *args], capture_output=True, text=True,
-                          timeout=300, preexec_fn=preexec)
+    return subprocess.run(
+        [sys.executable, "-m", "quantdrop.cli", *args], capture_output=True, text=True, timeout=300, preexec_fn=preexec
+    )
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess, out_dir: Path, message: str) -> None:
@@ -32,8 +33,7 @@ def assert_clean_failure(proc: subprocess.CompletedProcess, out_dir: Path, messa
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr and message in lines[0], lines[0]
-    assert not [p for p in out_dir.iterdir() if p.name.startswith(".") or p.name == "out.gguf"], \
-        list(out_dir.iterdir())
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".") or p.name == "out.gguf"], list(out_dir.iterdir())
 
 
 def test_missing_source(tmp_path: Path) -> None:
@@ -64,11 +64,14 @@ def test_unknown_recipe(small: Path, tmp_path: Path) -> None:
     assert_clean_failure(proc, tmp_path, "unknown recipe 'Q4_K_XXL'")
 
 
-@pytest.mark.parametrize(("recipe", "message"), [
-    ('default = "q4_k"\n[[rules]]\npattern = "ffn_down"\ntype = "q4_k_xx"\n', "unknown ggml type 'q4_k_xx'"),
-    ('default = "q4_k"\n[[rules]]\npattern = "ffn_(down"\ntype = "q6_k"\n', "invalid regex"),
-    ('default = "q4_k"\n[[rules]]\npattern = "ffn_down"\ntype = "iq2_xxs"\n', "needs an importance matrix"),
-])
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ('default = "q4_k"\n[[rules]]\npattern = "ffn_down"\ntype = "q4_k_xx"\n', "unknown ggml type 'q4_k_xx'"),
+        ('default = "q4_k"\n[[rules]]\npattern = "ffn_(down"\ntype = "q6_k"\n', "invalid regex"),
+        ('default = "q4_k"\n[[rules]]\npattern = "ffn_down"\ntype = "iq2_xxs"\n', "needs an importance matrix"),
+    ],
+)
 def test_bad_recipe_file(small: Path, tmp_path: Path, recipe: str, message: str) -> None:
     f = tmp_path / "r.toml"
     f.write_text(recipe)

@@ -17,8 +17,9 @@ def assert_same_tensors(ours: Path, ref: Path) -> None:
     a, b = tensor_bytes_by_name(ours), tensor_bytes_by_name(ref)
     assert a.keys() == b.keys()
     diff = [n for n in a if a[n] != b[n]]
-    assert not diff, f"{len(diff)} tensors differ from llama.cpp, e.g. {diff[:3]}: " + \
-        ", ".join(f"{n}: ours {a[n][0]} vs llama.cpp {b[n][0]}" for n in diff[:3])
+    assert not diff, f"{len(diff)} tensors differ from llama.cpp, e.g. {diff[:3]}: " + ", ".join(
+        f"{n}: ours {a[n][0]} vs llama.cpp {b[n][0]}" for n in diff[:3]
+    )
 
 
 @pytest.mark.parametrize("preset", ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"])
@@ -36,8 +37,9 @@ def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "gemma3", "deepseek2"])
-def test_every_preset_matches_llama_cpp_on_each_architecture(synthetic_models: dict[str, Path], tmp_path: Path,
-                                                             arch: str) -> None:
+def test_every_preset_matches_llama_cpp_on_each_architecture(
+    synthetic_models: dict[str, Path], tmp_path: Path, arch: str
+) -> None:
     # row lengths of 256 keep the K-quants (no fallback), so llama.cpp's per-arch rules decide every type
     for preset in ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K"):
         ref, ours = tmp_path / f"ref-{preset}.gguf", tmp_path / f"ours-{preset}.gguf"
@@ -52,7 +54,8 @@ def test_custom_rules_match_llama_cpp_tensor_type_overrides(demo_model: Path, tm
         'name = "mine"\ndefault = "q4_k"\nbase = "Q4_K_M"\n'
         '[[rules]]\npattern = "blk\\\\.1[0-9]\\\\.ffn_down"\ntype = "q6_k"\n'
         '[[rules]]\npattern = "ffn_down"\ntype = "q8_0"\n'
-        '[[rules]]\npattern = "attn_(q|k)\\\\.weight"\ntype = "q5_0"\n')
+        '[[rules]]\npattern = "attn_(q|k)\\\\.weight"\ntype = "q5_0"\n'
+    )
     # the first matching pattern wins, in llama.cpp as in a recipe
     overrides = {r"blk\.1[0-9]\.ffn_down": "q6_k", "ffn_down": "q8_0", r"attn_(q|k)\.weight": "q5_0"}
     ref = tmp_path / "ref.gguf"
@@ -97,17 +100,37 @@ def test_imatrix_matches_llama_cpp(synthetic_models: dict[str, Path], tmp_path: 
     assert without["blk.2.ffn_down_exps.weight"] != tensor_bytes_by_name(ours)["blk.2.ffn_down_exps.weight"]
 
     iq = tmp_path / "iq.toml"
-    iq.write_text('name = "iq2"\ndefault = "q4_k"\n'
-                  '[[rules]]\npattern = "blk\\\\.2\\\\.ffn_(up|gate)_exps"\ntype = "iq2_xs"\n')
+    iq.write_text(
+        'name = "iq2"\ndefault = "q4_k"\n[[rules]]\npattern = "blk\\\\.2\\\\.ffn_(up|gate)_exps"\ntype = "iq2_xs"\n'
+    )
     ref_iq = tmp_path / "ref-iq.gguf"
-    llama_cpp_quantize(src, ref_iq, FTYPES["Q4_K_M"][0], imatrix=values, pure=True,
-                       overrides={r"blk\.2\.ffn_(up|gate)_exps": "iq2_xs"})
+    llama_cpp_quantize(
+        src, ref_iq, FTYPES["Q4_K_M"][0], imatrix=values, pure=True, overrides={r"blk\.2\.ffn_(up|gate)_exps": "iq2_xs"}
+    )
     ours_iq = quantize(src, tmp_path / "ours-iq.gguf", recipe=str(iq), imatrix=tmp_path / "imatrix.gguf").path
     assert_same_tensors(ours_iq, ref_iq)
 
 
-@pytest.mark.parametrize("preset", ["Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M",
-                                    "Q3_K_S", "Q2_K", "Q4_K", "Q3_K", "DQ3_K_M", "Q2_K_L", "UD-Q2_K_XL"])
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "Q8_0",
+        "Q6_K",
+        "Q5_K_M",
+        "Q5_K_S",
+        "Q4_K_M",
+        "Q4_K_S",
+        "Q3_K_L",
+        "Q3_K_M",
+        "Q3_K_S",
+        "Q2_K",
+        "Q4_K",
+        "Q3_K",
+        "DQ3_K_M",
+        "Q2_K_L",
+        "UD-Q2_K_XL",
+    ],
+)
 def test_every_output_loads_and_generates(demo_model: Path, tmp_path: Path, preset: str) -> None:
     import llama_cpp
 
@@ -146,8 +169,10 @@ def test_reusing_an_earlier_output_writes_the_same_file(synthetic_models: dict[s
     src = synthetic_models["llama"]
     base = quantize(src, tmp_path / "base.gguf", recipe="Q4_K_M").path
     recipe = tmp_path / "r.toml"
-    recipe.write_text('name = "Q4_K_M-low"\ndefault = "q4_k"\nbase = "Q4_K_M"\n'
-                      '[[rules]]\npattern = "blk\\\\.1\\\\.ffn_down"\ntype = "q2_k"\n')
+    recipe.write_text(
+        'name = "Q4_K_M-low"\ndefault = "q4_k"\nbase = "Q4_K_M"\n'
+        '[[rules]]\npattern = "blk\\\\.1\\\\.ffn_down"\ntype = "q2_k"\n'
+    )
     fresh = quantize(src, tmp_path / "fresh.gguf", recipe=str(recipe)).path
     reused = quantize(src, tmp_path / "reused.gguf", recipe=str(recipe), reuse_from=base).path
     assert reused.read_bytes() == fresh.read_bytes()

@@ -12,8 +12,7 @@ from tests.synthetic_gguf import write_synthetic
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "quantdrop.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "quantdrop.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_dry_run_json_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:

@@ -27,13 +27,20 @@ def dead_pid() -> int:
 
 def slow_source(folder: Path) -> Path:
     """One 32M-parameter tensor: about 2 s of Q2_K work on one thread."""
-    return write_crafted(folder / "big.gguf", [Tensor("token_embd.weight", (2048, 16384), T.F16),
-                                               Tensor("output_norm.weight", (2048,), T.F16)], noise=True)
+    return write_crafted(
+        folder / "big.gguf",
+        [Tensor("token_embd.weight", (2048, 16384), T.F16), Tensor("output_norm.weight", (2048,), T.F16)],
+        noise=True,
+    )
 
 
 def start_and_wait_for_temp(src: Path, out: Path) -> tuple[subprocess.Popen, Path]:
-    proc = subprocess.Popen([sys.executable, "-m", "quantdrop.cli", "quantize", str(src), str(out), "--recipe",
-                             "Q2_K", "--threads", "1"], env=cli_env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quantdrop.cli", "quantize", str(src), str(out), "--recipe", "Q2_K", "--threads", "1"],
+        env=cli_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     tmp = out.parent / f".{out.name}.{proc.pid}.tmp"
     deadline = time.monotonic() + 60
     while not tmp.exists():
@@ -70,8 +77,12 @@ def test_sweep_removes_only_dead_writers_temporaries(tmp_path: Path) -> None:
     dead = dead_pid()
     stale = [tmp_path / f".a.gguf.{dead}.tmp", tmp_path / f".report.md.{dead}.tmp"]
     live = [tmp_path / f".b.gguf.{os.getpid()}.tmp", tmp_path / f".c.gguf.{os.getppid()}.tmp"]
-    other = [tmp_path / "a.gguf", tmp_path / f"x.{dead}.tmp", tmp_path / f".x.{dead}.tmpl",
-             tmp_path / ".a.gguf.12345678.tmp"]  # mkstemp-style, not a pid
+    other = [
+        tmp_path / "a.gguf",
+        tmp_path / f"x.{dead}.tmp",
+        tmp_path / f".x.{dead}.tmpl",
+        tmp_path / ".a.gguf.12345678.tmp",
+    ]  # mkstemp-style, not a pid
     for p in stale + live + other:
         p.write_text("x")
     (tmp_path / f".dir.{dead}.tmp").mkdir()

@@ -35,8 +35,7 @@ def rule_layers(inv: ModelInventory, recipe_file: Path, rule: int) -> list[int]:
 
 
 @pytest.mark.parametrize("index", range(len(readme_recipes())))
-def test_every_readme_recipe_example_loads_and_resolves(tmp_path: Path, demo_inv: ModelInventory,
-                                                        index: int) -> None:
+def test_every_readme_recipe_example_loads_and_resolves(tmp_path: Path, demo_inv: ModelInventory, index: int) -> None:
     suffix, text = readme_recipes()[index]
     f = tmp_path / f"readme-{index}.{suffix}"
     f.write_text(text)
@@ -64,7 +63,7 @@ def test_bare_list_equals_the_table_form(tmp_path: Path, demo_inv: ModelInventor
 
 
 BAD_YAML = [
-    ("layers: 5", "rule 1: layers = 5 is not a layer selector (expected a list of layers such as [0, \"10-20\"]"),
+    ("layers: 5", 'rule 1: layers = 5 is not a layer selector (expected a list of layers such as [0, "10-20"]'),
     ("layers: abc", "rule 1: layers = 'abc' is not a layer selector"),
     ("layers: []", "rule 1: an empty layer list selects no layer"),
     ("layers: ['20-10']", "rule 1: layer range '20-10' runs backwards"),
@@ -94,14 +93,18 @@ def test_malformed_selectors_name_the_file_rule_and_form(tmp_path: Path, selecto
         load_recipe(f)
 
 
-@pytest.mark.parametrize(("selector", "message"), [
-    ('["0-999999999"]', "rule 1: layer 0-999999999 is out of range (the model has 30 layers, 0-29)"),
-    ("[30]", "rule 1: layer 30 is out of range (the model has 30 layers, 0-29)"),
-    ("{ start = 30 }", "rule 1: start = 30 is layer 30, out of range (the model has 30 layers, 0-29)"),
-    ('{ stop = "2n" }', "rule 1: stop = '2n' is layer 60, beyond the last (the model has 30 layers, 0-29)"),
-])
-def test_selectors_are_checked_against_the_models_layer_count(tmp_path: Path, demo_inv: ModelInventory,
-                                                             selector: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        ('["0-999999999"]', "rule 1: layer 0-999999999 is out of range (the model has 30 layers, 0-29)"),
+        ("[30]", "rule 1: layer 30 is out of range (the model has 30 layers, 0-29)"),
+        ("{ start = 30 }", "rule 1: start = 30 is layer 30, out of range (the model has 30 layers, 0-29)"),
+        ('{ stop = "2n" }', "rule 1: stop = '2n' is layer 60, beyond the last (the model has 30 layers, 0-29)"),
+    ],
+)
+def test_selectors_are_checked_against_the_models_layer_count(
+    tmp_path: Path, demo_inv: ModelInventory, selector: str, message: str
+) -> None:
     f = tmp_path / "wide.toml"
     f.write_text(f'default = "q4_k"\n[[rules]]\npattern = "ffn_down"\ntype = "q8_0"\nlayers = {selector}\n')
     t = time.perf_counter()

@@ -28,10 +28,12 @@ for path in sys.argv[1:]:
 
 def llama_cpp_loads(paths: list[Path]) -> dict[str, bool]:
     """Load each GGUF with llama.cpp (the full model, weights included) in one child process."""
-    proc = subprocess.run([sys.executable, "-c", LOAD, *map(str, paths)], capture_output=True, text=True,
-                          timeout=300)
-    status = {line.split()[1]: line.startswith("OK ") for line in proc.stdout.splitlines()
-              if line.startswith(("OK ", "FAIL "))}
+    proc = subprocess.run([sys.executable, "-c", LOAD, *map(str, paths)], capture_output=True, text=True, timeout=300)
+    status = {
+        line.split()[1]: line.startswith("OK ")
+        for line in proc.stdout.splitlines()
+        if line.startswith(("OK ", "FAIL "))
+    }
     assert len(status) == len(paths), f"llama.cpp died (exit {proc.returncode}): {proc.stderr[-2000:]}"
     return status
 
@@ -48,8 +50,15 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         except QuantdropError as err:
             assert "importance matrix" in str(err), err
     for first, second in (("Q8_0", "Q4_K_M"), ("Q4_K_M", "Q8_0"), ("Q8_0", "Q8_0")):
-        out.append(quantize(folder / f"{first}.gguf", folder / f"{first}-then-{second}.gguf", recipe=second,
-                            allow_requantize=True, threads=2).path)
+        out.append(
+            quantize(
+                folder / f"{first}.gguf",
+                folder / f"{first}-then-{second}.gguf",
+                recipe=second,
+                allow_requantize=True,
+                threads=2,
+            ).path
+        )
     return out
 
 

@@ -26,8 +26,12 @@ def _digest(path: Path) -> str:
 @pytest.mark.parametrize("how", ["same path", "symlink", "hardlink", "other spelling"])
 def test_output_that_is_the_source_is_refused(src: Path, how: str) -> None:
     before = _digest(src)
-    out = {"same path": src, "symlink": src.with_name("link.gguf"), "hardlink": src.with_name("hard.gguf"),
-           "other spelling": src.parent / "." / src.name}[how]
+    out = {
+        "same path": src,
+        "symlink": src.with_name("link.gguf"),
+        "hardlink": src.with_name("hard.gguf"),
+        "other spelling": src.parent / "." / src.name,
+    }[how]
     if how == "symlink":
         out.symlink_to(src)
     elif how == "hardlink":
@@ -38,8 +42,9 @@ def test_output_that_is_the_source_is_refused(src: Path, how: str) -> None:
     assert not [p for p in src.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize(("kind", "message"), [("fifo", "a FIFO"), ("device", "a character device"),
-                                                ("directory", "a directory")])
+@pytest.mark.parametrize(
+    ("kind", "message"), [("fifo", "a FIFO"), ("device", "a character device"), ("directory", "a directory")]
+)
 def test_force_never_replaces_a_special_file(src: Path, kind: str, message: str) -> None:
     out = src.with_name("out.gguf")
     if kind == "fifo":

@@ -25,8 +25,13 @@ def r1() -> ModelInventory:
 
 
 # Table 1 of arXiv 2505.02390: model size ("G" as ls -h prints it: GiB rounded up) and "Avg Quants"
-TABLE_1 = {"Q4_K_M": (377, 4.82), "Q3_K_M": (298, 3.81), "DQ3_K_M": (281, 3.59), "Q2_K_L": (228, 2.91),
-           "UD-Q2_K_XL": (212, 2.70)}
+TABLE_1 = {
+    "Q4_K_M": (377, 4.82),
+    "Q3_K_M": (298, 3.81),
+    "DQ3_K_M": (281, 3.59),
+    "Q2_K_L": (228, 2.91),
+    "UD-Q2_K_XL": (212, 2.70),
+}
 
 
 @pytest.mark.parametrize("recipe", list(TABLE_1))
@@ -52,8 +57,11 @@ def test_dq3_k_m_ffn_down_exps_shares_on_r1(r1: ModelInventory) -> None:
     assert layers["Q6_K"] == [3, 4]  # the first two MoE layers
     assert len(layers["Q4_K"]) == 12 and len(layers["Q3_K"]) == 44
     share = plan.share("ffn_down_exps")
-    assert (round(share["Q6_K"] * 100, 1), round(share["Q4_K"] * 100, 1), round(share["Q3_K"] * 100, 1)) == \
-        (3.4, 20.7, 75.9)
+    assert (round(share["Q6_K"] * 100, 1), round(share["Q4_K"] * 100, 1), round(share["Q3_K"] * 100, 1)) == (
+        3.4,
+        20.7,
+        75.9,
+    )
     assert all((b - a) == 4 for a, b in zip(layers["Q4_K"], layers["Q4_K"][1:], strict=False))  # every fourth
 
 
@@ -68,13 +76,20 @@ def test_ud_q2_k_xl_and_q4_k_m_shares_on_r1(r1: ModelInventory) -> None:
 def test_appendix_a1_columns_rule_for_rule(r1: ModelInventory) -> None:
     """Every row of Appendix A.1 that is a single type, for the three mixes the paper defines."""
     rows = {  # tensor stem -> (DQ3_K_M, Q2_K_L, UD-Q2_K_XL)
-        "output": ("Q6_K", "Q6_K", "Q6_K"), "token_embd": ("Q4_K", "Q4_K", "Q4_K"),
-        "attn_kv_a_mqa": ("Q6_K", "Q6_K", "Q6_K"), "attn_kv_b": ("Q6_K", "Q2_K", "Q6_K"),
-        "attn_output": ("Q4_K", "Q3_K", "Q4_K"), "attn_q_a": ("Q4_K", "Q2_K", "Q4_K"),
-        "attn_q_b": ("Q4_K", "Q2_K", "Q4_K"), "ffn_down": ("Q6_K", "Q3_K", "Q6_K"),
-        "ffn_gate": ("Q4_K", "Q2_K", "Q4_K"), "ffn_up": ("Q4_K", "Q2_K", "Q4_K"),
-        "ffn_down_shexp": ("Q6_K", "Q3_K", "Q6_K"), "ffn_gate_exps": ("Q3_K", "Q2_K", "Q2_K"),
-        "ffn_gate_shexp": ("Q4_K", "Q2_K", "Q4_K"), "ffn_up_exps": ("Q3_K", "Q2_K", "Q2_K"),
+        "output": ("Q6_K", "Q6_K", "Q6_K"),
+        "token_embd": ("Q4_K", "Q4_K", "Q4_K"),
+        "attn_kv_a_mqa": ("Q6_K", "Q6_K", "Q6_K"),
+        "attn_kv_b": ("Q6_K", "Q2_K", "Q6_K"),
+        "attn_output": ("Q4_K", "Q3_K", "Q4_K"),
+        "attn_q_a": ("Q4_K", "Q2_K", "Q4_K"),
+        "attn_q_b": ("Q4_K", "Q2_K", "Q4_K"),
+        "ffn_down": ("Q6_K", "Q3_K", "Q6_K"),
+        "ffn_gate": ("Q4_K", "Q2_K", "Q4_K"),
+        "ffn_up": ("Q4_K", "Q2_K", "Q4_K"),
+        "ffn_down_shexp": ("Q6_K", "Q3_K", "Q6_K"),
+        "ffn_gate_exps": ("Q3_K", "Q2_K", "Q2_K"),
+        "ffn_gate_shexp": ("Q4_K", "Q2_K", "Q4_K"),
+        "ffn_up_exps": ("Q3_K", "Q2_K", "Q2_K"),
         "ffn_up_shexp": ("Q4_K", "Q2_K", "Q4_K"),
     }
     for col, recipe in enumerate(("DQ3_K_M", "Q2_K_L", "UD-Q2_K_XL")):
@@ -99,11 +114,13 @@ def test_use_more_bits_is_llama_cpp_s() -> None:
 
 def test_layer_selectors(r1: ModelInventory, tmp_path: Path) -> None:
     f = tmp_path / "sel.yaml"
-    f.write_text("name: sel\ndefault: q4_k\nrules:\n"
-                 "  - {pattern: 'ffn_down_exps', type: q8_0, layers: {layers: [5, '10-12']}}\n"
-                 "  - {pattern: 'ffn_down_exps', type: q6_k, layers: {every: 10, start: 3}}\n"
-                 "  - {pattern: 'ffn_up_exps', type: q2_k, layers: {use_more_bits: true}}\n"
-                 "  - {pattern: 'no_such_tensor', type: q8_0}\n")
+    f.write_text(
+        "name: sel\ndefault: q4_k\nrules:\n"
+        "  - {pattern: 'ffn_down_exps', type: q8_0, layers: {layers: [5, '10-12']}}\n"
+        "  - {pattern: 'ffn_down_exps', type: q6_k, layers: {every: 10, start: 3}}\n"
+        "  - {pattern: 'ffn_up_exps', type: q2_k, layers: {use_more_bits: true}}\n"
+        "  - {pattern: 'no_such_tensor', type: q8_0}\n"
+    )
     plan = resolve(load_recipe(f), r1)
     down = _layers_by_type(plan, "ffn_down_exps")
     assert down["Q8_0"] == [5, 10, 11, 12]
@@ -115,20 +132,41 @@ def test_layer_selectors(r1: ModelInventory, tmp_path: Path) -> None:
 
 def test_every_preset_listed_and_loadable() -> None:
     names = [r.name for r in list_recipes()]
-    assert names == ["Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K",
-                     "Q4_K", "Q3_K", "DQ3_K_M", "Q2_K_L", "UD-Q2_K_XL"]
+    assert names == [
+        "Q8_0",
+        "Q6_K",
+        "Q5_K_M",
+        "Q5_K_S",
+        "Q4_K_M",
+        "Q4_K_S",
+        "Q3_K_L",
+        "Q3_K_M",
+        "Q3_K_S",
+        "Q2_K",
+        "Q4_K",
+        "Q3_K",
+        "DQ3_K_M",
+        "Q2_K_L",
+        "UD-Q2_K_XL",
+    ]
     assert load_recipe("dq3_k_m").name == "DQ3_K_M"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('default = "q9_k"\n', "unknown ggml type 'q9_k'"),
-    ('default = "q4_k"\n[[rules]]\npattern = "ffn_(down"\ntype = "q6_k"\n', "invalid regex"),
-    ('default = "q4_k"\n[[rules]]\npattern = "ffn"\ntype = "q7_k"\n', "rule 1: unknown ggml type 'q7_k'"),
-    ('default = "q4_k"\nbase = "Q4_K_Z"\n', "unknown base"),
-    ('default = "q4_k"\n[[rules]]\npattern = "ffn"\ntype = "q4_k"\nlayers = { evry = 2 }\n', "unknown layer selector"),
-    ('rules = []\n', "needs a 'default' type"),
-    ('default = "q4_k"\n[[rules\n', "not a valid recipe file"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('default = "q9_k"\n', "unknown ggml type 'q9_k'"),
+        ('default = "q4_k"\n[[rules]]\npattern = "ffn_(down"\ntype = "q6_k"\n', "invalid regex"),
+        ('default = "q4_k"\n[[rules]]\npattern = "ffn"\ntype = "q7_k"\n', "rule 1: unknown ggml type 'q7_k'"),
+        ('default = "q4_k"\nbase = "Q4_K_Z"\n', "unknown base"),
+        (
+            'default = "q4_k"\n[[rules]]\npattern = "ffn"\ntype = "q4_k"\nlayers = { evry = 2 }\n',
+            "unknown layer selector",
+        ),
+        ("rules = []\n", "needs a 'default' type"),
+        ('default = "q4_k"\n[[rules\n', "not a valid recipe file"),
+    ],
+)
 def test_bad_recipe_files(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(text)

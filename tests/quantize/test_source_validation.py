@@ -29,8 +29,10 @@ DEFECTS = {
     "gap": (_with(2, offset=8192), "'blk.0.attn_q.weight' has data offset 8192, expected 4224"),
     "zero dimension": (_with(2, shape=(32, 0)), "'blk.0.attn_q.weight' has a dimension of 0"),
     "unknown type": (_with(1, type=4), "'output_norm.weight' has an unknown ggml type (4)"),
-    "not whole blocks": (_with(2, type=T.Q4_0, shape=(48, 32)), "48 elements per row, not a multiple of its "
-                                                                "block size (32)"),
+    "not whole blocks": (
+        _with(2, type=T.Q4_0, shape=(48, 32)),
+        "48 elements per row, not a multiple of its block size (32)",
+    ),
     "five dimensions": (_with(1, shape=(2, 2, 2, 2, 2)), "(5 dimensions, expected 1 to 4)"),
     "long name": (_with(1, name="x" * 64), "is too long"),
 }
@@ -72,10 +74,13 @@ def test_data_past_the_end_is_refused(tmp_path: Path) -> None:
         read_header(src)
 
 
-@pytest.mark.parametrize(("fields", "tensors", "message"), [
-    ([b"k", b"k"], [], "the metadata key"),
-    ([], [("a", (32,), T.F32), ("a", (32,), T.F32)], "the tensor name 'a' twice"),
-])
+@pytest.mark.parametrize(
+    ("fields", "tensors", "message"),
+    [
+        ([b"k", b"k"], [], "the metadata key"),
+        ([], [("a", (32,), T.F32), ("a", (32,), T.F32)], "the tensor name 'a' twice"),
+    ],
+)
 def test_writer_refuses_duplicates(tmp_path: Path, fields: list[bytes], tensors: list, message: str) -> None:
     packed = [pack_field(k.decode(), 1, GGUFValueType.UINT32) for k in fields]
     with open(tmp_path / "out.gguf", "wb") as fh, pytest.raises(QuantdropError, match=message):
@@ -84,8 +89,10 @@ def test_writer_refuses_duplicates(tmp_path: Path, fields: list[bytes], tensors:
 
 def test_absurd_block_count_is_refused(tmp_path: Path) -> None:
     """The planner loops over layers: a billion of them (metadata only) would hang it."""
-    fields = [pack_field("llama.block_count", 10**9, GGUFValueType.UINT32) if f[8:25] == b"llama.block_count"
-              else f for f in llama_fields()]
+    fields = [
+        pack_field("llama.block_count", 10**9, GGUFValueType.UINT32) if f[8:25] == b"llama.block_count" else f
+        for f in llama_fields()
+    ]
     src = write_crafted(tmp_path / "bad.gguf", good_tensors(), fields=fields)
     with pytest.raises(QuantdropError, match=r"llama\.block_count = 1000000000: expected 0 to 10000"):
         quantize(src, tmp_path / "out.gguf", recipe="Q8_0", dry_run=True)

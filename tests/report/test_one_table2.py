@@ -16,8 +16,9 @@ from tests.eval.test_results import write_run
 
 
 def _rows(md: str) -> dict[str, list[str]]:
-    cells = ([c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()
-             if line.startswith("| "))
+    cells = (
+        [c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines() if line.startswith("| ")
+    )
     return {c[0]: c[1:] for c in cells}
 
 
@@ -27,9 +28,15 @@ def _store(tmp_path: Path) -> Path:
         write_run(st, "FP8", "mmlu", "MMLU", 8, 1.0, [[1]] * 8)
         write_run(st, "Q2", "mmlu", "MMLU", 8, 1.0, [[0]] * 8)  # surely worse: a significant drop
         write_run(st, "FP8", "gpqa", "GPQA Diamond", 4, 1.0, [[1], [0], [1], [0]])
-        run = st.open_run(label="Q2", benchmark="gpqa", title="GPQA Diamond", full_size=4, weight=1.0,
-                          fingerprint={"kind": "openai", "model": "Q2", "endpoints": ["http://x"]},
-                          protocol={"samples": 1})
+        run = st.open_run(
+            label="Q2",
+            benchmark="gpqa",
+            title="GPQA Diamond",
+            full_size=4,
+            weight=1.0,
+            fingerprint={"kind": "openai", "model": "Q2", "endpoints": ["http://x"]},
+            protocol={"samples": 1},
+        )
         st.add_items(run, [f"gpqa-{i}" for i in range(4)])  # half answered: incomplete
         for i, ok in enumerate((1, 0)):  # as FP8 answered them
             st.put_response(run, f"gpqa-{i}", 0, 0, Completion(text=str(ok)))

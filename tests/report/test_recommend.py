@@ -30,8 +30,14 @@ def test_a_better_variant_that_does_not_fit_is_named(paper_data) -> None:
 
 def test_a_significant_drop_ranks_below_any_other(paper_data) -> None:
     res = paper_data.results
-    cols = [dataclasses.replace(c, significant=False) if c.label == "UD-Q2_K_XL" else
-            dataclasses.replace(c, significant=True) if c.label == "DQ3_K_M" else c for c in res.columns]
+    cols = [
+        dataclasses.replace(c, significant=False)
+        if c.label == "UD-Q2_K_XL"
+        else dataclasses.replace(c, significant=True)
+        if c.label == "DQ3_K_M"
+        else c
+        for c in res.columns
+    ]
     data = dataclasses.replace(paper_data, results=dataclasses.replace(res, columns=cols))
     rec = recommend(data)[0]
     assert rec.recipe == "Q4_K_M"  # DQ3_K_M scores higher, but its drop is significant here
@@ -42,22 +48,28 @@ def test_a_significant_drop_ranks_below_any_other(paper_data) -> None:
 def test_noisy_accuracy_defers_to_the_kl_divergence(paper_data) -> None:
     """A tiny sample: no drop is significant, one variant got a question more right by chance."""
     res = paper_data.results
-    cols = [dataclasses.replace(c, significant=False, weighted_avg=90.0 if c.label == "Q3_K_M" else 80.0)
-            for c in res.columns]
-    data = dataclasses.replace(paper_data, results=dataclasses.replace(res, columns=cols),
-                               proxies=illustrative_proxies())  # KL: Q4_K_M 0.012 < DQ3_K_M 0.033 < Q3_K_M
+    cols = [
+        dataclasses.replace(c, significant=False, weighted_avg=90.0 if c.label == "Q3_K_M" else 80.0)
+        for c in res.columns
+    ]
+    data = dataclasses.replace(
+        paper_data, results=dataclasses.replace(res, columns=cols), proxies=illustrative_proxies()
+    )  # KL: Q4_K_M 0.012 < DQ3_K_M 0.033 < Q3_K_M
     recs = {r.device_set: r for r in recommend(data)}
     assert recs["8xH100-80G"].recipe == "Q4_K_M"
     assert recs["8xH100-80G"].reason.startswith(
-        "no significant accuracy drop, and lowest mean KL divergence (0.0120) of the 5 measured variants that fit")
+        "no significant accuracy drop, and lowest mean KL divergence (0.0120) of the 5 measured variants that fit"
+    )
     assert recs["8x910B-64G"].recipe == "DQ3_K_M"
     assert "Q4_K_M would need 71.0 GiB per device" in recs["8x910B-64G"].reason
 
 
 def test_nothing_fits() -> None:
     dev = DeviceSet("1xL4-24G", 1, 24 * GIB)
-    sizes = [SizeRow("Q4_K_M", 377 * GIB, 4.8, {dev.name: Placement(568 * GIB, 568 * GIB, False)}),
-             SizeRow("Q2_K", 228 * GIB, 2.9, {dev.name: Placement(415 * GIB, 415 * GIB, False)})]
+    sizes = [
+        SizeRow("Q4_K_M", 377 * GIB, 4.8, {dev.name: Placement(568 * GIB, 568 * GIB, False)}),
+        SizeRow("Q2_K", 228 * GIB, 2.9, {dev.name: Placement(415 * GIB, 415 * GIB, False)}),
+    ]
     (rec,) = recommend(ReportData("m", device_sets=[dev], sizes=sizes))
     assert rec.recipe is None
     assert rec.reason == "nothing fits: even Q2_K needs 415 GiB per device, 24.0 GiB available"
@@ -67,12 +79,32 @@ def test_without_accuracy_the_kl_divergence_decides() -> None:
     from quantdrop.proxies import ProxyResult
 
     dev = DeviceSet("1xA-16G", 1, 16 * GIB)
-    sizes = [SizeRow(n, s * GIB, b, {dev.name: Placement(s * GIB, s * GIB, s <= 16)})
-             for n, s, b in (("Q8_0", 20, 8.5), ("Q6_K", 15, 6.6), ("Q4_K_M", 11, 4.9))]
-    base = dict(variant="v", fingerprint="f", reference="r", text="t", n_ctx=512, n_chunks=1, n_tokens=255,
-                ppl=10.0, ppl_err=0.1, ppl_base=10.0, ppl_base_err=0.1, ln_ppl_ratio=0.0,
-                ln_ppl_ratio_err=0.0, kld_mean_err=0.0, kld_median=0.0, kld_p99=0.0, kld_max=0.0, rms_dp=0.0,
-                same_top=1.0, same_top_err=0.0)
+    sizes = [
+        SizeRow(n, s * GIB, b, {dev.name: Placement(s * GIB, s * GIB, s <= 16)})
+        for n, s, b in (("Q8_0", 20, 8.5), ("Q6_K", 15, 6.6), ("Q4_K_M", 11, 4.9))
+    ]
+    base = dict(
+        variant="v",
+        fingerprint="f",
+        reference="r",
+        text="t",
+        n_ctx=512,
+        n_chunks=1,
+        n_tokens=255,
+        ppl=10.0,
+        ppl_err=0.1,
+        ppl_base=10.0,
+        ppl_base_err=0.1,
+        ln_ppl_ratio=0.0,
+        ln_ppl_ratio_err=0.0,
+        kld_mean_err=0.0,
+        kld_median=0.0,
+        kld_p99=0.0,
+        kld_max=0.0,
+        rms_dp=0.0,
+        same_top=1.0,
+        same_top_err=0.0,
+    )
     kl = {"Q8_0": 0.001, "Q6_K": 0.004, "Q4_K_M": 0.03}
     proxies = {n: ProxyResult(**base, kld_mean=k) for n, k in kl.items()}
     (rec,) = recommend(ReportData("m", device_sets=[dev], sizes=sizes, proxies=proxies))

@@ -105,8 +105,19 @@ def test_a_real_study_report_renders_again_from_its_report_json(demo_model: Path
     from quantdrop.study import study
 
     out = tmp_path / "study"
-    study(demo_model, recipes="Q8_0", out=out, skip_eval=True, proxy_chunks=1, proxy_ctx=128, threads=2,
-          speed_prompt=16, speed_gen=8, speed_repeat=1, progress=False)
+    study(
+        demo_model,
+        recipes="Q8_0",
+        out=out,
+        skip_eval=True,
+        proxy_chunks=1,
+        proxy_ctx=128,
+        threads=2,
+        speed_prompt=16,
+        speed_gen=8,
+        speed_repeat=1,
+        progress=False,
+    )
     doc = json.loads((out / "report.json").read_text())
     validate(doc)
     assert doc["speed"] and (out / "figures" / "quality-vs-speed.png").is_file()  # KL against tokens/s

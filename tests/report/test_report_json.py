@@ -60,10 +60,18 @@ def test_speed_goes_into_table_1_and_report_json(paper_data, tmp_path: Path) -> 
     from quantdrop.speed import SpeedResult, Throughput
 
     machine = {"cpu": "Test CPU", "threads": 2, "gpus": []}
-    results = {s.label: SpeedResult(s.label, f"{s.label}.gguf", "gguf", machine, {},
-                                    pp=Throughput("pp512", [100.0 + i, 102.0 + i]),
-                                    tg=Throughput("tg128", [10.0 + i, 10.0 + i]))
-               for i, s in enumerate(paper_data.sizes[1:])}
+    results = {
+        s.label: SpeedResult(
+            s.label,
+            f"{s.label}.gguf",
+            "gguf",
+            machine,
+            {},
+            pp=Throughput("pp512", [100.0 + i, 102.0 + i]),
+            tg=Throughput("tg128", [10.0 + i, 10.0 + i]),
+        )
+        for i, s in enumerate(paper_data.sizes[1:])
+    }
     data = replace(paper_data, **from_speed(results))
     write_report(tmp_path, data)
     doc = json.loads((tmp_path / "report.json").read_text())

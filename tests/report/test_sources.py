@@ -31,22 +31,38 @@ def test_from_results_converts_the_paired_interval_to_the_relative_drop() -> Non
     from quantdrop.stats import Interval
 
     def cell(label: str, key: str, mean: float, samples: int = 4) -> BenchResult:
-        return BenchResult(label=label, benchmark=key, title=f"{key} (10/500)", n_items=10, samples=samples,
-                           runs=[mean] * samples, mean=mean, std=1.5, ci=Interval(mean, mean - 1, mean + 1),
-                           counts={"correct": 5, "wrong": 5})
+        return BenchResult(
+            label=label,
+            benchmark=key,
+            title=f"{key} (10/500)",
+            n_items=10,
+            samples=samples,
+            runs=[mean] * samples,
+            mean=mean,
+            std=1.5,
+            ci=Interval(mean, mean - 1, mean + 1),
+            counts={"correct": 5, "wrong": 5},
+        )
 
     labels = ["F16", "Q4_K_M", "Q2_K"]
     means = {"F16": (80.0, 60.0), "Q4_K_M": (79.0, 60.0), "Q2_K": (70.0, 50.0)}
-    cells = {(k, lab): cell(lab, k, m, 1 if k == "mmlu" else 4)
-             for lab in labels for k, m in zip(("math500", "mmlu"), means[lab], strict=True)}
-    table = Table(labels=labels, benchmarks=["math500", "mmlu"], titles={"math500": "MATH-500 (10/500)",
-                                                                         "mmlu": "MMLU (10/14042)"},
-                  cells=cells, average={lab: sum(means[lab]) / 2 for lab in labels},
-                  weighted={"F16": 66.67, "Q4_K_M": 66.0, "Q2_K": 56.67}, baseline="F16",
-                  drop={"Q4_K_M": 0.01, "Q2_K": 0.15},
-                  diffs={("weighted", "Q4_K_M"): Interval(-0.67, -2.0, 0.5),
-                         ("weighted", "Q2_K"): Interval(-10.0, -14.0, -6.0)},
-                  notes=["Q2_K: 3 truncated"])
+    cells = {
+        (k, lab): cell(lab, k, m, 1 if k == "mmlu" else 4)
+        for lab in labels
+        for k, m in zip(("math500", "mmlu"), means[lab], strict=True)
+    }
+    table = Table(
+        labels=labels,
+        benchmarks=["math500", "mmlu"],
+        titles={"math500": "MATH-500 (10/500)", "mmlu": "MMLU (10/14042)"},
+        cells=cells,
+        average={lab: sum(means[lab]) / 2 for lab in labels},
+        weighted={"F16": 66.67, "Q4_K_M": 66.0, "Q2_K": 56.67},
+        baseline="F16",
+        drop={"Q4_K_M": 0.01, "Q2_K": 0.15},
+        diffs={("weighted", "Q4_K_M"): Interval(-0.67, -2.0, 0.5), ("weighted", "Q2_K"): Interval(-10.0, -14.0, -6.0)},
+        notes=["Q2_K: 3 truncated"],
+    )
     res = from_results(table)
     assert [b.display for b in res.benchmarks] == ["MATH-500 (10/500)", "MMLU (10/14042)"]
     assert [b.weight for b in res.benchmarks] == [0.5, 1.0]  # the paper's Appendix A.2 weights

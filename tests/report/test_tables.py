@@ -17,8 +17,13 @@ def test_table2_cells_match_the_paper(paper_data) -> None:
     md = tables.results_table(paper_data).markdown()
     assert _row(md, "Benchmark")[1:] == ["FP8 (Official API)", "Q4_K_M", "Q3_K_M", "UD-Q2_K_XL", "DQ3_K_M"]
     # Table 2, DeepSeek-R1, as printed in the paper
-    assert _row(md, "MATH 500")[1:] == ["95.45 (±0.82)", "95.55 (±0.44)", "94.15 (±0.68)", "95.25 (±0.44)",
-                                        "95.35 (±0.50)"]
+    assert _row(md, "MATH 500")[1:] == [
+        "95.45 (±0.82)",
+        "95.55 (±0.44)",
+        "94.15 (±0.68)",
+        "95.25 (±0.44)",
+        "95.35 (±0.50)",
+    ]
     assert _row(md, "MMLU")[1:] == ["90.99", "90.14", "89.87", "89.72", "91.03"]
     assert _row(md, "Weighted avg.")[1:] == ["85.82", "85.24", "84.28", "85.02", "85.53"]
     assert _row(md, "Accuracy drop")[1:] == ["–", "0.68%", "1.80%", "0.94%", "0.34%"]
@@ -26,9 +31,14 @@ def test_table2_cells_match_the_paper(paper_data) -> None:
 
 def test_significant_drops_are_marked_with_their_interval(paper_data) -> None:
     res = paper_data.results
-    cols = [dataclasses.replace(c, drop_ci=(0.9, 2.7), significant=True) if c.label == "Q3_K_M" else
-            dataclasses.replace(c, drop_ci=(-0.5, 1.2), significant=False) if c.label == "Q4_K_M" else c
-            for c in res.columns]
+    cols = [
+        dataclasses.replace(c, drop_ci=(0.9, 2.7), significant=True)
+        if c.label == "Q3_K_M"
+        else dataclasses.replace(c, drop_ci=(-0.5, 1.2), significant=False)
+        if c.label == "Q4_K_M"
+        else c
+        for c in res.columns
+    ]
     data = dataclasses.replace(paper_data, results=dataclasses.replace(res, columns=cols))
     table = tables.results_table(data)
     drop = _row(table.markdown(), "Accuracy drop")
@@ -41,8 +51,9 @@ def test_significant_drops_are_marked_with_their_interval(paper_data) -> None:
 
 def test_partial_benchmarks_show_their_label() -> None:
     res = paper_results()
-    benches = [BenchmarkRow(b.title, b.weight, "MATH 500 (311/500)") if b.title == "MATH 500" else b
-               for b in res.benchmarks]
+    benches = [
+        BenchmarkRow(b.title, b.weight, "MATH 500 (311/500)") if b.title == "MATH 500" else b for b in res.benchmarks
+    ]
     table = tables.results_table(ReportData("m", results=ResultsTable(benches, res.columns, res.baseline)))
     assert any(row[0] == "MATH 500 (311/500)" for row in table.rows)
 

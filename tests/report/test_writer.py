@@ -23,9 +23,19 @@ def test_full_report_files(tmp_path, paper_data) -> None:
     out = page.parent
     assert page.name == "report.html"
     names = {p.relative_to(out).as_posix() for p in out.rglob("*")}
-    assert names == {"report.html", "report.md", "report.json", "table1_sizes.csv", "table2_results.csv",
-                     "table2_summary.csv", "proxies.csv", "recommendations.csv", "figures",
-                     "figures/quality-vs-size.png", "figures/benchmark-bars.png"}  # and no temporary files left behind
+    assert names == {
+        "report.html",
+        "report.md",
+        "report.json",
+        "table1_sizes.csv",
+        "table2_results.csv",
+        "table2_summary.csv",
+        "proxies.csv",
+        "recommendations.csv",
+        "figures",
+        "figures/quality-vs-size.png",
+        "figures/benchmark-bars.png",
+    }  # and no temporary files left behind
     for png in out.glob("figures/*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()

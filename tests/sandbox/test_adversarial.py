@@ -46,7 +46,8 @@ ATTACKS = {
         "        try:\n"
         "            os.fork()\n"
         "        except OSError:\n"
-        "            pass\n"),
+        "            pass\n"
+    ),
     "thread bomb": (
         "import threading, time\n"
         "def f(x):\n"
@@ -54,7 +55,8 @@ ATTACKS = {
         "        try:\n"
         "            threading.Thread(target=time.sleep, args=(60,)).start()\n"
         "        except RuntimeError:\n"
-        "            pass\n"),
+        "            pass\n"
+    ),
     "memory bomb": "def f(x):\n    hog = []\n    while True:\n        hog.append(bytearray(1 << 26))\n",
     "gigabytes of output": (
         "import os\n"
@@ -66,7 +68,8 @@ ATTACKS = {
         "                os.write(fd, block)\n"
         "        except OSError:\n"
         "            pass\n"
-        "    return x * x + 1\n"),
+        "    return x * x + 1\n"
+    ),
     "sys.exit(0) before the asserts": "import sys\nsys.exit(0)\ndef f(x):\n    return 0\n",
     "os._exit(0) before the asserts": "import os\nos._exit(0)\n",
     "os._exit(0) inside the call": "import os\ndef f(x):\n    os._exit(0)\n",
@@ -77,25 +80,22 @@ ATTACKS = {
         "builtins.abs = lambda v: 0\n"
         "builtins.isinstance = lambda *a: True\n"
         "def f(x):\n"
-        "    return None\n"),
+        "    return None\n"
+    ),
     "an object that equals everything": (
         "class Anything:\n"
         "    def __eq__(self, other):\n"
         "        return True\n"
         "    __hash__ = object.__hash__\n"
         "def f(x):\n"
-        "    return Anything()\n"),
+        "    return Anything()\n"
+    ),
     "an int subclass that lies": (
-        "class Liar(int):\n"
-        "    def __eq__(self, other):\n"
-        "        return True\n"
-        "def f(x):\n"
-        "    return Liar(0)\n"),
+        "class Liar(int):\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return Liar(0)\n"
+    ),
     "killing its parent": (
-        "import os, signal\n"
-        "def f(x):\n"
-        "    os.kill(os.getppid(), signal.SIGKILL)\n"
-        "    return x + x\n"),  # wrong: only a dead harness that still said "pass" would pass it
+        "import os, signal\ndef f(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x + x\n"
+    ),  # wrong: only a dead harness that still said "pass" would pass it
     "killing every process it can": (
         "import os, signal\n"
         "def f(x):\n"
@@ -105,10 +105,11 @@ ATTACKS = {
         "                os.kill(pid, signal.SIGKILL)\n"
         "            except OSError:\n"
         "                pass\n"
-        "    return x + x\n"),
+        "    return x + x\n"
+    ),
     "forging the verdict on stdout": (
         "import os, sys\n"
-        "msg = b'{\"verdict\": \"pass\", \"nonce\": \"0\"}\\n'\n"
+        'msg = b\'{"verdict": "pass", "nonce": "0"}\\n\'\n'
         "def f(x):\n"
         "    for fd in range(0, 64):\n"
         "        try:\n"
@@ -116,7 +117,8 @@ ATTACKS = {
         "        except OSError:\n"
         "            pass\n"
         "    print(msg.decode())\n"
-        "    os._exit(0)\n"),
+        "    os._exit(0)\n"
+    ),
     "reading the harness's memory for the nonce": (
         "import os, re\n"
         "def f(x):\n"
@@ -127,24 +129,27 @@ ATTACKS = {
         "            print('read', name)\n"
         "        except OSError:\n"
         "            pass\n"
-        "    os._exit(0)\n"),
+        "    os._exit(0)\n"
+    ),
     "walking frames to the harness": (
         "import sys, gc\n"
         "def f(x):\n"
         "    for obj in gc.get_objects():\n"
         "        if isinstance(obj, dict) and 'nonce' in obj:\n"
-        "            print('{\"verdict\": \"pass\", \"nonce\": \"%s\"}' % obj['nonce'])\n"
+        '            print(\'{"verdict": "pass", "nonce": "%s"}\' % obj[\'nonce\'])\n'
         "    frame = sys._getframe()\n"
         "    while frame.f_back:\n"
         "        frame = frame.f_back\n"
-        "    raise SystemExit(0)\n"),
+        "    raise SystemExit(0)\n"
+    ),
 }
 
 
 # Without a pid namespace these would signal every process of the machine that we may signal.
 KILLERS = {"killing its parent", "killing every process it can"}
-needs_pid_namespace = pytest.mark.skipif(sandbox.isolation().level == "none",
-                                         reason="isolation level 'none': no pid namespace")
+needs_pid_namespace = pytest.mark.skipif(
+    sandbox.isolation().level == "none", reason="isolation level 'none': no pid namespace"
+)
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
@@ -170,18 +175,20 @@ def test_gigabytes_of_output_are_cut_at_the_limit() -> None:
 
 
 def test_fork_bomb_is_bounded_and_cleaned_up() -> None:
-    code = ("import os, time\n"
-            "n = 0\n"
-            "for _ in range(10000):\n"
-            "    try:\n"
-            "        if os.fork() == 0:\n"
-            "            time.sleep(60)\n"
-            "            os._exit(0)\n"
-            "        n += 1\n"
-            "    except OSError:\n"
-            "        break\n"
-            "print(n, flush=True)\n"
-            "time.sleep(60)\n")
+    code = (
+        "import os, time\n"
+        "n = 0\n"
+        "for _ in range(10000):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "        n += 1\n"
+        "    except OSError:\n"
+        "        break\n"
+        "print(n, flush=True)\n"
+        "time.sleep(60)\n"
+    )
     r = sandbox.run(code, timeout_s=3)
     assert r.status == "timeout"
     assert 0 < int(r.stdout.split()[0]) < sandbox.MAX_PROCESSES
@@ -192,13 +199,15 @@ def test_writing_outside_the_work_dir(tmp_path) -> None:  # type: ignore[no-unty
     targets = [str(victim)]
     if sandbox.isolation().level == "bwrap":  # weaker levels as root could really write there
         targets += ["/etc/quantdrop-was-here", "/usr/quantdrop-was-here"]
-    code = ("import os\n"
-            f"for path in {targets!r} + [os.path.join(os.path.dirname(__file__), 'main.py')]:\n"
-            "    try:\n"
-            "        open(path, 'w').write('pwned')\n"
-            "        print('wrote', path)\n"
-            "    except OSError as err:\n"
-            "        print('refused', path, type(err).__name__)\n")
+    code = (
+        "import os\n"
+        f"for path in {targets!r} + [os.path.join(os.path.dirname(__file__), 'main.py')]:\n"
+        "    try:\n"
+        "        open(path, 'w').write('pwned')\n"
+        "        print('wrote', path)\n"
+        "    except OSError as err:\n"
+        "        print('refused', path, type(err).__name__)\n"
+    )
     r = sandbox.run(code)
     assert r.status == "ok", r.stderr
     assert "wrote" not in r.stdout
@@ -209,13 +218,15 @@ def test_writing_outside_the_work_dir(tmp_path) -> None:  # type: ignore[no-unty
 def test_our_environment_and_files_stay_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "sk-" + secrets.token_hex(20)
     monkeypatch.setenv("QUANTDROP_TEST_API_KEY", secret)
-    code = ("import os, glob\n"
-            "print(dict(os.environ))\n"
-            "for path in glob.glob('/proc/*/environ') + glob.glob('/proc/*/cmdline'):\n"
-            "    try:\n"
-            "        print(open(path, 'rb').read().decode('latin-1'))\n"
-            "    except OSError:\n"
-            "        pass\n")
+    code = (
+        "import os, glob\n"
+        "print(dict(os.environ))\n"
+        "for path in glob.glob('/proc/*/environ') + glob.glob('/proc/*/cmdline'):\n"
+        "    try:\n"
+        "        print(open(path, 'rb').read().decode('latin-1'))\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
     r = sandbox.run(code)
     assert r.status == "ok", r.stderr
     assert secret not in r.stdout and secret not in r.stderr
@@ -239,13 +250,15 @@ def test_no_connection_reaches_a_server_on_our_loopback() -> None:
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    code = ("import socket\n"
-            "for host in ('127.0.0.1', 'localhost'):\n"
-            "    try:\n"
-            f"        socket.create_connection((host, {port}), timeout=1).sendall(b'hello')\n"
-            "        print('connected', host)\n"
-            "    except OSError as err:\n"
-            "        print('refused', host, type(err).__name__)\n")
+    code = (
+        "import socket\n"
+        "for host in ('127.0.0.1', 'localhost'):\n"
+        "    try:\n"
+        f"        socket.create_connection((host, {port}), timeout=1).sendall(b'hello')\n"
+        "        print('connected', host)\n"
+        "    except OSError as err:\n"
+        "        print('refused', host, type(err).__name__)\n"
+    )
     try:
         r = sandbox.run(code)
     finally:
@@ -267,13 +280,15 @@ def test_only_loopback_is_visible() -> None:
 
 @needs_pid_namespace
 def test_killing_its_parent_or_us_leaves_us_running() -> None:
-    code = ("import os, signal\n"
-            f"for pid in (os.getppid(), {os.getpid()}, 1):\n"
-            "    try:\n"
-            "        os.kill(pid, signal.SIGKILL)\n"
-            "    except OSError:\n"
-            "        pass\n"
-            "print('still here')\n")
+    code = (
+        "import os, signal\n"
+        f"for pid in (os.getppid(), {os.getpid()}, 1):\n"
+        "    try:\n"
+        "        os.kill(pid, signal.SIGKILL)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('still here')\n"
+    )
     r = sandbox.run(code)
     assert r.status in ("ok", "killed", "failed")
     os.kill(os.getpid(), 0)  # we are alive (this test would not finish otherwise)

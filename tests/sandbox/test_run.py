@@ -65,13 +65,23 @@ def test_environment_is_minimal() -> None:
     import json
 
     env = json.loads(r.stdout)
-    assert set(env) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
-                        "PYTHONIOENCODING", "PWD"}
+    assert set(env) <= {
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "HOME",
+        "TMPDIR",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONIOENCODING",
+        "PWD",
+    }
 
 
 def test_files_are_placed_next_to_the_program() -> None:
-    r = sandbox.run("import os\nprint(open(os.path.join(os.path.dirname(__file__), 'data.txt')).read())",
-                    files={"data.txt": "payload"})
+    r = sandbox.run(
+        "import os\nprint(open(os.path.join(os.path.dirname(__file__), 'data.txt')).read())",
+        files={"data.txt": "payload"},
+    )
     assert r.stdout.strip() == "payload"
 
 
@@ -99,11 +109,18 @@ def test_weaker_levels_say_so_loudly(level: str) -> None:
 
     if level == "unshare" and shutil.which("unshare") is None:
         pytest.skip("no unshare here")
-    probe = ("from quantdrop import sandbox\n"
-             "r = sandbox.run('import socket\\nprint(len(socket.if_nameindex()))')\n"
-             "print(sandbox.isolation().level, r.status, r.stdout.strip())\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "QUANTDROP_SANDBOX": level})
+    probe = (
+        "from quantdrop import sandbox\n"
+        "r = sandbox.run('import socket\\nprint(len(socket.if_nameindex()))')\n"
+        "print(sandbox.isolation().level, r.status, r.stdout.strip())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QUANTDROP_SANDBOX": level},
+    )
     if done.returncode != 0 and level == "unshare":
         pytest.skip(f"unshare does not work here: {done.stderr.strip()[-200:]}")
     chosen, status, interfaces = done.stdout.split()
@@ -119,9 +136,13 @@ def test_unknown_level_is_a_clear_error() -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", "from quantdrop import sandbox; sandbox.isolation()"],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "QUANTDROP_SANDBOX": "chroot"})
+    done = subprocess.run(
+        [sys.executable, "-c", "from quantdrop import sandbox; sandbox.isolation()"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "QUANTDROP_SANDBOX": "chroot"},
+    )
     assert done.returncode != 0 and "QUANTDROP_SANDBOX='chroot' is not one of bwrap, unshare, none" in done.stderr
 
 

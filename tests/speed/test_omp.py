@@ -40,7 +40,8 @@ def test_a_forced_policy_is_taken_back_for_measuring_and_the_users_is_kept() -> 
 
 
 def test_the_measuring_child_runs_without_the_policy_quantdrop_forced(
-        demo_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # as under `quantdrop study`: this process runs PASSIVE, forced by quantdrop; its measurement does not
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
@@ -57,11 +58,14 @@ def test_the_measuring_child_runs_without_the_policy_quantdrop_forced(
 
 def _policy_after_cli(*argv: str, **env: str) -> str:
     """OMP_WAIT_POLICY as `quantdrop ARGV` leaves it in its own process."""
-    code = ("import os, sys; from quantdrop.cli import main; main(sys.argv[1:]); "
-            "print('POLICY', os.environ.get('OMP_WAIT_POLICY'))")
+    code = (
+        "import os, sys; from quantdrop.cli import main; main(sys.argv[1:]); "
+        "print('POLICY', os.environ.get('OMP_WAIT_POLICY'))"
+    )
     base = {k: v for k, v in cli_env().items() if k not in ("OMP_WAIT_POLICY", FORCED_MARK)}
-    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                          env=base | env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=base | env, timeout=120
+    )
     return proc.stdout.strip().splitlines()[-1].removeprefix("POLICY ")
 
 
@@ -72,8 +76,21 @@ def test_the_cli_sets_passive_except_for_speed(tmp_path: Path) -> None:
 
 
 def test_quantdrop_speed_measures_with_the_users_policy(demo_model: Path, tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "quantdrop.cli", "speed", str(demo_model), "--prompt", "16", "--gen", "4",
-            "--repeat", "1", "--no-cache", "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "quantdrop.cli",
+        "speed",
+        str(demo_model),
+        "--prompt",
+        "16",
+        "--gen",
+        "4",
+        "--repeat",
+        "1",
+        "--no-cache",
+        "--json",
+    ]
     base = {k: v for k, v in cli_env().items() if k not in ("OMP_WAIT_POLICY", FORCED_MARK, "GOMP_SPINCOUNT")}
     for env, want in (({}, None), ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE")):
         proc = subprocess.run(args, capture_output=True, text=True, env=base | env, timeout=300)

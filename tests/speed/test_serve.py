@@ -25,8 +25,10 @@ def gone(pid: int) -> bool:
 
 def test_a_command_that_exits_at_once_says_so_with_the_log(tmp_path: Path) -> None:
     cmd = f"{PY} -c 'import sys; print(\"no such model\", sys.argv[1]); sys.exit(3)' {{model}} {{port}}"
-    with pytest.raises(QuantdropError, match=r"exited \(code 3\).*no such model m\.gguf"), \
-            Engine(cmd, "m.gguf", "Q4_K_M", tmp_path):
+    with (
+        pytest.raises(QuantdropError, match=r"exited \(code 3\).*no such model m\.gguf"),
+        Engine(cmd, "m.gguf", "Q4_K_M", tmp_path),
+    ):
         pass
     assert not list(tmp_path.glob("*.pid"))
     assert (tmp_path / "Q4_K_M.log").exists()  # the log is kept
@@ -81,7 +83,6 @@ def test_templates_and_gpu_splits() -> None:
 
 
 def test_the_command_line_is_quoted(tmp_path: Path) -> None:
-    engine = Engine("srv --model {model} --port {port} --alias {label}", "my model; rm -rf x.gguf",
-                    "Q4 K", tmp_path)
+    engine = Engine("srv --model {model} --port {port} --alias {label}", "my model; rm -rf x.gguf", "Q4 K", tmp_path)
     argv = engine.argv()
     assert argv[2] == "my model; rm -rf x.gguf" and argv[-1] == "Q4 K"

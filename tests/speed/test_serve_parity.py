@@ -18,24 +18,35 @@ from quantdrop.eval.types import SamplingParams
 from quantdrop.inventory import read_gguf_inventory
 from quantdrop.serve import Engine
 
-SERVER = f"{sys.executable} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} " \
-         "--interrupt_requests False"
+SERVER = (
+    f"{sys.executable} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} --interrupt_requests False"
+)
 MAX_TOKENS = 48
 
 
 def graded(store: Path) -> dict[tuple, tuple]:
     """(benchmark, item, sample) -> (seed, text, status) of every response in `store`."""
     with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT r.benchmark, s.item_id, s.sample, s.seed, s.text, s.status FROM responses s "
-                          "JOIN runs r ON r.id = s.run_id").fetchall()
+        rows = db.execute(
+            "SELECT r.benchmark, s.item_id, s.sample, s.seed, s.text, s.status FROM responses s "
+            "JOIN runs r ON r.id = s.run_id"
+        ).fetchall()
     return {row[:3]: row[3:] for row in rows}
 
 
 @pytest.mark.parametrize(("temperature", "samples"), [(0.0, 1), (0.6, 2)], ids=["greedy", "sampled"])
-def test_served_answers_equal_in_process_answers(demo_model: Path, tmp_path: Path, temperature: float,
-                                                  samples: int) -> None:
-    common = {"bench": ["mmlu", "math500"], "limit": 2, "samples": samples, "max_tokens": MAX_TOKENS,
-              "temperature": temperature, "threads": 2, "progress": False}
+def test_served_answers_equal_in_process_answers(
+    demo_model: Path, tmp_path: Path, temperature: float, samples: int
+) -> None:
+    common = {
+        "bench": ["mmlu", "math500"],
+        "limit": 2,
+        "samples": samples,
+        "max_tokens": MAX_TOKENS,
+        "temperature": temperature,
+        "threads": 2,
+        "progress": False,
+    }
     evaluate(str(demo_model), label="local", store=str(tmp_path / "local.sqlite"), **common)
     ctx = default_n_ctx(read_gguf_inventory(demo_model).hparams.n_ctx_train, MAX_TOKENS)  # the in-process one
     with Engine(SERVER, str(demo_model), "served", tmp_path / "engines", ctx=ctx, ready_timeout_s=120) as engine:
@@ -58,8 +69,14 @@ def test_in_process_sampler_defaults_are_llama_cpp_pythons() -> None:
 
 def test_each_server_family_gets_the_sampler_fields_it_takes() -> None:
     params = SamplingParams(temperature=0.6, top_p=0.9, max_tokens=64, seed=7)
-    standard = {"temperature": 0.6, "top_p": 0.9, "max_tokens": 64, "seed": 7, "presence_penalty": 0.0,
-                "frequency_penalty": 0.0}
+    standard = {
+        "temperature": 0.6,
+        "top_p": 0.9,
+        "max_tokens": 64,
+        "seed": 7,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+    }
     assert sampler_fields(params, None) == standard  # hosted or unknown servers: OpenAI's fields only
     assert sampler_fields(params, "llama.cpp") == standard | {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.0}
     assert sampler_fields(params, "vllm") == standard | {"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.0}

@@ -13,8 +13,9 @@ from quantdrop.serve import Engine
 from quantdrop.speed import SpeedOptions, bench_endpoint, cached_gguf, render, speed
 from tests.hostile.cli import assert_clean_failure, run
 
-SERVER = f"{sys.executable} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} " \
-         "--interrupt_requests False"
+SERVER = (
+    f"{sys.executable} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} --interrupt_requests False"
+)
 SMALL = SpeedOptions(prompt=64, gen=8, repeat=2)
 
 

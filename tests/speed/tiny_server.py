@@ -22,8 +22,13 @@ class Ok(http.server.BaseHTTPRequestHandler):
 if __name__ == "__main__":
     if "--stubborn" in sys.argv:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        child = subprocess.Popen([sys.executable, "-c", "import signal, time; "
-                                  "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+            ]
+        )
         with open(sys.argv[sys.argv.index("--stubborn") + 1], "w") as fh:
             fh.write(str(child.pid))
     print("tiny server ready", flush=True)

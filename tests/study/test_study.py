@@ -12,8 +12,24 @@ from pathlib import Path
 
 import pytest
 
-SMALL = ["--recipes", "Q8_0,Q2_K", "--bench", "mmlu,math500", "--limit", "2", "--samples", "1",
-         "--max-tokens", "48", "--proxy-chunks", "1", "--proxy-ctx", "128", "--threads", "2"]
+SMALL = [
+    "--recipes",
+    "Q8_0,Q2_K",
+    "--bench",
+    "mmlu,math500",
+    "--limit",
+    "2",
+    "--samples",
+    "1",
+    "--max-tokens",
+    "48",
+    "--proxy-chunks",
+    "1",
+    "--proxy-ctx",
+    "128",
+    "--threads",
+    "2",
+]
 
 
 def _study(demo_model: Path, out: Path, *extra: str) -> list[str]:
@@ -22,8 +38,10 @@ def _study(demo_model: Path, out: Path, *extra: str) -> list[str]:
 
 def _responses(store: Path) -> list[tuple]:
     with sqlite3.connect(store) as db:
-        return db.execute("SELECT r.label, r.benchmark, s.item_id, s.sample FROM responses s "
-                          "JOIN runs r ON r.id = s.run_id ORDER BY 1, 2, 3, 4").fetchall()
+        return db.execute(
+            "SELECT r.label, r.benchmark, s.item_id, s.sample FROM responses s "
+            "JOIN runs r ON r.id = s.run_id ORDER BY 1, 2, 3, 4"
+        ).fetchall()
 
 
 @pytest.mark.slow
@@ -61,10 +79,12 @@ def test_study_survives_kill_9_and_resumes_without_redoing_work(demo_model: Path
 
 
 def test_study_refuses_bad_input_before_any_work(demo_model: Path, tmp_path: Path) -> None:
-    for extra, message in ((["--recipes", "Q4_K_M,Q9_K"], "unknown recipe 'Q9_K'"),
-                           (["--bench", "mmlu,nope"], "nope"),
-                           (["--devices", "8xH100-80G,,"], "--devices"),
-                           (["--endpoint", "Q5_K_M=http://127.0.0.1:9/v1"], "not a recipe of this study")):
+    for extra, message in (
+        (["--recipes", "Q4_K_M,Q9_K"], "unknown recipe 'Q9_K'"),
+        (["--bench", "mmlu,nope"], "nope"),
+        (["--devices", "8xH100-80G,,"], "--devices"),
+        (["--endpoint", "Q5_K_M=http://127.0.0.1:9/v1"], "not a recipe of this study"),
+    ):
         out = tmp_path / "o"
         cmd = [sys.executable, "-m", "quantdrop.cli", "study", str(demo_model), "--out", str(out), *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -19,12 +19,51 @@ ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "eval" / "fake_openai.py"
 PY = sys.executable
 LLAMA_SERVER = f"{PY} -m llama_cpp.server --model {{model}} --port {{port}} --n_ctx {{ctx}} --interrupt_requests False"
-SMALL = ["--recipes", "Q8_0,Q2_K", "--bench", "mmlu,math500", "--limit", "2", "--samples", "1", "--max-tokens", "32",
-         "--proxy-chunks", "1", "--proxy-ctx", "128", "--threads", "2", "--speed-prompt", "32", "--speed-gen", "8",
-         "--speed-repeat", "1"]
-TOY = ["--recipes", "Q8_0,Q2_K", "--bench", "toy_benchmark:create", "--limit", "4", "--samples", "1",
-       "--max-tokens", "16", "--proxy-chunks", "1", "--proxy-ctx", "128", "--threads", "2", "--no-speed",
-       "--serve-timeout", "30"]
+SMALL = [
+    "--recipes",
+    "Q8_0,Q2_K",
+    "--bench",
+    "mmlu,math500",
+    "--limit",
+    "2",
+    "--samples",
+    "1",
+    "--max-tokens",
+    "32",
+    "--proxy-chunks",
+    "1",
+    "--proxy-ctx",
+    "128",
+    "--threads",
+    "2",
+    "--speed-prompt",
+    "32",
+    "--speed-gen",
+    "8",
+    "--speed-repeat",
+    "1",
+]
+TOY = [
+    "--recipes",
+    "Q8_0,Q2_K",
+    "--bench",
+    "toy_benchmark:create",
+    "--limit",
+    "4",
+    "--samples",
+    "1",
+    "--max-tokens",
+    "16",
+    "--proxy-chunks",
+    "1",
+    "--proxy-ctx",
+    "128",
+    "--threads",
+    "2",
+    "--no-speed",
+    "--serve-timeout",
+    "30",
+]
 
 
 def env() -> dict[str, str]:
@@ -39,23 +78,26 @@ def study(model: Path, out: Path, *args: str, timeout: float = 900) -> subproces
 
 def answers(store: Path) -> dict[tuple, tuple]:
     with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT r.label, r.benchmark, s.item_id, s.sample, s.text FROM responses s "
-                          "JOIN runs r ON r.id = s.run_id").fetchall()
+        rows = db.execute(
+            "SELECT r.label, r.benchmark, s.item_id, s.sample, s.text FROM responses s JOIN runs r ON r.id = s.run_id"
+        ).fetchall()
     return {row[:4]: row[4] for row in rows}
 
 
 def grades(store: Path) -> dict[tuple, tuple]:
     """(label, benchmark, item, sample) -> (seed, status, value)."""
     with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT r.label, r.benchmark, s.item_id, s.sample, s.seed, s.status, s.value "
-                          "FROM responses s JOIN runs r ON r.id = s.run_id").fetchall()
+        rows = db.execute(
+            "SELECT r.label, r.benchmark, s.item_id, s.sample, s.seed, s.status, s.value "
+            "FROM responses s JOIN runs r ON r.id = s.run_id"
+        ).fetchall()
     return {row[:4]: row[4:] for row in rows}
 
 
 def accuracy_section(study_dir: Path) -> str:
     """The report's Accuracy and Evidence sections (Table 2 and the tests against the baseline)."""
     text = (study_dir / "report.md").read_text()
-    return text[text.index("## Accuracy"):text.index("## Quality proxies")]
+    return text[text.index("## Accuracy") : text.index("## Quality proxies")]
 
 
 def engines_running(marker: str) -> list[int]:
@@ -95,10 +137,14 @@ def test_served_study_equals_the_in_process_study(demo_model: Path, tmp_path: Pa
     ("template", "message"),
     [
         (f"{PY} -c 'import sys; print(\"cannot load {{model}}\"); sys.exit(7)' {{port}}", "exited (code 7)"),
-        (f"{PY} -c 'import time; print(\"loading...\", flush=True); time.sleep(600)' {{model}} {{port}}",
-         "did not answer"),
-        (f"{PY} {FAKE} --port {{port}} --model-path {{model}} --label {{label}} --die-after 2 --die-label Q2_K",
-         "exited during the run"),
+        (
+            f"{PY} -c 'import time; print(\"loading...\", flush=True); time.sleep(600)' {{model}} {{port}}",
+            "did not answer",
+        ),
+        (
+            f"{PY} {FAKE} --port {{port}} --model-path {{model}} --label {{label}} --die-after 2 --die-label Q2_K",
+            "exited during the run",
+        ),
     ],
     ids=["exits-at-once", "never-ready", "dies-mid-run"],
 )

@@ -16,11 +16,19 @@ from quantdrop.tune.solve import Item, solve
 R1 = Path(__file__).parents[1] / "fixtures" / "configs" / "deepseek-r1.json"
 
 
-@pytest.mark.parametrize("text,kind,value", [
-    ("281G", "bytes", 281 * 2**30), ("3.2GiB", "bytes", round(3.2 * 2**30)), ("300GB", "bytes", 300 * 10**9),
-    ("500M", "bytes", 500 * 2**20), ("123456", "bytes", 123456), ("3.6bpw", "bpw", 3.6),
-    ("8x910B-64G", "devices", 0.0), ("1xRTX4090-24G", "devices", 0.0),
-])
+@pytest.mark.parametrize(
+    "text,kind,value",
+    [
+        ("281G", "bytes", 281 * 2**30),
+        ("3.2GiB", "bytes", round(3.2 * 2**30)),
+        ("300GB", "bytes", 300 * 10**9),
+        ("500M", "bytes", 500 * 2**20),
+        ("123456", "bytes", 123456),
+        ("3.6bpw", "bpw", 3.6),
+        ("8x910B-64G", "devices", 0.0),
+        ("1xRTX4090-24G", "devices", 0.0),
+    ],
+)
 def test_parse_budget(text: str, kind: str, value: float) -> None:
     b = parse_budget(text)
     assert (b.kind, b.value) == (kind, value)
@@ -42,8 +50,9 @@ def _random_items(rng: np.random.Generator, n: int, k: int) -> list[Item]:
     for i in range(n):
         size = np.sort(rng.integers(10, 200, size=k))
         loss = np.sort(rng.random(k) * 100)[::-1]  # more bytes, less loss (with random shapes)
-        items.append(Item(f"t{i}", tuple(f"q{j}" for j in range(k)), tuple(int(s) for s in size),
-                          tuple(float(x) for x in loss)))
+        items.append(
+            Item(f"t{i}", tuple(f"q{j}" for j in range(k)), tuple(int(s) for s in size), tuple(float(x) for x in loss))
+        )
     return items
 
 

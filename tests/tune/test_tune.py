@@ -20,8 +20,9 @@ CONFIGS = Path(__file__).parents[1] / "fixtures" / "configs"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "quantdrop.cli", "tune", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "quantdrop.cli", "tune", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("preset", ["Q2_K", "Q4_K_M"])
@@ -112,15 +113,17 @@ def test_unknown_device(tmp_path: Path) -> None:
 
 
 def test_measure_on_a_config_says_priors_only(tmp_path: Path) -> None:
-    proc = _cli(str(CONFIGS / "qwen2.5-0.5b.json"), "--budget", "5bpw", "--measure", "4", "--out",
-                str(tmp_path / "r.toml"))
+    proc = _cli(
+        str(CONFIGS / "qwen2.5-0.5b.json"), "--budget", "5bpw", "--measure", "4", "--out", str(tmp_path / "r.toml")
+    )
     assert proc.returncode == 0, proc.stderr
     assert "tier 1 priors only" in proc.stderr and "priors" in proc.stderr
 
 
 def test_out_in_a_missing_directory_fails_before_any_work(tmp_path: Path) -> None:
-    line = _one_line_failure(_cli(str(CONFIGS / "smollm2-135m.json"), "--budget", "5bpw", "--out",
-                                  str(tmp_path / "nope" / "r.toml")))
+    line = _one_line_failure(
+        _cli(str(CONFIGS / "smollm2-135m.json"), "--budget", "5bpw", "--out", str(tmp_path / "nope" / "r.toml"))
+    )
     assert "no such directory" in line
 
 

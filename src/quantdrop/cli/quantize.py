@@ -24,9 +24,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    result = quantize(args.src, args.dst, recipe=args.recipe, threads=args.threads, imatrix=args.imatrix,
-                      allow_requantize=args.allow_requantize, force=args.force, dry_run=args.dry_run,
-                      progress=not args.json and sys.stderr.isatty())
+    result = quantize(
+        args.src,
+        args.dst,
+        recipe=args.recipe,
+        threads=args.threads,
+        imatrix=args.imatrix,
+        allow_requantize=args.allow_requantize,
+        force=args.force,
+        dry_run=args.dry_run,
+        progress=not args.json and sys.stderr.isatty(),
+    )
     plan = result.plan
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -38,6 +46,8 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_plan(plan)
     else:
-        print(f"{result.path}: {plan.recipe.name}, {plan.nbytes / 2**20:.1f} MiB, "
-              f"{plan.bits_per_weight:.2f} bits per weight, {result.seconds:.1f} s")
+        print(
+            f"{result.path}: {plan.recipe.name}, {plan.nbytes / 2**20:.1f} MiB, "
+            f"{plan.bits_per_weight:.2f} bits per weight, {result.seconds:.1f} s"
+        )
     return 0

@@ -23,8 +23,11 @@ def print_plan(plan: ResolvedPlan, file=None) -> None:
     counts = plan.count_by_type
     for qtype, nbytes in plan.bytes_by_type.items():
         print(f"  {qtype:<6} {counts[qtype]:>5} tensors  {fmt_bytes(nbytes):>11}", file=out)
-    print(f"{plan.recipe.name}: {plan.n_params:,} parameters, {fmt_bytes(plan.nbytes)}, "
-          f"{plan.bits_per_weight:.2f} bits per weight", file=out)
+    print(
+        f"{plan.recipe.name}: {plan.n_params:,} parameters, {fmt_bytes(plan.nbytes)}, "
+        f"{plan.bits_per_weight:.2f} bits per weight",
+        file=out,
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,14 +43,23 @@ def main(args: argparse.Namespace) -> int:
     if args.action == "list":
         recipes = list_recipes()
         if args.json:
-            print(json.dumps([{"name": r.name, "default": r.default.name, "base": r.base,
-                               "description": r.description} for r in recipes], indent=1))
+            print(
+                json.dumps(
+                    [
+                        {"name": r.name, "default": r.default.name, "base": r.base, "description": r.description}
+                        for r in recipes
+                    ],
+                    indent=1,
+                )
+            )
             return 0
         width = max(len(r.name) for r in recipes)
         for r in recipes:
             print(f"{r.name:<{width}}  {r.description}")
-        print("\nA recipe file (TOML or YAML) works wherever a name does; "
-              "`quantdrop recipes show NAME --model M` prints it resolved.")
+        print(
+            "\nA recipe file (TOML or YAML) works wherever a name does; "
+            "`quantdrop recipes show NAME --model M` prints it resolved."
+        )
         return 0
     if not args.name:
         raise QuantdropError("recipes show needs a recipe name or file")

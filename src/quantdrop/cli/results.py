@@ -21,12 +21,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
-    parser.add_argument("--target-drop", type=float, metavar="POINTS",
-                        help="with --baseline: the items and samples each benchmark needs to detect a drop of "
-                             "this many points (paired, alpha 0.05, 80%% power)")
-    parser.add_argument("--explain", metavar="BENCH/ITEM[#SAMPLE]",
-                        help="instead of the table: each stored response of one item, its extracted answer, the "
-                             "rule that produced it and the verdict (quantdrop.eval.explain)")
+    parser.add_argument(
+        "--target-drop",
+        type=float,
+        metavar="POINTS",
+        help="with --baseline: the items and samples each benchmark needs to detect a drop of "
+        "this many points (paired, alpha 0.05, 80%% power)",
+    )
+    parser.add_argument(
+        "--explain",
+        metavar="BENCH/ITEM[#SAMPLE]",
+        help="instead of the table: each stored response of one item, its extracted answer, the "
+        "rule that produced it and the verdict (quantdrop.eval.explain)",
+    )
     parser.add_argument("--data-dir", help="with --explain: where the benchmark's data is, to score it again")
 
 

@@ -11,8 +11,13 @@ from quantdrop.speed import render, speed
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="*", help="GGUF files, measured in-process through llama.cpp")
-    parser.add_argument("--endpoint", action="append", default=[], metavar="LABEL=URL",
-                        help="an OpenAI-compatible server to measure by streaming (repeatable)")
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="LABEL=URL",
+        help="an OpenAI-compatible server to measure by streaming (repeatable)",
+    )
     parser.add_argument("--prompt", type=int, default=512, help="prompt tokens (llama-bench's -p)")
     parser.add_argument("--gen", type=int, default=128, help="generated tokens (llama-bench's -n)")
     parser.add_argument("--repeat", type=int, default=5, help="samples per test, after one warm-up run")
@@ -26,9 +31,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    results = speed(args.models, endpoint=args.endpoint, prompt=args.prompt, gen=args.gen, repeat=args.repeat,
-                    ctx=args.ctx, threads=args.threads, concurrency=args.concurrency,
-                    model_name=args.model_name, cache_dir=args.cache_dir, use_cache=args.use_cache)
+    results = speed(
+        args.models,
+        endpoint=args.endpoint,
+        prompt=args.prompt,
+        gen=args.gen,
+        repeat=args.repeat,
+        ctx=args.ctx,
+        threads=args.threads,
+        concurrency=args.concurrency,
+        model_name=args.model_name,
+        cache_dir=args.cache_dir,
+        use_cache=args.use_cache,
+    )
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout, indent=1)
         print()

@@ -11,8 +11,9 @@ from quantdrop.tune.command import DEFAULT_TYPES, tune
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="an F16/BF16/F32 GGUF, or a config.json / HF model directory (priors)")
-    parser.add_argument("--budget", required=True, help="size (281G, 3.2GiB), bits per weight (3.6bpw) or "
-                        "a device set (8x910B-64G)")
+    parser.add_argument(
+        "--budget", required=True, help="size (281G, 3.2GiB), bits per weight (3.6bpw) or a device set (8x910B-64G)"
+    )
     parser.add_argument("--ctx", type=int, default=32768, help="context for a device budget (default 32768)")
     parser.add_argument("--types", default=DEFAULT_TYPES, help=f"candidate types (default {DEFAULT_TYPES})")
     parser.add_argument("--imatrix", default=None, help="llama.cpp GGUF importance matrix (weights tier 1)")
@@ -24,9 +25,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    result = tune(args.model, args.budget, ctx=args.ctx, types=args.types, imatrix=args.imatrix, text=args.text,
-                  measure=args.measure, out=args.out, threads=args.threads,
-                  progress=not args.json and sys.stderr.isatty())
+    result = tune(
+        args.model,
+        args.budget,
+        ctx=args.ctx,
+        types=args.types,
+        imatrix=args.imatrix,
+        text=args.text,
+        measure=args.measure,
+        out=args.out,
+        threads=args.threads,
+        progress=not args.json and sys.stderr.isatty(),
+    )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
@@ -34,6 +44,8 @@ def main(args: argparse.Namespace) -> int:
     elif result.path is None:
         print(result.recipe_text, end="")
     else:
-        print(f"{result.path}: {result.size_bytes / 2**20:.1f} MiB of tensors "
-              f"({result.bits_per_weight:.3f} bpw) for budget {result.budget}")
+        print(
+            f"{result.path}: {result.size_bytes / 2**20:.1f} MiB of tensors "
+            f"({result.bits_per_weight:.3f} bpw) for budget {result.budget}"
+        )
     return 0

@@ -42,8 +42,10 @@ def run_mode(run: Run) -> str:
 
 def read_answers(store: Store, run_id: int) -> Answers:
     """A run's scored answers, keyed by (item, sample), for agreement."""
-    return {(item, k): (answer_key(extracted, status), status == "correct")
-            for item, k, status, extracted in store.answers(run_id)}
+    return {
+        (item, k): (answer_key(extracted, status), status == "correct")
+        for item, k, status, extracted in store.answers(run_id)
+    }
 
 
 def _diffs(baseline: Answers, variant: Answers) -> np.ndarray:
@@ -96,8 +98,18 @@ def evidence_table(
                 base_answers, read_answers(db, run.id), full_size=run.full_size, target_drop=target_drop
             )
             out[run.benchmark, run.label] = Evidence(
-                run.benchmark, run.label, baseline, run_mode(run), agree, floor, var,
-                mde, few, run.full_size, plan, target_drop,
+                run.benchmark,
+                run.label,
+                baseline,
+                run_mode(run),
+                agree,
+                floor,
+                var,
+                mde,
+                few,
+                run.full_size,
+                plan,
+                target_drop,
             )
         return out
 

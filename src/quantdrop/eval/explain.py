@@ -37,7 +37,7 @@ class Explained:
 
 
 def parse_spec(spec: str) -> tuple[str, str, int | None]:
-    """"mmlu/abstract_algebra/3#1" -> ("mmlu", "abstract_algebra/3", 1); the item id may contain "/"."""
+    """ "mmlu/abstract_algebra/3#1" -> ("mmlu", "abstract_algebra/3", 1); the item id may contain "/"."""
     head, sep, sample = spec.rpartition("#") if "#" in spec else (spec, "", "")
     bench, slash, item = head.partition("/")
     if not slash or not bench or not item:
@@ -47,29 +47,41 @@ def parse_spec(spec: str) -> tuple[str, str, int | None]:
     return bench, item, int(sample) if sep else None
 
 
-def explain_item(store: str | Path, spec: str, labels: list[str] | None = None,
-                 data_dir: str | Path | None = None) -> tuple[str, list[Explained], str]:
+def explain_item(
+    store: str | Path, spec: str, labels: list[str] | None = None, data_dir: str | Path | None = None
+) -> tuple[str, list[Explained], str]:
     """(benchmark, explanations, where the items came from or why they were not loaded)."""
     bench_key, item_id, sample = parse_spec(spec)
     with Store(store, readonly=True) as db:
         runs = [r for r in db.runs(labels) if r.benchmark == bench_key]
         if not runs:
             known = sorted({r.benchmark for r in db.runs()})
-            raise QuantdropError(f"no {bench_key!r} runs in {store}" + (f" for labels {', '.join(labels)}" if labels
-                                 else "") + f" (benchmarks: {', '.join(known) or 'none'})")
-        rows = [(run, row) for run in runs for row in db.rows(run.id)
-                if row.item_id == item_id and (sample is None or row.sample == sample)]
+            raise QuantdropError(
+                f"no {bench_key!r} runs in {store}"
+                + (f" for labels {', '.join(labels)}" if labels else "")
+                + f" (benchmarks: {', '.join(known) or 'none'})"
+            )
+        rows = [
+            (run, row)
+            for run in runs
+            for row in db.rows(run.id)
+            if row.item_id == item_id and (sample is None or row.sample == sample)
+        ]
     if not rows:
-        raise QuantdropError(f"no stored response for {bench_key} item {item_id!r}"
-                             + (f" sample {sample}" if sample is not None else "") + f" in {store}")
+        raise QuantdropError(
+            f"no stored response for {bench_key} item {item_id!r}"
+            + (f" sample {sample}" if sample is not None else "")
+            + f" in {store}"
+        )
     bench, item, source = _benchmark(runs[0], item_id, data_dir)
     out = []
     for run, row in rows:
         explain = getattr(bench, "explain", None)
         extraction = explain(item, row.completion) if explain is not None else None
         now = bench.score(item, row.completion) if item is not None and not row.completion.error else None
-        out.append(Explained(run.label, row.sample, extraction, (row.status, row.extracted), now,
-                             row.completion.finish_reason))
+        out.append(
+            Explained(run.label, row.sample, extraction, (row.status, row.extracted), now, row.completion.finish_reason)
+        )
     return bench_key, out, source
 
 
@@ -121,8 +133,9 @@ def format_explained(bench: str, item_id: str, rows: list[Explained], source: st
                 lines.append(f"  matched:   {_one_line(r.extraction.evidence)}")
             lines += _answer_lines(r.extraction.answer)
         status, extracted = r.stored
-        stored = f"{status or 'not scored'}" + (f" ({_one_line(extracted)})" if extracted and "\n" not in extracted
-                                                 else "")
+        stored = f"{status or 'not scored'}" + (
+            f" ({_one_line(extracted)})" if extracted and "\n" not in extracted else ""
+        )
         if r.now is None:
             lines.append(f"  verdict:   {stored} (stored)")
         else:
@@ -145,12 +158,12 @@ def _answer_lines(answer: str | None) -> list[str]:
 
 def _one_line(text: str, width: int = 100) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[:width - 3] + "..."
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
-def explain_text(store: str | Path, spec: str, labels: list[str] | None = None,
-                 data_dir: str | Path | None = None) -> str:
+def explain_text(
+    store: str | Path, spec: str, labels: list[str] | None = None, data_dir: str | Path | None = None
+) -> str:
     """The printed report of `quantdrop results --explain`."""
     bench, rows, source = explain_item(store, spec, labels, data_dir)
     return format_explained(bench, parse_spec(spec)[1], rows, source)
-

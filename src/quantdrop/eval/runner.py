@@ -188,11 +188,15 @@ def _load_benchmarks(
                 bench=bench,
                 items=items[:limit] if limit else items,
                 samples=n_samples,
-                protocol={"samples": n_samples, "template": _template_hash(bench), "seeds": SEED_SCHEME,
-                          # options that change the item set or the prompts (LiveCodeBench's release and
-                          # date window, C-Eval's split) are part of the protocol
-                          "options": {k: str(v) for k, v in sorted(bench_options.items())},
-                          **({"mode": mode} if mode != "generate" else {})},
+                protocol={
+                    "samples": n_samples,
+                    "template": _template_hash(bench),
+                    "seeds": SEED_SCHEME,
+                    # options that change the item set or the prompts (LiveCodeBench's release and
+                    # date window, C-Eval's split) are part of the protocol
+                    "options": {k: str(v) for k, v in sorted(bench_options.items())},
+                    **({"mode": mode} if mode != "generate" else {}),
+                },
                 mode=mode,
             )
         )
@@ -205,8 +209,11 @@ def _loglik_benchmark(bench: Benchmark, samples: int | None, options: dict[str, 
 
     if samples not in (None, 1):
         raise QuantdropError(f"--mode loglik is deterministic: one sample per item, not --samples {samples}")
-    return LoglikBenchmark(bench, norm=str(options.get("loglik_norm", "acc")),  # type: ignore[return-value]
-                           style=str(options.get("loglik_style", "letters")))
+    return LoglikBenchmark(
+        bench,
+        norm=str(options.get("loglik_norm", "acc")),  # type: ignore[return-value]
+        style=str(options.get("loglik_style", "letters")),
+    )
 
 
 def _make_backend(
@@ -277,19 +284,44 @@ def evaluate(
     if isinstance(bench, str):
         bench = comma_list(bench)
     _check_options(
-        model, endpoint, bench, label, limit=limit, samples=samples, max_tokens=max_tokens,
-        temperature=temperature, top_p=top_p, concurrency=concurrency, retries=retries, timeout=timeout,
-        ctx=ctx, threads=threads,
+        model,
+        endpoint,
+        bench,
+        label,
+        limit=limit,
+        samples=samples,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        concurrency=concurrency,
+        retries=retries,
+        timeout=timeout,
+        ctx=ctx,
+        threads=threads,
     )
     _check_mode(mode)
     options = parse_options(bench_options)
     benches = _load_benchmarks(bench, limit, samples, data_dir, template, options, mode)  # bad names and data fail here
     backend = _make_backend(  # loglik: a context for the prompt alone (default_n_ctx's allowance)
-        model, endpoint, model_name, api_key_env, concurrency, timeout, retries, ctx, threads,
+        model,
+        endpoint,
+        model_name,
+        api_key_env,
+        concurrency,
+        timeout,
+        retries,
+        ctx,
+        threads,
         1 if mode == "loglik" else max_tokens,
     )
-    settings = _Settings(label, store, SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
-                         concurrency=1 if model is not None else concurrency, progress=progress, served_as=served_as)
+    settings = _Settings(
+        label,
+        store,
+        SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
+        concurrency=1 if model is not None else concurrency,
+        progress=progress,
+        served_as=served_as,
+    )
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_evaluate(backend, benches, settings))
 
@@ -351,19 +383,26 @@ def _effective_max_tokens(backend: Backend, benches: list[_Bench], settings: _Se
 
 
 @contextlib.contextmanager
-def _claimed(store: Store, benches: list[_Bench], settings: _Settings, fingerprint: dict[str, Any],
-             max_tokens: int) -> Iterator[None]:
+def _claimed(
+    store: Store, benches: list[_Bench], settings: _Settings, fingerprint: dict[str, Any], max_tokens: int
+) -> Iterator[None]:
     """Each benchmark's run opened and claimed (a conflicting earlier run, or one running now, is refused
     before any model is loaded); the claims are released on exit."""
     claims: list[tuple[int, str]] = []
     try:
         for b in benches:
             if b.mode == "generate":  # sampling does not touch a log-likelihood
-                b.protocol.update(temperature=settings.sampling.temperature, top_p=settings.sampling.top_p,
-                                  max_tokens=max_tokens)
+                b.protocol.update(
+                    temperature=settings.sampling.temperature, top_p=settings.sampling.top_p, max_tokens=max_tokens
+                )
             b.run_id = store.open_run(
-                label=settings.label, benchmark=b.key, title=b.bench.title, full_size=b.bench.full_size,
-                weight=getattr(b.bench, "weight", None), fingerprint=fingerprint, protocol=b.protocol,
+                label=settings.label,
+                benchmark=b.key,
+                title=b.bench.title,
+                full_size=b.bench.full_size,
+                weight=getattr(b.bench, "weight", None),
+                fingerprint=fingerprint,
+                protocol=b.protocol,
                 loaded_from=str(getattr(b.bench, "loaded_from", "")),
             )
             claims.append((b.run_id, store.claim(b.run_id, f"label {settings.label!r} on {b.key}")))
@@ -374,8 +413,9 @@ def _claimed(store: Store, benches: list[_Bench], settings: _Settings, fingerpri
             store.release(run_id, token)
 
 
-async def _run_benches(backend: Backend, store: Store, benches: list[_Bench], settings: _Settings,
-                       max_tokens: int) -> list[BenchResult]:
+async def _run_benches(
+    backend: Backend, store: Store, benches: list[_Bench], settings: _Settings, max_tokens: int
+) -> list[BenchResult]:
     await backend.prepare(chat=any(b.mode == "generate" for b in benches))  # a chat template only to generate
     params = replace(settings.sampling, max_tokens=max_tokens)
     results = []
@@ -456,10 +496,12 @@ class _Committer:
 
     def fail(self, err: StoreWriteError, lost: int = 0) -> None:
         if not self.failed.done():
-            self.failed.set_exception(StoreWriteError(
-                f"{err}; stopped: {self.committed} responses committed by this run are kept"
-                + (f", {lost} not stored are asked again on the next run" if lost else "")
-            ))
+            self.failed.set_exception(
+                StoreWriteError(
+                    f"{err}; stopped: {self.committed} responses committed by this run are kept"
+                    + (f", {lost} not stored are asked again on the next run" if lost else "")
+                )
+            )
 
     async def guard(self, aw: Any) -> None:
         """Await `aw` unless a commit fails first: then cancel it and raise that failure."""
@@ -519,8 +561,9 @@ async def _run_bench(
         f"{total - len(todo)} responses already stored",
         progress,
     )
-    with progress_bar(*(f"{{task.fields[{f}]}}" for f in ("rate", "tps", "errors", "trunc")), enabled=progress,
-                      clock="elapsed") as bar:
+    with progress_bar(
+        *(f"{{task.fields[{f}]}}" for f in ("rate", "tps", "errors", "trunc")), enabled=progress, clock="elapsed"
+    ) as bar:
         run = _BenchRun(backend, store, b, params, scorers, bar, label, total, total - len(todo))
         await run.run(todo, rescore, concurrency)
 
@@ -529,11 +572,20 @@ class _BenchRun:
     """One benchmark's pending pairs: workers ask them and commit each response as it arrives, scorer
     tasks score what has arrived off the event loop. A full score queue holds the requests back."""
 
-    def __init__(self, backend: Backend, store: Store, b: _Bench, params: SamplingParams,
-                 scorers: ThreadPoolExecutor, bar: Any, label: str, total: int, already: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        store: Store,
+        b: _Bench,
+        params: SamplingParams,
+        scorers: ThreadPoolExecutor,
+        bar: Any,
+        label: str,
+        total: int,
+        already: int,
+    ) -> None:
         self.backend, self.store, self.b, self.params, self.scorers = backend, store, b, params, scorers
-        self.queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(
-            maxsize=SCORE_WORKERS * SCORE_BATCH * 2)
+        self.queue: asyncio.Queue[tuple[Item, int, Completion]] = asyncio.Queue(maxsize=SCORE_WORKERS * SCORE_BATCH * 2)
         self.tally = _Tally()
         self.committer = _Committer(store, b.run_id)
         self.bar, self.already = bar, already
@@ -592,8 +644,9 @@ class _BenchRun:
             try:
                 scores = await loop.run_in_executor(self.scorers, _score_batch, self.b.bench, batch)
                 self.committer.flush()  # the responses are stored before their scores
-                self.store.put_scores(self.b.run_id,
-                                      [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)])
+                self.store.put_scores(
+                    self.b.run_id, [(it.id, k, sc) for (it, k, _), sc in zip(batch, scores, strict=True)]
+                )
             except StoreWriteError as err:
                 self.committer.fail(err)
             finally:

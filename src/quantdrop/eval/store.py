@@ -132,9 +132,7 @@ def same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return same_model(a.get("gguf") or {}, b.get("gguf") or {}) and a.get("engine") == b.get("engine")
     if a.get("kind") == "gguf":
         return (a.get("size"), a.get("hash")) == (b.get("size"), b.get("hash"))
-    return a.get("model") == b.get("model") and bool(
-        set(a.get("endpoints", [])) & set(b.get("endpoints", []))
-    )
+    return a.get("model") == b.get("model") and bool(set(a.get("endpoints", [])) & set(b.get("endpoints", [])))
 
 
 def describe(fingerprint: dict[str, Any]) -> str:
@@ -165,9 +163,7 @@ class Store:
         except sqlite3.DatabaseError as err:
             raise QuantdropError(f"{self.path} is not a quantdrop evaluation store ({err})") from None
         if found is not None and int(found[0]) != SCHEMA_VERSION:
-            raise QuantdropError(
-                f"{self.path} has store schema {found[0]}, this quantdrop reads {SCHEMA_VERSION}"
-            )
+            raise QuantdropError(f"{self.path} has store schema {found[0]}, this quantdrop reads {SCHEMA_VERSION}")
         if not readonly:
             self._prepare(tables)
         self._capped = "capped" if "capped" in self._columns("responses") else "0"
@@ -197,7 +193,8 @@ class Store:
     def _check_kind(self) -> set[str]:
         """The file's tables; refuses another program's database (and, to read, an empty file)."""
         tables = {
-            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            r[0]
+            for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             if not r[0].startswith("sqlite_")
         }
         if not tables and not self.readonly:
@@ -255,8 +252,17 @@ class Store:
             self.db.execute(
                 "INSERT OR IGNORE INTO runs (label, benchmark, title, full_size, weight, fingerprint, protocol,"
                 " loaded_from, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (label, benchmark, title, full_size, weight, json.dumps(fingerprint, sort_keys=True),
-                 json.dumps(protocol, sort_keys=True), loaded_from, time.time()),
+                (
+                    label,
+                    benchmark,
+                    title,
+                    full_size,
+                    weight,
+                    json.dumps(fingerprint, sort_keys=True),
+                    json.dumps(protocol, sort_keys=True),
+                    loaded_from,
+                    time.time(),
+                ),
             )
             row = self.db.execute(
                 "SELECT id, fingerprint, protocol, loaded_from FROM runs WHERE label=? AND benchmark=?",
@@ -269,8 +275,15 @@ class Store:
                 self.db.execute("UPDATE runs SET loaded_from=? WHERE id=?", (loaded_from, run_id))
         return run_id
 
-    def _check_same_run(self, label: str, benchmark: str, old_fp: dict[str, Any], old_protocol: dict[str, Any],
-                        fingerprint: dict[str, Any], protocol: dict[str, Any]) -> None:
+    def _check_same_run(
+        self,
+        label: str,
+        benchmark: str,
+        old_fp: dict[str, Any],
+        old_protocol: dict[str, Any],
+        fingerprint: dict[str, Any],
+        protocol: dict[str, Any],
+    ) -> None:
         """Refuse to resume a stored run with another model or another protocol."""
         if not same_model(old_fp, fingerprint):
             raise QuantdropError(
@@ -306,17 +319,11 @@ class Store:
             " (SELECT COUNT(*) FROM items i WHERE i.run_id = r.id) FROM runs r ORDER BY r.id"
         ).fetchall()
         wanted = None if labels is None else list(labels)
-        out = [
-            Run(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8], r[9])
-            for r in rows
-        ]
+        out = [Run(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8], r[9]) for r in rows]
         return out if wanted is None else [r for r in out if r.label in wanted]
 
     def item_ids(self, run_id: int) -> list[str]:
-        return [
-            r[0]
-            for r in self.db.execute("SELECT item_id FROM items WHERE run_id=? ORDER BY position", (run_id,))
-        ]
+        return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE run_id=? ORDER BY position", (run_id,))]
 
     # -- responses -------------------------------------------------------------------------------
     def done(self, run_id: int) -> dict[tuple[str, int], str | None]:
@@ -441,6 +448,7 @@ class Store:
                 (run_id,),
             )
         ]
+
 
 def _proc_id(pid: int) -> str:
     """The boot id and start time of `pid` (Linux /proc), so a pid reused later is told apart; ""

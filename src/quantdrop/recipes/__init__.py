@@ -15,18 +15,21 @@ from quantdrop.recipes.llamacpp import FTYPES
 from quantdrop.recipes.model import LayerSelector, Recipe, Rule
 from quantdrop.recipes.resolve import ResolvedPlan, TensorPlan, resolve
 
-__all__ = ["LayerSelector", "Recipe", "ResolvedPlan", "Rule", "TensorPlan", "list_recipes", "load_recipe",
-           "resolve"]
+__all__ = ["LayerSelector", "Recipe", "ResolvedPlan", "Rule", "TensorPlan", "list_recipes", "load_recipe", "resolve"]
 
 # llama.cpp's presets: its own heuristic for that ftype, nothing else
-LLAMA_CPP_PRESETS = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "Q3_K_S",
-                     "Q2_K")
+LLAMA_CPP_PRESETS = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K")
 PAPER_PRESETS = ("Q4_K", "Q3_K", "DQ3_K_M", "Q2_K_L", "UD-Q2_K_XL")
 
 
 def _llama_cpp_preset(name: str) -> Recipe:
-    return Recipe(name=name, default=FTYPES[name][1], base=name, file_type=name,
-                  description=f"llama.cpp's {name} (its own per-tensor rules, src/llama-quant.cpp)")
+    return Recipe(
+        name=name,
+        default=FTYPES[name][1],
+        base=name,
+        file_type=name,
+        description=f"llama.cpp's {name} (its own per-tensor rules, src/llama-quant.cpp)",
+    )
 
 
 @cache
@@ -71,5 +74,4 @@ def load_recipe(recipe: str | Path | Recipe) -> Recipe:
         if not path.exists():
             raise QuantdropError(f"{path}: no such recipe file")
         return Recipe.from_dict(_read_file(path), origin=str(path))
-    raise QuantdropError(f"unknown recipe {text!r} (presets: {', '.join(names.values())}; "
-                         "or a .toml/.yaml file)")
+    raise QuantdropError(f"unknown recipe {text!r} (presets: {', '.join(names.values())}; or a .toml/.yaml file)")

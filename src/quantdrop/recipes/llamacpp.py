@@ -19,8 +19,26 @@ from quantdrop.inventory import Hparams, TensorInfo
 
 # the preset ftypes: gguf's own llama_ftype values (gguf.LlamaFileType, include/llama.h) and each one's
 # default tensor type (llama_ftype_get_default_type: the name without its _S/_M/_L size suffix)
-_PRESET_FTYPES = ("F32", "F16", "Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L",
-                  "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q2_K_S", "BF16")
+_PRESET_FTYPES = (
+    "F32",
+    "F16",
+    "Q4_0",
+    "Q4_1",
+    "Q8_0",
+    "Q5_0",
+    "Q5_1",
+    "Q2_K",
+    "Q3_K_S",
+    "Q3_K_M",
+    "Q3_K_L",
+    "Q4_K_S",
+    "Q4_K_M",
+    "Q5_K_S",
+    "Q5_K_M",
+    "Q6_K",
+    "Q2_K_S",
+    "BF16",
+)
 
 
 def _ftype(name: str) -> tuple[int, T]:
@@ -34,10 +52,21 @@ QUANTIZED = {t for t in T if t not in (T.F32, T.F16, T.BF16, T.F64, T.I8, T.I16,
 
 # tensor_type_fallback: a row length that is not a multiple of the block size falls back to these
 _FALLBACK = {
-    T.IQ1_S: T.IQ4_NL, T.IQ1_M: T.IQ4_NL, T.IQ2_XXS: T.IQ4_NL, T.IQ2_XS: T.IQ4_NL, T.IQ2_S: T.IQ4_NL,
-    T.IQ3_XXS: T.IQ4_NL, T.IQ3_S: T.IQ4_NL, T.IQ4_XS: T.IQ4_NL,
-    T.Q2_K: T.Q4_0, T.Q3_K: T.Q4_0, T.TQ1_0: T.Q4_0, T.TQ2_0: T.Q4_0,
-    T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1, T.Q6_K: T.Q8_0,
+    T.IQ1_S: T.IQ4_NL,
+    T.IQ1_M: T.IQ4_NL,
+    T.IQ2_XXS: T.IQ4_NL,
+    T.IQ2_XS: T.IQ4_NL,
+    T.IQ2_S: T.IQ4_NL,
+    T.IQ3_XXS: T.IQ4_NL,
+    T.IQ3_S: T.IQ4_NL,
+    T.IQ4_XS: T.IQ4_NL,
+    T.Q2_K: T.Q4_0,
+    T.Q3_K: T.Q4_0,
+    T.TQ1_0: T.Q4_0,
+    T.TQ2_0: T.Q4_0,
+    T.Q4_K: T.Q5_0,
+    T.Q5_K: T.Q5_1,
+    T.Q6_K: T.Q8_0,
 }
 
 
@@ -88,14 +117,41 @@ def tensor_category(name: str) -> Category:
 
 
 _NOT_QUANTIZED_SUBSTRINGS = (
-    "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
-    "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight",
-    "indexer.q_proj.weight", "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight",
-    "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight",
-    "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight",
-    "time_mix_g2.weight", "time_mix_decay_w1.weight", "time_mix_decay_w2.weight",
-    "time_mix_lerp_fused.weight", "attn_rel_b.weight", ".position_embd", "sam.pos_embd", "sam.neck.",
-    "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger", "a.rvq.codebook", "mm.a.code_embd",
+    "_norm.weight",
+    "ffn_gate_inp.weight",
+    "ffn_gate_tid2eid.weight",
+    "altup",
+    "laurel",
+    "per_layer_model_proj",
+    "ssm_conv1d",
+    "shortconv.conv.weight",
+    "indexer.k_proj.weight",
+    "indexer.q_proj.weight",
+    "time_mix_first.weight",
+    "time_mix_w0.weight",
+    "time_mix_w1.weight",
+    "time_mix_w2.weight",
+    "time_mix_v0.weight",
+    "time_mix_v1.weight",
+    "time_mix_v2.weight",
+    "time_mix_a0.weight",
+    "time_mix_a1.weight",
+    "time_mix_a2.weight",
+    "time_mix_g1.weight",
+    "time_mix_g2.weight",
+    "time_mix_decay_w1.weight",
+    "time_mix_decay_w2.weight",
+    "time_mix_lerp_fused.weight",
+    "attn_rel_b.weight",
+    ".position_embd",
+    "sam.pos_embd",
+    "sam.neck.",
+    "sam.net_",
+    ".rel_pos",
+    ".patch_embd",
+    ".patch_merger",
+    "a.rvq.codebook",
+    "mm.a.code_embd",
 )
 
 
@@ -227,8 +283,7 @@ def llama_tensor_get_type_impl(qs: QuantState, new_type: T, t: TensorInfo, ftype
             new_type = T.Q4_K if falcon else T.Q5_K
         elif ftype == "Q4_K_M":
             if falcon:
-                new_type = (T.Q6_K if i_layer < n_layer // 16
-                            else T.Q5_K if use_more_bits(i_layer, n_layer) else T.Q4_K)
+                new_type = T.Q6_K if i_layer < n_layer // 16 else T.Q5_K if use_more_bits(i_layer, n_layer) else T.Q4_K
             elif use_more_bits(i_layer, n_layer):
                 new_type = T.Q6_K
         elif ftype == "Q5_K_M" and use_more_bits(i_layer, n_layer):

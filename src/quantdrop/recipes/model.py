@@ -29,8 +29,10 @@ from quantdrop.inventory import type_from_name
 
 _FRACTION = re.compile(r"^\s*(\d*)\s*n\s*(?:/\s*(\d+))?\s*$")
 _RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
-SELECTOR_FORMS = ("a list of layers such as [0, \"10-20\"], or a table such as { first_moe = 2 } "
-                  "or { start = \"n/8\", stop = \"7n/8\", every = 4 }")
+SELECTOR_FORMS = (
+    'a list of layers such as [0, "10-20"], or a table such as { first_moe = 2 } '
+    'or { start = "n/8", stop = "7n/8", every = 4 }'
+)
 
 
 def _bound(value: int | str | None, n_layer: int, what: str) -> int | None:
@@ -45,8 +47,16 @@ def _bound(value: int | str | None, n_layer: int, what: str) -> int | None:
     return mul * n_layer // div
 
 
-def field_value(d: dict[str, Any], key: str, where: str, kind: type, *, minimum: int | None = None,
-                default: Any = None, what: str = "") -> Any:
+def field_value(
+    d: dict[str, Any],
+    key: str,
+    where: str,
+    kind: type,
+    *,
+    minimum: int | None = None,
+    default: Any = None,
+    what: str = "",
+) -> Any:
     """The one check of a recipe field: `d[key]` (or `default`) is a `kind` (a bool is not an int) and,
     for an integer, at least `minimum`; otherwise one line naming the file, the rule and the field."""
     value = d.get(key, default)
@@ -69,7 +79,7 @@ def _ranges(value: Any, where: str) -> tuple[tuple[int, int], ...]:
     """`[0, "10-20"]` (or one item) -> ((0, 0), (10, 20)), inclusive, never expanded (no huge sets)."""
     items = value if isinstance(value, list) else [value]
     if not items:
-        raise QuantdropError(f"{where}: an empty layer list selects no layer (expected e.g. [0, \"10-20\"])")
+        raise QuantdropError(f'{where}: an empty layer list selects no layer (expected e.g. [0, "10-20"])')
     out = []
     for item in items:
         m = None if isinstance(item, bool) else _RANGE.fullmatch(str(item))
@@ -120,8 +130,10 @@ class LayerSelector:
         known = {"layers", "start", "stop", "every", "offset", "first_moe", "skip_first_moe", "use_more_bits"}
         unknown = set(d) - known
         if unknown:
-            raise QuantdropError(f"{where}: unknown layer selector key(s) {sorted(unknown)} "
-                                 f"(known: {sorted(known)}; or a bare list such as layers = [0, \"10-20\"])")
+            raise QuantdropError(
+                f"{where}: unknown layer selector key(s) {sorted(unknown)} "
+                f'(known: {sorted(known)}; or a bare list such as layers = [0, "10-20"])'
+            )
         every = _count(d, "every", where, 1)
         offset = _count(d, "offset", where, 0) or 0
         if every is not None and offset >= every:
@@ -129,17 +141,28 @@ class LayerSelector:
         use_more_bits = field_value(d, "use_more_bits", where, bool, what="layer selector ")
         for bound in ("start", "stop"):
             value = d.get(bound)
-            if isinstance(value, bool) or not isinstance(value, int | str | None) or \
-                    (isinstance(value, int) and value < 0):
-                raise QuantdropError(f"{where}: bad layer bound {bound}={value!r} "
-                                     "(a non-negative integer, or like 'n/8', '7n/8')")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | str | None)
+                or (isinstance(value, int) and value < 0)
+            ):
+                raise QuantdropError(
+                    f"{where}: bad layer bound {bound}={value!r} (a non-negative integer, or like 'n/8', '7n/8')"
+                )
             try:
                 _bound(value, 64, bound)  # validate the syntax now
             except QuantdropError as err:
                 raise QuantdropError(f"{where}: {err}") from None
-        return cls(layers=_ranges(d["layers"], where) if "layers" in d else None, start=d.get("start"),
-                   stop=d.get("stop"), every=every, offset=offset, first_moe=_count(d, "first_moe", where, 0),
-                   skip_first_moe=_count(d, "skip_first_moe", where, 0), use_more_bits=use_more_bits)
+        return cls(
+            layers=_ranges(d["layers"], where) if "layers" in d else None,
+            start=d.get("start"),
+            stop=d.get("stop"),
+            every=every,
+            offset=offset,
+            first_moe=_count(d, "first_moe", where, 0),
+            skip_first_moe=_count(d, "skip_first_moe", where, 0),
+            use_more_bits=use_more_bits,
+        )
 
     def check(self, n_layer: int, where: str) -> None:
         """Refuse indices and bounds beyond the model's `n_layer` blocks (0 .. n_layer - 1)."""
@@ -182,8 +205,9 @@ class LayerSelector:
         if self.layers is not None:
             parts.append("layers " + ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.layers))
         if self.start is not None or self.stop is not None:
-            parts.append(f"layers [{self.start if self.start is not None else 0}, "
-                         f"{self.stop if self.stop is not None else 'n'})")
+            parts.append(
+                f"layers [{self.start if self.start is not None else 0}, {self.stop if self.stop is not None else 'n'})"
+            )
         if self.every is not None:
             parts.append(f"every {self.every} (offset {self.offset})")
         if self.first_moe is not None:
@@ -226,8 +250,10 @@ class Rule:
                 if self.regex.search(name, timeout=left):
                     found.add(name)
             except TimeoutError:
-                raise QuantdropError(f"pattern {self.pattern!r} takes more than {MATCH_BUDGET_S:g} s to match "
-                                     "the tensor names (nested repetition such as (.*)*?): simplify it") from None
+                raise QuantdropError(
+                    f"pattern {self.pattern!r} takes more than {MATCH_BUDGET_S:g} s to match "
+                    "the tensor names (nested repetition such as (.*)*?): simplify it"
+                ) from None
         return found
 
     def describe(self) -> str:

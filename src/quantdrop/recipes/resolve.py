@@ -31,8 +31,19 @@ from quantdrop.recipes.model import MATCH_BUDGET_S, Recipe
 
 # general.file_type for a recipe with neither `file_type` nor `base`: the llama.cpp mix of its default
 _FTYPE_OF_DEFAULT = {
-    "Q8_0": "Q8_0", "Q6_K": "Q6_K", "Q5_K": "Q5_K_M", "Q4_K": "Q4_K_M", "Q3_K": "Q3_K_M", "Q2_K": "Q2_K",
-    "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1", "F16": "F16", "BF16": "BF16", "F32": "F32",
+    "Q8_0": "Q8_0",
+    "Q6_K": "Q6_K",
+    "Q5_K": "Q5_K_M",
+    "Q4_K": "Q4_K_M",
+    "Q3_K": "Q3_K_M",
+    "Q2_K": "Q2_K",
+    "Q4_0": "Q4_0",
+    "Q4_1": "Q4_1",
+    "Q5_0": "Q5_0",
+    "Q5_1": "Q5_1",
+    "F16": "F16",
+    "BF16": "BF16",
+    "F32": "F32",
 }
 
 
@@ -108,8 +119,17 @@ def plan_as_dict(plan: ResolvedPlan) -> dict:
         "bits_per_weight": round(plan.bits_per_weight, 4),
         "bytes_by_type": plan.bytes_by_type,
         "warnings": plan.warnings,
-        "tensors": [{"name": e.name, "shape": list(e.shape), "src_type": e.src_type.name, "type": e.type.name,
-                     "bytes": e.nbytes, "rule": e.rule} for e in plan.entries],
+        "tensors": [
+            {
+                "name": e.name,
+                "shape": list(e.shape),
+                "src_type": e.src_type.name,
+                "type": e.type.name,
+                "bytes": e.nbytes,
+                "rule": e.rule,
+            }
+            for e in plan.entries
+        ],
     }
 
 
@@ -140,8 +160,9 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
     rule_hits = [0] * len(recipe.rules)
     for i, rule in enumerate(recipe.rules):  # a selector naming layers the model lacks is an error
         if rule.layers is not None:
-            rule.layers.check(hp.n_layer, f"{recipe.name if recipe.origin == 'builtin' else recipe.origin}: "
-                                          f"rule {i + 1}")
+            rule.layers.check(
+                hp.n_layer, f"{recipe.name if recipe.origin == 'builtin' else recipe.origin}: rule {i + 1}"
+            )
     matched = _rule_matches(recipe, names)
     default_quantized = recipe.default in QUANTIZED
     heuristic = f"llama.cpp {recipe.base}" if recipe.base else "default"
@@ -157,9 +178,7 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
             new_type, why = recipe.default, "default"
             layer = layer_of(name)
             for i, rule in enumerate(recipe.rules):
-                if name in matched[i] and (
-                    rule.layers is None or rule.layers.matches(layer, hp.n_layer, moe_layers)
-                ):
+                if name in matched[i] and (rule.layers is None or rule.layers.matches(layer, hp.n_layer, moe_layers)):
                     new_type, why = rule.type, f"rule {i + 1}"
                     rule_hits[i] += 1
                     break
@@ -172,10 +191,23 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
                 why = f"{why}; {new_type.name} does not fit rows of {t.shape[0]}: fallback"
                 new_type = fallback
             requires = requires_imatrix(name, new_type, recipe.base)
-        entries.append(TensorPlan(name=name, shape=t.shape, src_type=t.type, type=new_type,
-                                  nbytes=tensor_bytes(new_type, t.shape), rule=why, requires_imatrix=requires))
+        entries.append(
+            TensorPlan(
+                name=name,
+                shape=t.shape,
+                src_type=t.type,
+                type=new_type,
+                nbytes=tensor_bytes(new_type, t.shape),
+                rule=why,
+                requires_imatrix=requires,
+            )
+        )
 
-    warnings = [f"rule {i + 1} ({recipe.rules[i].describe()}) matches no tensor of {inventory.name}"
-                for i, hits in enumerate(rule_hits) if hits == 0]
-    return ResolvedPlan(recipe=recipe, model=inventory.name, entries=entries,
-                        file_type=file_type_of(recipe), warnings=warnings)
+    warnings = [
+        f"rule {i + 1} ({recipe.rules[i].describe()}) matches no tensor of {inventory.name}"
+        for i, hits in enumerate(rule_hits)
+        if hits == 0
+    ]
+    return ResolvedPlan(
+        recipe=recipe, model=inventory.name, entries=entries, file_type=file_type_of(recipe), warnings=warnings
+    )

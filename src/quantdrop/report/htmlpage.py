@@ -35,8 +35,13 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def page(model: str, note: str, sections: list[tuple[str, list[Table | tuple[str, bytes, str]]]],
-         notes: list[str], generated: str) -> str:
+def page(
+    model: str,
+    note: str,
+    sections: list[tuple[str, list[Table | tuple[str, bytes, str]]]],
+    notes: list[str],
+    generated: str,
+) -> str:
     """sections: (heading, [Table | (figure id, png bytes, caption)]) in order; `generated`: the time
     stamp report.json records."""
     sub = " · ".join(s for s in (note, f"generated {generated}" if generated else "") if s)
@@ -52,11 +57,16 @@ def page(model: str, note: str, sections: list[tuple[str, list[Table | tuple[str
             else:
                 fig_id, png, caption = block
                 cap = html.escape(caption)
-                parts.append(f'<figure id="{html.escape(fig_id)}"><img alt="{cap}" src="{data_uri(png)}">'
-                             f"<figcaption>{cap}</figcaption></figure>")
+                parts.append(
+                    f'<figure id="{html.escape(fig_id)}"><img alt="{cap}" src="{data_uri(png)}">'
+                    f"<figcaption>{cap}</figcaption></figure>"
+                )
     if notes:
-        parts.append("<h2>Notes</h2><ul class='notes'>" +
-                     "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>quantdrop report: {html.escape(model)}</title><style>{STYLE}</style></head>"
-            f"<body>{''.join(parts)}</body></html>\n")
+        parts.append(
+            "<h2>Notes</h2><ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"
+        )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>quantdrop report: {html.escape(model)}</title><style>{STYLE}</style></head>"
+        f"<body>{''.join(parts)}</body></html>\n"
+    )

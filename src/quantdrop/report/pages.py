@@ -16,11 +16,15 @@ from quantdrop.report.jsonout import load
 from quantdrop.report.tables import Table
 
 CAPTIONS = {
-    "quality-vs-size": ("Quality against size. Red: the Pareto front (no other variant is both smaller and "
-                        "better). Dashed lines: the largest model each device set holds, its memory less the "
-                        "KV cache and buffers of Table 1."),
-    "quality-vs-speed": ("Quality against generation speed ({test} tokens/s, {machine}). Red: the Pareto front "
-                         "(no other variant is both faster and better)."),
+    "quality-vs-size": (
+        "Quality against size. Red: the Pareto front (no other variant is both smaller and "
+        "better). Dashed lines: the largest model each device set holds, its memory less the "
+        "KV cache and buffers of Table 1."
+    ),
+    "quality-vs-speed": (
+        "Quality against generation speed ({test} tokens/s, {machine}). Red: the Pareto front "
+        "(no other variant is both faster and better)."
+    ),
     "benchmark-bars": "Accuracy per benchmark; error bars: std over sampling runs.",
 }
 
@@ -46,8 +50,11 @@ def sections(data: ReportData, figures: Mapping[str, bytes]) -> list[tuple[str, 
     figs = {name: Figure(name, png, caption(name, data)) for name, png in figures.items()}
 
     def blocks(*items: Table | str | None) -> list[Block]:
-        return [figs[b] if isinstance(b, str) else b for b in items
-                if b is not None and (not isinstance(b, str) or b in figs)]
+        return [
+            figs[b] if isinstance(b, str) else b
+            for b in items
+            if b is not None and (not isinstance(b, str) or b in figs)
+        ]
 
     res = data.results
     out = [
@@ -76,16 +83,20 @@ def markdown(data: ReportData, figures: Mapping[str, bytes]) -> str:
         md += [f"_{data.note}_", ""]
     for heading, items in sections(data, figures):
         md += [f"## {heading}", ""]
-        md += [b.markdown() if isinstance(b, Table) else
-               f"![{b.caption}](figures/{b.name}.png)\n\n*{b.caption}*\n" for b in items]
+        md += [
+            b.markdown() if isinstance(b, Table) else f"![{b.caption}](figures/{b.name}.png)\n\n*{b.caption}*\n"
+            for b in items
+        ]
     if data.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in data.notes] + [""]
     return "\n".join(md)
 
 
 def html(data: ReportData, figures: Mapping[str, bytes], generated: str) -> str:
-    parts = [(heading, [b if isinstance(b, Table) else (b.name, b.png, b.caption) for b in items])
-             for heading, items in sections(data, figures)]
+    parts = [
+        (heading, [b if isinstance(b, Table) else (b.name, b.png, b.caption) for b in items])
+        for heading, items in sections(data, figures)
+    ]
     return htmlpage.page(data.model, data.note, parts, data.notes, generated)
 
 

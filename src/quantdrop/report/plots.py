@@ -25,8 +25,9 @@ GIB = float(1 << 30)
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
 
 
-def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool,
-                 smaller_x_better: bool = True) -> list[int]:
+def pareto_front(
+    points: Sequence[tuple[float, float]], higher_is_better: bool, smaller_x_better: bool = True
+) -> list[int]:
     """Indices of the points no other point beats on both x (size: smaller; speed: larger) and quality,
     sorted by x."""
     sign = 1.0 if higher_is_better else -1.0
@@ -35,7 +36,8 @@ def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool,
     for i, (x, y) in enumerate(points):
         dominated = any(
             (xs * x2 <= xs * x and sign * y2 >= sign * y) and (xs * x2 < xs * x or sign * y2 > sign * y)
-            for j, (x2, y2) in enumerate(points) if j != i
+            for j, (x2, y2) in enumerate(points)
+            if j != i
         )
         if not dominated:
             front.append(i)
@@ -44,8 +46,9 @@ def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool,
 
 def weight_budget(data: ReportData, device: DeviceSet) -> float | None:
     """Bytes of weights a device set holds: its memory less the median planned overhead (KV, buffers)."""
-    overheads = [s.placements[device.name].total_bytes - s.size_bytes
-                 for s in data.sizes if device.name in s.placements]
+    overheads = [
+        s.placements[device.name].total_bytes - s.size_bytes for s in data.sizes if device.name in s.placements
+    ]
     if not overheads:
         return None
     return device.total_bytes - statistics.median(overheads)
@@ -67,13 +70,25 @@ def _device_lines(ax, data: ReportData, xmax: float) -> None:
             continue
         x = budget / GIB
         if x <= xmax * 1.6:
-            ax.axvline(x, color="0.35", linestyle=("--", ":", "-.")[k % 3], linewidth=1.2,
-                       label=f"{d.name}: weights ≤ {x:.3g} GiB")
+            ax.axvline(
+                x,
+                color="0.35",
+                linestyle=("--", ":", "-.")[k % 3],
+                linewidth=1.2,
+                label=f"{d.name}: weights ≤ {x:.3g} GiB",
+            )
         else:
             far.append(f"{d.name} → {x:.3g} GiB")
     if far:
-        ax.annotate("holds up to: " + "; ".join(far), xy=(0.99, 0.02), xycoords="axes fraction", ha="right",
-                    va="bottom", fontsize=8, color="0.3")
+        ax.annotate(
+            "holds up to: " + "; ".join(far),
+            xy=(0.99, 0.02),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="0.3",
+        )
 
 
 def _baseline_accuracy(data: ReportData, xs: dict[str, float]) -> tuple[str, float] | None:
@@ -89,8 +104,7 @@ def _quality_panels(data: ReportData, xs: dict[str, float]) -> list[tuple[str, l
     """(y label, [(variant, y)], higher is better, log scale): accuracy and KL of the variants in `xs`."""
     panels = []
     if data.results:
-        acc = [(c.label, c.weighted_avg) for c in data.results.columns
-               if c.weighted_avg is not None and c.label in xs]
+        acc = [(c.label, c.weighted_avg) for c in data.results.columns if c.weighted_avg is not None and c.label in xs]
         if acc:
             panels.append(("Weighted avg. accuracy (%)", acc, True, False))
     kl = [(label, r.kld_mean) for label, r in data.proxies.items() if label in xs]
@@ -105,8 +119,16 @@ def _quality_axes(ax, data: ReportData, xs: dict[str, float], panel: tuple, smal
     pts = [(xs[label], y) for label, y in series]
     front = pareto_front(pts, higher, smaller_x_better)
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="#9aa5b1", s=36, zorder=3, label="variant")
-    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "-o", color="#d62728", markersize=8,
-            linewidth=2, zorder=4, label="Pareto front")
+    ax.plot(
+        [pts[i][0] for i in front],
+        [pts[i][1] for i in front],
+        "-o",
+        color="#d62728",
+        markersize=8,
+        linewidth=2,
+        zorder=4,
+        label="Pareto front",
+    )
     for (label, _), (x, y) in zip(series, pts, strict=True):
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     if log and all(y > 0 for _, y in pts):
@@ -179,8 +201,16 @@ def benchmark_bars(data: ReportData) -> bytes | None:
                 xs.append(i - 0.4 + width * (k + 0.5))
                 ys.append(cell.mean)
                 errs.append(cell.std or 0.0)
-        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=col.label, color=COLORS[k % len(COLORS)],
-               error_kw={"elinewidth": 0.8})
+        ax.bar(
+            xs,
+            ys,
+            width,
+            yerr=errs,
+            capsize=2,
+            label=col.label,
+            color=COLORS[k % len(COLORS)],
+            error_kw={"elinewidth": 0.8},
+        )
     ax.set_xticks(range(len(res.benchmarks)))
     ax.set_xticklabels([b.display for b in res.benchmarks], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("accuracy (%)")
@@ -192,8 +222,7 @@ def benchmark_bars(data: ReportData) -> bytes | None:
     return _png(fig)
 
 
-FIGURES = {"quality-vs-size": quality_vs_size, "quality-vs-speed": quality_vs_speed,
-           "benchmark-bars": benchmark_bars}
+FIGURES = {"quality-vs-size": quality_vs_size, "quality-vs-speed": quality_vs_speed, "benchmark-bars": benchmark_bars}
 
 
 def figures(data: ReportData) -> dict[str, bytes]:

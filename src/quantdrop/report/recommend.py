@@ -15,10 +15,19 @@ def candidates(data: ReportData) -> list[Candidate]:
         col = columns.get(row.label)
         proxy = data.proxies.get(row.label)
         speed = data.speed.get(row.label)
-        out.append(Candidate(row.label, row.size_bytes, row.bpw, row.placements,
-                             accuracy=col.weighted_avg if col else None, drop=col.drop if col else None,
-                             significant=col.significant if col else None,
-                             kl=proxy.kld_mean if proxy else None, tg=speed.tg if speed else None))
+        out.append(
+            Candidate(
+                row.label,
+                row.size_bytes,
+                row.bpw,
+                row.placements,
+                accuracy=col.weighted_avg if col else None,
+                drop=col.drop if col else None,
+                significant=col.significant if col else None,
+                kl=proxy.kld_mean if proxy else None,
+                tg=speed.tg if speed else None,
+            )
+        )
     return out
 
 

@@ -64,9 +64,19 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     base_w = table.weighted.get(table.baseline) if table.baseline else None
     columns = []
     for lab in table.labels:
-        cells = {key: Cell(c.mean, c.std if c.samples > 1 else None, c.n_items, c.samples,
-                           _differs(table.diffs.get((key, lab))), c.complete, _finite_pair(c.ci))
-                 for key in table.benchmarks if (c := table.cells.get((key, lab))) is not None}
+        cells = {
+            key: Cell(
+                c.mean,
+                c.std if c.samples > 1 else None,
+                c.n_items,
+                c.samples,
+                _differs(table.diffs.get((key, lab))),
+                c.complete,
+                _finite_pair(c.ci),
+            )
+            for key in table.benchmarks
+            if (c := table.cells.get((key, lab))) is not None
+        }
         drop = _finite(table.drop.get(lab))
         ci, significant = None, None
         diff = table.diffs.get(("weighted", lab))
@@ -75,9 +85,19 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
             ci = (-100.0 * diff.high / base_w, min(100.0, -100.0 * diff.low / base_w))
             significant = diff.high < 0
         few = [e.too_few_items for (_, label), e in table.evidence.items() if label == lab]
-        columns.append(VariantColumn(lab, cells, _finite(table.average.get(lab)), _finite(table.weighted.get(lab)),
-                                     None if drop is None else 100.0 * drop, ci, significant, _differs(diff),
-                                     bool(few) and all(few)))
+        columns.append(
+            VariantColumn(
+                lab,
+                cells,
+                _finite(table.average.get(lab)),
+                _finite(table.weighted.get(lab)),
+                None if drop is None else 100.0 * drop,
+                ci,
+                significant,
+                _differs(diff),
+                bool(few) and all(few),
+            )
+        )
     evidence, floors = _evidence(table)
     return ResultsTable(benches, columns, table.baseline, level, evidence, floors, table.target_drop)
 
@@ -94,28 +114,52 @@ def _evidence(table: Table) -> tuple[dict[tuple[str, str], Evidence], dict[str, 
     """The store's agreement and power (quantdrop.eval.evidence) keyed by benchmark title, as Table 2 is."""
     out, floors = {}, {}
     for (key, lab), e in table.evidence.items():
-        out[key, lab] = Evidence(_triple(e.agreement.share), e.agreement.right_to_wrong, e.agreement.wrong_to_right,
-                                 e.agreement.pairs, e.agreement.items, _finite(e.mde), e.too_few_items, e.plan,
-                                 e.mode, e.full_size)
+        out[key, lab] = Evidence(
+            _triple(e.agreement.share),
+            e.agreement.right_to_wrong,
+            e.agreement.wrong_to_right,
+            e.agreement.pairs,
+            e.agreement.items,
+            _finite(e.mde),
+            e.too_few_items,
+            e.plan,
+            e.mode,
+            e.full_size,
+        )
         if not math.isnan(e.noise_floor.value):
             floors[key] = _triple(e.noise_floor)
     return out, floors
 
 
 def report_data(
-    model: str, *, plan: Plan | None = None, results: Table | None = None,
-    proxies: Mapping[str, ProxyResult] | None = None, note: str = "", notes: Iterable[str] = (),
-    reference_label: str = "reference", recommendations: list[Recommendation] | None = None,
-    speed: Mapping[str, Any] | None = None, prefer: str = "quality",
+    model: str,
+    *,
+    plan: Plan | None = None,
+    results: Table | None = None,
+    proxies: Mapping[str, ProxyResult] | None = None,
+    note: str = "",
+    notes: Iterable[str] = (),
+    reference_label: str = "reference",
+    recommendations: list[Recommendation] | None = None,
+    speed: Mapping[str, Any] | None = None,
+    prefer: str = "quality",
 ) -> ReportData:
     """Everything the study has, as one ReportData (recommendations derived when not given)."""
     devices, sizes = from_plan(plan) if plan is not None else ([], [])
     res = from_results(results) if results is not None else None
-    return ReportData(model=model, note=note, device_sets=devices, sizes=sizes, results=res,
-                      proxies=dict(proxies or {}), reference_label=reference_label,
-                      recommendations=recommendations,
-                      notes=[*notes, *(results.notes if results is not None else [])],
-                      prefer=prefer, **from_speed(speed or {}))
+    return ReportData(
+        model=model,
+        note=note,
+        device_sets=devices,
+        sizes=sizes,
+        results=res,
+        proxies=dict(proxies or {}),
+        reference_label=reference_label,
+        recommendations=recommendations,
+        notes=[*notes, *(results.notes if results is not None else [])],
+        prefer=prefer,
+        **from_speed(speed or {}),
+    )
 
 
 def from_speed(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,9 +169,15 @@ def from_speed(results: Mapping[str, Any]) -> dict[str, Any]:
     speeds, machine = {}, ""
     for label, r in results.items():
         pp, tg = r.pp, r.tg
-        speeds[label] = Speed(pp.test if pp else "pp", pp.mean if pp else None, pp.std if pp else None,
-                              tg.test if tg else "tg", tg.mean if tg else None, tg.std if tg else None,
-                              "in-process" if r.kind == "gguf" else f"engine {r.source}")
+        speeds[label] = Speed(
+            pp.test if pp else "pp",
+            pp.mean if pp else None,
+            pp.std if pp else None,
+            tg.test if tg else "tg",
+            tg.mean if tg else None,
+            tg.std if tg else None,
+            "in-process" if r.kind == "gguf" else f"engine {r.source}",
+        )
         if r.kind == "gguf" and not machine:
             m = r.machine
             gpus = ", ".join(m.get("gpus") or []) or "no GPU"

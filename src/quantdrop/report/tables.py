@@ -47,6 +47,7 @@ class Table:
 
     def markdown(self, pad: bool = False) -> str:
         """GitHub Markdown; `pad` aligns the columns for a terminal."""
+
         def esc(s: str) -> str:
             return s.replace("|", "\\|")
 
@@ -59,8 +60,10 @@ class Table:
         widths = [max(len(row[i]) for row in grid) if pad else 0 for i in range(len(self.columns))]
         line = lambda row: "| " + " | ".join(s.ljust(w) for s, w in zip(row, widths, strict=True)) + " |"  # noqa: E731
         rule = ["-" * (w + 1) if pad else "---" for w in widths]  # padded: as wide as " cell "
-        rule = [x + ("-" if i < self.text_columns else ":") if pad else x + ("" if i < self.text_columns else ":")
-                for i, x in enumerate(rule)]
+        rule = [
+            x + ("-" if i < self.text_columns else ":") if pad else x + ("" if i < self.text_columns else ":")
+            for i, x in enumerate(rule)
+        ]
         lines = [f"### {self.title}", "", line(grid[0]), "|" + "|".join(rule) + "|", *map(line, grid[1:])]
         if self.caption:
             lines += ["", f"*{self.caption}*"]
@@ -84,8 +87,10 @@ class Table:
                 cells.append(f"<{tag}{f' class={cls!r}' if cls else ''}>{text}</{tag}>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         caption = "".join(f"<p class='caption'>{html.escape(c)}</p>" for c in [self.caption, *self.legend] if c)
-        return (f"<h3>{html.escape(self.title)}</h3><div class='scroll'><table id={table_id!r}><thead><tr>{head}"
-                f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>{caption}")
+        return (
+            f"<h3>{html.escape(self.title)}</h3><div class='scroll'><table id={table_id!r}><thead><tr>{head}"
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>{caption}"
+        )
 
 
 def _speed_rows(data: ReportData) -> list[list[str]]:
@@ -108,8 +113,10 @@ def sizes_table(data: ReportData) -> Table | None:
     """The paper's Table 1, one column per variant, memory rows per device set."""
     if not data.sizes:
         return None
-    rows = [["Model size"] + [fmt_bytes(s.size_bytes) for s in data.sizes],
-            ["Avg quants (bits per weight)"] + [f"{s.bpw:.2f}" for s in data.sizes]]
+    rows = [
+        ["Model size"] + [fmt_bytes(s.size_bytes) for s in data.sizes],
+        ["Avg quants (bits per weight)"] + [f"{s.bpw:.2f}" for s in data.sizes],
+    ]
     bad = set()
     for d in data.device_sets:
         if not any(d.name in s.placements for s in data.sizes):
@@ -123,9 +130,13 @@ def sizes_table(data: ReportData) -> Table | None:
                 bad.add((len(rows) + 1, c))
         rows += [total, per]
     rows += _speed_rows(data)
-    return Table("Table 1: size and memory", ["Metric"] + [s.label for s in data.sizes], rows,
-                 "MU: memory usage (weights, KV cache at the planned context, buffers). ✗: does not fit.",
-                 bad=bad)
+    return Table(
+        "Table 1: size and memory",
+        ["Metric"] + [s.label for s in data.sizes],
+        rows,
+        "MU: memory usage (weights, KV cache at the planned context, buffers). ✗: does not fit.",
+        bad=bad,
+    )
 
 
 def results_table(data: ReportData) -> Table | None:
@@ -160,20 +171,33 @@ def table2(res: ResultsTable) -> Table | None:
         return None
     rows = [[b.display] + [_score_cell(col.cells.get(b.title)) for col in res.columns] for b in res.benchmarks]
     rows.append(["Average"] + [f"{c.average:.2f}" if c.average is not None else DASH for c in res.columns])
-    rows.append(["Weighted avg."] + [DASH if c.weighted_avg is None else f"{c.weighted_avg:.2f}"
-                                     + (f" {DIFFERS}" if c.weighted_differs else "") for c in res.columns])
+    rows.append(
+        ["Weighted avg."]
+        + [
+            DASH if c.weighted_avg is None else f"{c.weighted_avg:.2f}" + (f" {DIFFERS}" if c.weighted_differs else "")
+            for c in res.columns
+        ]
+    )
     drops = [_drop_cell(c, res.baseline) for c in res.columns]
     strong = {(len(rows), i) for i, (_, bold) in enumerate(drops, 1) if bold}
     rows.append(["Accuracy drop"] + [text for text, _ in drops])
-    return Table("Table 2: accuracy on the benchmarks", ["Benchmark"] + [c.label for c in res.columns], rows,
-                 _caption(res), strong=strong, legend=legend(res))
+    return Table(
+        "Table 2: accuracy on the benchmarks",
+        ["Benchmark"] + [c.label for c in res.columns],
+        rows,
+        _caption(res),
+        strong=strong,
+        legend=legend(res),
+    )
 
 
 def _caption(res: ResultsTable) -> str:
     base = f" against {res.baseline}" if res.baseline else ""
-    return (f"Mean (±std) over sampling runs, in percent. Accuracy drop: relative decrease of the weighted "
-            f"average{base}, with its paired {100 * res.ci_level:.0f}% confidence interval. "
-            "Weights: the paper's Appendix A.2.")
+    return (
+        f"Mean (±std) over sampling runs, in percent. Accuracy drop: relative decrease of the weighted "
+        f"average{base}, with its paired {100 * res.ci_level:.0f}% confidence interval. "
+        "Weights: the paper's Appendix A.2."
+    )
 
 
 def legend(res: ResultsTable) -> list[str]:
@@ -181,14 +205,19 @@ def legend(res: ResultsTable) -> list[str]:
     cells = [cell for col in res.columns for cell in col.cells.values()]
     lines = []
     if any(c.differs for c in cells) or any(c.weighted_differs or c.significant for c in res.columns):
-        lines.append(f"{DIFFERS} the paired bootstrap {100 * res.ci_level:.0f}% CI of the difference from "
-                     f"{res.baseline} excludes 0. On the Accuracy drop (bold): the drop is significant.")
+        lines.append(
+            f"{DIFFERS} the paired bootstrap {100 * res.ci_level:.0f}% CI of the difference from "
+            f"{res.baseline} excludes 0. On the Accuracy drop (bold): the drop is significant."
+        )
     if any(not c.complete for c in cells):
-        lines.append(f"{INCOMPLETE} incomplete: requests pending or failed; run the same `quantdrop eval` "
-                     "again to finish.")
+        lines.append(
+            f"{INCOMPLETE} incomplete: requests pending or failed; run the same `quantdrop eval` again to finish."
+        )
     if any(c.too_few_items for c in res.columns):
-        lines.append(f"{TOO_FEW}: every benchmark it shares with {res.baseline} has too few items for the paired "
-                     "comparison to detect even a large drop (see the evidence table).")
+        lines.append(
+            f"{TOO_FEW}: every benchmark it shares with {res.baseline} has too few items for the paired "
+            "comparison to detect even a large drop (see the evidence table)."
+        )
     return lines
 
 
@@ -224,8 +253,10 @@ def evidence_table(res: ResultsTable) -> Table | None:
         if not any((b.title, lab) in res.evidence for lab in labels):
             continue
         floor = res.noise_floor.get(b.title)
-        agree, flips, power, plan = ([f"{b.display}: {name}"] for name in
-                                     ("agreement %", "flips right->wrong / wrong->right", "power", "to detect"))
+        agree, flips, power, plan = (
+            [f"{b.display}: {name}"]
+            for name in ("agreement %", "flips right->wrong / wrong->right", "power", "to detect")
+        )
         for col in res.columns:
             e = res.evidence.get((b.title, col.label))
             if col.label == res.baseline:
@@ -240,11 +271,13 @@ def evidence_table(res: ResultsTable) -> Table | None:
                 plan.append(_plan_cell(e))
         rows += [agree, flips, power] + ([plan] if res.target_drop else [])
     target = f" To detect: items x samples for a {res.target_drop:g}-point drop." if res.target_drop else ""
-    caption = (f"Agreement: the share of (item, sample) pairs whose extracted answer equals {res.baseline}'s for "
-               f"the same item and seed, with a {100 * res.ci_level:.0f}% bootstrap CI clustered by item; "
-               f"{res.baseline}'s column: its own agreement between samples (the noise floor). Power: the "
-               "smallest drop in points the paired test detects (alpha 0.05, 80% power) from the observed "
-               f"per-item variance.{target}")
+    caption = (
+        f"Agreement: the share of (item, sample) pairs whose extracted answer equals {res.baseline}'s for "
+        f"the same item and seed, with a {100 * res.ci_level:.0f}% bootstrap CI clustered by item; "
+        f"{res.baseline}'s column: its own agreement between samples (the noise floor). Power: the "
+        "smallest drop in points the paired test detects (alpha 0.05, 80% power) from the observed "
+        f"per-item variance.{target}"
+    )
     return Table("Evidence against the baseline", ["Benchmark", *labels], rows, caption, text_columns=1)
 
 
@@ -255,21 +288,39 @@ def proxies_table(data: ReportData) -> Table | None:
     first = next(iter(data.proxies.values()))
     base = f"{first.ppl_base:.3f} ± {first.ppl_base_err:.3f}"
     rows = [[data.reference_label, base, DASH, "0", "0", "0", "100"]]
-    rows += [[label, f"{r.ppl:.3f} ± {r.ppl_err:.3f}", f"{r.ln_ppl_ratio:+.4f} ± {r.ln_ppl_ratio_err:.4f}",
-              f"{r.kld_mean:.5f} ± {r.kld_mean_err:.5f}", f"{r.kld_median:.5f}", f"{r.kld_p99:.4f}",
-              f"{100 * r.same_top:.2f} ± {100 * r.same_top_err:.2f}"] for label, r in data.proxies.items()]
-    caption = (f"{first.n_tokens} tokens of {first.text} scored in {first.n_chunks} chunks of {first.n_ctx} "
-               "(second half of each chunk), as llama-perplexity --kl-divergence does. "
-               "KL: KL(reference ‖ variant) per token, in nats. "
-               "Same top: the most likely next token is unchanged, in percent.")
-    return Table("Quality proxies against the reference",
-                 ["Variant", "PPL", "ln(PPL/PPL ref)", "mean KL", "median KL", "99% KL", "same top %"],
-                 rows, caption)
+    rows += [
+        [
+            label,
+            f"{r.ppl:.3f} ± {r.ppl_err:.3f}",
+            f"{r.ln_ppl_ratio:+.4f} ± {r.ln_ppl_ratio_err:.4f}",
+            f"{r.kld_mean:.5f} ± {r.kld_mean_err:.5f}",
+            f"{r.kld_median:.5f}",
+            f"{r.kld_p99:.4f}",
+            f"{100 * r.same_top:.2f} ± {100 * r.same_top_err:.2f}",
+        ]
+        for label, r in data.proxies.items()
+    ]
+    caption = (
+        f"{first.n_tokens} tokens of {first.text} scored in {first.n_chunks} chunks of {first.n_ctx} "
+        "(second half of each chunk), as llama-perplexity --kl-divergence does. "
+        "KL: KL(reference ‖ variant) per token, in nats. "
+        "Same top: the most likely next token is unchanged, in percent."
+    )
+    return Table(
+        "Quality proxies against the reference",
+        ["Variant", "PPL", "ln(PPL/PPL ref)", "mean KL", "median KL", "99% KL", "same top %"],
+        rows,
+        caption,
+    )
 
 
 def recommendations_table(recs: list[Recommendation]) -> Table | None:
     if not recs:
         return None
-    return Table("Recommendation per device set", ["Device set", "Recipe", "Why"],
-                 [[r.device_set, r.recipe or "none", r.reason] for r in recs],
-                 strong={(i, 1) for i, r in enumerate(recs) if r.recipe}, text_columns=3)
+    return Table(
+        "Recommendation per device set",
+        ["Device set", "Recipe", "Why"],
+        [[r.device_set, r.recipe or "none", r.reason] for r in recs],
+        strong={(i, 1) for i, r in enumerate(recs) if r.recipe},
+        text_columns=3,
+    )

@@ -18,8 +18,7 @@ from quantdrop.report.recommend import recommend
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write
 
-CSV_NAMES = {"table1_sizes.csv", "table2_results.csv", "table2_summary.csv", "proxies.csv",
-             "recommendations.csv"}
+CSV_NAMES = {"table1_sizes.csv", "table2_results.csv", "table2_summary.csv", "proxies.csv", "recommendations.csv"}
 
 
 def _csv(header: list[str], rows: list[list[object]]) -> str:
@@ -38,31 +37,65 @@ def tidy_csvs(data: ReportData) -> dict[str, str]:
         rows: list[list[object]] = []
         for s in data.sizes:
             head = [s.label, s.size_bytes, f"{s.bpw:.4f}"]
-            rows += [[*head, name, p.total_bytes, p.per_device_bytes,
-                      devices[name].capacity_bytes if name in devices else "", int(p.fits)]
-                     for name, p in s.placements.items()] or [head + [""] * 5]
-        out["table1_sizes.csv"] = _csv(["recipe", "size_bytes", "bpw", "device_set", "memory_total_bytes",
-                                        "memory_per_device_bytes", "capacity_per_device_bytes", "fits"], rows)
+            rows += [
+                [
+                    *head,
+                    name,
+                    p.total_bytes,
+                    p.per_device_bytes,
+                    devices[name].capacity_bytes if name in devices else "",
+                    int(p.fits),
+                ]
+                for name, p in s.placements.items()
+            ] or [head + [""] * 5]
+        out["table1_sizes.csv"] = _csv(
+            [
+                "recipe",
+                "size_bytes",
+                "bpw",
+                "device_set",
+                "memory_total_bytes",
+                "memory_per_device_bytes",
+                "capacity_per_device_bytes",
+                "fits",
+            ],
+            rows,
+        )
     if data.results:
         res = data.results
         out["table2_results.csv"] = _csv(
             ["benchmark", "label", "weight", "variant", "mean", "std", "n", "runs"],
-            [[b.title, b.display, b.weight, c.label, cell.mean, _blank(cell.std), cell.n, cell.runs]
-             for b in res.benchmarks for c in res.columns if (cell := c.cells.get(b.title)) is not None])
+            [
+                [b.title, b.display, b.weight, c.label, cell.mean, _blank(cell.std), cell.n, cell.runs]
+                for b in res.benchmarks
+                for c in res.columns
+                if (cell := c.cells.get(b.title)) is not None
+            ],
+        )
         out["table2_summary.csv"] = _csv(
-            ["variant", "average", "weighted_avg", "accuracy_drop_pct", "drop_ci_low", "drop_ci_high",
-             "significant"],
-            [[c.label, _blank(c.average), _blank(c.weighted_avg), _blank(c.drop),
-              _blank(c.drop_ci[0] if c.drop_ci else None), _blank(c.drop_ci[1] if c.drop_ci else None),
-              "" if c.significant is None else int(c.significant)] for c in res.columns])
+            ["variant", "average", "weighted_avg", "accuracy_drop_pct", "drop_ci_low", "drop_ci_high", "significant"],
+            [
+                [
+                    c.label,
+                    _blank(c.average),
+                    _blank(c.weighted_avg),
+                    _blank(c.drop),
+                    _blank(c.drop_ci[0] if c.drop_ci else None),
+                    _blank(c.drop_ci[1] if c.drop_ci else None),
+                    "" if c.significant is None else int(c.significant),
+                ]
+                for c in res.columns
+            ],
+        )
     if data.proxies:
         fields = list(next(iter(data.proxies.values())).to_dict())
-        out["proxies.csv"] = _csv(["label", *fields], [[label, *r.to_dict().values()]
-                                                     for label, r in data.proxies.items()])
+        out["proxies.csv"] = _csv(
+            ["label", *fields], [[label, *r.to_dict().values()] for label, r in data.proxies.items()]
+        )
     if data.recommendations:
         out["recommendations.csv"] = _csv(
-            ["device_set", "recipe", "reason"],
-            [[r.device_set, r.recipe or "", r.reason] for r in data.recommendations])
+            ["device_set", "recipe", "reason"], [[r.device_set, r.recipe or "", r.reason] for r in data.recommendations]
+        )
     return out
 
 

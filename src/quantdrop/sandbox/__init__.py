@@ -41,8 +41,18 @@ from quantdrop.sandbox._isolation import (
 )
 from quantdrop.sandbox._uids import UID_BASE, UID_COUNT, claim_uid, leftover_processes, sweep
 
-__all__ = ["UID_BASE", "UID_COUNT", "ExecResult", "Isolation", "SandboxPool", "isolation",
-           "leftover_processes", "parallelism", "run", "set_parallelism"]
+__all__ = [
+    "UID_BASE",
+    "UID_COUNT",
+    "ExecResult",
+    "Isolation",
+    "SandboxPool",
+    "isolation",
+    "leftover_processes",
+    "parallelism",
+    "run",
+    "set_parallelism",
+]
 
 Status = Literal["ok", "failed", "timeout", "memory", "killed"]
 
@@ -101,8 +111,15 @@ def _take_slot() -> tuple[queue.Queue[int], int]:
 
 
 # ---------------------------------------------------------------- one execution
-def run(code: str, *, stdin: str | bytes | None = None, timeout_s: float = 10, memory_mb: int = 1024,
-        files: Mapping[str, str | bytes] | None = None, max_output: int = MAX_OUTPUT) -> ExecResult:
+def run(
+    code: str,
+    *,
+    stdin: str | bytes | None = None,
+    timeout_s: float = 10,
+    memory_mb: int = 1024,
+    files: Mapping[str, str | bytes] | None = None,
+    max_output: int = MAX_OUTPUT,
+) -> ExecResult:
     """Execute the Python program `code` in the sandbox and return what happened.
 
     `stdin` is fed to it; `files` (name -> content) are placed next to it, read-only under bubblewrap.
@@ -116,8 +133,16 @@ def run(code: str, *, stdin: str | bytes | None = None, timeout_s: float = 10, m
         slots.put(slot)
 
 
-def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None, timeout_s: float,
-                 memory_mb: int, files: dict[str, str | bytes], max_output: int) -> ExecResult:
+def _run_in_slot(
+    iso: Isolation,
+    slot: int,
+    code: str,
+    stdin: str | bytes | None,
+    timeout_s: float,
+    memory_mb: int,
+    files: dict[str, str | bytes],
+    max_output: int,
+) -> ExecResult:
     as_root = os.geteuid() == 0
     # Outside bubblewrap the program reads the interpreter where it lies: drop root only if others can.
     claim = claim_uid(slot) if as_root and (iso.own_filesystem or python_readable_by_others()) else None
@@ -129,8 +154,16 @@ def _run_in_slot(iso: Isolation, slot: int, code: str, stdin: str | bytes | None
             os.chown(files_dir, uid, uid)  # its working directory is the files' directory
         program = _boot_command(iso, files_dir, uid, timeout_s, memory_mb)
         with iso.launch(program, files_dir, tmpfs_bytes=MAX_FILE, as_root=as_root) as (cmd, info_w):
-            return _execute(cmd, cwd=files_dir, stdin=stdin, timeout_s=timeout_s, max_output=max_output,
-                            home=iso.workdir_inside(files_dir), uid=uid, info_w=info_w)
+            return _execute(
+                cmd,
+                cwd=files_dir,
+                stdin=stdin,
+                timeout_s=timeout_s,
+                max_output=max_output,
+                home=iso.workdir_inside(files_dir),
+                uid=uid,
+                info_w=info_w,
+            )
     finally:
         if uid is not None:
             sweep(uid)
@@ -155,25 +188,52 @@ def _boot_command(iso: Isolation, files_dir: str, uid: int | None, timeout_s: fl
     """The interpreter running `_boot.py`, which sets the limits, drops to `uid` and runs main.py."""
     inside_files = iso.files_inside(files_dir)
     boot = {
-        "cwd": iso.workdir_inside(files_dir), "uid": uid, "main": f"{inside_files}/main.py",
-        "cpu_s": max(1, int(timeout_s + 1)), "memory_bytes": memory_mb << 20, "file_bytes": MAX_FILE,
-        "nproc": MAX_PROCESSES, "open_files": MAX_OPEN_FILES,
+        "cwd": iso.workdir_inside(files_dir),
+        "uid": uid,
+        "main": f"{inside_files}/main.py",
+        "cpu_s": max(1, int(timeout_s + 1)),
+        "memory_bytes": memory_mb << 20,
+        "file_bytes": MAX_FILE,
+        "nproc": MAX_PROCESSES,
+        "open_files": MAX_OPEN_FILES,
         # without our own uid or user namespace, RLIMIT_NPROC counts everything this user runs
         "nproc_relative": int(uid is None and not iso.own_filesystem),
         "no_new_privs": int(not iso.own_filesystem),  # bubblewrap sets it itself
     }
-    return [python_executable(), "-I", "-S", "-B", f"{inside_files}/_boot.py",
-            *(f"{key}={'' if value is None else value}" for key, value in boot.items())]
+    return [
+        python_executable(),
+        "-I",
+        "-S",
+        "-B",
+        f"{inside_files}/_boot.py",
+        *(f"{key}={'' if value is None else value}" for key, value in boot.items()),
+    ]
 
 
-def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: float, max_output: int,
-             home: str, uid: int | None, info_w: int | None = None) -> ExecResult:
+def _execute(
+    cmd: list[str],
+    *,
+    cwd: str,
+    stdin: str | bytes | None,
+    timeout_s: float,
+    max_output: int,
+    home: str,
+    uid: int | None,
+    info_w: int | None = None,
+) -> ExecResult:
     data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=minimal_env(home), start_new_session=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(info_w,) if info_w is not None else ())
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=minimal_env(home),
+            start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(info_w,) if info_w is not None else (),
+        )
     finally:
         if info_w is not None:
             os.close(info_w)
@@ -190,12 +250,14 @@ def _execute(cmd: list[str], *, cwd: str, stdin: str | bytes | None, timeout_s: 
                 pipe.close()
     duration = time.monotonic() - start
     stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-    return ExecResult(_status(killed, exit_code, stderr), None if killed else _exit_code(exit_code),
-                      stdout, stderr, duration, killed)
+    return ExecResult(
+        _status(killed, exit_code, stderr), None if killed else _exit_code(exit_code), stdout, stderr, duration, killed
+    )
 
 
-def _pump(proc: subprocess.Popen[bytes], data: bytes, out: bytearray, err: bytearray, deadline: float,
-          max_output: int) -> str:
+def _pump(
+    proc: subprocess.Popen[bytes], data: bytes, out: bytearray, err: bytearray, deadline: float, max_output: int
+) -> str:
     """Feed stdin and collect stdout/stderr until the program closes them; why we stopped it, or ""."""
     assert proc.stdin and proc.stdout and proc.stderr
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
@@ -233,7 +295,7 @@ def _pump(proc: subprocess.Popen[bytes], data: bytes, out: bytearray, err: bytea
 def _feed(sel: selectors.BaseSelector, stdin: Any, data: bytes, sent: int) -> int:
     """Write the next piece of stdin; close it when all is sent (or the program closed its end)."""
     try:
-        sent += os.write(stdin.fileno(), data[sent:sent + 65536])
+        sent += os.write(stdin.fileno(), data[sent : sent + 65536])
     except (BrokenPipeError, OSError):
         sent = len(data)
     if sent >= len(data):
@@ -273,8 +335,9 @@ class SandboxPool:
     """Runs executions in parallel threads; the global slot bound still holds across pools."""
 
     def __init__(self, workers: int | None = None) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers or parallelism(),
-                                            thread_name_prefix="quantdrop-sandbox")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers or parallelism(), thread_name_prefix="quantdrop-sandbox"
+        )
 
     def submit(self, code: str, **options: Any) -> Future[ExecResult]:
         return self._executor.submit(run, code, **options)

@@ -32,8 +32,7 @@ LEVELS = ("bwrap", "unshare", "none")
 # Where the program's files appear inside bubblewrap, and its writable working directory.
 BWRAP_FILES = "/sandbox"
 BWRAP_WORK = "/work"
-_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "passwd", "group",
-        "nsswitch.conf")
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "passwd", "group", "nsswitch.conf")
 _TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
@@ -59,15 +58,31 @@ def python_readable_by_others() -> bool:
 
 def minimal_env(home: str) -> dict[str, str]:
     """The whole environment the program gets: none of ours (API keys stay out)."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-            "HOME": home, "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": home,
+        "TMPDIR": "/tmp",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+    }
 
 
 def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: int | None = None) -> list[str]:
     """bubblewrap's command line up to (not including) the program; `info_fd` receives its child's pid."""
-    cmd = ["bwrap", *(["--info-fd", str(info_fd)] if info_fd is not None else []),
-           "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-           "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+    cmd = [
+        "bwrap",
+        *(["--info-fd", str(info_fd)] if info_fd is not None else []),
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ]
     if not as_root:
         cmd += ["--unshare-user"]  # unprivileged bubblewrap needs a user namespace
     for key, value in minimal_env(BWRAP_WORK).items():
@@ -90,23 +105,41 @@ def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: in
                 cmd += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
         cmd += ["--ro-bind", prefix, prefix]
-    cmd += ["--dev", "/dev", "--proc", "/proc",
-            "--perms", "1777", "--size", str(tmpfs_bytes), "--tmpfs", "/tmp",
-            "--perms", "1777", "--size", str(tmpfs_bytes), "--tmpfs", BWRAP_WORK,
-            "--ro-bind", files_dir, BWRAP_FILES, "--chdir", BWRAP_WORK, "--"]
+    cmd += [
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--perms",
+        "1777",
+        "--size",
+        str(tmpfs_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "1777",
+        "--size",
+        str(tmpfs_bytes),
+        "--tmpfs",
+        BWRAP_WORK,
+        "--ro-bind",
+        files_dir,
+        BWRAP_FILES,
+        "--chdir",
+        BWRAP_WORK,
+        "--",
+    ]
     return cmd
 
 
 def _works(cmd: list[str]) -> tuple[bool, str]:
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=minimal_env("/"),
-                              cwd="/")
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=minimal_env("/"), cwd="/")
     except (OSError, subprocess.TimeoutExpired) as err:
         return False, str(err)
     if done.returncode != 0:
         return False, (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
     return True, ""
-
 
 
 def _probe_command() -> list[str]:
@@ -141,8 +174,9 @@ class Isolation:
         return []
 
     @contextmanager
-    def launch(self, program: list[str], files_dir: str, *, tmpfs_bytes: int,
-               as_root: bool) -> Iterator[tuple[list[str], int | None]]:
+    def launch(
+        self, program: list[str], files_dir: str, *, tmpfs_bytes: int, as_root: bool
+    ) -> Iterator[tuple[list[str], int | None]]:
         """(command, fd to pass to the child or None) for `program`; cleanup after it ran on exit."""
         yield self.prefix(files_dir, tmpfs_bytes=tmpfs_bytes, as_root=as_root, info_fd=None) + program, None
 
@@ -164,15 +198,15 @@ class BwrapIsolation(Isolation):
         if shutil.which("bwrap") is None:
             return False, "bwrap is not installed (Debian package `bubblewrap`)"
         scratch = Path(os.environ.get("TMPDIR", "/tmp"))
-        return _works(bwrap_prefix(str(scratch), tmpfs_bytes=1 << 20, as_root=os.geteuid() == 0)
-                      + _probe_command())
+        return _works(bwrap_prefix(str(scratch), tmpfs_bytes=1 << 20, as_root=os.geteuid() == 0) + _probe_command())
 
     def prefix(self, files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: int | None) -> list[str]:
         return bwrap_prefix(files_dir, tmpfs_bytes=tmpfs_bytes, as_root=as_root, info_fd=info_fd)
 
     @contextmanager
-    def launch(self, program: list[str], files_dir: str, *, tmpfs_bytes: int,
-               as_root: bool) -> Iterator[tuple[list[str], int | None]]:
+    def launch(
+        self, program: list[str], files_dir: str, *, tmpfs_bytes: int, as_root: bool
+    ) -> Iterator[tuple[list[str], int | None]]:
         info_r, info_w = os.pipe()  # bubblewrap writes its child's pid there (--info-fd)
         try:
             yield self.prefix(files_dir, tmpfs_bytes=tmpfs_bytes, as_root=as_root, info_fd=info_w) + program, info_w
@@ -238,10 +272,15 @@ def isolation() -> Isolation:
 def _warn(chosen: Isolation) -> None:
     lost = chosen.lost()
     if os.geteuid() == 0 and not python_readable_by_others():
-        lost += (", AS ROOT (the interpreter under " + python_prefixes()[0]
-                 + " is unreadable to other users, so no unprivileged uid can run it)")
-    print(f"quantdrop sandbox: WARNING: untrusted code runs with {lost} "
-          f"(level {chosen.level!r}: {chosen.detail})", file=sys.stderr)
+        lost += (
+            ", AS ROOT (the interpreter under "
+            + python_prefixes()[0]
+            + " is unreadable to other users, so no unprivileged uid can run it)"
+        )
+    print(
+        f"quantdrop sandbox: WARNING: untrusted code runs with {lost} (level {chosen.level!r}: {chosen.detail})",
+        file=sys.stderr,
+    )
 
 
 def wait_for_namespace(info_r: int, limit_s: float = 5.0) -> None:

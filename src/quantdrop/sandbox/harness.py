@@ -122,7 +122,7 @@ def send(fd, obj):
     data = struct.pack("<Q", len(data)) + data
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _read_exact(fd, n, deadline):

@@ -55,8 +55,9 @@ def parse_budget(text: str) -> Budget:
         if len(sets) != 1:
             raise QuantdropError(f"--budget {spec}: give one device set (no commas)")
         return Budget("devices", 0.0, spec)
-    raise QuantdropError(f"--budget {spec!r}: expected a size (281G, 3.2GiB), bits per weight (3.6bpw) "
-                         "or a device set (8x910B-64G)")
+    raise QuantdropError(
+        f"--budget {spec!r}: expected a size (281G, 3.2GiB), bits per weight (3.6bpw) or a device set (8x910B-64G)"
+    )
 
 
 def byte_budget(budget: Budget, n_params: int) -> int:
@@ -85,8 +86,10 @@ def fit_devices(attempt: Callable[[int], tuple[bool, object]], lo: int, hi: int)
         return Fit(hi, result, 1)
     ok, best = attempt(lo)
     if not ok:
-        raise QuantdropError("the smallest mix of the allowed types does not fit these devices "
-                             "(try smaller --types, a shorter --ctx or more devices)")
+        raise QuantdropError(
+            "the smallest mix of the allowed types does not fit these devices "
+            "(try smaller --types, a shorter --ctx or more devices)"
+        )
     trials = 2
     good = lo
     for _ in range(FIT_STEPS):

@@ -60,13 +60,23 @@ class TuneResult:
         return self.size_bytes * 8 / max(1, self.n_params)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"budget": self.budget, "budget_bytes": self.budget_bytes, "size_bytes": self.size_bytes,
-                "bits_per_weight": round(self.bits_per_weight, 4), "predicted_loss": self.solution.loss,
-                "optimality_gap": self.solution.gap, "sensitivity": self.sensitivity.source,
-                "imatrix_weighted": self.sensitivity.weighted, "scales": self.scales,
-                "model_fingerprint": self.fingerprint, "text_hash": self.text_hash, "notes": self.notes,
-                "recipe_path": str(self.path) if self.path else None, "measurements": self.measurements,
-                "tensors": self.decisions}
+        return {
+            "budget": self.budget,
+            "budget_bytes": self.budget_bytes,
+            "size_bytes": self.size_bytes,
+            "bits_per_weight": round(self.bits_per_weight, 4),
+            "predicted_loss": self.solution.loss,
+            "optimality_gap": self.solution.gap,
+            "sensitivity": self.sensitivity.source,
+            "imatrix_weighted": self.sensitivity.weighted,
+            "scales": self.scales,
+            "model_fingerprint": self.fingerprint,
+            "text_hash": self.text_hash,
+            "notes": self.notes,
+            "recipe_path": str(self.path) if self.path else None,
+            "measurements": self.measurements,
+            "tensors": self.decisions,
+        }
 
 
 def parse_types(types: str | list[str]) -> list[T]:
@@ -81,17 +91,25 @@ def _candidates(inv: ModelInventory, types: list[T], has_imatrix: bool) -> dict[
     for t in quantizable(inv):
         cands = candidate_types(t, types, has_imatrix)
         if not cands:
-            raise QuantdropError(f"--types: none of {', '.join(q.name.lower() for q in types)} is usable for "
-                                 f"{t.name} (they need an imatrix: pass --imatrix FILE or add e.g. q4_k)")
+            raise QuantdropError(
+                f"--types: none of {', '.join(q.name.lower() for q in types)} is usable for "
+                f"{t.name} (they need an imatrix: pass --imatrix FILE or add e.g. q4_k)"
+            )
         out[t.name] = cands
     return out
 
 
 def _items(inv: ModelInventory, cands: dict[str, list[T]], sens: Sensitivity, scales: dict[str, float]) -> list[Item]:
     by_name = {t.name: t for t in inv.tensors}
-    return [Item(n, tuple(q.name for q in qs), tuple(tensor_bytes(q, by_name[n].shape) for q in qs),
-                 tuple(scale_for(scales, n) * sens.error[n][q.name] for q in qs))
-            for n, qs in cands.items()]
+    return [
+        Item(
+            n,
+            tuple(q.name for q in qs),
+            tuple(tensor_bytes(q, by_name[n].shape) for q in qs),
+            tuple(scale_for(scales, n) * sens.error[n][q.name] for q in qs),
+        )
+        for n, qs in cands.items()
+    ]
 
 
 def _fixed_bytes(inv: ModelInventory) -> int:
@@ -105,8 +123,10 @@ def _gib(n: int) -> str:
 def _check_floor(items: list[Item], fixed: int, budget: int, what: str) -> None:
     least = minimum_bytes(items) + fixed
     if budget < least:
-        raise QuantdropError(f"--budget {what} ({budget} bytes, {_gib(budget)}) is below the smallest possible mix "
-                             f"of the allowed types: {least} bytes ({_gib(least)})")
+        raise QuantdropError(
+            f"--budget {what} ({budget} bytes, {_gib(budget)}) is below the smallest possible mix "
+            f"of the allowed types: {least} bytes ({_gib(least)})"
+        )
 
 
 def _render(inv: ModelInventory, items: list[Item], sol: Solution, header: list[str], name: str) -> str:
@@ -139,8 +159,9 @@ def _device_upper_bound(inv: ModelInventory, spec: str, ctx: int) -> int:
     return fit.capacity_bytes * fit.count - fixed - fit.count * (1 << 30) + fit.host_bytes
 
 
-def _solve_budget(inv: ModelInventory, bud: Budget, items: list[Item], fixed: int, ctx: int, attempt: Any,
-                  notes: list[str]) -> tuple[int, Solution, str]:
+def _solve_budget(
+    inv: ModelInventory, bud: Budget, items: list[Item], fixed: int, ctx: int, attempt: Any, notes: list[str]
+) -> tuple[int, Solution, str]:
     """(the byte budget, the solution, its recipe text): direct for a size, bisected with plan for devices."""
     least = minimum_bytes(items) + fixed
     if bud.kind != "devices":
@@ -151,13 +172,21 @@ def _solve_budget(inv: ModelInventory, bud: Budget, items: list[Item], fixed: in
     hi = max(_device_upper_bound(inv, bud.spec, ctx), least)
     fit = fit_devices(lambda b: attempt(b, items), least, hi)
     sol, body = fit.result  # type: ignore[misc]
-    notes.append(f"device budget {bud.spec} at ctx {ctx}: {fit.budget_bytes} bytes of tensors fit "
-                 f"(found by plan in {fit.trials} trials)")
+    notes.append(
+        f"device budget {bud.spec} at ctx {ctx}: {fit.budget_bytes} bytes of tensors fit "
+        f"(found by plan in {fit.trials} trials)"
+    )
     return fit.budget_bytes, sol, body
 
 
-def _check_arguments(path: Path, is_config: bool, measure: int, ctx: int, out: str | os.PathLike[str] | None,
-                     imatrix: str | os.PathLike[str] | None) -> bool:
+def _check_arguments(
+    path: Path,
+    is_config: bool,
+    measure: int,
+    ctx: int,
+    out: str | os.PathLike[str] | None,
+    imatrix: str | os.PathLike[str] | None,
+) -> bool:
     """Validate before any work; returns whether MODEL is a config (no weights)."""
     if measure < 0 or ctx < 1:
         raise QuantdropError("--measure must be >= 0 and --ctx positive")
@@ -168,9 +197,17 @@ def _check_arguments(path: Path, is_config: bool, measure: int, ctx: int, out: s
     return is_config
 
 
-def _sensitivity(path: Path, inv: ModelInventory, cands: dict[str, list[T]], is_config: bool, imat: Any,
-                 imatrix: str | os.PathLike[str] | None, threads: int | None, progress: bool,
-                 cache_dir: str | os.PathLike[str] | None) -> tuple[Sensitivity, str, list[str]]:
+def _sensitivity(
+    path: Path,
+    inv: ModelInventory,
+    cands: dict[str, list[T]],
+    is_config: bool,
+    imat: Any,
+    imatrix: str | os.PathLike[str] | None,
+    threads: int | None,
+    progress: bool,
+    cache_dir: str | os.PathLike[str] | None,
+) -> tuple[Sensitivity, str, list[str]]:
     """Tier 1 (weights) or the shipped priors (a config): the sensitivity, the model fingerprint, notes."""
     if is_config:
         fingerprint = "config-" + hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()[:16]
@@ -179,8 +216,16 @@ def _sensitivity(path: Path, inv: ModelInventory, cands: dict[str, list[T]], is_
     from quantdrop.util import cache_dir as default_cache
 
     digest = file_fingerprint(imatrix) if imatrix else ""
-    sens = tier1(path, inv, cands, imat, imatrix_digest=digest, threads=threads, progress=progress,
-                 cache_dir=Path(cache_dir) if cache_dir else default_cache() / "tune")
+    sens = tier1(
+        path,
+        inv,
+        cands,
+        imat,
+        imatrix_digest=digest,
+        threads=threads,
+        progress=progress,
+        cache_dir=Path(cache_dir) if cache_dir else default_cache() / "tune",
+    )
     notes = [] if sens.weighted else ["tier 1 is unweighted (no --imatrix): every input column counts the same"]
     return sens, file_fingerprint(path), notes
 
@@ -189,14 +234,30 @@ def _decisions(inv: ModelInventory, items: list[Item], sol: Solution) -> list[di
     """The per-tensor decision of `--json`: type, bytes, predicted loss, tensor class."""
     by_name = {t.name: t for t in inv.tensors}
     by_item = {it.name: it for it in items}
-    return [{"name": n, "type": q.lower(), "bytes": tensor_bytes(type_from_name(q), by_name[n].shape),
-             "predicted_loss": by_item[n].loss[by_item[n].types.index(q)], "class": role_class(n)}
-            for n, q in sol.choice.items()]
+    return [
+        {
+            "name": n,
+            "type": q.lower(),
+            "bytes": tensor_bytes(type_from_name(q), by_name[n].shape),
+            "predicted_loss": by_item[n].loss[by_item[n].types.index(q)],
+            "class": role_class(n),
+        }
+        for n, q in sol.choice.items()
+    ]
 
 
-def _tier2(path: Path, inv: ModelInventory, items: list[Item], sol: Solution, header: list[str], measure: int,
-           text: str | os.PathLike[str] | None, imatrix: str | os.PathLike[str] | None, chunking: tuple[int, int],
-           progress: bool) -> tuple[dict[str, float], list[dict[str, Any]], str]:
+def _tier2(
+    path: Path,
+    inv: ModelInventory,
+    items: list[Item],
+    sol: Solution,
+    header: list[str],
+    measure: int,
+    text: str | os.PathLike[str] | None,
+    imatrix: str | os.PathLike[str] | None,
+    chunking: tuple[int, int],
+    progress: bool,
+) -> tuple[dict[str, float], list[dict[str, Any]], str]:
     """Tier 2: measure `measure` groups' KL divergence around the tier-1 solution; the scales per role
     (also recorded in `header`), the measurements and the calibration text's hash."""
     from quantdrop.tune.measure import calibrate
@@ -205,19 +266,42 @@ def _tier2(path: Path, inv: ModelInventory, items: list[Item], sol: Solution, he
         return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
 
     measure_ctx, measure_chunks = chunking
-    scales, measurements, text_hash = calibrate(path, items, sol, render, measure, inv.hparams.n_layer,
-                                                text=text, imatrix=imatrix, n_ctx=measure_ctx,
-                                                chunks=measure_chunks, progress=progress)
-    header.append(f"calibration text sha256 = {text_hash}; tier 2 scales: "
-                  + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items())))
+    scales, measurements, text_hash = calibrate(
+        path,
+        items,
+        sol,
+        render,
+        measure,
+        inv.hparams.n_layer,
+        text=text,
+        imatrix=imatrix,
+        n_ctx=measure_ctx,
+        chunks=measure_chunks,
+        progress=progress,
+    )
+    header.append(
+        f"calibration text sha256 = {text_hash}; tier 2 scales: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in sorted(scales.items()))
+    )
     return scales, measurements, text_hash
 
 
-def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types: str | list[str] = DEFAULT_TYPES,
-         imatrix: str | os.PathLike[str] | None = None, text: str | os.PathLike[str] | None = None,
-         measure: int = 0, out: str | os.PathLike[str] | None = None, threads: int | None = None,
-         progress: bool = False, cache_dir: str | os.PathLike[str] | None = None, measure_ctx: int = 512,
-         measure_chunks: int = 8) -> TuneResult:
+def tune(
+    model: str | os.PathLike[str],
+    budget: str,
+    *,
+    ctx: int = 32768,
+    types: str | list[str] = DEFAULT_TYPES,
+    imatrix: str | os.PathLike[str] | None = None,
+    text: str | os.PathLike[str] | None = None,
+    measure: int = 0,
+    out: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    measure_ctx: int = 512,
+    measure_chunks: int = 8,
+) -> TuneResult:
     """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
 
     measure_ctx / measure_chunks: tier 2's KL divergence chunks (tokens each, how many)."""
@@ -233,8 +317,7 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
 
         imat = read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
     cands = _candidates(inv, qtypes, imat is not None)
-    sens, fingerprint, notes = _sensitivity(path, inv, cands, is_config, imat, imatrix, threads, progress,
-                                            cache_dir)
+    sens, fingerprint, notes = _sensitivity(path, inv, cands, is_config, imat, imatrix, threads, progress, cache_dir)
     if measure and is_config:
         notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
     notes += sens.notes
@@ -243,8 +326,11 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     text_hash = ""
     fixed = _fixed_bytes(inv)
     items = _items(inv, cands, sens, scales)
-    header = [f"quantdrop.tune: budget = {bud.spec}", f"model fingerprint = {fingerprint}",
-              f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}"]
+    header = [
+        f"quantdrop.tune: budget = {bud.spec}",
+        f"model fingerprint = {fingerprint}",
+        f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}",
+    ]
 
     def attempt(total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
         sol = solve(items, total - fixed)
@@ -254,19 +340,36 @@ def tune(model: str | os.PathLike[str], budget: str, *, ctx: int = 32768, types:
     t0 = time.perf_counter()
     total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
     if measure and not is_config:
-        scales, measurements, text_hash = _tier2(path, inv, items, sol, header, measure, text, imatrix,
-                                                 (measure_ctx, measure_chunks), progress)
+        scales, measurements, text_hash = _tier2(
+            path, inv, items, sol, header, measure, text, imatrix, (measure_ctx, measure_chunks), progress
+        )
         notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
         items = _items(inv, cands, sens, scales)
         t0 = time.perf_counter()
         total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
-    notes.append(f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
-                 f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}")
+    notes.append(
+        f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
+        f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
+    )
     dst = Path(out) if out else None
     if dst is not None:
         _write_atomic(dst, body)
-    return TuneResult(body, dst, bud.spec, total, sol.nbytes + fixed, inv.n_params, sol, sens,
-                      _decisions(inv, items, sol), scales, notes, fingerprint, text_hash, measurements)
+    return TuneResult(
+        body,
+        dst,
+        bud.spec,
+        total,
+        sol.nbytes + fixed,
+        inv.n_params,
+        sol,
+        sens,
+        _decisions(inv, items, sol),
+        scales,
+        notes,
+        fingerprint,
+        text_hash,
+        measurements,
+    )
 
 
 def _write_atomic(path: Path, content: str) -> None:

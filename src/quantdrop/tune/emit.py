@@ -36,8 +36,14 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_recipe(name: str, decisions: dict[str, T], nbytes: dict[str, int], loss: dict[str, float],
-                  header: list[str], description: str) -> str:
+def render_recipe(
+    name: str,
+    decisions: dict[str, T],
+    nbytes: dict[str, int],
+    loss: dict[str, float],
+    header: list[str],
+    description: str,
+) -> str:
     """TOML text of the recipe; `header` lines become leading comments (budget, fingerprint, ...)."""
     total_b = sum(nbytes.values()) or 1
     total_l = sum(loss.values()) or 1.0
@@ -51,8 +57,11 @@ def render_recipe(name: str, decisions: dict[str, T], nbytes: dict[str, int], lo
         if layer_of(n) is None or q != default:
             groups[(role_of(n), q)].append(n)
     lines = [f"# {h}" for h in header]
-    lines += [f"name = {_toml_str(name)}", f"description = {_toml_str(description)}",
-              f"default = {_toml_str(default.name.lower())}"]
+    lines += [
+        f"name = {_toml_str(name)}",
+        f"description = {_toml_str(description)}",
+        f"default = {_toml_str(default.name.lower())}",
+    ]
     rest = [n for n, q in decisions.items() if layer_of(n) is not None and q == default]
     lines.append(f"# default: {len(rest)} tensors, {_share(rest, nbytes, loss, total_b, total_l)}")
     for (role, q), names in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1].name)):

@@ -69,12 +69,14 @@ def moved(items: dict[str, Item], names: list[str], choice: dict[str, str], dire
 def _delta(items: dict[str, Item], names: list[str], choice: dict[str, str], direction: int) -> float:
     """Tier 1's predicted change of loss when the group moves one step (positive = more loss)."""
     new = moved(items, names, choice, direction)
-    return sum(items[n].loss[items[n].types.index(new[n])] - items[n].loss[items[n].types.index(choice[n])]
-               for n in names)
+    return sum(
+        items[n].loss[items[n].types.index(new[n])] - items[n].loss[items[n].types.index(choice[n])] for n in names
+    )
 
 
-def pick_groups(cand: dict[Group, tuple[list[str], int]], items: dict[str, Item], choice: dict[str, str],
-                n: int) -> list[Group]:
+def pick_groups(
+    cand: dict[Group, tuple[list[str], int]], items: dict[str, Item], choice: dict[str, str], n: int
+) -> list[Group]:
     by_role: dict[str, list[tuple[float, Group]]] = {}
     for key, (names, direction) in cand.items():
         by_role.setdefault(key[0], []).append((abs(_delta(items, names, choice, direction)), key))
@@ -88,11 +90,20 @@ def pick_groups(cand: dict[Group, tuple[list[str], int]], items: dict[str, Item]
     return picked
 
 
-def calibrate(path: Path, items: list[Item], baseline: Solution, render: Callable[[dict[str, str]], str], n: int,
-              n_layer: int, *, text: str | os.PathLike[str] | None = None,
-              imatrix: str | os.PathLike[str] | None = None, n_ctx: int = N_CTX,
-              chunks: int = CALIBRATION_CHUNKS, progress: bool = False
-              ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
+def calibrate(
+    path: Path,
+    items: list[Item],
+    baseline: Solution,
+    render: Callable[[dict[str, str]], str],
+    n: int,
+    n_layer: int,
+    *,
+    text: str | os.PathLike[str] | None = None,
+    imatrix: str | os.PathLike[str] | None = None,
+    n_ctx: int = N_CTX,
+    chunks: int = CALIBRATION_CHUNKS,
+    progress: bool = False,
+) -> tuple[dict[str, float], list[dict[str, Any]], str]:
     """Role scales (KLD per unit of tier-1 error), the measurements, and the calibration text's sha256."""
     from quantdrop.proxies import load_text, reference_log_probs
 
@@ -110,9 +121,19 @@ def calibrate(path: Path, items: list[Item], baseline: Solution, render: Callabl
             names, direction = cand[(role, block)]
             value = trial.kld(moved(by_name, names, choice, direction), f"{role}-{block}")
             predicted = _delta(by_name, names, choice, direction)
-            measured.append({"role": role, "block": block, "class": role_class(names[0]), "tensors": len(names),
-                             "direction": "down" if direction < 0 else "up", "kld": value, "baseline_kld": base,
-                             "predicted_error": predicted, "scale": _scale(value - base, predicted)})
+            measured.append(
+                {
+                    "role": role,
+                    "block": block,
+                    "class": role_class(names[0]),
+                    "tensors": len(names),
+                    "direction": "down" if direction < 0 else "up",
+                    "kld": value,
+                    "baseline_kld": base,
+                    "predicted_error": predicted,
+                    "scale": _scale(value - base, predicted),
+                }
+            )
     return role_scales(measured), measured, text_hash
 
 
@@ -126,8 +147,15 @@ def _scale(measured_change: float, predicted_change: float) -> float:
 class _Trials:
     """Quantizes trial mixes next to a kept baseline file (copying its unchanged tensors) and scores them."""
 
-    def __init__(self, path: Path, folder: Path, ref: Any, render: Callable[[dict[str, str]], str],
-                 imatrix: str | os.PathLike[str] | None, progress: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        folder: Path,
+        ref: Any,
+        render: Callable[[dict[str, str]], str],
+        imatrix: str | os.PathLike[str] | None,
+        progress: bool,
+    ) -> None:
         self.path, self.folder, self.ref, self.render = path, folder, ref, render
         self.imatrix, self.progress = imatrix, progress
         self.baseline: Path | None = None

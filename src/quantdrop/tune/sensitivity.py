@@ -142,8 +142,9 @@ def _neutral_importance(imatrix: dict[str, np.ndarray] | None) -> float:
     return float(np.median([float(v.mean()) for v in imatrix.values()]))
 
 
-def _slab_errors(rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool: ThreadPoolExecutor | None,
-                 threads: int) -> tuple[np.ndarray, float]:
+def _slab_errors(
+    rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool: ThreadPoolExecutor | None, threads: int
+) -> tuple[np.ndarray, float]:
     """Weighted squared error of each type on a float32 slab, and the weighted energy of the slab."""
     n_rows, n = rows.shape
     w = np.ones(n, dtype=np.float64) if imat is None else imat.astype(np.float64)
@@ -151,7 +152,7 @@ def _slab_errors(rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool
     starts = list(range(0, n_rows, per))
 
     def work(start: int) -> np.ndarray:
-        block = np.ascontiguousarray(rows[start: start + per])
+        block = np.ascontiguousarray(rows[start : start + per])
         errs = np.zeros(len(types))
         for k, qtype in enumerate(types):
             buf = np.empty(block.shape[0] * kernels.row_size(qtype, n), dtype=np.uint8)
@@ -179,8 +180,9 @@ def _cache_key(path: Path, types: dict[str, list[T]], imatrix_digest: str) -> st
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def _tensor_errors(fh: int, src: object, t: TensorInfo, types: list[T], imatrix: dict | None, pool, threads: int,
-                   advance) -> tuple[list[float], float]:
+def _tensor_errors(
+    fh: int, src: object, t: TensorInfo, types: list[T], imatrix: dict | None, pool, threads: int, advance
+) -> tuple[list[float], float]:
     from quantdrop.kernels import to_f32
 
     n = t.shape[0]
@@ -204,9 +206,17 @@ def _tensor_errors(fh: int, src: object, t: TensorInfo, types: list[T], imatrix:
     return list(errs), energy
 
 
-def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, list[T]],
-          imatrix: dict[str, np.ndarray] | None = None, *, imatrix_digest: str = "", threads: int | None = None,
-          cache_dir: Path | None = None, progress: bool = False) -> Sensitivity:
+def tier1(
+    path: str | os.PathLike[str],
+    inv: ModelInventory,
+    types: dict[str, list[T]],
+    imatrix: dict[str, np.ndarray] | None = None,
+    *,
+    imatrix_digest: str = "",
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> Sensitivity:
     """Tier 1 for every tensor in `types` (tensor -> its candidate types), cached by model and imatrix."""
     from quantdrop.kernels import FLOAT_SOURCES
 
@@ -216,8 +226,15 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
         cache = cache_dir / f"tier1-{_cache_key(path, types, imatrix_digest)}.json"
         if cache.is_file():
             d = json.loads(cache.read_text())
-            return Sensitivity(d["error"], d["signal"], "tier 1", imatrix is not None, d["seconds"],
-                               d["bytes_per_s"], ["tier 1 from cache " + str(cache)])
+            return Sensitivity(
+                d["error"],
+                d["signal"],
+                "tier 1",
+                imatrix is not None,
+                d["seconds"],
+                d["bytes_per_s"],
+                ["tier 1 from cache " + str(cache)],
+            )
     from quantdrop.ggufio import read_header
 
     header = read_header(path)
@@ -225,8 +242,10 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
     by_name = {t.name: t for t in inv.tensors}
     for name in types:
         if by_name[name].type not in FLOAT_SOURCES:
-            raise QuantdropError(f"{path}: {name} is {by_name[name].type.name}; tier 1 needs an F32/F16/BF16 "
-                                 "source (the error against an already quantized weight means little)")
+            raise QuantdropError(
+                f"{path}: {name} is {by_name[name].type.name}; tier 1 needs an F32/F16/BF16 "
+                "source (the error against an already quantized weight means little)"
+            )
     for qtype in {q for v in types.values() for q in v}:
         kernels.prepare(qtype)
     threads = max(1, threads or os.cpu_count() or 1)
@@ -254,8 +273,9 @@ def tier1(path: str | os.PathLike[str], inv: ModelInventory, types: dict[str, li
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(cache.parent)
-        atomic_write(cache, json.dumps({"error": error, "signal": signal, "seconds": seconds,
-                                        "bytes_per_s": result.bytes_per_s}))
+        atomic_write(
+            cache, json.dumps({"error": error, "signal": signal, "seconds": seconds, "bytes_per_s": result.bytes_per_s})
+        )
     return result
 
 
@@ -302,5 +322,8 @@ def derive_priors(measured: list[tuple[ModelInventory, Sensitivity, dict[str, fl
     med = {c: float(np.median(v)) for c, v in per_class.items() if v}
     ref = med.get("mlp") or 1.0
     factor = {c: med.get(c, ref) / ref for c in CLASSES}
-    return {"derived_from": label, "relative_error": {q: float(np.median(v)) for q, v in sorted(rel.items())},
-            "class_factor": factor}
+    return {
+        "derived_from": label,
+        "relative_error": {q: float(np.median(v)) for q, v in sorted(rel.items())},
+        "class_factor": factor,
+    }

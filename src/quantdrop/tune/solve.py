@@ -72,8 +72,9 @@ def solve(items: list[Item], budget: int) -> Solution:
         return Solution({}, 0, 0.0, 0.0)
     least = minimum_bytes(items)
     if least > budget:
-        raise QuantdropError(f"budget {budget} bytes is below the smallest possible mix of these tensors "
-                             f"({least} bytes)")
+        raise QuantdropError(
+            f"budget {budget} bytes is below the smallest possible mix of these tensors ({least} bytes)"
+        )
     size, loss = _matrices(items)
     rows = np.arange(len(items))
     scale = float(np.nanmax(np.where(np.isfinite(loss), loss, 0.0))) / max(1.0, float(size.min()))

@@ -107,9 +107,9 @@ class LlamaCppBackend(BackendBase):
             _LOADED[key] = llm
         if chat and "tokenizer.chat_template" not in _LOADED[key].metadata:
             raise QuantdropError(
-                    f"{self.path} has no chat template (tokenizer.chat_template); "
-                    "serve it with a template and use --endpoint"
-                )
+                f"{self.path} has no chat template (tokenizer.chat_template); "
+                "serve it with a template and use --endpoint"
+            )
         self._llm = _LOADED[key]
 
     def _key(self) -> tuple[str, int, int | None]:
@@ -180,8 +180,12 @@ class LlamaCppBackend(BackendBase):
                 is_greedy &= int(lp.argmax()) == token
             lls.append(total)
             greedy.append(is_greedy)
-        return Completion(text=encode_result(lls, greedy), prompt_tokens=longest, completion_tokens=0,
-                          latency_s=time.perf_counter() - start)
+        return Completion(
+            text=encode_result(lls, greedy),
+            prompt_tokens=longest,
+            completion_tokens=0,
+            latency_s=time.perf_counter() - start,
+        )
 
     async def loglik(self, context: str, continuations: Sequence[str]) -> Completion:
         """Each continuation's log-likelihood after `context` (lm-eval's `loglikelihood` request)."""

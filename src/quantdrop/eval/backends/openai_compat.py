@@ -190,8 +190,13 @@ class OpenAICompatBackend(BackendBase):
         return min(order, key=lambda e: self._busy[e])
 
     def _chat_payload(self, messages: Sequence[Message], params: SamplingParams, family: str | None) -> bytes:
-        body = {"model": self.model_name, "messages": list(messages), **sampler_fields(params, family),
-                "n": 1, "stream": False}
+        body = {
+            "model": self.model_name,
+            "messages": list(messages),
+            **sampler_fields(params, family),
+            "n": 1,
+            "stream": False,
+        }
         return json.dumps(body, allow_nan=False).encode()
 
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
@@ -205,8 +210,9 @@ class OpenAICompatBackend(BackendBase):
                 payloads[family] = self._chat_payload(messages, params, family)
             self._busy[url] += 1
             try:
-                done, last_error, retry_after = await self._chat_attempt(url, payloads[family],
-                                                                         params.max_tokens, start)
+                done, last_error, retry_after = await self._chat_attempt(
+                    url, payloads[family], params.max_tokens, start
+                )
             finally:
                 self._busy[url] -= 1
             if isinstance(done, Completion):
@@ -317,8 +323,13 @@ class OpenAICompatBackend(BackendBase):
         """log p(token | prefix), whether it is the argmax, whether the value is only an upper bound
         (llama-server: not among the top `N_PROBS`); None when the server sent no log-probs."""
         if self._logprob_api == "vllm":
-            body = {"model": self.model_name, "prompt": [*prefix, token], "max_tokens": 1, "temperature": 0,
-                    "prompt_logprobs": 1}
+            body = {
+                "model": self.model_name,
+                "prompt": [*prefix, token],
+                "max_tokens": 1,
+                "temperature": 0,
+                "prompt_logprobs": 1,
+            }
             data, _ = await self._post_json("/v1/completions", body)
             try:
                 entry = data["choices"][0]["prompt_logprobs"][-1][str(token)]
@@ -346,7 +357,7 @@ class OpenAICompatBackend(BackendBase):
             for continuation in continuations:
                 ctx, cont = split_pair(context, continuation)
                 ctx_ids = await self._tokenize(ctx)
-                cont_ids = (await self._tokenize(ctx + cont))[len(ctx_ids):]
+                cont_ids = (await self._tokenize(ctx + cont))[len(ctx_ids) :]
                 total, is_greedy = 0.0, True
                 for j, token in enumerate(cont_ids):
                     got = await self._token_logprob(ctx_ids + cont_ids[:j], token)
@@ -426,8 +437,9 @@ def _content(content: Any) -> str | None:
             raise MalformedReply(f"choices[0].message.content[{k}] is {_show(part)}, expected a typed part")
         if part["type"] == "text":
             if not isinstance(part.get("text"), str):
-                raise MalformedReply(f"choices[0].message.content[{k}].text is {_show(part.get('text'))}, "
-                                     "expected text")
+                raise MalformedReply(
+                    f"choices[0].message.content[{k}].text is {_show(part.get('text'))}, expected text"
+                )
             texts.append(part["text"])
     return "".join(texts)
 

@@ -53,8 +53,14 @@ class DataSource:
 
     def rows(self, name: str, data_dir: Path | None) -> tuple[list[dict[str, Any]], str]:
         """`load_rows` of this source for benchmark `name` (DataNotFound: the fallback's turn)."""
-        return load_rows(self.local_name or name, hub_id=self.hub_id, hub_config=self.hub_config,
-                         split=self.split, data_dir=data_dir, required=self.required)
+        return load_rows(
+            self.local_name or name,
+            hub_id=self.hub_id,
+            hub_config=self.hub_config,
+            split=self.split,
+            data_dir=data_dir,
+            required=self.required,
+        )
 
 
 def load_rows(
@@ -137,8 +143,9 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as err:
-        raise QuantdropError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow), "
-                             "or convert it to JSONL") from err
+        raise QuantdropError(
+            f"{path}: reading Parquet needs pyarrow (pip install pyarrow), or convert it to JSONL"
+        ) from err
     try:
         return pq.read_table(path).to_pylist()
     except Exception as err:  # pyarrow raises several types for a damaged file
@@ -150,8 +157,9 @@ def check_rows(rows: list[dict[str, Any]], required: Sequence[str], where: str) 
     for number, row in enumerate(rows, 1):
         missing = [field for field in required if row.get(field) is None]
         if missing:
-            raise QuantdropError(f"{where}: row {number} has no field {missing[0]!r} "
-                                 f"(expected fields: {', '.join(required)})")
+            raise QuantdropError(
+                f"{where}: row {number} has no field {missing[0]!r} (expected fields: {', '.join(required)})"
+            )
 
 
 def hub_allowed() -> bool:
@@ -165,21 +173,22 @@ def hub_allowed() -> bool:
     return True
 
 
-def _load_hub(name: str, hub_id: str, hub_config: str | Sequence[str] | None, split: str,
-              required: Sequence[str]) -> tuple[list[dict[str, Any]], str]:
+def _load_hub(
+    name: str, hub_id: str, hub_config: str | Sequence[str] | None, split: str, required: Sequence[str]
+) -> tuple[list[dict[str, Any]], str]:
     import datasets
 
-    configs: list[str | None] = (
-        [hub_config] if hub_config is None or isinstance(hub_config, str) else list(hub_config)
-    )
+    configs: list[str | None] = [hub_config] if hub_config is None or isinstance(hub_config, str) else list(hub_config)
     rows: list[dict[str, Any]] = []
     for config in configs:
         try:
             part = datasets.load_dataset(hub_id, config, split=split)
         except Exception as err:  # network, gated datasets, renamed configs: explain and move on
-            raise DataNotFound(f"could not load {hub_id} ({config or 'default'}, {split}) from the hub: "
-                               f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
-                               + _how_to_provide(name, hub_id, split, None)) from err
+            raise DataNotFound(
+                f"could not load {hub_id} ({config or 'default'}, {split}) from the hub: "
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
+                + _how_to_provide(name, hub_id, split, None)
+            ) from err
         part_rows = [dict(row) for row in part]
         check_rows(part_rows, required, f"{hub_id} ({config or 'default'}, {split})")
         rows += [{**row, "_source": config or ""} for row in part_rows]
@@ -189,9 +198,11 @@ def _load_hub(name: str, hub_id: str, hub_config: str | Sequence[str] | None, sp
 
 def _how_to_provide(name: str, hub_id: str, split: str, data_dir: str | Path | None) -> str:
     looked = f"nothing for {name!r} in {data_dir}; " if data_dir is not None else ""
-    return (f"{looked}no data for {name}: pass --data-dir DIR holding {name}.jsonl (or .parquet/.csv, "
-            f"or {name}/{split}/*) in the schema of the hub dataset {hub_id}, or install `datasets` "
-            "and go online to load it from the hub")
+    return (
+        f"{looked}no data for {name}: pass --data-dir DIR holding {name}.jsonl (or .parquet/.csv, "
+        f"or {name}/{split}/*) in the schema of the hub dataset {hub_id}, or install `datasets` "
+        "and go online to load it from the hub"
+    )
 
 
 def mmath_rows(data_source: str) -> list[dict[str, Any]]:

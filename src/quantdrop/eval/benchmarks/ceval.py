@@ -38,19 +38,58 @@ TEST_NAME = "ceval-test"  # the store's key for test-split runs
 DEFAULT_SUBMISSION = "ceval-test-submission.json"
 # The 52 subjects (the hub's config names), as in lm-evaluation-harness' ceval task list.
 SUBJECTS = (
-    "computer_network", "operating_system", "computer_architecture", "college_programming",
-    "college_physics", "college_chemistry", "advanced_mathematics", "probability_and_statistics",
-    "discrete_mathematics", "electrical_engineer", "metrology_engineer", "high_school_mathematics",
-    "high_school_physics", "high_school_chemistry", "high_school_biology", "middle_school_mathematics",
-    "middle_school_biology", "middle_school_physics", "middle_school_chemistry", "veterinary_medicine",
-    "college_economics", "business_administration", "marxism", "mao_zedong_thought", "education_science",
-    "teacher_qualification", "high_school_politics", "high_school_geography", "middle_school_politics",
-    "middle_school_geography", "modern_chinese_history", "ideological_and_moral_cultivation", "logic",
-    "law", "chinese_language_and_literature", "art_studies", "professional_tour_guide",
-    "legal_professional", "high_school_chinese", "high_school_history", "middle_school_history",
-    "civil_servant", "sports_science", "plant_protection", "basic_medicine", "clinical_medicine",
-    "urban_and_rural_planner", "accountant", "fire_engineer", "environmental_impact_assessment_engineer",
-    "tax_accountant", "physician",
+    "computer_network",
+    "operating_system",
+    "computer_architecture",
+    "college_programming",
+    "college_physics",
+    "college_chemistry",
+    "advanced_mathematics",
+    "probability_and_statistics",
+    "discrete_mathematics",
+    "electrical_engineer",
+    "metrology_engineer",
+    "high_school_mathematics",
+    "high_school_physics",
+    "high_school_chemistry",
+    "high_school_biology",
+    "middle_school_mathematics",
+    "middle_school_biology",
+    "middle_school_physics",
+    "middle_school_chemistry",
+    "veterinary_medicine",
+    "college_economics",
+    "business_administration",
+    "marxism",
+    "mao_zedong_thought",
+    "education_science",
+    "teacher_qualification",
+    "high_school_politics",
+    "high_school_geography",
+    "middle_school_politics",
+    "middle_school_geography",
+    "modern_chinese_history",
+    "ideological_and_moral_cultivation",
+    "logic",
+    "law",
+    "chinese_language_and_literature",
+    "art_studies",
+    "professional_tour_guide",
+    "legal_professional",
+    "high_school_chinese",
+    "high_school_history",
+    "middle_school_history",
+    "civil_servant",
+    "sports_science",
+    "plant_protection",
+    "basic_medicine",
+    "clinical_medicine",
+    "urban_and_rural_planner",
+    "accountant",
+    "fire_engineer",
+    "environmental_impact_assessment_engineer",
+    "tax_accountant",
+    "physician",
 )
 NO_ANSWERS = "C-Eval test answers are not public: the letter is kept for the submission file"
 
@@ -58,8 +97,9 @@ NO_ANSWERS = "C-Eval test answers are not public: the letter is kept for the sub
 class Ceval(ChoiceBenchmark):
     default_samples = 1
 
-    def __init__(self, template: str, data_dir: Path | None = None, split: str = "val",
-                 submission: str | Path | None = None) -> None:
+    def __init__(
+        self, template: str, data_dir: Path | None = None, split: str = "val", submission: str | Path | None = None
+    ) -> None:
         super().__init__(template=template, data_dir=data_dir)
         if split not in SIZES:
             raise QuantdropError(f"unknown C-Eval split {split!r} (one of: {', '.join(SIZES)})")
@@ -95,12 +135,18 @@ class Ceval(ChoiceBenchmark):
         for number, row in enumerate(rows, 1):
             subject, answer = subject_of(row), str(row.get("answer") or "").strip() or None
             if self.split != "test" and answer not in LETTERS:
-                raise QuantdropError(f"ceval row {number} ({subject}): 'answer' must be one of A-D, "
-                                     f"got {row.get('answer')!r}")
+                raise QuantdropError(
+                    f"ceval row {number} ({subject}): 'answer' must be one of A-D, got {row.get('answer')!r}"
+                )
             choices = [str(row[letter]) for letter in LETTERS]
-            items.append(Item(id=f"{subject}/{str(row['id']).strip()}", target=answer,
-                              meta={"subject": subject, "question": str(row["question"]), "choices": choices},
-                              prompt=self.prompt(row["question"], choices)))
+            items.append(
+                Item(
+                    id=f"{subject}/{str(row['id']).strip()}",
+                    target=answer,
+                    meta={"subject": subject, "question": str(row["question"]), "choices": choices},
+                    prompt=self.prompt(row["question"], choices),
+                )
+            )
         return items
 
     def score(self, item: Item, completion: Completion) -> Score:
@@ -115,8 +161,7 @@ class Ceval(ChoiceBenchmark):
         path = submission_from_store(store, label, self.submission_path)
         return f"C-Eval submission file for the official site: {path}"
 
-    def write_submission(self, responses: Iterable[tuple[Item | str, str]],
-                         path: str | Path | None = None) -> Path:
+    def write_submission(self, responses: Iterable[tuple[Item | str, str]], path: str | Path | None = None) -> Path:
         """Write the official submission file from (item, response text) pairs, to `path` or to the
         `submission=` option (default for a test-split run: ceval-test-submission.json)."""
         target = path or self.submission_path
@@ -156,20 +201,34 @@ def submission_from_store(store: str | Path, label: str, path: str | Path = DEFA
     with Store(store, readonly=True) as db:
         runs = [run for run in db.runs([label]) if run.benchmark == TEST_NAME]
         if not runs:
-            raise QuantdropError(f"{store} has no C-Eval test-split run labelled {label!r} "
-                                 "(run the evaluation with the C-Eval split set to test first)")
+            raise QuantdropError(
+                f"{store} has no C-Eval test-split run labelled {label!r} "
+                "(run the evaluation with the C-Eval split set to test first)"
+            )
         rows = [row for row in db.rows(runs[-1].id) if not row.completion.error]
         expected = len(db.item_ids(runs[-1].id))
     answered = {row.item_id for row in rows}
     if len(answered) < expected:
-        raise QuantdropError(f"the C-Eval test run {label!r} has responses for {len(answered)} of "
-                             f"{expected} questions: finish it (re-run the same command) first")
-    return write_submission(((row.item_id, row.completion.text) for row in sorted(
-        rows, key=lambda r: (r.item_id, r.sample))), path)
+        raise QuantdropError(
+            f"the C-Eval test run {label!r} has responses for {len(answered)} of "
+            f"{expected} questions: finish it (re-run the same command) first"
+        )
+    return write_submission(
+        ((row.item_id, row.completion.text) for row in sorted(rows, key=lambda r: (r.item_id, r.sample))), path
+    )
 
 
-def create(*, template: str | None = None, data_dir: Path | str | None = None, split: str = "val",
-           submission: str | Path | None = None, **_: Any) -> Ceval:
-    return Ceval(template=resolve_template(template, CHOICE_TEMPLATE_ZH, CHOICE_PLACEHOLDERS, "ceval"),
-                 data_dir=Path(data_dir) if data_dir is not None else None, split=split,
-                 submission=submission)
+def create(
+    *,
+    template: str | None = None,
+    data_dir: Path | str | None = None,
+    split: str = "val",
+    submission: str | Path | None = None,
+    **_: Any,
+) -> Ceval:
+    return Ceval(
+        template=resolve_template(template, CHOICE_TEMPLATE_ZH, CHOICE_PLACEHOLDERS, "ceval"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+        split=split,
+        submission=submission,
+    )

@@ -25,21 +25,73 @@ HUB_ID = "haonan-li/cmmlu"
 REQUIRED = ("Question", "A", "B", "C", "D", "Answer")
 # The 67 subjects (the hub's config names), as in lm-evaluation-harness' cmmlu task list.
 SUBJECTS = (
-    "agronomy", "anatomy", "ancient_chinese", "arts", "astronomy", "business_ethics",
-    "chinese_civil_service_exam", "chinese_driving_rule", "chinese_food_culture", "chinese_foreign_policy",
-    "chinese_history", "chinese_literature", "chinese_teacher_qualification", "clinical_knowledge",
-    "college_actuarial_science", "college_education", "college_engineering_hydrology", "college_law",
-    "college_mathematics", "college_medical_statistics", "college_medicine", "computer_science",
-    "computer_security", "conceptual_physics", "construction_project_management", "economics", "education",
-    "electrical_engineering", "elementary_chinese", "elementary_commonsense",
-    "elementary_information_and_technology", "elementary_mathematics", "ethnology", "food_science",
-    "genetics", "global_facts", "high_school_biology", "high_school_chemistry", "high_school_geography",
-    "high_school_mathematics", "high_school_physics", "high_school_politics", "human_sexuality",
-    "international_law", "journalism", "jurisprudence", "legal_and_moral_basis", "logical",
-    "machine_learning", "management", "marketing", "marxist_theory", "modern_chinese", "nutrition",
-    "philosophy", "professional_accounting", "professional_law", "professional_medicine",
-    "professional_psychology", "public_relations", "security_study", "sociology", "sports_science",
-    "traditional_chinese_medicine", "virology", "world_history", "world_religions",
+    "agronomy",
+    "anatomy",
+    "ancient_chinese",
+    "arts",
+    "astronomy",
+    "business_ethics",
+    "chinese_civil_service_exam",
+    "chinese_driving_rule",
+    "chinese_food_culture",
+    "chinese_foreign_policy",
+    "chinese_history",
+    "chinese_literature",
+    "chinese_teacher_qualification",
+    "clinical_knowledge",
+    "college_actuarial_science",
+    "college_education",
+    "college_engineering_hydrology",
+    "college_law",
+    "college_mathematics",
+    "college_medical_statistics",
+    "college_medicine",
+    "computer_science",
+    "computer_security",
+    "conceptual_physics",
+    "construction_project_management",
+    "economics",
+    "education",
+    "electrical_engineering",
+    "elementary_chinese",
+    "elementary_commonsense",
+    "elementary_information_and_technology",
+    "elementary_mathematics",
+    "ethnology",
+    "food_science",
+    "genetics",
+    "global_facts",
+    "high_school_biology",
+    "high_school_chemistry",
+    "high_school_geography",
+    "high_school_mathematics",
+    "high_school_physics",
+    "high_school_politics",
+    "human_sexuality",
+    "international_law",
+    "journalism",
+    "jurisprudence",
+    "legal_and_moral_basis",
+    "logical",
+    "machine_learning",
+    "management",
+    "marketing",
+    "marxist_theory",
+    "modern_chinese",
+    "nutrition",
+    "philosophy",
+    "professional_accounting",
+    "professional_law",
+    "professional_medicine",
+    "professional_psychology",
+    "public_relations",
+    "security_study",
+    "sociology",
+    "sports_science",
+    "traditional_chinese_medicine",
+    "virology",
+    "world_history",
+    "world_religions",
 )
 
 
@@ -58,16 +110,24 @@ class Cmmlu(ChoiceBenchmark):
             subject = subject_of(row)
             answer = str(row["Answer"]).strip()
             if answer not in LETTERS:
-                raise QuantdropError(f"cmmlu row {number} ({subject}): 'Answer' must be one of A-D, "
-                                     f"got {row['Answer']!r}")
+                raise QuantdropError(
+                    f"cmmlu row {number} ({subject}): 'Answer' must be one of A-D, got {row['Answer']!r}"
+                )
             choices = [str(row[letter]) for letter in LETTERS]
-            items.append(Item(id=f"{subject}/{counts[subject]}", target=answer,
-                              meta={"subject": subject, "question": str(row["Question"]), "choices": choices},
-                              prompt=self.prompt(row["Question"], choices)))
+            items.append(
+                Item(
+                    id=f"{subject}/{counts[subject]}",
+                    target=answer,
+                    meta={"subject": subject, "question": str(row["Question"]), "choices": choices},
+                    prompt=self.prompt(row["Question"], choices),
+                )
+            )
             counts[subject] += 1
         return items
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> Cmmlu:
-    return Cmmlu(template=resolve_template(template, CHOICE_TEMPLATE_ZH, CHOICE_PLACEHOLDERS, "cmmlu"),
-                 data_dir=Path(data_dir) if data_dir is not None else None)
+    return Cmmlu(
+        template=resolve_template(template, CHOICE_TEMPLATE_ZH, CHOICE_PLACEHOLDERS, "cmmlu"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

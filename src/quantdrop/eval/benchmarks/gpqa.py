@@ -47,16 +47,24 @@ class Gpqa(ChoiceBenchmark):
             record_id = str(row["Record ID"]).strip()
             order = choice_order(record_id)
             answers = [str(row[field]).strip() for field in ANSWER_FIELDS]
-            items.append(Item(
-                id=record_id,
-                prompt=self.prompt(row["Question"], [answers[i] for i in order]),
-                target=LETTERS[order.index(0)],
-                meta={"domain": row.get("High-level domain", ""), "subdomain": row.get("Subdomain", ""),
-                      "question": str(row["Question"]), "choices": [answers[i] for i in order]},
-            ))
+            items.append(
+                Item(
+                    id=record_id,
+                    prompt=self.prompt(row["Question"], [answers[i] for i in order]),
+                    target=LETTERS[order.index(0)],
+                    meta={
+                        "domain": row.get("High-level domain", ""),
+                        "subdomain": row.get("Subdomain", ""),
+                        "question": str(row["Question"]),
+                        "choices": [answers[i] for i in order],
+                    },
+                )
+            )
         return items
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> Gpqa:
-    return Gpqa(template=resolve_template(template, CHOICE_TEMPLATE, CHOICE_PLACEHOLDERS, "gpqa"),
-                data_dir=Path(data_dir) if data_dir is not None else None)
+    return Gpqa(
+        template=resolve_template(template, CHOICE_TEMPLATE, CHOICE_PLACEHOLDERS, "gpqa"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

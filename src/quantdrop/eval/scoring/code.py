@@ -56,9 +56,11 @@ class _Block:
 
 
 _OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n", re.M)
-_CODE_START = re.compile(r"(?:async\s+def|def|class|import|from\s+[\w.]+\s+import|@|if|for|while|with|try)\b"
-                         r"|[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*(?:\[[^\]]*\])?\s*[-+*/]?=(?!=)"
-                         r"|[A-Za-z_][\w.]*\(")
+_CODE_START = re.compile(
+    r"(?:async\s+def|def|class|import|from\s+[\w.]+\s+import|@|if|for|while|with|try)\b"
+    r"|[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*(?:\[[^\]]*\])?\s*[-+*/]?=(?!=)"
+    r"|[A-Za-z_][\w.]*\("
+)
 _CONTINUE = re.compile(r"\s|$|[)\]}#]|(?:else|elif|except|finally)\b")
 
 
@@ -89,7 +91,7 @@ def _blocks(answer: str) -> list[_Block]:
         end = match.end()
     rest = _OPEN_FENCE.search(answer, end)
     if rest and rest.group(1).lower() in _PYTHON_TAGS:
-        body = answer[rest.end():]
+        body = answer[rest.end() :]
         out.append(_block(_parsable_prefix(body) or body, "unclosed fence"))
     if out or "```" in answer:
         return out
@@ -118,7 +120,7 @@ def _code_spans(text: str, max_lines: int = 2000) -> list[str]:
         j = i + 1
         while j < len(lines) and (_CONTINUE.match(lines[j]) or _CODE_START.match(lines[j])):
             j += 1
-        code = _parsable_prefix("\n".join(lines[i:min(j, i + 400)]))
+        code = _parsable_prefix("\n".join(lines[i : min(j, i + 400)]))
         if code is None:
             i += 1
             continue
@@ -150,8 +152,14 @@ def _reads_input(tree: ast.Module) -> bool:
             return True
         if isinstance(node, ast.Attribute) and node.attr == "stdin":
             return True
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"
-                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == 0):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "open"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value == 0
+        ):
             return True
     return False
 
@@ -239,7 +247,7 @@ def _merge(blocks: list[_Block], chosen: int) -> tuple[str, list[str]]:
     defs = [(i, n) for i, n in taken if not isinstance(n, ast.Import | ast.ImportFrom)]
     order = [(blocks[i].code, n) for i, n in sorted(((i, n) for i, n in taken if n in imports), key=_pos)]
     order += [(blocks[i].code, n) for i, n in sorted(defs, key=_pos)]
-    parts = ["\n".join(code.split("\n")[_first_line(n) - 1:n.end_lineno]) for code, n in order]
+    parts = ["\n".join(code.split("\n")[_first_line(n) - 1 : n.end_lineno]) for code, n in order]
     return "\n".join(parts) + "\n\n" + block.code, sorted(wanted)
 
 
@@ -279,7 +287,7 @@ def lcb_code_block(text: str) -> str | None:
     fences = [i for i, line in enumerate(lines) if "```" in line]
     if len(fences) < 2:
         return None
-    return "\n".join(lines[fences[-2] + 1:fences[-1]])
+    return "\n".join(lines[fences[-2] + 1 : fences[-1]])
 
 
 def sanitize(code: str, entry_point: str | None = None) -> str:
@@ -295,8 +303,10 @@ def sanitize(code: str, entry_point: str | None = None) -> str:
     for node in tree.body:
         if isinstance(node, ast.Import | ast.ImportFrom):
             imports.append(node)
-        elif isinstance(node, ast.ClassDef) or (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-                                                and any(isinstance(n, ast.Return) for n in ast.walk(node))):
+        elif isinstance(node, ast.ClassDef) or (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and any(isinstance(n, ast.Return) for n in ast.walk(node))
+        ):
             defs.setdefault(node.name, node)
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             defs.setdefault(node.targets[0].id, node)
@@ -314,13 +324,14 @@ def sanitize(code: str, entry_point: str | None = None) -> str:
         return code
     kept.sort(key=lambda n: n.lineno)
     lines = code.split("\n")
-    return "\n".join("\n".join(lines[_first_line(n) - 1:n.end_lineno]) for n in kept)
+    return "\n".join("\n".join(lines[_first_line(n) - 1 : n.end_lineno]) for n in kept)
 
 
 def _identifiers(node: ast.AST) -> set[str]:
     """Every identifier in a definition, as EvalPlus's get_deps collects them (attributes too)."""
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+    }
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -343,11 +354,23 @@ class Outcome:
         return self.complete and not self.failure
 
 
-def _harness_run(setup: dict[str, Any], code: str, task: dict[str, Any], timeout_s: float, memory_mb: int,
-                 max_output: int = sandbox.MAX_OUTPUT) -> tuple[list[dict[str, Any]], sandbox.ExecResult]:
+def _harness_run(
+    setup: dict[str, Any],
+    code: str,
+    task: dict[str, Any],
+    timeout_s: float,
+    memory_mb: int,
+    max_output: int = sandbox.MAX_OUTPUT,
+) -> tuple[list[dict[str, Any]], sandbox.ExecResult]:
     files = {"candidate.py": code, "candidate.json": json.dumps(setup)}
-    result = sandbox.run(HARNESS.read_text(), stdin=json.dumps(task) + "\n", files=files,
-                         timeout_s=timeout_s, memory_mb=memory_mb, max_output=max_output)
+    result = sandbox.run(
+        HARNESS.read_text(),
+        stdin=json.dumps(task) + "\n",
+        files=files,
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        max_output=max_output,
+    )
     records = []
     for line in result.stdout.splitlines():
         try:
@@ -359,8 +382,13 @@ def _harness_run(setup: dict[str, Any], code: str, task: dict[str, Any], timeout
     return records, result
 
 
-def _collect(records: list[dict[str, Any]], result: sandbox.ExecResult, n: int, nonce: str,
-             value: Callable[[dict[str, Any]], Any]) -> Outcome:
+def _collect(
+    records: list[dict[str, Any]],
+    result: sandbox.ExecResult,
+    n: int,
+    nonce: str,
+    value: Callable[[dict[str, Any]], Any],
+) -> Outcome:
     outcome = Outcome()
     for record in records:
         if record.get("done") == nonce:
@@ -383,7 +411,8 @@ def _collect(records: list[dict[str, Any]], result: sandbox.ExecResult, n: int, 
         outcome.times.append(float(record.get("t") or 0.0))
     if not outcome.complete:
         outcome.failure = f"the program did not finish its tests (sandbox: {result.status}" + (
-            f", {result.detail})" if result.detail else ")")
+            f", {result.detail})" if result.detail else ")"
+        )
     return outcome
 
 
@@ -393,21 +422,44 @@ def output_room(expected: Sequence[Any]) -> int:
     return sandbox.MAX_OUTPUT + 6 * len(json.dumps(encode(list(expected))))
 
 
-def run_calls(code: str, entry: str, inputs: Sequence[Sequence[Any]], *, time_limits: Sequence[float],
-              timeout_s: float, prelude: str = "", solution_class: bool = False, memory_mb: int = 1024,
-              recursion_limit: int = 1000, max_output: int = sandbox.MAX_OUTPUT) -> Outcome:
+def run_calls(
+    code: str,
+    entry: str,
+    inputs: Sequence[Sequence[Any]],
+    *,
+    time_limits: Sequence[float],
+    timeout_s: float,
+    prelude: str = "",
+    solution_class: bool = False,
+    memory_mb: int = 1024,
+    recursion_limit: int = 1000,
+    max_output: int = sandbox.MAX_OUTPUT,
+) -> Outcome:
     """Call `entry` of `code` with each input (a list of arguments); stop at the first error or timeout.
     `max_output`: bytes of records accepted (see `output_room`)."""
     nonce = secrets.token_hex(16)
-    setup = {"mode": "calls", "entry": entry, "solution_class": solution_class,
-             "load_timeout": timeout_s, "recursion_limit": recursion_limit}
+    setup = {
+        "mode": "calls",
+        "entry": entry,
+        "solution_class": solution_class,
+        "load_timeout": timeout_s,
+        "recursion_limit": recursion_limit,
+    }
     task = {"nonce": nonce, "inputs": [encode(list(a)) for a in inputs], "time_limits": list(time_limits)}
     records, result = _harness_run(setup, prelude + code, task, timeout_s, memory_mb, max_output)
     return _collect(records, result, len(inputs), nonce, lambda r: decode(r["out"]))
 
 
-def run_stdio(code: str, inputs: Sequence[str], *, time_limit: float, timeout_s: float, prelude: str = "",
-              memory_mb: int = 1024, max_output: int = sandbox.MAX_OUTPUT) -> Outcome:
+def run_stdio(
+    code: str,
+    inputs: Sequence[str],
+    *,
+    time_limit: float,
+    timeout_s: float,
+    prelude: str = "",
+    memory_mb: int = 1024,
+    max_output: int = sandbox.MAX_OUTPUT,
+) -> Outcome:
     """Run `code` once per input, the input on its stdin; stop at the first error or timeout."""
     nonce = secrets.token_hex(16)
     setup = {"mode": "stdio", "prelude": prelude}
@@ -416,13 +468,13 @@ def run_stdio(code: str, inputs: Sequence[str], *, time_limit: float, timeout_s:
     return _collect(records, result, len(inputs), nonce, lambda r: str(r["stdout"]))
 
 
-def run_asserts(code: str, entry: str, tests: Sequence[str], *, setup_code: str = "", timeout_s: float,
-                memory_mb: int = 1024) -> tuple[bool, str]:
+def run_asserts(
+    code: str, entry: str, tests: Sequence[str], *, setup_code: str = "", timeout_s: float, memory_mb: int = 1024
+) -> tuple[bool, str]:
     """Run assert-style `tests` (with `entry` bound to the candidate) in the harness; (passed, why not)."""
     nonce = secrets.token_hex(16)
     setup = {"mode": "asserts", "entry": entry, "load_timeout": timeout_s}
-    task = {"nonce": nonce, "entry": entry, "setup": setup_code, "tests": list(tests),
-            "time_limit": timeout_s}
+    task = {"nonce": nonce, "entry": entry, "setup": setup_code, "tests": list(tests), "time_limit": timeout_s}
     records, result = _harness_run(setup, code, task, timeout_s + 2, memory_mb)
     for record in records:
         if record.get("verdict") == "pass" and record.get("nonce") == nonce:
@@ -541,4 +593,3 @@ def sandbox_note() -> str:
     """Probes the sandbox now, so a weak isolation is said at the start of a run (and in its source)."""
     iso = sandbox.isolation()
     return f"sandbox: {iso.level}" + ("" if iso.network_isolated else " (NO network isolation)")
-

@@ -66,21 +66,29 @@ def _last_boxed() -> Any:
     # math-verify's LatexExtractionConfig defaults, except that only the last \boxed{} counts (its
     # default "all" joins every box of a response that revised itself: \boxed{200} ... \boxed{204});
     # a second guard, as `check_answer` hands math-verify one chosen box (see the module docstring).
-    return NormalizationConfig(basic_latex=True, units=True, malformed_operators=True, nits=True,
-                               boxed="last", equations=False)
+    return NormalizationConfig(
+        basic_latex=True, units=True, malformed_operators=True, nits=True, boxed="last", equations=False
+    )
 
 
 # ---------------------------------------------------------------- extraction (no math-verify needed)
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # between boxes that stand together: punctuation, "and", `$`, `\\(`, "x =" (at most 40 characters)
-_LIST_SEP = re.compile(r"(?:[\s$,;.&]|\\[()\[\]]|and\b|\\text\{\s*and\s*\}|\\q?quad|"
-                       r"[a-zA-Z](?:_\{?\d\}?)?\s*=)*")
-_UNIT_WORDS = ("cm|mm|km|m|in|inch|inches|ft|feet|foot|yd|yards?|miles?|mph|kg|g|mg|lbs?|pounds?|oz|ounces?|"
-               "s|sec|seconds?|min|minutes?|h|hr|hrs|hours?|days?|weeks?|years?|ml|mL|L|liters?|litres?|"
-               "degrees?|dollars?|cents?|units?|square\\s+units|sq\\s+units|meters?|metres?|centimeters?")
+_LIST_SEP = re.compile(
+    r"(?:[\s$,;.&]|\\[()\[\]]|and\b|\\text\{\s*and\s*\}|\\q?quad|"
+    r"[a-zA-Z](?:_\{?\d\}?)?\s*=)*"
+)
+_UNIT_WORDS = (
+    "cm|mm|km|m|in|inch|inches|ft|feet|foot|yd|yards?|miles?|mph|kg|g|mg|lbs?|pounds?|oz|ounces?|"
+    "s|sec|seconds?|min|minutes?|h|hr|hrs|hours?|days?|weeks?|years?|ml|mL|L|liters?|litres?|"
+    "degrees?|dollars?|cents?|units?|square\\s+units|sq\\s+units|meters?|metres?|centimeters?"
+)
 # a unit after a number, as text or in \text{}/\mathrm{}/\mbox{}, maybe squared or cubed
-_UNIT = re.compile(r"(?:\\[,;: ]|~|\s)*(?:\\(?:text|mathrm|mbox)\s*\{\s*)?(?:\\?(?:" + _UNIT_WORDS
-                   + r"))\s*\}?\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$")
+_UNIT = re.compile(
+    r"(?:\\[,;: ]|~|\s)*(?:\\(?:text|mathrm|mbox)\s*\{\s*)?(?:\\?(?:"
+    + _UNIT_WORDS
+    + r"))\s*\}?\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
+)
 _NUMBER = re.compile(r"[-+]?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\[dt]?frac\{\d+\}\{\d+\})")
 _LETTER = re.compile(r"^\s*(?:\\text(?:bf)?\s*\{\s*)?\(?\s*([A-E])\s*\)?\s*\}?\s*$")
 _ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:is|:)\s*[*$]*\s*(?:\\text\{\s*)?\(?([A-E])\)?(?![A-Za-z0-9])")
@@ -95,7 +103,7 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
             depth += {"{": 1, "}": -1}.get(text[i], 0) if text[i - 1] != "\\" else 0
             i += 1
         if depth == 0:
-            out.append((match.start(), i, text[match.end():i - 1].strip()))
+            out.append((match.start(), i, text[match.end() : i - 1].strip()))
     return out
 
 
@@ -108,7 +116,7 @@ def is_list(gold: str) -> bool:
     depth = 0
     for i, ch in enumerate(text):
         depth += (ch in "([{") - (ch in ")]}")
-        if depth == 0 and (ch == ";" or (ch == "," and not re.match(r"\d{3}(?!\d)", text[i + 1:]))):
+        if depth == 0 and (ch == ";" or (ch == "," and not re.match(r"\d{3}(?!\d)", text[i + 1 :]))):
             return True
     return False
 
@@ -116,8 +124,8 @@ def is_list(gold: str) -> bool:
 def drop_unit(content: str) -> str:
     """ "6 cm^2" -> "6", "5 \\text{ inches}" -> "5": a unit after a number goes (other text stays)."""
     unit = _UNIT.search(content)
-    if unit and unit.start() > 0 and _NUMBER.fullmatch(content[:unit.start()].strip()):
-        return content[:unit.start()].strip()
+    if unit and unit.start() > 0 and _NUMBER.fullmatch(content[: unit.start()].strip()):
+        return content[: unit.start()].strip()
     return content
 
 
@@ -137,13 +145,17 @@ def explain_math(response: str, gold: str | None = None) -> Extraction:
                 break
             group.insert(0, before)
     if len(group) > 1:
-        return Extraction(", ".join(drop_unit(c) for _, _, c in group), f"box-list ({len(group)} boxes)",
-                          response[group[0][0]:group[-1][1]])
+        return Extraction(
+            ", ".join(drop_unit(c) for _, _, c in group),
+            f"box-list ({len(group)} boxes)",
+            response[group[0][0] : group[-1][1]],
+        )
     content = boxes[-1][2]
     answer = drop_unit(content)
     rule = f"last-box ({len(boxes)} boxes)" if len(boxes) > 1 else "last-box"
-    return Extraction(answer, rule + (", unit dropped" if answer != content else ""),
-                      response[boxes[-1][0]:boxes[-1][1]])
+    return Extraction(
+        answer, rule + (", unit dropped" if answer != content else ""), response[boxes[-1][0] : boxes[-1][1]]
+    )
 
 
 def _letters_match(gold: str, answer: str) -> bool | None:
@@ -168,8 +180,10 @@ def check_answer(gold: str, response: str) -> MathCheck:
     text = response if found.answer is None else f"\\boxed{{{found.answer}}}"
     pred = parse(
         text,
-        extraction_config=[LatexExtractionConfig(boxed_match_priority=0, normalization_config=_last_boxed()),
-                           ExprExtractionConfig()],
+        extraction_config=[
+            LatexExtractionConfig(boxed_match_priority=0, normalization_config=_last_boxed()),
+            ExprExtractionConfig(),
+        ],
         parsing_timeout=None,
     )
     if not pred:
@@ -216,8 +230,12 @@ class _Worker:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
+            [sys.executable, "-P", "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
         )
         if self.readline(_START_TIMEOUT_S) != "ready":
             self.kill()
@@ -258,8 +276,9 @@ class _Worker:
 class MathChecker:
     """A pool of math-verify worker processes with a hard per-check deadline (thread-safe)."""
 
-    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-                 cpu_limit: float | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT_S, cpu_limit: float | None = None
+    ) -> None:
         self.max_workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.timeout = timeout
         self.cpu_limit = cpu_limit if cpu_limit is not None else 2 * timeout + 5

@@ -60,8 +60,10 @@ def resolve_template(template: str | None, default: str, placeholders: tuple[str
             text = path.read_text(encoding="utf-8")
     missing = [p for p in placeholders if "{" + p + "}" not in text]
     if missing:
-        raise QuantdropError(f"the {bench} template lacks the placeholder {{{missing[0]}}} "
-                             f"(it needs {', '.join('{' + p + '}' for p in placeholders)})")
+        raise QuantdropError(
+            f"the {bench} template lacks the placeholder {{{missing[0]}}} "
+            f"(it needs {', '.join('{' + p + '}' for p in placeholders)})"
+        )
     return text
 
 
