@@ -31,11 +31,7 @@ def env() -> dict[str, str]:
 
 def quantdrop(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "quantdrop.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=timeout,
+        [sys.executable, "-m", "quantdrop.cli", *args], capture_output=True, text=True, env=env(), timeout=timeout
     )
 
 

@@ -17,14 +17,7 @@ from quantdrop.eval.types import Completion, Score
 
 GGUF = {"kind": "gguf", "name": "m.gguf", "size": 10, "hash": "abc"}
 HTTP = {"kind": "openai", "model": "m", "endpoints": ["http://a:1", "http://b:1"]}
-PROTOCOL = {
-    "samples": 4,
-    "temperature": 0.6,
-    "top_p": 0.95,
-    "max_tokens": 32768,
-    "template": "t1",
-    "seeds": "s",
-}
+PROTOCOL = {"samples": 4, "temperature": 0.6, "top_p": 0.95, "max_tokens": 32768, "template": "t1", "seeds": "s"}
 
 
 def open_run(store, **over):

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from quantdrop.report import (
-    BenchmarkRow,
-    Cell,
-    DeviceSet,
-    Placement,
-    ReportData,
-    ResultsTable,
-    SizeRow,
-    VariantColumn,
-)
+from quantdrop.report import BenchmarkRow, Cell, DeviceSet, Placement, ReportData, ResultsTable, SizeRow, VariantColumn
 
 GIB = 1 << 30
 DEVICES = [DeviceSet("8xH100-80G", 8, 80 * GIB), DeviceSet("8x910B-64G", 8, 64 * GIB)]

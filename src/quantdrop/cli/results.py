@@ -14,11 +14,7 @@ from quantdrop.util import atomic_write, comma_list
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default="quantdrop-eval.sqlite", help="the evaluation store (SQLite)")
     parser.add_argument("--baseline", help="label to compare against (adds the Accuracy drop row)")
-    parser.add_argument(
-        "--labels",
-        type=comma_list,
-        help="comma-separated labels, in column order (default: all)",
-    )
+    parser.add_argument("--labels", type=comma_list, help="comma-separated labels, in column order (default: all)")
     parser.add_argument("--format", choices=FORMATS, default="md", dest="fmt")
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
     parser.add_argument(

@@ -136,11 +136,7 @@ def _scored_twice(key: str, keys: Any) -> bool:
 
 
 def results_table(
-    store: str | Path,
-    baseline: str | None = None,
-    labels: list[str] | None = None,
-    *,
-    target_drop: float | None = None,
+    store: str | Path, baseline: str | None = None, labels: list[str] | None = None, *, target_drop: float | None = None
 ) -> Table:
     """The paper's table for the labels in `store` (all, in the order first evaluated, by default); with a
     baseline, each difference's evidence (agreement, power; with `target_drop` points, the items and

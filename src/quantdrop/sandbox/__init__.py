@@ -32,13 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from quantdrop.sandbox._isolation import (
-    Isolation,
-    isolation,
-    minimal_env,
-    python_executable,
-    python_readable_by_others,
-)
+from quantdrop.sandbox._isolation import Isolation, isolation, minimal_env, python_executable, python_readable_by_others
 from quantdrop.sandbox._uids import UID_BASE, UID_COUNT, claim_uid, leftover_processes, sweep
 
 __all__ = [
