@@ -42,8 +42,6 @@ from quantdrop.proxy_result import ProxyResult
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write, cache_dir, progress_bar, quiet_stderr
 
-_quiet_stderr = quiet_stderr  # the name speed.py imports
-
 DEFAULT_N_CTX = 512
 LOGITS_MAGIC = b"_logits_"  # llama-perplexity's --kl-divergence-base file header
 LOG_PROB_FLOOR = -16.0  # llama.cpp keeps reference log-probs within 16 nats of the maximum
@@ -71,7 +69,7 @@ class ChunkLogits:
 
         self._llama_cpp = llama_cpp
         threads = check_threads(n_threads) or os.cpu_count() or 1
-        with _quiet_stderr():
+        with quiet_stderr():
             try:
                 self.llm = llama_cpp.Llama(
                     str(model),

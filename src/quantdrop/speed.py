@@ -193,12 +193,12 @@ class LlamaBench:
     def __init__(self, model: Path, opts: SpeedOptions) -> None:
         import llama_cpp
 
-        from quantdrop.proxies import _quiet_stderr
+        from quantdrop.util import quiet_stderr
 
         self.lc = llama_cpp
         self.threads = opts.threads or os.cpu_count() or 1
         n_ctx = opts.ctx or max(opts.prompt + opts.gen, 1)
-        with _quiet_stderr():
+        with quiet_stderr():
             try:
                 self.llm = llama_cpp.Llama(
                     str(model),

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from quantdrop.errors import QuantdropError
-from quantdrop.proxies import ProxyResult
+from quantdrop.proxy_result import ProxyResult
 from quantdrop.report.data import (
     BenchmarkRow,
     Cell,

@@ -105,7 +105,8 @@ def calibrate(
     progress: bool = False,
 ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
     """Role scales (KLD per unit of tier-1 error), the measurements, and the calibration text's sha256."""
-    from quantdrop.proxies import load_text, reference_log_probs
+    from quantdrop.calibration import load_text
+    from quantdrop.proxies import reference_log_probs
 
     body, _ = load_text(text)
     text_hash = hashlib.sha256(body.encode()).hexdigest()
