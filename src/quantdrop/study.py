@@ -141,11 +141,13 @@ class StudyState:
         if self.progress:
             print(text, file=sys.stderr, flush=True)
 
-    def serve_ctx(self) -> int:
-        """An engine's context: the longest answer plus the eval backend's prompt allowance."""
-        from quantdrop.eval.backends.llama_cpp import PROMPT_ALLOWANCE
+    def serve_ctx(self, model: Path) -> int:
+        """An engine's context: the one the in-process backend would use for MODEL (its training context,
+        the longest answer plus the prompt allowance, the CPU cap), so served and in-process answers agree."""
+        from quantdrop.eval.backends.llama_cpp import default_n_ctx
+        from quantdrop.inventory import read_gguf_inventory
 
-        return self.protocol.max_tokens + PROMPT_ALLOWANCE
+        return default_n_ctx(read_gguf_inventory(model).hparams.n_ctx_train, self.protocol.max_tokens)
 
     def evaluated(self) -> list[str]:
         """Labels with answers: a local file, an engine of ours, or an endpoint given by the user."""
@@ -399,7 +401,7 @@ def _serve_one(state: StudyState, label: str, path: Path, gpus: str) -> None:
             str(path),
             label,
             state.out / "engines",
-            ctx=state.serve_ctx(),
+            ctx=state.serve_ctx(path),
             gpus=gpus,
             ready_timeout_s=state.serve.ready_timeout_s,
         )

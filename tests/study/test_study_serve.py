@@ -191,3 +191,17 @@ def test_a_killed_study_leaves_no_engine_after_the_next_run(demo_model: Path, tm
     assert len(after) == 3 * 4 and before.items() <= after.items()  # a new port, the same run: resumed
     for pid in left:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+@pytest.mark.parametrize("max_tokens", [256, 32768])
+def test_an_engine_gets_the_context_the_in_process_backend_uses(demo_model: Path, max_tokens: int) -> None:
+    """Served answers equal in-process ones only if both have the same n_ctx (long answers are cut
+    at the context's end): the study starts engines with the in-process backend's n_ctx."""
+    from types import SimpleNamespace
+
+    from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
+    from quantdrop.study import StudyState
+
+    state = SimpleNamespace(protocol=SimpleNamespace(max_tokens=max_tokens))
+    in_process = LlamaCppBackend(demo_model, max_tokens=max_tokens).n_ctx
+    assert StudyState.serve_ctx(state, demo_model) == in_process  # type: ignore[arg-type]
