@@ -318,6 +318,29 @@ def check_options(
             raise QuantdropError(f"{flag} must be a finite number of GiB, 0 or more (got {value})")
 
 
+def _default_recipes(inv: ModelInventory) -> dict[str, Any]:
+    """No recipe given: a quantized GGUF is planned as it is; a float model with the usual presets."""
+    from quantdrop.recipes import load_recipe
+
+    quantized = any(t.type not in (T.F32, T.F16, T.BF16) for t in inv.tensors)
+    return {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
+
+
+def _weights(name: str, recipe: Any, inv: ModelInventory) -> tuple[str, list[Entry], int, float, dict[str, int], list]:
+    """A recipe's tensors (or the model's own, for AS_IS): name, entries, bytes, bpw, bytes by type, warnings."""
+    from quantdrop.recipes import resolve
+
+    if recipe is None:  # the model as it is: its own tensors and types
+        by_type: dict[str, int] = {}
+        for t in inv.tensors:
+            by_type[t.type.name] = by_type.get(t.type.name, 0) + t.nbytes
+        entries: list[Entry] = [(t.name, t.nbytes, t.type, t.shape) for t in inv.tensors]
+        return name, entries, inv.nbytes, inv.nbytes * 8 / max(1, inv.n_params), by_type, []
+    rp = resolve(recipe, inv)
+    entries = [(e.name, e.nbytes, e.type, e.shape) for e in rp.entries]
+    return recipe.name, entries, rp.nbytes, rp.bits_per_weight, dict(rp.bytes_by_type), rp.warnings
+
+
 def plan(
     model: str | os.PathLike[str] | ModelInventory,
     recipes: str | list[str] | None = None,
@@ -346,7 +369,7 @@ def plan(
     mmap: llama.cpp maps the file (its default); on a CPU host the repacked weights then count twice.
     accuracy: measured scores per recipe (RECIPE=SCORE,... or a JSON file) for the recommendation.
     """
-    from quantdrop.recipes import load_recipe, resolve
+    from quantdrop.recipes import load_recipe
 
     split = _switch(mla_split, "mla_split")
     fa = _switch(flash_attn, "flash_attn")
@@ -366,9 +389,7 @@ def plan(
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)
     inv = model if isinstance(model, ModelInventory) else load(model, mla_split=split)
-    if not chosen:  # a quantized GGUF is planned as it is; a float model with the usual presets
-        quantized = any(t.type not in (T.F32, T.F16, T.BF16) for t in inv.tensors)
-        chosen = {AS_IS: None} if quantized else {n: load_recipe(n) for n in DEFAULT_RECIPES}
+    chosen = chosen or _default_recipes(inv)
     layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
     shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
     check_kv_heads(shapes, kv_type)
@@ -394,17 +415,7 @@ def plan(
     ]
     plans = []
     for name, r in chosen.items():
-        if r is None:  # the model as it is: its own tensors and types
-            entries: list[Entry] = [(t.name, t.nbytes, t.type, t.shape) for t in inv.tensors]
-            by_type: dict[str, int] = {}
-            for t in inv.tensors:
-                by_type[t.type.name] = by_type.get(t.type.name, 0) + t.nbytes
-            size, bpw, warnings = inv.nbytes, inv.nbytes * 8 / max(1, inv.n_params), []
-        else:
-            rp = resolve(r, inv)
-            entries = [(e.name, e.nbytes, e.type, e.shape) for e in rp.entries]
-            size, bpw, by_type, warnings = rp.nbytes, rp.bits_per_weight, dict(rp.bytes_by_type), rp.warnings
-            name = r.name
+        name, entries, size, bpw, by_type, warnings = _weights(name, r, inv)
         fits = [_fit(spec, place, entries, headroom_gib, mapped) for spec, place in places]
         plans.append(
             RecipePlan(
