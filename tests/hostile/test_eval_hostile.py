@@ -199,7 +199,7 @@ def test_exit_codes_are_documented_in_help():
 
 def test_an_interrupt_exits_130_and_keeps_the_answers(tmp_path):
     store = tmp_path / "s.sqlite"
-    with FakeOpenAI(latency=0.02) as server:
+    with FakeOpenAI(latency=0.1) as server:
         argv = [
             sys.executable,
             "-m",
@@ -210,6 +210,7 @@ def test_an_interrupt_exits_130_and_keeps_the_answers(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (len(server.requests) < 30 or _count(store) < 25):
             time.sleep(0.02)  # on a loaded machine answers reach the store well after the requests
+        # (0.1 s per answer: the 200 take 10 s, so a starved test process still interrupts mid-run)
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=30)
         assert child.returncode == 130, err
