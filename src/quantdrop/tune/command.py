@@ -180,21 +180,19 @@ def _solve_budget(
 
 
 def _check_arguments(
-    path: Path,
     is_config: bool,
     measure: int,
     ctx: int,
     out: str | os.PathLike[str] | None,
     imatrix: str | os.PathLike[str] | None,
-) -> bool:
-    """Validate before any work; returns whether MODEL is a config (no weights)."""
+) -> None:
+    """Validate before any work (is_config: MODEL is a config.json, no weights)."""
     if measure < 0 or ctx < 1:
         raise QuantdropError("--measure must be >= 0 and --ctx positive")
     if out is not None and not Path(out).parent.is_dir():
         raise QuantdropError(f"--out {out}: no such directory {Path(out).parent}")
     if is_config and imatrix:
         raise QuantdropError("--imatrix needs the model's weights (a GGUF), not a config.json")
-    return is_config
 
 
 def _sensitivity(
@@ -309,7 +307,8 @@ def tune(
     qtypes = parse_types(types)
     source = locate(model)  # a GGUF (also inside a model directory), else a config.json: priors only
     path = source.path
-    is_config = _check_arguments(path, source.kind == "config", measure, ctx, out, imatrix)
+    is_config = source.kind == "config"
+    _check_arguments(is_config, measure, ctx, out, imatrix)
     inv = load(path)
     imat = None
     if imatrix:
