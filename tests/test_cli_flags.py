@@ -113,3 +113,16 @@ def test_no_module_outside_quantdrop_cli_imports_argparse() -> None:
             if any(n == "argparse" or n.startswith("argparse.") for n in names):
                 offenders.append(str(rel))
     assert not offenders, f"argparse outside quantdrop/cli (CLI adapters live there): {offenders}"
+
+
+def test_call_with_flags_passes_the_functions_keywords_and_lets_the_adapter_override() -> None:
+    import argparse
+
+    from quantdrop.cli._flags import call_with_flags
+
+    def fn(model: str, *, ctx: int = 1, progress: bool = False) -> tuple[str, int, bool]:
+        return model, ctx, progress
+
+    args = argparse.Namespace(model="m.gguf", ctx=4096, json=True, progress=False, command="x")
+    assert call_with_flags(fn, args) == ("m.gguf", 4096, False)  # json/command are not fn's keywords
+    assert call_with_flags(fn, args, progress=True) == ("m.gguf", 4096, True)

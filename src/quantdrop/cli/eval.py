@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from quantdrop.cli._flags import add_flag
+from quantdrop.cli._flags import add_flag, call_with_flags
 from quantdrop.eval.results import format_table, json_safe, results_table
 from quantdrop.eval.runner import evaluate
 from quantdrop.util import comma_list
@@ -72,10 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    options = vars(args).copy()
-    as_json = options.pop("json")
-    results = evaluate(**options)
-    if as_json:
+    results = call_with_flags(evaluate, args)
+    if args.json:
         print(json.dumps(json_safe([r.to_dict() for r in results]), indent=2, allow_nan=False))
     else:
         table = results_table(args.store, labels=[args.label])

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from quantdrop.cli._flags import call_with_flags
 from quantdrop.errors import QuantdropError
 from quantdrop.imatrix import format_stats, imatrix
 from quantdrop.imatrix_io import read_imatrix, write_imatrix
@@ -66,20 +67,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.model is None:
         raise QuantdropError("MODEL is required (or --show FILE / --convert DAT)")
-    r = imatrix(
-        args.model,
-        args.output,
-        text=args.text,
-        dataset=args.dataset,
-        chunks=args.chunks,
-        ctx=args.ctx,
-        threads=args.threads,
-        resume=args.resume,
-        skip_chunks=args.skip_chunks,
-        process_output=args.process_output,
-        force=args.force,
-        progress=sys.stderr.isatty(),
-    )
+    r = call_with_flags(imatrix, args, progress=sys.stderr.isatty())
     for note in r.notes:
         print(f"note: {note}", file=sys.stderr)
     resumed = f", resumed after {r.resumed_from}" if r.resumed_from else ""

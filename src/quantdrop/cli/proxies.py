@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from quantdrop.cli._flags import add_flag
+from quantdrop.cli._flags import add_flag, call_with_flags
 from quantdrop.proxies import DEFAULT_N_CTX, format_table, proxies
 
 
@@ -28,10 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    options = vars(args).copy()
-    as_json = options.pop("json")
-    results = proxies(**options)
-    if as_json:
+    results = call_with_flags(proxies, args)
+    if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
         print(format_table(results))

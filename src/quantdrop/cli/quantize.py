@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from quantdrop.cli._flags import call_with_flags
 from quantdrop.cli.recipes import print_plan
 from quantdrop.quantize import quantize
 from quantdrop.recipes.resolve import plan_as_dict
@@ -24,17 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    result = quantize(
-        args.src,
-        args.dst,
-        recipe=args.recipe,
-        threads=args.threads,
-        imatrix=args.imatrix,
-        allow_requantize=args.allow_requantize,
-        force=args.force,
-        dry_run=args.dry_run,
-        progress=not args.json and sys.stderr.isatty(),
-    )
+    result = call_with_flags(quantize, args, progress=not args.json and sys.stderr.isatty())
     plan = result.plan
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)

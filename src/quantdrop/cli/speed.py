@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from quantdrop.cli._flags import call_with_flags
 from quantdrop.speed import render, speed
 
 
@@ -31,19 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    results = speed(
-        args.models,
-        endpoint=args.endpoint,
-        prompt=args.prompt,
-        gen=args.gen,
-        repeat=args.repeat,
-        ctx=args.ctx,
-        threads=args.threads,
-        concurrency=args.concurrency,
-        model_name=args.model_name,
-        cache_dir=args.cache_dir,
-        use_cache=args.use_cache,
-    )
+    results = call_with_flags(speed, args)
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout, indent=1)
         print()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from quantdrop.cli._flags import call_with_flags
 from quantdrop.study import (
     BASELINE,
     DEFAULT_BENCH,
@@ -105,8 +106,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    options = {k: v for k, v in vars(args).items() if k != "model"}
-    result = study(args.model, **options, progress=True)
+    result = call_with_flags(study, args, progress=True)
     print(result.summary)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     print(f"\ntime this run: {steps}")

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from quantdrop.cli._flags import call_with_flags
 from quantdrop.tune.command import DEFAULT_TYPES, tune
 
 
@@ -25,18 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    result = tune(
-        args.model,
-        args.budget,
-        ctx=args.ctx,
-        types=args.types,
-        imatrix=args.imatrix,
-        text=args.text,
-        measure=args.measure,
-        out=args.out,
-        threads=args.threads,
-        progress=not args.json and sys.stderr.isatty(),
-    )
+    result = call_with_flags(tune, args, progress=not args.json and sys.stderr.isatty())
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
