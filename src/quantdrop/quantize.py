@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext, suppress
+from contextlib import ExitStack, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,6 +232,9 @@ class _Job:
     imatrix: dict[str, np.ndarray] | None
 
 
+_ReuseFrom = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+
+
 def quantize(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str] | None,
@@ -243,12 +246,13 @@ def quantize(
     force: bool = False,
     dry_run: bool = False,
     progress: bool = False,
-    reuse_from: str | os.PathLike[str] | None = None,
+    reuse_from: _ReuseFrom = None,
 ) -> QuantizeResult:
     """Quantize `src` (GGUF, F32/F16/BF16) into `dst` with `recipe` (preset name or recipe file).
 
-    reuse_from: a GGUF this function wrote from the same `src` and `imatrix`; every tensor planned at
-    the type and shape it has there is copied from it instead of quantized again (tune's tier 2 trials)."""
+    reuse_from: GGUFs quantized from the same `src` and `imatrix` (by this function, or tune's tier 1
+    pool); every tensor planned at the type and shape it has in one of them (the first that has it) is
+    copied instead of quantized again (tune's tier 2 trials)."""
     t0 = time.perf_counter()
     job = _prepare(src, recipe, threads, imatrix, allow_requantize)
     if dry_run or dst is None:
@@ -294,11 +298,12 @@ def _check_destination(job: _Job, out: Path, force: bool, imatrix: str | os.Path
         kernels.prepare(qtype)
 
 
-def _write(job: _Job, out: Path, threads: int, progress: bool, reuse_from: str | os.PathLike[str] | None) -> int:
+def _write(job: _Job, out: Path, threads: int, progress: bool, reuse_from: _ReuseFrom) -> int:
     """Stream every planned tensor into `out` (atomically); the tensor bytes written."""
     header, plan = job.header, job.plan
     sources = {t.name: t for t in header.tensors}
-    reusable = _reusable(reuse_from, plan)
+    donors = _donor_paths(reuse_from)
+    reusable = _reusable(donors, plan)
     sweep_stale(out.parent)  # temporaries of earlier runs killed with SIGKILL
     quantizer = _Quantizer(threads, job.imatrix)
     try:
@@ -306,20 +311,21 @@ def _write(job: _Job, out: Path, threads: int, progress: bool, reuse_from: str |
             atomic_output(out) as fh,
             open(header.path, "rb", buffering=0) as src_fh,
             _progress(progress) as bar,
-            open(reuse_from or header.path, "rb", buffering=0) as reuse_fh,
+            ExitStack() as stack,
         ):
+            donor_fds = [stack.enter_context(open(p, "rb", buffering=0)).fileno() for p in donors]
             writer = GGUFStreamWriter(
                 fh, metadata_fields(header, plan), [(e.name, e.shape, e.type) for e in plan.entries]
             )
             advance = _advancer(bar, plan.recipe.name, sum(sources[e.name].nbytes for e in plan.entries))
             for e in plan.entries:
-                reused = e.name in reusable
-                source = reusable[e.name] if reused else sources[e.name]
-                fetch = _reader((reuse_fh if reused else src_fh).fileno(), source.offset, header.path, e.name)
-                if reused:
-                    _copy(fetch, source.nbytes, writer.write, advance)
+                if e.name in reusable:
+                    donor, entry = reusable[e.name]
+                    fetch = _reader(donor_fds[donor], entry.offset, donors[donor], e.name)
+                    _copy(fetch, entry.nbytes, writer.write, advance)
                 else:
-                    quantizer.stream(e, fetch, source.nbytes, writer.write, advance)
+                    fetch = _reader(src_fh.fileno(), sources[e.name].offset, header.path, e.name)
+                    quantizer.stream(e, fetch, sources[e.name].nbytes, writer.write, advance)
                 writer.end_tensor()
             writer.finish()
     except OSError as err:
@@ -352,16 +358,25 @@ def _reader(fd: int, base: int, path: Path, name: str) -> Callable[[int, int], n
     return fetch
 
 
-def _reusable(path: str | os.PathLike[str] | None, plan: ResolvedPlan) -> dict[str, TensorEntry]:
-    """The tensors of `path` (an earlier output) that `plan` gives the same type and shape."""
-    if path is None:
-        return {}
-    have = {t.name: t for t in read_header(path).tensors}
-    return {
-        e.name: have[e.name]
-        for e in plan.entries
-        if e.name in have and have[e.name].type == e.type and tuple(have[e.name].shape) == tuple(e.shape)
-    }
+def _donor_paths(reuse_from: _ReuseFrom) -> list[Path]:
+    if reuse_from is None:
+        return []
+    if isinstance(reuse_from, (str, os.PathLike)):
+        return [Path(reuse_from)]
+    return [Path(p) for p in reuse_from]
+
+
+def _reusable(donors: list[Path], plan: ResolvedPlan) -> dict[str, tuple[int, TensorEntry]]:
+    """For each tensor of `plan` that a donor (an earlier output) holds at the same type and shape: the
+    first such donor's index and its entry."""
+    found: dict[str, tuple[int, TensorEntry]] = {}
+    planned = {e.name: e for e in plan.entries}
+    for i, path in enumerate(donors):
+        for t in read_header(path).tensors:
+            e = planned.get(t.name)
+            if e is not None and t.name not in found and t.type == e.type and tuple(t.shape) == tuple(e.shape):
+                found[t.name] = (i, t)
+    return found
 
 
 def _copy(

@@ -3,6 +3,7 @@ independent numpy dequantization and the file's own imatrix."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,25 @@ def test_a_tensor_the_imatrix_misses_gets_the_median_importance(tmp_path: Path) 
     rows = inv.tensor("token_embd.weight").shape[1]
     ref = _reference_error(model, "token_embd.weight", T.Q4_K, None) / rows * neutral
     assert sens.error["token_embd.weight"]["Q4_K"] == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["llama", "deepseek2"])
+def test_the_kept_pool_assembles_files_identical_to_quantizing(tmp_path: Path, arch: str, monkeypatch) -> None:
+    """Tier 1's kept tensors (for tier 2's trials) are byte for byte what quantize writes, imatrix included."""
+    qmod = importlib.import_module("quantdrop.quantize")  # the module: quantdrop.quantize is the function
+    model = synthetic_model(tmp_path, arch, n_layer=3)
+    inv = read_gguf_inventory(model)
+    imatrix = write_imatrix(model, tmp_path / "imatrix.gguf")
+    cands = _candidates(inv, parse_types("q2_k,q3_k,q4_k,q6_k"), True)
+    sens = tier1(model, inv, cands, read_normalized(imatrix), threads=2, pool_dir=tmp_path / "pool")
+    assert sorted(p.name for p in sens.pool) == sorted(
+        f"pool-{q.name}.gguf" for q in {q for v in cands.values() for q in v}
+    )
+    scratch = qmod.quantize(model, tmp_path / "scratch.gguf", recipe="Q3_K_M", imatrix=imatrix, threads=2)
+    streamed: list[str] = []
+    stream = qmod._Quantizer.stream
+    monkeypatch.setattr(qmod._Quantizer, "stream", lambda self, e, *a: streamed.append(e.name) or stream(self, e, *a))
+    pooled = qmod.quantize(model, tmp_path / "pooled.gguf", recipe="Q3_K_M", imatrix=imatrix, reuse_from=sens.pool)
+    assert pooled.path.read_bytes() == scratch.path.read_bytes()
+    from_pool = {e.name for e in scratch.plan.entries if e.name in cands and e.type in cands[e.name]}
+    assert from_pool and not from_pool & set(streamed)  # every pooled tensor copied, none quantized again

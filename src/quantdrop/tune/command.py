@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +208,7 @@ def _sensitivity(
     threads: int | None,
     progress: bool,
     cache_dir: str | os.PathLike[str] | None,
+    pool_dir: Path | None = None,
 ) -> tuple[Sensitivity, str, list[str]]:
     """Tier 1 (weights) or the shipped priors (a config): the sensitivity, the model fingerprint, notes."""
     if is_config:
@@ -223,9 +227,23 @@ def _sensitivity(
         threads=threads,
         progress=progress,
         cache_dir=Path(cache_dir) if cache_dir else default_cache() / "tune",
+        pool_dir=pool_dir,
     )
     notes = [] if sens.weighted else ["tier 1 is unweighted (no --imatrix): every input column counts the same"]
     return sens, file_fingerprint(path), notes
+
+
+@contextmanager
+def _trial_pool(inv: ModelInventory, cands: dict[str, list[T]], enabled: bool) -> Iterator[Path | None]:
+    """A temporary folder for tier 1's quantized tensors when tier 2 will assemble trials from them
+    (`sensitivity._Pool`); None when tier 2 will not run or the disk cannot hold every candidate type."""
+    if not enabled:
+        yield None
+        return
+    shapes = {t.name: t.shape for t in inv.tensors}
+    need = sum(tensor_bytes(q, shapes[n]) for n, qs in cands.items() for q in qs)
+    with tempfile.TemporaryDirectory(prefix="quantdrop-tune-pool-") as tmp:
+        yield Path(tmp) if shutil.disk_usage(tmp).free > 1.2 * need else None
 
 
 def _decisions(inv: ModelInventory, items: list[Item], sol: Solution) -> list[dict[str, Any]]:
@@ -255,6 +273,7 @@ def _tier2(
     imatrix: str | os.PathLike[str] | None,
     chunking: tuple[int, int],
     progress: bool,
+    pool: list[Path],
 ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
     """Tier 2: measure `measure` groups' KL divergence around the tier-1 solution; the scales per role
     (also recorded in `header`), the measurements and the calibration text's hash."""
@@ -276,6 +295,7 @@ def _tier2(
         n_ctx=measure_ctx,
         chunks=measure_chunks,
         progress=progress,
+        pool=pool,
     )
     header.append(
         f"calibration text sha256 = {text_hash}; tier 2 scales: "
@@ -316,59 +336,72 @@ def tune(
 
         imat = read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
     cands = _candidates(inv, qtypes, imat is not None)
-    sens, fingerprint, notes = _sensitivity(path, inv, cands, is_config, imat, imatrix, threads, progress, cache_dir)
-    if measure and is_config:
-        notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
-    notes += sens.notes
-    scales: dict[str, float] = {}
-    measurements: list[dict[str, Any]] = []
-    text_hash = ""
-    fixed = _fixed_bytes(inv)
-    items = _items(inv, cands, sens, scales)
-    header = [
-        f"quantdrop.tune: budget = {bud.spec}",
-        f"model fingerprint = {fingerprint}",
-        f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}",
-    ]
-
-    def attempt(total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
-        sol = solve(items, total - fixed)
-        body = _render(inv, items, sol, [*header, f"byte budget = {total}"], f"tuned-{bud.spec}")
-        return (_fits_devices(inv, body, bud.spec, ctx) if bud.kind == "devices" else True), (sol, body)
-
-    t0 = time.perf_counter()
-    total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
-    if measure and not is_config:
-        scales, measurements, text_hash = _tier2(
-            path, inv, items, sol, header, measure, text, imatrix, (measure_ctx, measure_chunks), progress
+    with _trial_pool(inv, cands, bool(measure) and not is_config) as pool_dir:
+        sens, fingerprint, notes = _sensitivity(
+            path, inv, cands, is_config, imat, imatrix, threads, progress, cache_dir, pool_dir
         )
-        notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
+        if measure and is_config:
+            notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
+        notes += sens.notes
+        scales: dict[str, float] = {}
+        measurements: list[dict[str, Any]] = []
+        text_hash = ""
+        fixed = _fixed_bytes(inv)
         items = _items(inv, cands, sens, scales)
+        header = [
+            f"quantdrop.tune: budget = {bud.spec}",
+            f"model fingerprint = {fingerprint}",
+            f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}",
+        ]
+
+        def attempt(total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
+            sol = solve(items, total - fixed)
+            body = _render(inv, items, sol, [*header, f"byte budget = {total}"], f"tuned-{bud.spec}")
+            return (_fits_devices(inv, body, bud.spec, ctx) if bud.kind == "devices" else True), (sol, body)
+
         t0 = time.perf_counter()
         total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
-    notes.append(
-        f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
-        f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
-    )
-    dst = Path(out) if out else None
-    if dst is not None:
-        _write_atomic(dst, body)
-    return TuneResult(
-        body,
-        dst,
-        bud.spec,
-        total,
-        sol.nbytes + fixed,
-        inv.n_params,
-        sol,
-        sens,
-        _decisions(inv, items, sol),
-        scales,
-        notes,
-        fingerprint,
-        text_hash,
-        measurements,
-    )
+        if measure and not is_config:
+            scales, measurements, text_hash = _tier2(
+                path,
+                inv,
+                items,
+                sol,
+                header,
+                measure,
+                text,
+                imatrix,
+                (measure_ctx, measure_chunks),
+                progress,
+                sens.pool,
+            )
+            notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
+            items = _items(inv, cands, sens, scales)
+            t0 = time.perf_counter()
+            total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
+        notes.append(
+            f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
+            f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
+        )
+        dst = Path(out) if out else None
+        if dst is not None:
+            _write_atomic(dst, body)
+        return TuneResult(
+            body,
+            dst,
+            bud.spec,
+            total,
+            sol.nbytes + fixed,
+            inv.n_params,
+            sol,
+            sens,
+            _decisions(inv, items, sol),
+            scales,
+            notes,
+            fingerprint,
+            text_hash,
+            measurements,
+        )
 
 
 def _write_atomic(path: Path, content: str) -> None:

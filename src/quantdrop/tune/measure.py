@@ -12,8 +12,8 @@ class's median (attention, mlp, experts, embeddings, output), else the median of
 The N groups are picked round-robin over the roles, least-measured role first and, among those, the
 role whose step tier 1 predicts to matter most; within a role the group with the largest predicted
 change (the strongest signal above measurement noise). Each trial file copies the baseline's bytes
-for every tensor it does not change (`quantize(reuse_from=...)`), so a trial costs one group's
-quantization plus the KL pass.
+for every tensor it does not change and, when tier 1 kept its quantized tensors (`sensitivity._Pool`),
+the changed ones from there (`quantize(reuse_from=...)`), so a trial costs little more than its KL pass.
 """
 
 from __future__ import annotations
@@ -103,8 +103,11 @@ def calibrate(
     n_ctx: int = N_CTX,
     chunks: int = CALIBRATION_CHUNKS,
     progress: bool = False,
+    pool: list[Path] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
-    """Role scales (KLD per unit of tier-1 error), the measurements, and the calibration text's sha256."""
+    """Role scales (KLD per unit of tier-1 error), the measurements, and the calibration text's sha256.
+
+    pool: tier 1's quantized tensors (`sensitivity._Pool`), from which every trial file is assembled."""
     from quantdrop.calibration import load_text
     from quantdrop.proxies import reference_log_probs
 
@@ -116,7 +119,7 @@ def calibrate(
     cand = groups(items, choice, n_layer)
     measured: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="quantdrop-tune-") as tmp:
-        trial = _Trials(path, Path(tmp), ref, render, imatrix, progress)
+        trial = _Trials(path, Path(tmp), ref, render, imatrix, progress, pool or [])
         base = trial.kld(choice, "baseline", keep=True)
         for role, block in pick_groups(cand, by_name, choice, n):
             names, direction = cand[(role, block)]
@@ -156,9 +159,10 @@ class _Trials:
         render: Callable[[dict[str, str]], str],
         imatrix: str | os.PathLike[str] | None,
         progress: bool,
+        pool: list[Path],
     ) -> None:
         self.path, self.folder, self.ref, self.render = path, folder, ref, render
-        self.imatrix, self.progress = imatrix, progress
+        self.imatrix, self.progress, self.pool = imatrix, progress, pool
         self.baseline: Path | None = None
 
     def kld(self, mix: dict[str, str], label: str, keep: bool = False) -> float:
@@ -168,7 +172,8 @@ class _Trials:
         recipe = self.folder / f"{label}.toml"
         recipe.write_text(self.render(mix))
         out = self.folder / f"{label}.gguf"
-        quantize(self.path, out, recipe=str(recipe), imatrix=self.imatrix, force=True, reuse_from=self.baseline)
+        donors = [*([self.baseline] if self.baseline else []), *self.pool]
+        quantize(self.path, out, recipe=str(recipe), imatrix=self.imatrix, force=True, reuse_from=donors)
         value = compare(self.ref, out, progress=self.progress).kld_mean
         if keep:
             self.baseline = out

@@ -20,8 +20,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,6 +32,7 @@ from gguf import GGMLQuantizationType as T
 
 from quantdrop import kernels
 from quantdrop.errors import QuantdropError
+from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, read_header
 from quantdrop.inventory import ModelInventory, TensorInfo
 from quantdrop.recipes.llamacpp import (
     QUANTIZED,
@@ -41,7 +43,7 @@ from quantdrop.recipes.llamacpp import (
     tensor_type_fallback,
 )
 from quantdrop.tempfiles import sweep_stale
-from quantdrop.util import atomic_write, progress_bar
+from quantdrop.util import atomic_output, atomic_write, progress_bar
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
 _CACHE_VERSION = "3"
@@ -119,6 +121,7 @@ class Sensitivity:
     seconds: float = 0.0
     bytes_per_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    pool: list[Path] = field(default_factory=list)  # tier 1's quantized tensors, one GGUF per type
 
 
 def _imatrix_rows(imatrix: dict[str, np.ndarray] | None, t: TensorInfo) -> np.ndarray | None:
@@ -144,26 +147,56 @@ def _neutral_importance(imatrix: dict[str, np.ndarray] | None) -> float:
 
 def _slab_errors(
     rows: np.ndarray, types: list[T], imat: np.ndarray | None, pool: ThreadPoolExecutor | None, threads: int
-) -> tuple[np.ndarray, float]:
-    """Weighted squared error of each type on a float32 slab, and the weighted energy of the slab."""
+) -> tuple[np.ndarray, float, list[list[np.ndarray]]]:
+    """Weighted squared error of each type on a float32 slab, the weighted energy of the slab, and the
+    quantized bytes (per type, the row blocks in order)."""
     n_rows, n = rows.shape
     w = np.ones(n, dtype=np.float64) if imat is None else imat.astype(np.float64)
     per = max(1, -(-n_rows // threads))
     starts = list(range(0, n_rows, per))
 
-    def work(start: int) -> np.ndarray:
+    def work(start: int) -> tuple[np.ndarray, list[np.ndarray]]:
         block = np.ascontiguousarray(rows[start : start + per])
-        errs = np.zeros(len(types))
+        errs, bufs = np.zeros(len(types)), []
         for k, qtype in enumerate(types):
             buf = np.empty(block.shape[0] * kernels.row_size(qtype, n), dtype=np.uint8)
             kernels.quantize_rows(qtype, block, buf, imat)
             diff = kernels.dequantize_rows(qtype, buf, n) - block
             errs[k] = float(np.einsum("ij,ij->j", diff, diff, dtype=np.float64) @ w)
-        return errs
+            bufs.append(buf)
+        return errs, bufs
 
     parts = list(pool.map(work, starts)) if pool and len(starts) > 1 else [work(s) for s in starts]
     energy = float(np.einsum("ij,ij->j", rows, rows, dtype=np.float64) @ w)
-    return np.sum(parts, axis=0), energy
+    quantized = [[bufs[k] for _, bufs in parts] for k in range(len(types))]
+    return np.sum([e for e, _ in parts], axis=0), energy, quantized
+
+
+class _Pool:
+    """Tier 1's quantized bytes kept as one GGUF per type (no metadata), so tier 2 assembles its trial
+    files from them (`quantize(reuse_from=...)`) instead of quantizing every tensor again."""
+
+    def __init__(self, folder: Path, header: GGUFHeader, types: dict[str, list[T]], stack: ExitStack) -> None:
+        shapes = {t.name: tuple(t.shape) for t in header.tensors}
+        self.paths: list[Path] = []
+        self.writers: dict[T, GGUFStreamWriter] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        for qtype in sorted({q for v in types.values() for q in v}):
+            path = folder / f"pool-{qtype.name}.gguf"
+            tensors = [(name, shapes[name], qtype) for name, cands in types.items() if qtype in cands]
+            self.writers[qtype] = GGUFStreamWriter(stack.enter_context(atomic_output(path)), [], tensors)
+            self.paths.append(path)
+
+    def keep(self, qtype: T, data: np.ndarray) -> None:
+        self.writers[qtype].write(data)
+
+    def end_tensor(self, types: list[T]) -> None:
+        for qtype in types:
+            self.writers[qtype].end_tensor()
+
+    def finish(self) -> None:
+        for writer in self.writers.values():
+            writer.finish()
 
 
 def _progress(enabled: bool, total: int):
@@ -181,7 +214,15 @@ def _cache_key(path: Path, types: dict[str, list[T]], imatrix_digest: str) -> st
 
 
 def _tensor_errors(
-    fh: int, src: object, t: TensorInfo, types: list[T], imatrix: dict | None, pool, threads: int, advance
+    fh: int,
+    src: object,
+    t: TensorInfo,
+    types: list[T],
+    imatrix: dict | None,
+    pool,
+    threads: int,
+    advance,
+    keep: Callable[[T, np.ndarray], object] | None = None,
 ) -> tuple[list[float], float]:
     from quantdrop.kernels import to_f32
 
@@ -198,7 +239,11 @@ def _tensor_errors(
         if len(raw) != (stop - r) * src_row:
             raise QuantdropError(f"unexpected end of file in {t.name}")
         rows = to_f32(np.frombuffer(raw, dtype=np.uint8), t.type, n)
-        e, s = _slab_errors(rows, types, None if imat is None else imat[r // per_expert], pool, threads)
+        e, s, quantized = _slab_errors(rows, types, None if imat is None else imat[r // per_expert], pool, threads)
+        if keep is not None:
+            for qtype, bufs in zip(types, quantized, strict=True):
+                for buf in bufs:
+                    keep(qtype, buf)
         errs += e
         energy += s
         advance(len(raw))
@@ -215,9 +260,11 @@ def tier1(
     imatrix_digest: str = "",
     threads: int | None = None,
     cache_dir: Path | None = None,
+    pool_dir: Path | None = None,
     progress: bool = False,
 ) -> Sensitivity:
-    """Tier 1 for every tensor in `types` (tensor -> its candidate types), cached by model and imatrix."""
+    """Tier 1 for every tensor in `types` (tensor -> its candidate types), cached by model and imatrix.
+    With `pool_dir` (and not from the cache), the quantized tensors are kept there too (`_Pool`)."""
     from quantdrop.kernels import FLOAT_SOURCES
 
     path = Path(path)
@@ -235,8 +282,6 @@ def tier1(
                 d["bytes_per_s"],
                 ["tier 1 from cache " + str(cache)],
             )
-    from quantdrop.ggufio import read_header
-
     header = read_header(path)
     sources = {t.name: t for t in header.tensors}
     by_name = {t.name: t for t in inv.tensors}
@@ -253,7 +298,13 @@ def tier1(
     error: dict[str, dict[str, float]] = {}
     signal: dict[str, float] = {}
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool, open(path, "rb", buffering=0) as f, _progress(progress, total) as bar:
+    with (
+        ThreadPoolExecutor(threads) as pool,
+        open(path, "rb", buffering=0) as f,
+        _progress(progress, total) as bar,
+        ExitStack() as stack,
+    ):
+        kept = _Pool(pool_dir, header, types, stack) if pool_dir is not None else None
         title = f"[bold]tier 1[/bold] ({sum(len(v) for v in types.values())} tensor-types)"
         task = bar.add_task(title, total=total) if bar else None
 
@@ -264,12 +315,19 @@ def tier1(
         neutral = _neutral_importance(imatrix)
         for name, cands in types.items():
             t = by_name[name]
-            errs, energy = _tensor_errors(f.fileno(), sources[name], t, cands, imatrix, pool, threads, advance)
+            errs, energy = _tensor_errors(
+                f.fileno(), sources[name], t, cands, imatrix, pool, threads, advance, kept.keep if kept else None
+            )
+            if kept:
+                kept.end_tensor(cands)
             scale = token_weight(inv, t) * (neutral if _imatrix_rows(imatrix, t) is None else 1.0)
             error[name] = {q.name: e * scale for q, e in zip(cands, errs, strict=True)}
             signal[name] = energy * scale
+        if kept:
+            kept.finish()
     seconds = time.perf_counter() - t0
     result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
+    result.pool = kept.paths if kept else []
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(cache.parent)
