@@ -12,13 +12,15 @@ BUILD=${1:-$CACHE/llama.cpp-build}
 REFBIN=${2:-$CACHE/refbin}
 PIP=${PIP:-${QUANTDROP_VENV:-.venv}/bin/pip}
 JOBS=${JOBS:-2}
+CPU_ARGS="$(bash "$(dirname "$0")/cpu_cmake_args.sh")"
+CPU_ARGS="${CPU_ARGS:--DGGML_NATIVE=ON}"  # AMX CPUs: without AMX, as setup.sh builds llama-cpp-python
 mkdir -p "$BUILD" "$REFBIN"
 SDIST="$BUILD/llama_cpp_python-$VERSION.tar.gz"
 [ -f "$SDIST" ] || "$PIP" download --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$BUILD"
 SRC="$BUILD/llama_cpp_python-$VERSION/vendor/llama.cpp"
 [ -d "$SRC" ] || tar xzf "$SDIST" -C "$BUILD"
 cmake -S "$SRC" -B "$BUILD/llama.cpp-build" -G Ninja \
-  -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+  $CPU_ARGS -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
 nice cmake --build "$BUILD/llama.cpp-build" -j"$JOBS" \
   --target llama-imatrix llama-perplexity llama-bench llama-quantize
@@ -28,7 +30,7 @@ done
 cat > "$REFBIN/README" <<TXT
 llama.cpp reference tools built $(date -u +%FT%TZ) from llama-cpp-python $VERSION's vendored llama.cpp
 ($SRC), statically linked, by quantdrop's scripts/build_reference_tools.sh:
-  cmake -S $SRC -B $BUILD/llama.cpp-build -G Ninja -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \\
+  cmake -S $SRC -B $BUILD/llama.cpp-build -G Ninja $CPU_ARGS -DLLAMA_CURL=OFF \\
     -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
   nice cmake --build $BUILD/llama.cpp-build -j$JOBS --target llama-imatrix llama-perplexity llama-bench llama-quantize
 Use: export LLAMA_IMATRIX=$REFBIN/llama-imatrix LLAMA_PERPLEXITY=$REFBIN/llama-perplexity \\

@@ -16,16 +16,11 @@ cmake_args="${QUANTDROP_CMAKE_ARGS:-}"
 if [ -z "$cmake_args" ] && command -v nvcc >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
     cmake_args="-DGGML_CUDA=on"
 fi
-# CPUs with AMX (Intel Sapphire Rapids and later): the native build of llama-cpp-python 0.3.36's
-# llama.cpp moves quantized weights into its AMX buffer, and decoding any quantized model then
-# segfaults (ggml_backend_amx_mul_mat; llama.cpp issues #11115, #20824). Build for the same CPU
-# features minus AMX.
-if [ -z "$cmake_args" ] && grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
-    cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
-    cmake_args="$cmake_args -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON"
-    cmake_args="$cmake_args -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+# AMX CPUs need llama.cpp built without AMX (scripts/cpu_cmake_args.sh says why).
+if [ -z "$cmake_args" ]; then
+    cmake_args="$(bash scripts/cpu_cmake_args.sh)"
 fi
-want="$( (cat scripts/setup.sh pyproject.toml; echo "$cmake_args") | sha256sum | cut -d' ' -f1)"
+want="$( (cat scripts/setup.sh scripts/cpu_cmake_args.sh pyproject.toml; echo "$cmake_args") | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/quantdrop" ]; then
     exit 0
 fi
