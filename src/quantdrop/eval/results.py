@@ -277,67 +277,72 @@ def _evidence_dict(benchmark: str, label: str, e: Any) -> dict[str, Any]:
     }
 
 
+_CSV_COLUMNS = [
+    "row",
+    "label",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "n_items",
+    "samples",
+    "errors",
+    "truncated",
+    "unextracted",
+    "pending",
+    "diff",
+    "diff_low",
+    "diff_high",
+]
+
+
 def format_csv(table: Table) -> str:
     """Long format: one line per (row, label) with the numbers a spreadsheet wants."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(
-        [
-            "row",
-            "label",
-            "mean",
-            "std",
-            "ci_low",
-            "ci_high",
-            "n_items",
-            "samples",
-            "errors",
-            "truncated",
-            "unextracted",
-            "pending",
-            "diff",
-            "diff_low",
-            "diff_high",
-        ]
-    )
+    w.writerow(_CSV_COLUMNS)
     for k in table.benchmarks:
         for lab in table.labels:
             r = table.cells.get((k, lab))
-            if r is None:
-                continue
-            d = table.diffs.get((k, lab))
-            w.writerow(
-                [
-                    table.titles[k],
-                    lab,
-                    _f(r.mean),
-                    _f(r.std),
-                    _f(r.ci.low),
-                    _f(r.ci.high),
-                    r.n_items,
-                    r.samples,
-                    r.counts["error"],
-                    r.counts["truncated"],
-                    r.counts["unextracted"],
-                    r.counts["pending"],
-                    *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")),
-                ]
-            )
+            if r is not None:
+                w.writerow(_csv_cell_row(table.titles[k], lab, r, table.diffs.get((k, lab))))
     for lab in table.labels:
-        w.writerow(["Average", lab, _f(table.average[lab]), *[""] * 12])
-        d = table.diffs.get(("weighted", lab))
-        w.writerow(
-            [
-                "Weighted avg.",
-                lab,
-                _f(table.weighted[lab]),
-                *[""] * 9,
-                *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")),
-            ]
-        )
-        if lab in table.drop:
-            w.writerow(["Accuracy drop", lab, _f(100 * table.drop[lab]), *[""] * 12])
+        w.writerows(_csv_summary_rows(table, lab))
     return out.getvalue()
+
+
+def _csv_diff(d: Interval | None) -> tuple[str, str, str]:
+    """The difference to the baseline and its interval, blank without one."""
+    return (_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")
+
+
+def _csv_cell_row(title: str, lab: str, r: BenchResult, d: Interval | None) -> list[Any]:
+    return [
+        title,
+        lab,
+        _f(r.mean),
+        _f(r.std),
+        _f(r.ci.low),
+        _f(r.ci.high),
+        r.n_items,
+        r.samples,
+        r.counts["error"],
+        r.counts["truncated"],
+        r.counts["unextracted"],
+        r.counts["pending"],
+        *_csv_diff(d),
+    ]
+
+
+def _csv_summary_rows(table: Table, lab: str) -> list[list[Any]]:
+    """One label's Average, Weighted avg. and (with a baseline) Accuracy drop rows."""
+    rows = [
+        ["Average", lab, _f(table.average[lab]), *[""] * 12],
+        ["Weighted avg.", lab, _f(table.weighted[lab]), *[""] * 9, *_csv_diff(table.diffs.get(("weighted", lab)))],
+    ]
+    if lab in table.drop:
+        rows.append(["Accuracy drop", lab, _f(100 * table.drop[lab]), *[""] * 12])
+    return rows
 
 
 def _f(x: float) -> str:
