@@ -25,6 +25,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
@@ -42,6 +43,9 @@ from quantdrop.recipes.llamacpp import (
 )
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.util import atomic_write, progress_bar
+
+if TYPE_CHECKING:
+    from quantdrop.ggufio import TensorEntry
 
 SLAB_BYTES = 32 * 1024 * 1024  # float32 rows in memory at a time
 _CACHE_VERSION = "3"
@@ -218,27 +222,42 @@ def tier1(
     progress: bool = False,
 ) -> Sensitivity:
     """Tier 1 for every tensor in `types` (tensor -> its candidate types), cached by model and imatrix."""
-    from quantdrop.kernels import FLOAT_SOURCES
-
     path = Path(path)
-    cache = None
-    if cache_dir is not None:
-        cache = cache_dir / f"tier1-{_cache_key(path, types, imatrix_digest)}.json"
-        if cache.is_file():
-            d = json.loads(cache.read_text())
-            return Sensitivity(
-                d["error"],
-                d["signal"],
-                "tier 1",
-                imatrix is not None,
-                d["seconds"],
-                d["bytes_per_s"],
-                ["tier 1 from cache " + str(cache)],
-            )
+    cache = None if cache_dir is None else cache_dir / f"tier1-{_cache_key(path, types, imatrix_digest)}.json"
+    if cache is not None and cache.is_file():
+        return _cached_tier1(cache, imatrix is not None)
     from quantdrop.ggufio import read_header
 
-    header = read_header(path)
-    sources = {t.name: t for t in header.tensors}
+    sources = {t.name: t for t in read_header(path).tensors}
+    _check_float_sources(path, inv, types)
+    for qtype in {q for v in types.values() for q in v}:
+        kernels.prepare(qtype)
+    threads = max(1, threads or os.cpu_count() or 1)
+    total = sum(sources[n].nbytes for n in types)
+    t0 = time.perf_counter()
+    error, signal = _tier1_errors(path, inv, types, imatrix, sources, threads, total, progress)
+    seconds = time.perf_counter() - t0
+    result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(cache.parent)
+        atomic_write(
+            cache, json.dumps({"error": error, "signal": signal, "seconds": seconds, "bytes_per_s": result.bytes_per_s})
+        )
+    return result
+
+
+def _cached_tier1(cache: Path, weighted: bool) -> Sensitivity:
+    d = json.loads(cache.read_text())
+    return Sensitivity(
+        d["error"], d["signal"], "tier 1", weighted, d["seconds"], d["bytes_per_s"], ["tier 1 from cache " + str(cache)]
+    )
+
+
+def _check_float_sources(path: Path, inv: ModelInventory, types: dict[str, list[T]]) -> None:
+    """Tier 1 measures against float weights only."""
+    from quantdrop.kernels import FLOAT_SOURCES
+
     by_name = {t.name: t for t in inv.tensors}
     for name in types:
         if by_name[name].type not in FLOAT_SOURCES:
@@ -246,13 +265,22 @@ def tier1(
                 f"{path}: {name} is {by_name[name].type.name}; tier 1 needs an F32/F16/BF16 "
                 "source (the error against an already quantized weight means little)"
             )
-    for qtype in {q for v in types.values() for q in v}:
-        kernels.prepare(qtype)
-    threads = max(1, threads or os.cpu_count() or 1)
-    total = sum(sources[n].nbytes for n in types)
+
+
+def _tier1_errors(
+    path: Path,
+    inv: ModelInventory,
+    types: dict[str, list[T]],
+    imatrix: dict[str, np.ndarray] | None,
+    sources: dict[str, TensorEntry],
+    threads: int,
+    total: int,
+    progress: bool,
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Every tensor's scaled error per candidate type and its signal, streamed from the file (`total` bytes)."""
+    by_name = {t.name: t for t in inv.tensors}
     error: dict[str, dict[str, float]] = {}
     signal: dict[str, float] = {}
-    t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool, open(path, "rb", buffering=0) as f, _progress(progress, total) as bar:
         title = f"[bold]tier 1[/bold] ({sum(len(v) for v in types.values())} tensor-types)"
         task = bar.add_task(title, total=total) if bar else None
@@ -268,15 +296,7 @@ def tier1(
             scale = token_weight(inv, t) * (neutral if _imatrix_rows(imatrix, t) is None else 1.0)
             error[name] = {q.name: e * scale for q, e in zip(cands, errs, strict=True)}
             signal[name] = energy * scale
-    seconds = time.perf_counter() - t0
-    result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(cache.parent)
-        atomic_write(
-            cache, json.dumps({"error": error, "signal": signal, "seconds": seconds, "bytes_per_s": result.bytes_per_s})
-        )
-    return result
+    return error, signal
 
 
 # ------------------------------------------------------------------------------------------ priors
