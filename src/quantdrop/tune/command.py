@@ -310,44 +310,25 @@ def tune(
     is_config = source.kind == "config"
     _check_arguments(is_config, measure, ctx, out, imatrix)
     inv = load(path)
-    imat = None
-    if imatrix:
-        from quantdrop.imatrix_io import read_normalized
-
-        imat = read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
+    imat = _read_imatrix(imatrix, inv)
     cands = _candidates(inv, qtypes, imat is not None)
     sens, fingerprint, notes = _sensitivity(path, inv, cands, is_config, imat, imatrix, threads, progress, cache_dir)
     if measure and is_config:
         notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
     notes += sens.notes
+    problem = _Problem(inv, bud, cands, sens, _fixed_bytes(inv), _header(bud, fingerprint, sens), ctx, notes)
     scales: dict[str, float] = {}
     measurements: list[dict[str, Any]] = []
     text_hash = ""
-    fixed = _fixed_bytes(inv)
-    items = _items(inv, cands, sens, scales)
-    header = [
-        f"quantdrop.tune: budget = {bud.spec}",
-        f"model fingerprint = {fingerprint}",
-        f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}",
-    ]
-
-    def attempt(total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
-        sol = solve(items, total - fixed)
-        body = _render(inv, items, sol, [*header, f"byte budget = {total}"], f"tuned-{bud.spec}")
-        return (_fits_devices(inv, body, bud.spec, ctx) if bud.kind == "devices" else True), (sol, body)
-
-    t0 = time.perf_counter()
-    total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
+    items, (total, sol, body), seconds = problem.solve_scaled(scales)
     if measure and not is_config:
         scales, measurements, text_hash = _tier2(
-            path, inv, items, sol, header, measure, text, imatrix, (measure_ctx, measure_chunks), progress
+            path, inv, items, sol, problem.header, measure, text, imatrix, (measure_ctx, measure_chunks), progress
         )
         notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
-        items = _items(inv, cands, sens, scales)
-        t0 = time.perf_counter()
-        total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
+        items, (total, sol, body), seconds = problem.solve_scaled(scales)
     notes.append(
-        f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
+        f"solved {len(items)} tensors in {seconds:.2f} s (with any plan checks); gap "
         f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
     )
     dst = Path(out) if out else None
@@ -358,7 +339,7 @@ def tune(
         dst,
         bud.spec,
         total,
-        sol.nbytes + fixed,
+        sol.nbytes + problem.fixed,
         inv.n_params,
         sol,
         sens,
@@ -369,6 +350,53 @@ def tune(
         text_hash,
         measurements,
     )
+
+
+def _read_imatrix(imatrix: str | os.PathLike[str] | None, inv: ModelInventory) -> Any:
+    """The imatrix normalized to the model's tensors (a wrong model fails here), or None."""
+    if not imatrix:
+        return None
+    from quantdrop.imatrix_io import read_normalized
+
+    return read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})
+
+
+def _header(bud: Budget, fingerprint: str, sens: Sensitivity) -> list[str]:
+    """The recipe file's opening comments: what it was tuned for and from."""
+    return [
+        f"quantdrop.tune: budget = {bud.spec}",
+        f"model fingerprint = {fingerprint}",
+        f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}",
+    ]
+
+
+@dataclass
+class _Problem:
+    """One budget to fill: the tensors' candidate types and sensitivity, the bytes that stay as they are,
+    the recipe header (tier 2 adds its scales) and the notes the solver adds to."""
+
+    inv: ModelInventory
+    bud: Budget
+    cands: dict[str, list[T]]
+    sens: Sensitivity
+    fixed: int
+    header: list[str]
+    ctx: int
+    notes: list[str]
+
+    def attempt(self, total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
+        """The best mix within `total` bytes, its recipe text, and whether it fits (devices: by plan)."""
+        sol = solve(items, total - self.fixed)
+        body = _render(self.inv, items, sol, [*self.header, f"byte budget = {total}"], f"tuned-{self.bud.spec}")
+        fits = _fits_devices(self.inv, body, self.bud.spec, self.ctx) if self.bud.kind == "devices" else True
+        return fits, (sol, body)
+
+    def solve_scaled(self, scales: dict[str, float]) -> tuple[list[Item], tuple[int, Solution, str], float]:
+        """The items with losses scaled per role, the budget's solution and the seconds it took."""
+        items = _items(self.inv, self.cands, self.sens, scales)
+        t0 = time.perf_counter()
+        solved = _solve_budget(self.inv, self.bud, items, self.fixed, self.ctx, self.attempt, self.notes)
+        return items, solved, time.perf_counter() - t0
 
 
 def _write_atomic(path: Path, content: str) -> None:
