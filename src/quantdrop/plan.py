@@ -318,6 +318,14 @@ def check_options(
             raise QuantdropError(f"{flag} must be a finite number of GiB, 0 or more (got {value})")
 
 
+def _named_recipes(recipes: str | list[str] | None) -> dict[str, Any]:
+    """The recipes given, loaded before any work (AS_IS: the model as it is); none given: {}."""
+    from quantdrop.recipes import load_recipe
+
+    names = name_list(recipes, (), "no recipe given (expected e.g. --recipes Q4_K_M,Q3_K_M)")
+    return {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}
+
+
 def _default_recipes(inv: ModelInventory) -> dict[str, Any]:
     """No recipe given: a quantized GGUF is planned as it is; a float model with the usual presets."""
     from quantdrop.recipes import load_recipe
@@ -369,8 +377,6 @@ def plan(
     mmap: llama.cpp maps the file (its default); on a CPU host the repacked weights then count twice.
     accuracy: measured scores per recipe (RECIPE=SCORE,... or a JSON file) for the recommendation.
     """
-    from quantdrop.recipes import load_recipe
-
     split = _switch(mla_split, "mla_split")
     fa = _switch(flash_attn, "flash_attn")
     swa = _switch(swa_full, "swa_full")
@@ -384,8 +390,7 @@ def plan(
         headroom_gib=headroom_gib,
         overhead_gib=overhead_gib,
     )
-    names = name_list(recipes, (), "no recipe given (expected e.g. --recipes Q4_K_M,Q3_K_M)")
-    chosen = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
+    chosen = _named_recipes(recipes)
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)
     inv = model if isinstance(model, ModelInventory) else load(model, mla_split=split)
