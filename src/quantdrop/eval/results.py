@@ -143,22 +143,9 @@ def results_table(
     samples a benchmark needs to detect that drop)."""
     with Store(store, readonly=True) as db:
         runs = db.runs()
-        known = list(dict.fromkeys(r.label for r in runs))
-        if not known:
-            raise QuantdropError(f"{store} holds no evaluation runs yet")
-        if isinstance(labels, str):
-            labels = comma_list(labels)
-        labels = list(labels or known)
-        for name in [*labels, *([baseline] if baseline else [])]:
-            if name not in known:
-                raise QuantdropError(f"no label {name!r} in {store} (labels: {', '.join(known)})")
-        if baseline and baseline not in labels:
-            labels.insert(0, baseline)
+        labels = _chosen_labels(store, [r.label for r in runs], labels, baseline)
         results = [summarize(db, r.id) for r in runs if r.label in labels]
-    keys = list(dict.fromkeys(r.benchmark for r in results))
-    rank = {k: i for i, k in enumerate(PAPER_ORDER)}
-    first = {k: i for i, k in enumerate(keys)}
-    keys.sort(key=lambda k: (rank.get(benchmark_key(k), len(rank)), first[k]))
+    keys = _paper_order(results)
     cells = {(r.benchmark, r.label): r for r in results}
     weights = _weights(results)
     table = Table(labels=labels, benchmarks=keys, titles={}, cells=cells, average={}, weighted={}, baseline=baseline)
@@ -178,14 +165,44 @@ def results_table(
         table.target_drop = target_drop
     elif target_drop is not None:
         raise QuantdropError("--target-drop needs --baseline: the items needed come from paired differences")
-    for lab in labels:
-        bad = Counter()
-        for k in keys:
-            if (k, lab) in cells:
-                bad.update({c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n})
-        if bad:
-            table.notes.append(f"{lab}: " + ", ".join(f"{n} {c}" for c, n in sorted(bad.items())))
+    table.notes += [note for lab in labels if (note := _outcome_note(lab, keys, cells))]
     return table
+
+
+def _chosen_labels(
+    store: str | Path, run_labels: list[str], labels: str | list[str] | None, baseline: str | None
+) -> list[str]:
+    """The labels asked for (all, in the order first evaluated, by default), the baseline first if missing."""
+    known = list(dict.fromkeys(run_labels))
+    if not known:
+        raise QuantdropError(f"{store} holds no evaluation runs yet")
+    if isinstance(labels, str):
+        labels = comma_list(labels)
+    labels = list(labels or known)
+    for name in [*labels, *([baseline] if baseline else [])]:
+        if name not in known:
+            raise QuantdropError(f"no label {name!r} in {store} (labels: {', '.join(known)})")
+    if baseline and baseline not in labels:
+        labels.insert(0, baseline)
+    return labels
+
+
+def _paper_order(results: list[BenchResult]) -> list[str]:
+    """The benchmarks in the paper's order, then the others in the order first evaluated."""
+    keys = list(dict.fromkeys(r.benchmark for r in results))
+    rank = {k: i for i, k in enumerate(PAPER_ORDER)}
+    first = {k: i for i, k in enumerate(keys)}
+    keys.sort(key=lambda k: (rank.get(benchmark_key(k), len(rank)), first[k]))
+    return keys
+
+
+def _outcome_note(lab: str, keys: list[str], cells: dict[tuple[str, str], BenchResult]) -> str:
+    """What a label's answers were besides right or wrong (errors, truncated, ...), or "" when nothing."""
+    bad: Counter[str] = Counter()
+    for k in keys:
+        if (k, lab) in cells:
+            bad.update({c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n})
+    return f"{lab}: " + ", ".join(f"{n} {c}" for c, n in sorted(bad.items())) if bad else ""
 
 
 def _compare(table: Table, weights: dict[str, float]) -> None:
