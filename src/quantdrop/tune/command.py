@@ -245,11 +245,9 @@ def _decisions(inv: ModelInventory, items: list[Item], sol: Solution) -> list[di
 
 
 def _tier2(
-    path: Path,
-    inv: ModelInventory,
+    problem: _Problem,
     items: list[Item],
     sol: Solution,
-    header: list[str],
     measure: int,
     text: str | os.PathLike[str] | None,
     imatrix: str | os.PathLike[str] | None,
@@ -257,20 +255,22 @@ def _tier2(
     progress: bool,
 ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
     """Tier 2: measure `measure` groups' KL divergence around the tier-1 solution; the scales per role
-    (also recorded in `header`), the measurements and the calibration text's hash."""
+    (also recorded in the problem's header), the measurements and the calibration text's hash."""
     from quantdrop.tune.measure import calibrate
 
+    header = problem.header
+
     def render(choice: dict[str, str]) -> str:
-        return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
+        return _render(problem.inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
 
     measure_ctx, measure_chunks = chunking
     scales, measurements, text_hash = calibrate(
-        path,
+        problem.path,
         items,
         sol,
         render,
         measure,
-        inv.hparams.n_layer,
+        problem.inv.hparams.n_layer,
         text=text,
         imatrix=imatrix,
         n_ctx=measure_ctx,
@@ -303,6 +303,54 @@ def tune(
     """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
 
     measure_ctx / measure_chunks: tier 2's KL divergence chunks (tokens each, how many)."""
+    problem = _setup(model, budget, types, ctx, imatrix, measure, out, threads, progress, cache_dir)
+    scales: dict[str, float] = {}
+    measurements: list[dict[str, Any]] = []
+    text_hash = ""
+    items, (total, sol, body), seconds = problem.solve_scaled(scales)
+    if measure and not problem.is_config:
+        chunking = (measure_ctx, measure_chunks)
+        scales, measurements, text_hash = _tier2(problem, items, sol, measure, text, imatrix, chunking, progress)
+        problem.notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
+        items, (total, sol, body), seconds = problem.solve_scaled(scales)
+    problem.notes.append(
+        f"solved {len(items)} tensors in {seconds:.2f} s (with any plan checks); gap "
+        f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
+    )
+    dst = Path(out) if out else None
+    if dst is not None:
+        _write_atomic(dst, body)
+    return TuneResult(
+        body,
+        dst,
+        problem.bud.spec,
+        total,
+        sol.nbytes + problem.fixed,
+        problem.inv.n_params,
+        sol,
+        problem.sens,
+        _decisions(problem.inv, items, sol),
+        scales,
+        problem.notes,
+        problem.fingerprint,
+        text_hash,
+        measurements,
+    )
+
+
+def _setup(
+    model: str | os.PathLike[str],
+    budget: str,
+    types: str | list[str],
+    ctx: int,
+    imatrix: str | os.PathLike[str] | None,
+    measure: int,
+    out: str | os.PathLike[str] | None,
+    threads: int | None,
+    progress: bool,
+    cache_dir: str | os.PathLike[str] | None,
+) -> _Problem:
+    """Everything validated before any work, then the model, its candidates and their tier 1 sensitivity."""
     bud: Budget = parse_budget(budget)
     qtypes = parse_types(types)
     source = locate(model)  # a GGUF (also inside a model directory), else a config.json: priors only
@@ -316,40 +364,8 @@ def tune(
     if measure and is_config:
         notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
     notes += sens.notes
-    problem = _Problem(inv, bud, cands, sens, _fixed_bytes(inv), _header(bud, fingerprint, sens), ctx, notes)
-    scales: dict[str, float] = {}
-    measurements: list[dict[str, Any]] = []
-    text_hash = ""
-    items, (total, sol, body), seconds = problem.solve_scaled(scales)
-    if measure and not is_config:
-        scales, measurements, text_hash = _tier2(
-            path, inv, items, sol, problem.header, measure, text, imatrix, (measure_ctx, measure_chunks), progress
-        )
-        notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
-        items, (total, sol, body), seconds = problem.solve_scaled(scales)
-    notes.append(
-        f"solved {len(items)} tensors in {seconds:.2f} s (with any plan checks); gap "
-        f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
-    )
-    dst = Path(out) if out else None
-    if dst is not None:
-        _write_atomic(dst, body)
-    return TuneResult(
-        body,
-        dst,
-        bud.spec,
-        total,
-        sol.nbytes + problem.fixed,
-        inv.n_params,
-        sol,
-        sens,
-        _decisions(inv, items, sol),
-        scales,
-        notes,
-        fingerprint,
-        text_hash,
-        measurements,
-    )
+    header = _header(bud, fingerprint, sens)
+    return _Problem(path, is_config, inv, bud, cands, sens, fingerprint, _fixed_bytes(inv), header, ctx, notes)
 
 
 def _read_imatrix(imatrix: str | os.PathLike[str] | None, inv: ModelInventory) -> Any:
@@ -372,13 +388,16 @@ def _header(bud: Budget, fingerprint: str, sens: Sensitivity) -> list[str]:
 
 @dataclass
 class _Problem:
-    """One budget to fill: the tensors' candidate types and sensitivity, the bytes that stay as they are,
-    the recipe header (tier 2 adds its scales) and the notes the solver adds to."""
+    """One budget to fill: the model, the tensors' candidate types and sensitivity, the bytes that stay as
+    they are, the recipe header (tier 2 adds its scales) and the notes the solver adds to."""
 
+    path: Path
+    is_config: bool  # MODEL is a config.json: shipped priors, no weights to measure
     inv: ModelInventory
     bud: Budget
     cands: dict[str, list[T]]
     sens: Sensitivity
+    fingerprint: str
     fixed: int
     header: list[str]
     ctx: int
