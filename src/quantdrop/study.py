@@ -572,7 +572,8 @@ def _check_plan_options(devices: str | None, prefer: str, ctx: int) -> None:
 
 
 def _speed_settings(enabled: bool, prompt: int | None, gen: int | None, repeat: int, demo: bool) -> SpeedSettings:
-    """The speed test's sizes: 512 prompt and 128 generated tokens, or 128 and 32 for the demo."""
+    """The speed test's sizes as given, else 512 prompt and 128 generated tokens (the demo without
+    `speed_prompt`: 128 and 32)."""
     small = demo and prompt is None
     return SpeedSettings(enabled, prompt or (128 if small else 512), gen or (32 if small else 128), repeat)
 
