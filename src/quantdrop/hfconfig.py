@@ -421,43 +421,10 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
         n_vocab=c["vocab_size"],
     )
     if arch == gguf.MODEL_ARCH.DEEPSEEK2:
-        nope, rope, v_dim = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
-        kv_rank = c.get("kv_lora_rank", 512)
-        n_expert = c.get("n_routed_experts", 0)
-        first_dense = c.get("first_k_dense_replace", 0 if n_expert else c["num_hidden_layers"])
-        extra = {
-            "key_length_mla": nope + rope,
-            "value_length_mla": v_dim,
-            "q_lora_rank": c.get("q_lora_rank") or 0,
-            "expert_shared_count": c.get("n_shared_experts", 0),
-            "mla_split": mla_split,
-            "feed_forward_length": c["intermediate_size"],
-            "expert_feed_forward_length": c.get("moe_intermediate_size", 0),
-        }
-        if mla_split:  # today's converter: MQA with one wide latent head
-            kv = dict(n_head_kv=1, key_length=kv_rank + rope, value_length=kv_rank)
-        else:  # the converter of early 2025: all heads, decompressed
-            kv = dict(n_head_kv=n_head_kv, key_length=nope + rope, value_length=v_dim)
-        return Hparams(
-            **common,
-            **kv,
-            n_expert=n_expert,
-            n_expert_used=c.get("num_experts_per_tok", 0),
-            kv_lora_rank=kv_rank,
-            rope_dim=rope,
-            n_leading_dense=first_dense,
-            extra=extra,
-        )
+        return _deepseek_hparams(c, common, n_head_kv, mla_split)
     is_moe = c.model_type.endswith(("moe", "mixtral"))
     n_expert = c.get("num_local_experts", c.get("num_experts", 0)) if is_moe else 0
-    sliding, pattern = 0, 0
-    if arch == gguf.MODEL_ARCH.GEMMA2:
-        sliding, pattern = c.get("sliding_window", 4096), 2  # llama.cpp: hparams.set_swa_pattern(2)
-    elif arch == gguf.MODEL_ARCH.GEMMA3:
-        sliding, pattern = c.get("sliding_window", 4096), c.get("sliding_window_pattern", 6)
-        if c.get("layer_types"):  # newer configs list each layer's attention instead of a pattern
-            types = c["layer_types"]
-            pattern = types.index("full_attention") + 1 if "full_attention" in types else 0
+    sliding, pattern = _sliding_window(c, arch)
     extra = {
         "feed_forward_length": c.get("intermediate_size", 0),
         "expert_feed_forward_length": c.get("moe_intermediate_size", 0),
@@ -474,6 +441,50 @@ def _hparams(c: _Config, arch: gguf.MODEL_ARCH, mla_split: bool) -> Hparams:
         sliding_window_pattern=pattern,
         extra=extra,
     )
+
+
+def _deepseek_hparams(c: _Config, common: dict[str, Any], n_head_kv: int, mla_split: bool) -> Hparams:
+    """DeepSeek V2/V3 (MLA): the KV cache's heads and lengths depend on the converter's split of kv_b."""
+    nope, rope, v_dim = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
+    kv_rank = c.get("kv_lora_rank", 512)
+    n_expert = c.get("n_routed_experts", 0)
+    first_dense = c.get("first_k_dense_replace", 0 if n_expert else c["num_hidden_layers"])
+    extra = {
+        "key_length_mla": nope + rope,
+        "value_length_mla": v_dim,
+        "q_lora_rank": c.get("q_lora_rank") or 0,
+        "expert_shared_count": c.get("n_shared_experts", 0),
+        "mla_split": mla_split,
+        "feed_forward_length": c["intermediate_size"],
+        "expert_feed_forward_length": c.get("moe_intermediate_size", 0),
+    }
+    if mla_split:  # today's converter: MQA with one wide latent head
+        kv = dict(n_head_kv=1, key_length=kv_rank + rope, value_length=kv_rank)
+    else:  # the converter of early 2025: all heads, decompressed
+        kv = dict(n_head_kv=n_head_kv, key_length=nope + rope, value_length=v_dim)
+    return Hparams(
+        **common,
+        **kv,
+        n_expert=n_expert,
+        n_expert_used=c.get("num_experts_per_tok", 0),
+        kv_lora_rank=kv_rank,
+        rope_dim=rope,
+        n_leading_dense=first_dense,
+        extra=extra,
+    )
+
+
+def _sliding_window(c: _Config, arch: gguf.MODEL_ARCH) -> tuple[int, int]:
+    """Gemma 2/3's sliding-window attention: the window and the layer pattern (0, 0: none)."""
+    if arch == gguf.MODEL_ARCH.GEMMA2:
+        return c.get("sliding_window", 4096), 2  # llama.cpp: hparams.set_swa_pattern(2)
+    if arch == gguf.MODEL_ARCH.GEMMA3:
+        sliding, pattern = c.get("sliding_window", 4096), c.get("sliding_window_pattern", 6)
+        if c.get("layer_types"):  # newer configs list each layer's attention instead of a pattern
+            types = c["layer_types"]
+            pattern = types.index("full_attention") + 1 if "full_attention" in types else 0
+        return sliding, pattern
+    return 0, 0
 
 
 def _check_heads(c: _Config) -> None:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,14 +349,7 @@ def imatrix(
 
     model_path, out = Path(model), Path(output)
     notes = _check_model(model_path)
-    if ctx < MIN_ROWS:
-        raise QuantdropError(f"--ctx {ctx} is too small: llama.cpp ignores batches under {MIN_ROWS} tokens")
-    if chunks is not None and chunks < 1:
-        raise QuantdropError(f"--chunks must be at least 1, not {chunks}")
-    if out.exists() and not force and not (resume and _checkpoint_path(out).exists()):
-        raise QuantdropError(f"{out} exists (pass --force to overwrite)")
-    if not out.parent.is_dir():
-        raise QuantdropError(f"{out.parent}: no such directory")
+    _check_run(out, ctx, chunks, resume, force)
     body, label, text_notes = calibration_text(text, dataset)
     notes += text_notes
     collector = Collector(process_output)
@@ -365,16 +358,10 @@ def imatrix(
         table = _chunks_of(runner.tokenize(body), ctx, chunks, skip_chunks, label)
         key = _run_key(model_path, label, body, ctx, skip_chunks, process_output)
         ckpt = _checkpoint_path(out)
-        done = _load_checkpoint(ckpt, key, collector) if resume else 0
-        start, t0 = done, time.perf_counter()
-        with _progress_bar(progress, len(table), done, ctx) as update:
-            for i in range(done, len(table)):
-                runner.eval_chunk(table[i])
-                elapsed = time.perf_counter() - t0
-                update(i + 1, (i + 1 - start) * ctx / max(elapsed, 1e-9))
-                if (i + 1) % checkpoint_every == 0 and i + 1 < len(table):
-                    _save_checkpoint(ckpt, key, i + 1, collector)
-        seconds = time.perf_counter() - t0
+        start = _load_checkpoint(ckpt, key, collector) if resume else 0
+        seconds = _run_chunks(
+            runner, table, start, progress, checkpoint_every, lambda done: _save_checkpoint(ckpt, key, done, collector)
+        )
     finally:
         runner.close()
     if not collector.sums:
@@ -394,6 +381,39 @@ def imatrix(
         label,
         tuple(notes),
     )
+
+
+def _check_run(out: Path, ctx: int, chunks: int | None, resume: bool, force: bool) -> None:
+    """The run's options and its output path, before the model is loaded."""
+    if ctx < MIN_ROWS:
+        raise QuantdropError(f"--ctx {ctx} is too small: llama.cpp ignores batches under {MIN_ROWS} tokens")
+    if chunks is not None and chunks < 1:
+        raise QuantdropError(f"--chunks must be at least 1, not {chunks}")
+    if out.exists() and not force and not (resume and _checkpoint_path(out).exists()):
+        raise QuantdropError(f"{out} exists (pass --force to overwrite)")
+    if not out.parent.is_dir():
+        raise QuantdropError(f"{out.parent}: no such directory")
+
+
+def _run_chunks(
+    runner: Model,
+    table: np.ndarray,
+    start: int,
+    progress: bool,
+    checkpoint_every: int,
+    checkpoint: Callable[[int], None],
+) -> float:
+    """Evaluate the chunks from `start` on, `checkpoint(done)` every few; the seconds it took."""
+    n_ctx = table.shape[1]
+    t0 = time.perf_counter()
+    with _progress_bar(progress, len(table), start, n_ctx) as update:
+        for i in range(start, len(table)):
+            runner.eval_chunk(table[i])
+            elapsed = time.perf_counter() - t0
+            update(i + 1, (i + 1 - start) * n_ctx / max(elapsed, 1e-9))
+            if (i + 1) % checkpoint_every == 0 and i + 1 < len(table):
+                checkpoint(i + 1)
+    return time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------- statistics (--show)

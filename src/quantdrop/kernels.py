@@ -63,6 +63,14 @@ def ggml() -> ctypes.CDLL:
     missing = [s for s in _SYMBOLS if not hasattr(lib, s)]
     if missing:
         raise QuantdropError(f"{path} lacks {', '.join(missing)}: llama-cpp-python too old or too new")
+    _declare(lib)
+    _check_type_table(lib, path)
+    _check_type_traits(lib, path)
+    return lib
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """The argument and result types of the symbols quantdrop calls."""
     c_i64, c_sz = ctypes.c_int64, ctypes.c_size_t
     lib.ggml_quantize_chunk.argtypes = [
         ctypes.c_int,
@@ -88,6 +96,10 @@ def ggml() -> ctypes.CDLL:
     lib.ggml_blck_size.restype = ctypes.c_int64
     lib.ggml_type_size.argtypes = [ctypes.c_int]
     lib.ggml_type_size.restype = c_sz
+
+
+def _check_type_table(lib: ctypes.CDLL, path: Path) -> None:
+    """gguf's table (GGML_QUANT_SIZES) agrees with the library on the name, block and type size of a few types."""
     for qtype in (
         GGMLQuantizationType.Q2_K,
         GGMLQuantizationType.Q4_K,
@@ -101,8 +113,6 @@ def ggml() -> ctypes.CDLL:
                 f"gguf's type table disagrees with {path} on {qtype.name}: "
                 "install matching gguf and llama-cpp-python versions"
             )
-    _check_type_traits(lib, path)
-    return lib
 
 
 class _TypeTraits(ctypes.Structure):

@@ -318,6 +318,14 @@ def check_options(
             raise QuantdropError(f"{flag} must be a finite number of GiB, 0 or more (got {value})")
 
 
+def _named_recipes(recipes: str | list[str] | None) -> dict[str, Any]:
+    """The recipes given, loaded before any work (AS_IS: the model as it is); none given: {}."""
+    from quantdrop.recipes import load_recipe
+
+    names = name_list(recipes, (), "no recipe given (expected e.g. --recipes Q4_K_M,Q3_K_M)")
+    return {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}
+
+
 def _default_recipes(inv: ModelInventory) -> dict[str, Any]:
     """No recipe given: a quantized GGUF is planned as it is; a float model with the usual presets."""
     from quantdrop.recipes import load_recipe
@@ -369,8 +377,6 @@ def plan(
     mmap: llama.cpp maps the file (its default); on a CPU host the repacked weights then count twice.
     accuracy: measured scores per recipe (RECIPE=SCORE,... or a JSON file) for the recommendation.
     """
-    from quantdrop.recipes import load_recipe
-
     split = _switch(mla_split, "mla_split")
     fa = _switch(flash_attn, "flash_attn")
     swa = _switch(swa_full, "swa_full")
@@ -384,19 +390,58 @@ def plan(
         headroom_gib=headroom_gib,
         overhead_gib=overhead_gib,
     )
-    names = name_list(recipes, (), "no recipe given (expected e.g. --recipes Q4_K_M,Q3_K_M)")
-    chosen = {n: None if n.lower() == AS_IS else load_recipe(n) for n in names}  # validate before any work
+    chosen = _named_recipes(recipes)
     sets = parse_devices(devices)
     scores = load_accuracy(accuracy)
     inv = model if isinstance(model, ModelInventory) else load(model, mla_split=split)
     chosen = chosen or _default_recipes(inv)
+    memory = dict(ctx=ctx, parallel=parallel, n_ubatch=n_ubatch, swa_full=swa)
+    shared = _shared_memory(inv, sets, kv_layout, kv_type, fa, overhead_gib, memory)
+    plans = [_recipe_plan(name, r, inv, shared, headroom_gib, mapped) for name, r in chosen.items()]
+    return Plan(
+        model=inv.name,
+        n_params=inv.n_params,
+        source_bytes=inv.nbytes,
+        ctx=ctx,
+        parallel=parallel,
+        kv_type=kv_type.lower(),
+        kv_layout=shared.layout,
+        flash_attn=fa,
+        n_ubatch=n_ubatch,
+        swa_full=swa,
+        recipes=plans,
+        recommendation=recommend(plans, scores),
+        mmap=mapped,
+    )
+
+
+@dataclass(frozen=True)
+class _SharedMemory:
+    """What every recipe's plan shares: KV layout and cache, one compute buffer, each device set's placement."""
+
+    layout: str
+    kv_cache_bytes: int
+    compute_buffer_bytes: int
+    places: list[tuple[str, _Placement]]  # (device set spec, placement)
+
+
+def _shared_memory(
+    inv: ModelInventory,
+    sets: list[DeviceSet],
+    kv_layout: str,
+    kv_type: str,
+    flash_attn: bool,
+    overhead_gib: float | None,
+    memory: dict[str, Any],
+) -> _SharedMemory:
+    """The memory that does not depend on the recipe: KV cache by layer, compute buffers, placements."""
     layout = resolve_layout(inv, kv_layout)  # type: ignore[arg-type]
     shapes = layer_shapes(inv, kv_layout)  # type: ignore[arg-type]
     check_kv_heads(shapes, kv_type)
-    memory = dict(ctx=ctx, parallel=parallel, n_ubatch=n_ubatch, swa_full=swa)
     kv_layers = kv_bytes_per_layer(inv, kv_type_name=kv_type, shapes=shapes, **memory)
-    kv_total = sum(kv_layers)
-    compute_one = compute_buffer_bytes(inv, shapes, has_output=True, flash_attn=fa, kv_type_name=kv_type, **memory)
+    compute_one = compute_buffer_bytes(
+        inv, shapes, has_output=True, flash_attn=flash_attn, kv_type_name=kv_type, **memory
+    )
     places = [
         (
             s.spec,
@@ -405,7 +450,7 @@ def plan(
                 s,
                 kv_layers,
                 shapes=shapes,
-                flash_attn=fa,
+                flash_attn=flash_attn,
                 kv_type=kv_type,
                 overhead_gib=overhead_gib,
                 memory=memory,
@@ -413,37 +458,25 @@ def plan(
         )
         for s in sets
     ]
-    plans = []
-    for name, r in chosen.items():
-        name, entries, size, bpw, by_type, warnings = _weights(name, r, inv)
-        fits = [_fit(spec, place, entries, headroom_gib, mapped) for spec, place in places]
-        plans.append(
-            RecipePlan(
-                recipe=name,
-                size_bytes=size,
-                bits_per_weight=round(bpw, 4),
-                bytes_by_type=by_type,
-                kv_cache_bytes=kv_total,
-                compute_buffer_bytes=compute_one,
-                total_bytes=size + kv_total + compute_one,
-                devices=fits,
-                warnings=list(warnings),
-            )
-        )
-    return Plan(
-        model=inv.name,
-        n_params=inv.n_params,
-        source_bytes=inv.nbytes,
-        ctx=ctx,
-        parallel=parallel,
-        kv_type=kv_type.lower(),
-        kv_layout=layout,
-        flash_attn=fa,
-        n_ubatch=n_ubatch,
-        swa_full=swa,
-        recipes=plans,
-        recommendation=recommend(plans, scores),
-        mmap=mapped,
+    return _SharedMemory(layout, sum(kv_layers), compute_one, places)
+
+
+def _recipe_plan(
+    name: str, recipe: Any, inv: ModelInventory, shared: _SharedMemory, headroom_gib: float, mmap: bool
+) -> RecipePlan:
+    """One recipe's size, bits per weight and fit on each device set."""
+    name, entries, size, bpw, by_type, warnings = _weights(name, recipe, inv)
+    fits = [_fit(spec, place, entries, headroom_gib, mmap) for spec, place in shared.places]
+    return RecipePlan(
+        recipe=name,
+        size_bytes=size,
+        bits_per_weight=round(bpw, 4),
+        bytes_by_type=by_type,
+        kv_cache_bytes=shared.kv_cache_bytes,
+        compute_buffer_bytes=shared.compute_buffer_bytes,
+        total_bytes=size + shared.kv_cache_bytes + shared.compute_buffer_bytes,
+        devices=fits,
+        warnings=list(warnings),
     )
 
 

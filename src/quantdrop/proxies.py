@@ -330,28 +330,34 @@ def reference_log_probs(
             )
         n_chunk = len(tokens) // n_ctx if chunks is None else min(chunks, len(tokens) // n_ctx)
         ref = ReferenceLogProbs(final, n_ctx, model.n_vocab, n_chunk, fingerprint, label)
-        partial = final.with_name(final.name + ".partial")
-        done = _resume_point(partial, ref)
-        mode = "r+b" if done is not None else "wb"
-        with partial.open(mode) as f:
-            if done is None:
-                f.write(LOGITS_MAGIC)
-                f.write(np.array([n_ctx, model.n_vocab, n_chunk], dtype=np.int32).tobytes())
-                f.write(tokens[: n_ctx * n_chunk].tobytes())
-                done = 0
-            f.seek(ref.header_bytes + done * ref.chunk_bytes)
-            f.truncate()
-            grid = tokens[: n_ctx * n_chunk].reshape(n_chunk, n_ctx)
-            for i in _progress(
-                range(done, n_chunk), f"reference log-probs ({Path(reference).name})", n_chunk, done, progress
-            ):
-                f.write(encode_log_probs(model.logits(grid[i])).tobytes())
-                f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, final)
+        _write_reference(model, ref, tokens, f"reference log-probs ({Path(reference).name})", progress)
     finally:
         model.close()
     return ReferenceLogProbs(final, n_ctx, ref.n_vocab, n_chunk, fingerprint, label)
+
+
+def _write_reference(
+    model: ChunkLogits, ref: ReferenceLogProbs, tokens: np.ndarray, title: str, progress: bool
+) -> None:
+    """Write `ref.path` through a `.partial` file that an interrupted run resumes, renamed when whole."""
+    n_ctx, n_chunk = ref.n_ctx, ref.n_chunks
+    partial = ref.path.with_name(ref.path.name + ".partial")
+    done = _resume_point(partial, ref)
+    mode = "r+b" if done is not None else "wb"
+    with partial.open(mode) as f:
+        if done is None:
+            f.write(LOGITS_MAGIC)
+            f.write(np.array([n_ctx, ref.n_vocab, n_chunk], dtype=np.int32).tobytes())
+            f.write(tokens[: n_ctx * n_chunk].tobytes())
+            done = 0
+        f.seek(ref.header_bytes + done * ref.chunk_bytes)
+        f.truncate()
+        grid = tokens[: n_ctx * n_chunk].reshape(n_chunk, n_ctx)
+        for i in _progress(range(done, n_chunk), title, n_chunk, done, progress):
+            f.write(encode_log_probs(model.logits(grid[i])).tobytes())
+            f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, ref.path)
 
 
 def _cache_folder(folder: Path) -> Path:

@@ -571,6 +571,13 @@ def _check_plan_options(devices: str | None, prefer: str, ctx: int) -> None:
     check_options(kv_type="f16", flash_attn=True, ctx=ctx, parallel=1, n_ubatch=512)  # the plan it makes
 
 
+def _speed_settings(enabled: bool, prompt: int | None, gen: int | None, repeat: int, demo: bool) -> SpeedSettings:
+    """The speed test's sizes as given, else 512 prompt and 128 generated tokens (the demo without
+    `speed_prompt`: 128 and 32)."""
+    small = demo and prompt is None
+    return SpeedSettings(enabled, prompt or (128 if small else 512), gen or (32 if small else 128), repeat)
+
+
 def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -641,7 +648,6 @@ def study(
     loglik_names = [] if skip_eval else [n for n in comma_list(loglik) if n.lower() != "none"]
     _check_plan_options(devices, prefer, ctx)
     out_dir = Path(out)
-    small = demo and speed_prompt is None
     state = StudyState(
         source=source,
         local=local,
@@ -668,9 +674,7 @@ def study(
             _loglik_protocol(loglik_names, loglik_options),
         ),
         proxy=ProxyOptions(proxy_chunks, proxy_ctx),
-        speed=SpeedSettings(
-            speed, speed_prompt or (128 if small else 512), speed_gen or (32 if small else 128), speed_repeat
-        ),
+        speed=_speed_settings(speed, speed_prompt, speed_gen, speed_repeat, demo),
         serve=ServeOptions(serve, serve_slots, gpus, serve_timeout),
         prefer=prefer,
     )
@@ -679,9 +683,13 @@ def study(
     _make_folder(out_dir / "models")
     seconds = run_steps(state, STEPS)
     seconds["total"] = time.perf_counter() - t_start
+    return _result(state, seconds)
+
+
+def _result(state: StudyState, seconds: dict[str, float]) -> StudyResult:
     assert state.report is not None
     return StudyResult(
-        out=out_dir,
+        out=state.out,
         report=state.report,
         variants=state.variants,
         seconds=seconds,

@@ -18,6 +18,22 @@ from quantdrop.study import (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    _source_flags(parser)
+    _protocol_flags(parser)
+    _loglik_flags(parser.add_argument_group("log-likelihood scoring (eval --mode loglik)"))
+    parser.add_argument(
+        "--prefer",
+        default="quality",
+        choices=("quality", "speed", "balanced"),
+        help="what the recommendation weighs: quality (the paper's), speed (the fastest variant "
+        "without a significant drop) or balanced (the fastest within 2x the best KL)",
+    )
+    _speed_flags(parser.add_argument_group("speed (quantdrop speed)"))
+    _serve_flags(parser.add_argument_group("engines started by quantdrop (quantdrop.serve)"))
+
+
+def _source_flags(parser: argparse.ArgumentParser) -> None:
+    """The model, the variants, the benchmarks, the devices and the output folder."""
     parser.add_argument(
         "model",
         nargs="?",
@@ -38,6 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--devices", default=DEFAULT_DEVICES, help=f"device sets (default: {DEFAULT_DEVICES})")
     parser.add_argument("--out", default="quantdrop-study", help="output folder (default: quantdrop-study)")
+
+
+def _protocol_flags(parser: argparse.ArgumentParser) -> None:
+    """The evaluation protocol, the endpoints, the proxies."""
     parser.add_argument("--limit", type=int, default=None, help="first N items of each benchmark")
     parser.add_argument("--samples", type=int, default=None, help="samples per item (default: the paper's)")
     parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (default: 32768)")
@@ -57,7 +77,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy-chunks", type=int, default=None, help="text chunks for perplexity/KL")
     parser.add_argument("--proxy-ctx", type=int, default=512, help="tokens per proxy chunk")
     parser.add_argument("--skip-eval", action="store_true", help="sizes, plan and proxies only")
-    group = parser.add_argument_group("log-likelihood scoring (eval --mode loglik)")
+
+
+def _loglik_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--loglik",
         default=None,
@@ -80,19 +102,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="loglik_style=letters|continuation, loglik_norm=acc|acc_norm|"
         "acc_bytes (demo: continuation, acc_norm); repeatable",
     )
-    parser.add_argument(
-        "--prefer",
-        default="quality",
-        choices=("quality", "speed", "balanced"),
-        help="what the recommendation weighs: quality (the paper's), speed (the fastest variant "
-        "without a significant drop) or balanced (the fastest within 2x the best KL)",
-    )
-    group = parser.add_argument_group("speed (quantdrop speed)")
+
+
+def _speed_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--no-speed", dest="speed", action="store_false", help="do not measure throughput")
     group.add_argument("--speed-prompt", type=int, default=None, help="prompt tokens (default 512; demo 128)")
     group.add_argument("--speed-gen", type=int, default=None, help="generated tokens (default 128; demo 32)")
     group.add_argument("--speed-repeat", type=int, default=3, help="samples per speed test")
-    group = parser.add_argument_group("engines started by quantdrop (quantdrop.serve)")
+
+
+def _serve_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--serve",
         default=None,

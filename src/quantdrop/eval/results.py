@@ -143,22 +143,9 @@ def results_table(
     samples a benchmark needs to detect that drop)."""
     with Store(store, readonly=True) as db:
         runs = db.runs()
-        known = list(dict.fromkeys(r.label for r in runs))
-        if not known:
-            raise QuantdropError(f"{store} holds no evaluation runs yet")
-        if isinstance(labels, str):
-            labels = comma_list(labels)
-        labels = list(labels or known)
-        for name in [*labels, *([baseline] if baseline else [])]:
-            if name not in known:
-                raise QuantdropError(f"no label {name!r} in {store} (labels: {', '.join(known)})")
-        if baseline and baseline not in labels:
-            labels.insert(0, baseline)
+        labels = _chosen_labels(store, [r.label for r in runs], labels, baseline)
         results = [summarize(db, r.id) for r in runs if r.label in labels]
-    keys = list(dict.fromkeys(r.benchmark for r in results))
-    rank = {k: i for i, k in enumerate(PAPER_ORDER)}
-    first = {k: i for i, k in enumerate(keys)}
-    keys.sort(key=lambda k: (rank.get(benchmark_key(k), len(rank)), first[k]))
+    keys = _paper_order(results)
     cells = {(r.benchmark, r.label): r for r in results}
     weights = _weights(results)
     table = Table(labels=labels, benchmarks=keys, titles={}, cells=cells, average={}, weighted={}, baseline=baseline)
@@ -178,14 +165,44 @@ def results_table(
         table.target_drop = target_drop
     elif target_drop is not None:
         raise QuantdropError("--target-drop needs --baseline: the items needed come from paired differences")
-    for lab in labels:
-        bad = Counter()
-        for k in keys:
-            if (k, lab) in cells:
-                bad.update({c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n})
-        if bad:
-            table.notes.append(f"{lab}: " + ", ".join(f"{n} {c}" for c, n in sorted(bad.items())))
+    table.notes += [note for lab in labels if (note := _outcome_note(lab, keys, cells))]
     return table
+
+
+def _chosen_labels(
+    store: str | Path, run_labels: list[str], labels: str | list[str] | None, baseline: str | None
+) -> list[str]:
+    """The labels asked for (all, in the order first evaluated, by default), the baseline first if missing."""
+    known = list(dict.fromkeys(run_labels))
+    if not known:
+        raise QuantdropError(f"{store} holds no evaluation runs yet")
+    if isinstance(labels, str):
+        labels = comma_list(labels)
+    labels = list(labels or known)
+    for name in [*labels, *([baseline] if baseline else [])]:
+        if name not in known:
+            raise QuantdropError(f"no label {name!r} in {store} (labels: {', '.join(known)})")
+    if baseline and baseline not in labels:
+        labels.insert(0, baseline)
+    return labels
+
+
+def _paper_order(results: list[BenchResult]) -> list[str]:
+    """The benchmarks in the paper's order, then the others in the order first evaluated."""
+    keys = list(dict.fromkeys(r.benchmark for r in results))
+    rank = {k: i for i, k in enumerate(PAPER_ORDER)}
+    first = {k: i for i, k in enumerate(keys)}
+    keys.sort(key=lambda k: (rank.get(benchmark_key(k), len(rank)), first[k]))
+    return keys
+
+
+def _outcome_note(lab: str, keys: list[str], cells: dict[tuple[str, str], BenchResult]) -> str:
+    """What a label's answers were besides right or wrong (errors, truncated, ...), or "" when nothing."""
+    bad: Counter[str] = Counter()
+    for k in keys:
+        if (k, lab) in cells:
+            bad.update({c: n for c, n in cells[(k, lab)].counts.items() if c != "correct" and c != "wrong" and n})
+    return f"{lab}: " + ", ".join(f"{n} {c}" for c, n in sorted(bad.items())) if bad else ""
 
 
 def _compare(table: Table, weights: dict[str, float]) -> None:
@@ -277,67 +294,72 @@ def _evidence_dict(benchmark: str, label: str, e: Any) -> dict[str, Any]:
     }
 
 
+_CSV_COLUMNS = [
+    "row",
+    "label",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "n_items",
+    "samples",
+    "errors",
+    "truncated",
+    "unextracted",
+    "pending",
+    "diff",
+    "diff_low",
+    "diff_high",
+]
+
+
 def format_csv(table: Table) -> str:
     """Long format: one line per (row, label) with the numbers a spreadsheet wants."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(
-        [
-            "row",
-            "label",
-            "mean",
-            "std",
-            "ci_low",
-            "ci_high",
-            "n_items",
-            "samples",
-            "errors",
-            "truncated",
-            "unextracted",
-            "pending",
-            "diff",
-            "diff_low",
-            "diff_high",
-        ]
-    )
+    w.writerow(_CSV_COLUMNS)
     for k in table.benchmarks:
         for lab in table.labels:
             r = table.cells.get((k, lab))
-            if r is None:
-                continue
-            d = table.diffs.get((k, lab))
-            w.writerow(
-                [
-                    table.titles[k],
-                    lab,
-                    _f(r.mean),
-                    _f(r.std),
-                    _f(r.ci.low),
-                    _f(r.ci.high),
-                    r.n_items,
-                    r.samples,
-                    r.counts["error"],
-                    r.counts["truncated"],
-                    r.counts["unextracted"],
-                    r.counts["pending"],
-                    *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")),
-                ]
-            )
+            if r is not None:
+                w.writerow(_csv_cell_row(table.titles[k], lab, r, table.diffs.get((k, lab))))
     for lab in table.labels:
-        w.writerow(["Average", lab, _f(table.average[lab]), *[""] * 12])
-        d = table.diffs.get(("weighted", lab))
-        w.writerow(
-            [
-                "Weighted avg.",
-                lab,
-                _f(table.weighted[lab]),
-                *[""] * 9,
-                *((_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")),
-            ]
-        )
-        if lab in table.drop:
-            w.writerow(["Accuracy drop", lab, _f(100 * table.drop[lab]), *[""] * 12])
+        w.writerows(_csv_summary_rows(table, lab))
     return out.getvalue()
+
+
+def _csv_diff(d: Interval | None) -> tuple[str, str, str]:
+    """The difference to the baseline and its interval, blank without one."""
+    return (_f(d.value), _f(d.low), _f(d.high)) if d else ("", "", "")
+
+
+def _csv_cell_row(title: str, lab: str, r: BenchResult, d: Interval | None) -> list[Any]:
+    return [
+        title,
+        lab,
+        _f(r.mean),
+        _f(r.std),
+        _f(r.ci.low),
+        _f(r.ci.high),
+        r.n_items,
+        r.samples,
+        r.counts["error"],
+        r.counts["truncated"],
+        r.counts["unextracted"],
+        r.counts["pending"],
+        *_csv_diff(d),
+    ]
+
+
+def _csv_summary_rows(table: Table, lab: str) -> list[list[Any]]:
+    """One label's Average, Weighted avg. and (with a baseline) Accuracy drop rows."""
+    rows = [
+        ["Average", lab, _f(table.average[lab]), *[""] * 12],
+        ["Weighted avg.", lab, _f(table.weighted[lab]), *[""] * 9, *_csv_diff(table.diffs.get(("weighted", lab)))],
+    ]
+    if lab in table.drop:
+        rows.append(["Accuracy drop", lab, _f(100 * table.drop[lab]), *[""] * 12])
+    return rows
 
 
 def _f(x: float) -> str:

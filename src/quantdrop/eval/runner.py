@@ -302,26 +302,14 @@ def evaluate(
     _check_mode(mode)
     options = parse_options(bench_options)
     benches = _load_benchmarks(bench, limit, samples, data_dir, template, options, mode)  # bad names and data fail here
-    backend = _make_backend(  # loglik: a context for the prompt alone (default_n_ctx's allowance)
-        model,
-        endpoint,
-        model_name,
-        api_key_env,
-        concurrency,
-        timeout,
-        retries,
-        ctx,
-        threads,
-        1 if mode == "loglik" else max_tokens,
+    # loglik: a context for the prompt alone (default_n_ctx's allowance)
+    backend_tokens = 1 if mode == "loglik" else max_tokens
+    backend = _make_backend(
+        model, endpoint, model_name, api_key_env, concurrency, timeout, retries, ctx, threads, backend_tokens
     )
-    settings = _Settings(
-        label,
-        store,
-        SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
-        concurrency=1 if model is not None else concurrency,
-        progress=progress,
-        served_as=served_as,
-    )
+    sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+    in_flight = 1 if model is not None else concurrency  # in-process: one request at a time
+    settings = _Settings(label, store, sampling, concurrency=in_flight, progress=progress, served_as=served_as)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_evaluate(backend, benches, settings))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gguf import GGMLQuantizationType
 
 from quantdrop.errors import QuantdropError
-from quantdrop.inventory import ModelInventory, tensor_bytes
+from quantdrop.inventory import ModelInventory, TensorInfo, tensor_bytes
 from quantdrop.recipes.llamacpp import (
     FTYPES,
     QUANTIZED,
@@ -150,6 +150,30 @@ def _rule_matches(recipe: Recipe, names: list[str]) -> list[set[str]]:
     return out
 
 
+def _check_selectors(recipe: Recipe, n_layer: int) -> None:
+    """A selector naming layers the model lacks is an error."""
+    for i, rule in enumerate(recipe.rules):
+        if rule.layers is not None:
+            rule.layers.check(n_layer, f"{recipe.name if recipe.origin == 'builtin' else recipe.origin}: rule {i + 1}")
+
+
+def _first_rule(recipe: Recipe, name: str, matched: list[set[str]], n_layer: int, moe_layers: list[int]) -> int | None:
+    """The index of the first rule whose pattern and layer selector take tensor `name`, if any."""
+    layer = layer_of(name)
+    for i, rule in enumerate(recipe.rules):
+        if name in matched[i] and (rule.layers is None or rule.layers.matches(layer, n_layer, moe_layers)):
+            return i
+    return None
+
+
+def _with_fallback(t: TensorInfo, new_type: GGMLQuantizationType, why: str) -> tuple[GGMLQuantizationType, str]:
+    """llama.cpp's shape fallback: a type whose blocks do not fit the rows falls back, and says so."""
+    fallback = tensor_type_fallback(t, new_type)
+    if fallback != new_type:
+        return fallback, f"{why}; {new_type.name} does not fit rows of {t.shape[0]}: fallback"
+    return new_type, why
+
+
 def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = False) -> ResolvedPlan:
     """Decide every tensor's type. Pure: the same recipe and inventory always give the same plan."""
     hp = inventory.hparams
@@ -158,11 +182,7 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
     qs = QuantState.for_tensors(hp, names, has_imatrix)
     moe_layers = sorted({layer for n in names if "_exps" in n and (layer := layer_of(n)) is not None})
     rule_hits = [0] * len(recipe.rules)
-    for i, rule in enumerate(recipe.rules):  # a selector naming layers the model lacks is an error
-        if rule.layers is not None:
-            rule.layers.check(
-                hp.n_layer, f"{recipe.name if recipe.origin == 'builtin' else recipe.origin}: rule {i + 1}"
-            )
+    _check_selectors(recipe, hp.n_layer)
     matched = _rule_matches(recipe, names)
     default_quantized = recipe.default in QUANTIZED
     heuristic = f"llama.cpp {recipe.base}" if recipe.base else "default"
@@ -175,32 +195,19 @@ def resolve(recipe: Recipe, inventory: ModelInventory, *, has_imatrix: bool = Fa
         if not tensor_allows_quantization(t):
             new_type, why = t.type, "kept"
         else:
-            new_type, why = recipe.default, "default"
-            layer = layer_of(name)
-            for i, rule in enumerate(recipe.rules):
-                if name in matched[i] and (rule.layers is None or rule.layers.matches(layer, hp.n_layer, moe_layers)):
-                    new_type, why = rule.type, f"rule {i + 1}"
-                    rule_hits[i] += 1
-                    break
+            hit = _first_rule(recipe, name, matched, hp.n_layer, moe_layers)
+            if hit is not None:
+                new_type, why = recipe.rules[hit].type, f"rule {hit + 1}"
+                rule_hits[hit] += 1
+            elif default_quantized and ftype:
+                new_type = llama_tensor_get_type_impl(qs, recipe.default, t, ftype, tensor_category(name))
+                why = heuristic
             else:
-                if default_quantized and ftype:
-                    new_type = llama_tensor_get_type_impl(qs, new_type, t, ftype, tensor_category(name))
-                    why = heuristic
-            fallback = tensor_type_fallback(t, new_type)
-            if fallback != new_type:
-                why = f"{why}; {new_type.name} does not fit rows of {t.shape[0]}: fallback"
-                new_type = fallback
+                new_type, why = recipe.default, "default"
+            new_type, why = _with_fallback(t, new_type, why)
             requires = requires_imatrix(name, new_type, recipe.base)
         entries.append(
-            TensorPlan(
-                name=name,
-                shape=t.shape,
-                src_type=t.type,
-                type=new_type,
-                nbytes=tensor_bytes(new_type, t.shape),
-                rule=why,
-                requires_imatrix=requires,
-            )
+            TensorPlan(name, t.shape, t.type, new_type, tensor_bytes(new_type, t.shape), why, requires_imatrix=requires)
         )
 
     warnings = [

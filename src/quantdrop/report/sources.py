@@ -54,6 +54,15 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     The store's paired bootstrap gives variant minus baseline in points on the weighted average; the
     relative drop's interval is that interval divided by the baseline's weighted average, negated. A
     drop is significant when the whole interval lies below zero (the variant is surely worse)."""
+    benches = _bench_rows(table)
+    base_w = table.weighted.get(table.baseline) if table.baseline else None
+    columns = [_column(table, lab, base_w) for lab in table.labels]
+    evidence, floors = _evidence(table)
+    return ResultsTable(benches, columns, table.baseline, level, evidence, floors, table.target_drop)
+
+
+def _bench_rows(table: Table) -> list[BenchmarkRow]:
+    """One row per benchmark: its weight as the store gave it, else the paper's."""
     from quantdrop.stats import weight_of
 
     benches = []
@@ -61,45 +70,43 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
         given = [c.weight for (k, _), c in table.cells.items() if k == key and c.weight is not None]
         weight = given[0] if given else weight_of(key)
         benches.append(BenchmarkRow(key, weight, table.titles.get(key, key)))
-    base_w = table.weighted.get(table.baseline) if table.baseline else None
-    columns = []
-    for lab in table.labels:
-        cells = {
-            key: Cell(
-                c.mean,
-                c.std if c.samples > 1 else None,
-                c.n_items,
-                c.samples,
-                _differs(table.diffs.get((key, lab))),
-                c.complete,
-                _finite_pair(c.ci),
-            )
-            for key in table.benchmarks
-            if (c := table.cells.get((key, lab))) is not None
-        }
-        drop = _finite(table.drop.get(lab))
-        ci, significant = None, None
-        diff = table.diffs.get(("weighted", lab))
-        if diff is not None and base_w and not math.isnan(diff.low):
-            # a drop is at most 100% (accuracy cannot go below 0)
-            ci = (-100.0 * diff.high / base_w, min(100.0, -100.0 * diff.low / base_w))
-            significant = diff.high < 0
-        few = [e.too_few_items for (_, label), e in table.evidence.items() if label == lab]
-        columns.append(
-            VariantColumn(
-                lab,
-                cells,
-                _finite(table.average.get(lab)),
-                _finite(table.weighted.get(lab)),
-                None if drop is None else 100.0 * drop,
-                ci,
-                significant,
-                _differs(diff),
-                bool(few) and all(few),
-            )
+    return benches
+
+
+def _column(table: Table, lab: str, base_w: float | None) -> VariantColumn:
+    """One variant's cells, averages, and drop with its interval (relative to the baseline's weighted average)."""
+    cells = {
+        key: Cell(
+            c.mean,
+            c.std if c.samples > 1 else None,
+            c.n_items,
+            c.samples,
+            _differs(table.diffs.get((key, lab))),
+            c.complete,
+            _finite_pair(c.ci),
         )
-    evidence, floors = _evidence(table)
-    return ResultsTable(benches, columns, table.baseline, level, evidence, floors, table.target_drop)
+        for key in table.benchmarks
+        if (c := table.cells.get((key, lab))) is not None
+    }
+    drop = _finite(table.drop.get(lab))
+    ci, significant = None, None
+    diff = table.diffs.get(("weighted", lab))
+    if diff is not None and base_w and not math.isnan(diff.low):
+        # a drop is at most 100% (accuracy cannot go below 0)
+        ci = (-100.0 * diff.high / base_w, min(100.0, -100.0 * diff.low / base_w))
+        significant = diff.high < 0
+    few = [e.too_few_items for (_, label), e in table.evidence.items() if label == lab]
+    return VariantColumn(
+        lab,
+        cells,
+        _finite(table.average.get(lab)),
+        _finite(table.weighted.get(lab)),
+        None if drop is None else 100.0 * drop,
+        ci,
+        significant,
+        _differs(diff),
+        bool(few) and all(few),
+    )
 
 
 def _finite_pair(i: Interval) -> tuple[float, float] | None:

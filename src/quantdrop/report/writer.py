@@ -12,7 +12,7 @@ from typing import Any
 
 from quantdrop.errors import QuantdropError
 from quantdrop.report import pages, plots
-from quantdrop.report.data import ReportData
+from quantdrop.report.data import ReportData, ResultsTable
 from quantdrop.report.jsonout import load, report_dict, report_json, validate
 from quantdrop.report.recommend import recommend
 from quantdrop.tempfiles import sweep_stale
@@ -29,64 +29,26 @@ def _csv(header: list[str], rows: list[list[object]]) -> str:
     return buf.getvalue()
 
 
+_SIZES_HEADER = [
+    "recipe",
+    "size_bytes",
+    "bpw",
+    "device_set",
+    "memory_total_bytes",
+    "memory_per_device_bytes",
+    "capacity_per_device_bytes",
+    "fits",
+]
+
+
 def tidy_csvs(data: ReportData) -> dict[str, str]:
     """Machine-readable tables, one observation a row (raw numbers, no formatting)."""
     out: dict[str, str] = {}
     if data.sizes:
-        devices = {d.name: d for d in data.device_sets}
-        rows: list[list[object]] = []
-        for s in data.sizes:
-            head = [s.label, s.size_bytes, f"{s.bpw:.4f}"]
-            rows += [
-                [
-                    *head,
-                    name,
-                    p.total_bytes,
-                    p.per_device_bytes,
-                    devices[name].capacity_bytes if name in devices else "",
-                    int(p.fits),
-                ]
-                for name, p in s.placements.items()
-            ] or [head + [""] * 5]
-        out["table1_sizes.csv"] = _csv(
-            [
-                "recipe",
-                "size_bytes",
-                "bpw",
-                "device_set",
-                "memory_total_bytes",
-                "memory_per_device_bytes",
-                "capacity_per_device_bytes",
-                "fits",
-            ],
-            rows,
-        )
+        out["table1_sizes.csv"] = _sizes_csv(data)
     if data.results:
-        res = data.results
-        out["table2_results.csv"] = _csv(
-            ["benchmark", "label", "weight", "variant", "mean", "std", "n", "runs"],
-            [
-                [b.title, b.display, b.weight, c.label, cell.mean, _blank(cell.std), cell.n, cell.runs]
-                for b in res.benchmarks
-                for c in res.columns
-                if (cell := c.cells.get(b.title)) is not None
-            ],
-        )
-        out["table2_summary.csv"] = _csv(
-            ["variant", "average", "weighted_avg", "accuracy_drop_pct", "drop_ci_low", "drop_ci_high", "significant"],
-            [
-                [
-                    c.label,
-                    _blank(c.average),
-                    _blank(c.weighted_avg),
-                    _blank(c.drop),
-                    _blank(c.drop_ci[0] if c.drop_ci else None),
-                    _blank(c.drop_ci[1] if c.drop_ci else None),
-                    "" if c.significant is None else int(c.significant),
-                ]
-                for c in res.columns
-            ],
-        )
+        out["table2_results.csv"] = _results_csv(data.results)
+        out["table2_summary.csv"] = _summary_csv(data.results)
     if data.proxies:
         fields = list(next(iter(data.proxies.values())).to_dict())
         out["proxies.csv"] = _csv(
@@ -97,6 +59,58 @@ def tidy_csvs(data: ReportData) -> dict[str, str]:
             ["device_set", "recipe", "reason"], [[r.device_set, r.recipe or "", r.reason] for r in data.recommendations]
         )
     return out
+
+
+def _sizes_csv(data: ReportData) -> str:
+    """Table 1: one row per (recipe, device set); a recipe without placements gets one blank row."""
+    devices = {d.name: d for d in data.device_sets}
+    rows: list[list[object]] = []
+    for s in data.sizes:
+        head = [s.label, s.size_bytes, f"{s.bpw:.4f}"]
+        rows += [
+            [
+                *head,
+                name,
+                p.total_bytes,
+                p.per_device_bytes,
+                devices[name].capacity_bytes if name in devices else "",
+                int(p.fits),
+            ]
+            for name, p in s.placements.items()
+        ] or [head + [""] * 5]
+    return _csv(_SIZES_HEADER, rows)
+
+
+def _results_csv(res: ResultsTable) -> str:
+    """Table 2: one row per (benchmark, variant) with a score."""
+    return _csv(
+        ["benchmark", "label", "weight", "variant", "mean", "std", "n", "runs"],
+        [
+            [b.title, b.display, b.weight, c.label, cell.mean, _blank(cell.std), cell.n, cell.runs]
+            for b in res.benchmarks
+            for c in res.columns
+            if (cell := c.cells.get(b.title)) is not None
+        ],
+    )
+
+
+def _summary_csv(res: ResultsTable) -> str:
+    """Table 2's summary: one row per variant (averages, the accuracy drop and its interval)."""
+    return _csv(
+        ["variant", "average", "weighted_avg", "accuracy_drop_pct", "drop_ci_low", "drop_ci_high", "significant"],
+        [
+            [
+                c.label,
+                _blank(c.average),
+                _blank(c.weighted_avg),
+                _blank(c.drop),
+                _blank(c.drop_ci[0] if c.drop_ci else None),
+                _blank(c.drop_ci[1] if c.drop_ci else None),
+                "" if c.significant is None else int(c.significant),
+            ]
+            for c in res.columns
+        ],
+    )
 
 
 def _blank(v: float | None) -> object:

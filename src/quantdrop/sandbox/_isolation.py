@@ -71,8 +71,19 @@ def minimal_env(home: str) -> dict[str, str]:
 
 def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: int | None = None) -> list[str]:
     """bubblewrap's command line up to (not including) the program; `info_fd` receives its child's pid."""
-    cmd = [
+    return [
         "bwrap",
+        *_bwrap_namespaces(info_fd, as_root),
+        *(arg for key, value in minimal_env(BWRAP_WORK).items() for arg in ("--setenv", key, value)),
+        *_bwrap_system(),
+        *_bwrap_python(),
+        *_bwrap_scratch(files_dir, tmpfs_bytes),
+    ]
+
+
+def _bwrap_namespaces(info_fd: int | None, as_root: bool) -> list[str]:
+    """New namespaces, a new session, an empty environment; dies with its parent."""
+    cmd = [
         *(["--info-fd", str(info_fd)] if info_fd is not None else []),
         "--unshare-ipc",
         "--unshare-pid",
@@ -85,9 +96,12 @@ def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: in
     ]
     if not as_root:
         cmd += ["--unshare-user"]  # unprivileged bubblewrap needs a user namespace
-    for key, value in minimal_env(BWRAP_WORK).items():
-        cmd += ["--setenv", key, value]
-    cmd += ["--ro-bind", "/usr", "/usr"]
+    return cmd
+
+
+def _bwrap_system() -> list[str]:
+    """The system's /usr, its top-level links (or directories) and a few /etc files, read-only."""
+    cmd = ["--ro-bind", "/usr", "/usr"]
     for name in _TOP_LINKS:
         path = Path("/") / name
         if path.is_symlink():
@@ -96,6 +110,12 @@ def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: in
             cmd += ["--ro-bind", str(path), str(path)]
     for name in _ETC:
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    return cmd
+
+
+def _bwrap_python() -> list[str]:
+    """The Python installation outside /usr, read-only, under world-readable parents."""
+    cmd: list[str] = []
     made: set[str] = {"/", "/usr", "/etc"}
     for prefix in python_prefixes():
         if prefix == "/usr" or prefix.startswith("/usr/"):
@@ -105,7 +125,12 @@ def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: in
                 cmd += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
         cmd += ["--ro-bind", prefix, prefix]
-    cmd += [
+    return cmd
+
+
+def _bwrap_scratch(files_dir: str, tmpfs_bytes: int) -> list[str]:
+    """/dev, /proc, two small tmpfs (/tmp and the working directory) and the program's files, read-only."""
+    return [
         "--dev",
         "/dev",
         "--proc",
@@ -129,7 +154,6 @@ def bwrap_prefix(files_dir: str, *, tmpfs_bytes: int, as_root: bool, info_fd: in
         BWRAP_WORK,
         "--",
     ]
-    return cmd
 
 
 def _works(cmd: list[str]) -> tuple[bool, str]:

@@ -12,8 +12,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,19 +231,6 @@ def _sensitivity(
     return sens, file_fingerprint(path), notes
 
 
-@contextmanager
-def _trial_pool(inv: ModelInventory, cands: dict[str, list[T]], enabled: bool) -> Iterator[Path | None]:
-    """A temporary folder for tier 1's quantized tensors when tier 2 will assemble trials from them
-    (`sensitivity._Pool`); None when tier 2 will not run or the disk cannot hold every candidate type."""
-    if not enabled:
-        yield None
-        return
-    shapes = {t.name: t.shape for t in inv.tensors}
-    need = sum(tensor_bytes(q, shapes[n]) for n, qs in cands.items() for q in qs)
-    with tempfile.TemporaryDirectory(prefix="quantdrop-tune-pool-") as tmp:
-        yield Path(tmp) if shutil.disk_usage(tmp).free > 1.2 * need else None
-
-
 def _decisions(inv: ModelInventory, items: list[Item], sol: Solution) -> list[dict[str, Any]]:
     """The per-tensor decision of `--json`: type, bytes, predicted loss, tensor class."""
     by_name = {t.name: t for t in inv.tensors}
@@ -263,39 +248,38 @@ def _decisions(inv: ModelInventory, items: list[Item], sol: Solution) -> list[di
 
 
 def _tier2(
-    path: Path,
-    inv: ModelInventory,
+    problem: _Problem,
     items: list[Item],
     sol: Solution,
-    header: list[str],
     measure: int,
     text: str | os.PathLike[str] | None,
     imatrix: str | os.PathLike[str] | None,
     chunking: tuple[int, int],
     progress: bool,
-    pool: list[Path],
 ) -> tuple[dict[str, float], list[dict[str, Any]], str]:
     """Tier 2: measure `measure` groups' KL divergence around the tier-1 solution; the scales per role
-    (also recorded in `header`), the measurements and the calibration text's hash."""
+    (also recorded in the problem's header), the measurements and the calibration text's hash."""
     from quantdrop.tune.measure import calibrate
 
+    header = problem.header
+
     def render(choice: dict[str, str]) -> str:
-        return _render(inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
+        return _render(problem.inv, items, Solution(choice, 0, 0.0, 0.0), header, "tier2-trial")
 
     measure_ctx, measure_chunks = chunking
     scales, measurements, text_hash = calibrate(
-        path,
+        problem.path,
         items,
         sol,
         render,
         measure,
-        inv.hparams.n_layer,
+        problem.inv.hparams.n_layer,
         text=text,
         imatrix=imatrix,
         n_ctx=measure_ctx,
         chunks=measure_chunks,
         progress=progress,
-        pool=pool,
+        pool=problem.sens.pool,
     )
     header.append(
         f"calibration text sha256 = {text_hash}; tier 2 scales: "
@@ -323,6 +307,57 @@ def tune(
     """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
 
     measure_ctx / measure_chunks: tier 2's KL divergence chunks (tokens each, how many)."""
+    scales: dict[str, float] = {}
+    measurements: list[dict[str, Any]] = []
+    text_hash = ""
+    with tempfile.TemporaryDirectory(prefix="quantdrop-tune-pool-") as pool:  # tier 1's tensors for tier 2
+        problem = _setup(model, budget, types, ctx, imatrix, measure, out, threads, progress, cache_dir, Path(pool))
+        items, (total, sol, body), seconds = problem.solve_scaled(scales)
+        if measure and not problem.is_config:
+            chunking = (measure_ctx, measure_chunks)
+            scales, measurements, text_hash = _tier2(problem, items, sol, measure, text, imatrix, chunking, progress)
+            problem.notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
+            items, (total, sol, body), seconds = problem.solve_scaled(scales)
+    problem.notes.append(
+        f"solved {len(items)} tensors in {seconds:.2f} s (with any plan checks); gap "
+        f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
+    )
+    dst = Path(out) if out else None
+    if dst is not None:
+        _write_atomic(dst, body)
+    return TuneResult(
+        body,
+        dst,
+        problem.bud.spec,
+        total,
+        sol.nbytes + problem.fixed,
+        problem.inv.n_params,
+        sol,
+        problem.sens,
+        _decisions(problem.inv, items, sol),
+        scales,
+        problem.notes,
+        problem.fingerprint,
+        text_hash,
+        measurements,
+    )
+
+
+def _setup(
+    model: str | os.PathLike[str],
+    budget: str,
+    types: str | list[str],
+    ctx: int,
+    imatrix: str | os.PathLike[str] | None,
+    measure: int,
+    out: str | os.PathLike[str] | None,
+    threads: int | None,
+    progress: bool,
+    cache_dir: str | os.PathLike[str] | None,
+    pool: Path,
+) -> _Problem:
+    """Everything validated before any work, then the model, its candidates and their tier 1 sensitivity
+    (keeping tier 1's quantized tensors in `pool` when tier 2 will use them and the disk holds them)."""
     bud: Budget = parse_budget(budget)
     qtypes = parse_types(types)
     source = locate(model)  # a GGUF (also inside a model directory), else a config.json: priors only
@@ -330,78 +365,74 @@ def tune(
     is_config = source.kind == "config"
     _check_arguments(is_config, measure, ctx, out, imatrix)
     inv = load(path)
-    imat = None
-    if imatrix:
-        from quantdrop.imatrix_io import read_normalized
-
-        imat = read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})  # a wrong model fails here
+    imat = _read_imatrix(imatrix, inv)
     cands = _candidates(inv, qtypes, imat is not None)
-    with _trial_pool(inv, cands, bool(measure) and not is_config) as pool_dir:
-        sens, fingerprint, notes = _sensitivity(
-            path, inv, cands, is_config, imat, imatrix, threads, progress, cache_dir, pool_dir
-        )
-        if measure and is_config:
-            notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
-        notes += sens.notes
-        scales: dict[str, float] = {}
-        measurements: list[dict[str, Any]] = []
-        text_hash = ""
-        fixed = _fixed_bytes(inv)
-        items = _items(inv, cands, sens, scales)
-        header = [
-            f"quantdrop.tune: budget = {bud.spec}",
-            f"model fingerprint = {fingerprint}",
-            f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}",
-        ]
+    keep = pool if measure and not is_config and _pool_fits(inv, cands, pool) else None
+    sens, fingerprint, notes = _sensitivity(
+        path, inv, cands, is_config, imat, imatrix, threads, progress, cache_dir, keep
+    )
+    if measure and is_config:
+        notes.append("--measure ignored: a config.json has no weights to run, so tier 1 priors only")
+    notes += sens.notes
+    header = _header(bud, fingerprint, sens)
+    return _Problem(path, is_config, inv, bud, cands, sens, fingerprint, _fixed_bytes(inv), header, ctx, notes)
 
-        def attempt(total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
-            sol = solve(items, total - fixed)
-            body = _render(inv, items, sol, [*header, f"byte budget = {total}"], f"tuned-{bud.spec}")
-            return (_fits_devices(inv, body, bud.spec, ctx) if bud.kind == "devices" else True), (sol, body)
 
+def _pool_fits(inv: ModelInventory, cands: dict[str, list[T]], folder: Path) -> bool:
+    """Whether `folder`'s disk holds every tensor at every candidate type (`sensitivity._Pool`), with 20% spare."""
+    shapes = {t.name: t.shape for t in inv.tensors}
+    need = sum(tensor_bytes(q, shapes[n]) for n, qs in cands.items() for q in qs)
+    return shutil.disk_usage(folder).free > 1.2 * need
+
+
+def _read_imatrix(imatrix: str | os.PathLike[str] | None, inv: ModelInventory) -> Any:
+    """The imatrix normalized to the model's tensors (a wrong model fails here), or None."""
+    if not imatrix:
+        return None
+    from quantdrop.imatrix_io import read_normalized
+
+    return read_normalized(imatrix, {t.name: t.shape for t in inv.tensors})
+
+
+def _header(bud: Budget, fingerprint: str, sens: Sensitivity) -> list[str]:
+    """The recipe file's opening comments: what it was tuned for and from."""
+    return [
+        f"quantdrop.tune: budget = {bud.spec}",
+        f"model fingerprint = {fingerprint}",
+        f"sensitivity = {sens.source}{' (imatrix-weighted)' if sens.weighted else ''}",
+    ]
+
+
+@dataclass
+class _Problem:
+    """One budget to fill: the model, the tensors' candidate types and sensitivity, the bytes that stay as
+    they are, the recipe header (tier 2 adds its scales) and the notes the solver adds to."""
+
+    path: Path
+    is_config: bool  # MODEL is a config.json: shipped priors, no weights to measure
+    inv: ModelInventory
+    bud: Budget
+    cands: dict[str, list[T]]
+    sens: Sensitivity
+    fingerprint: str
+    fixed: int
+    header: list[str]
+    ctx: int
+    notes: list[str]
+
+    def attempt(self, total: int, items: list[Item]) -> tuple[bool, tuple[Solution, str]]:
+        """The best mix within `total` bytes, its recipe text, and whether it fits (devices: by plan)."""
+        sol = solve(items, total - self.fixed)
+        body = _render(self.inv, items, sol, [*self.header, f"byte budget = {total}"], f"tuned-{self.bud.spec}")
+        fits = _fits_devices(self.inv, body, self.bud.spec, self.ctx) if self.bud.kind == "devices" else True
+        return fits, (sol, body)
+
+    def solve_scaled(self, scales: dict[str, float]) -> tuple[list[Item], tuple[int, Solution, str], float]:
+        """The items with losses scaled per role, the budget's solution and the seconds it took."""
+        items = _items(self.inv, self.cands, self.sens, scales)
         t0 = time.perf_counter()
-        total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
-        if measure and not is_config:
-            scales, measurements, text_hash = _tier2(
-                path,
-                inv,
-                items,
-                sol,
-                header,
-                measure,
-                text,
-                imatrix,
-                (measure_ctx, measure_chunks),
-                progress,
-                sens.pool,
-            )
-            notes.append(f"tier 2: {len(measurements)} groups measured on the calibration text")
-            items = _items(inv, cands, sens, scales)
-            t0 = time.perf_counter()
-            total, sol, body = _solve_budget(inv, bud, items, fixed, ctx, attempt, notes)
-        notes.append(
-            f"solved {len(items)} tensors in {time.perf_counter() - t0:.2f} s (with any plan checks); gap "
-            f"<= {sol.gap:.4g} of predicted loss {sol.loss:.4g}"
-        )
-        dst = Path(out) if out else None
-        if dst is not None:
-            _write_atomic(dst, body)
-        return TuneResult(
-            body,
-            dst,
-            bud.spec,
-            total,
-            sol.nbytes + fixed,
-            inv.n_params,
-            sol,
-            sens,
-            _decisions(inv, items, sol),
-            scales,
-            notes,
-            fingerprint,
-            text_hash,
-            measurements,
-        )
+        solved = _solve_budget(self.inv, self.bud, items, self.fixed, self.ctx, self.attempt, self.notes)
+        return items, solved, time.perf_counter() - t0
 
 
 def _write_atomic(path: Path, content: str) -> None:

@@ -32,7 +32,7 @@ from gguf import GGMLQuantizationType as T
 
 from quantdrop import kernels
 from quantdrop.errors import QuantdropError
-from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, read_header
+from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, TensorEntry, read_header
 from quantdrop.inventory import ModelInventory, TensorInfo
 from quantdrop.recipes.llamacpp import (
     QUANTIZED,
@@ -199,6 +199,33 @@ class _Pool:
             writer.finish()
 
 
+class _Pool:
+    """Tier 1's quantized bytes kept as one GGUF per type (no metadata), so tier 2 assembles its trial
+    files from them (`quantize(reuse_from=...)`) instead of quantizing every tensor again."""
+
+    def __init__(self, folder: Path, header: GGUFHeader, types: dict[str, list[T]], stack: ExitStack) -> None:
+        shapes = {t.name: tuple(t.shape) for t in header.tensors}
+        self.paths: list[Path] = []
+        self.writers: dict[T, GGUFStreamWriter] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        for qtype in sorted({q for v in types.values() for q in v}):
+            path = folder / f"pool-{qtype.name}.gguf"
+            tensors = [(name, shapes[name], qtype) for name, cands in types.items() if qtype in cands]
+            self.writers[qtype] = GGUFStreamWriter(stack.enter_context(atomic_output(path)), [], tensors)
+            self.paths.append(path)
+
+    def keep(self, qtype: T, data: np.ndarray) -> None:
+        self.writers[qtype].write(data)
+
+    def end_tensor(self, types: list[T]) -> None:
+        for qtype in types:
+            self.writers[qtype].end_tensor()
+
+    def finish(self) -> None:
+        for writer in self.writers.values():
+            writer.finish()
+
+
 def _progress(enabled: bool, total: int):
     if not enabled:
         return nullcontext(None)
@@ -265,25 +292,44 @@ def tier1(
 ) -> Sensitivity:
     """Tier 1 for every tensor in `types` (tensor -> its candidate types), cached by model and imatrix.
     With `pool_dir` (and not from the cache), the quantized tensors are kept there too (`_Pool`)."""
-    from quantdrop.kernels import FLOAT_SOURCES
-
     path = Path(path)
-    cache = None
-    if cache_dir is not None:
-        cache = cache_dir / f"tier1-{_cache_key(path, types, imatrix_digest)}.json"
-        if cache.is_file():
-            d = json.loads(cache.read_text())
-            return Sensitivity(
-                d["error"],
-                d["signal"],
-                "tier 1",
-                imatrix is not None,
-                d["seconds"],
-                d["bytes_per_s"],
-                ["tier 1 from cache " + str(cache)],
-            )
+    cache = None if cache_dir is None else cache_dir / f"tier1-{_cache_key(path, types, imatrix_digest)}.json"
+    if cache is not None and cache.is_file():
+        return _cached_tier1(cache, imatrix is not None)
     header = read_header(path)
     sources = {t.name: t for t in header.tensors}
+    _check_float_sources(path, inv, types)
+    for qtype in {q for v in types.values() for q in v}:
+        kernels.prepare(qtype)
+    threads = max(1, threads or os.cpu_count() or 1)
+    total = sum(sources[n].nbytes for n in types)
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        kept = _Pool(pool_dir, header, types, stack) if pool_dir is not None else None
+        error, signal = _tier1_errors(path, inv, types, imatrix, sources, threads, total, progress, kept)
+    seconds = time.perf_counter() - t0
+    result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
+    result.pool = kept.paths if kept else []
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(cache.parent)
+        atomic_write(
+            cache, json.dumps({"error": error, "signal": signal, "seconds": seconds, "bytes_per_s": result.bytes_per_s})
+        )
+    return result
+
+
+def _cached_tier1(cache: Path, weighted: bool) -> Sensitivity:
+    d = json.loads(cache.read_text())
+    return Sensitivity(
+        d["error"], d["signal"], "tier 1", weighted, d["seconds"], d["bytes_per_s"], ["tier 1 from cache " + str(cache)]
+    )
+
+
+def _check_float_sources(path: Path, inv: ModelInventory, types: dict[str, list[T]]) -> None:
+    """Tier 1 measures against float weights only."""
+    from quantdrop.kernels import FLOAT_SOURCES
+
     by_name = {t.name: t for t in inv.tensors}
     for name in types:
         if by_name[name].type not in FLOAT_SOURCES:
@@ -291,20 +337,24 @@ def tier1(
                 f"{path}: {name} is {by_name[name].type.name}; tier 1 needs an F32/F16/BF16 "
                 "source (the error against an already quantized weight means little)"
             )
-    for qtype in {q for v in types.values() for q in v}:
-        kernels.prepare(qtype)
-    threads = max(1, threads or os.cpu_count() or 1)
-    total = sum(sources[n].nbytes for n in types)
+
+
+def _tier1_errors(
+    path: Path,
+    inv: ModelInventory,
+    types: dict[str, list[T]],
+    imatrix: dict[str, np.ndarray] | None,
+    sources: dict[str, TensorEntry],
+    threads: int,
+    total: int,
+    progress: bool,
+    kept: _Pool | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Every tensor's scaled error per candidate type and its signal, streamed from the file (`total` bytes)."""
+    by_name = {t.name: t for t in inv.tensors}
     error: dict[str, dict[str, float]] = {}
     signal: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with (
-        ThreadPoolExecutor(threads) as pool,
-        open(path, "rb", buffering=0) as f,
-        _progress(progress, total) as bar,
-        ExitStack() as stack,
-    ):
-        kept = _Pool(pool_dir, header, types, stack) if pool_dir is not None else None
+    with ThreadPoolExecutor(threads) as pool, open(path, "rb", buffering=0) as f, _progress(progress, total) as bar:
         title = f"[bold]tier 1[/bold] ({sum(len(v) for v in types.values())} tensor-types)"
         task = bar.add_task(title, total=total) if bar else None
 
@@ -323,18 +373,9 @@ def tier1(
             scale = token_weight(inv, t) * (neutral if _imatrix_rows(imatrix, t) is None else 1.0)
             error[name] = {q.name: e * scale for q, e in zip(cands, errs, strict=True)}
             signal[name] = energy * scale
-        if kept:
-            kept.finish()
-    seconds = time.perf_counter() - t0
-    result = Sensitivity(error, signal, "tier 1", imatrix is not None, seconds, total / max(seconds, 1e-9))
-    result.pool = kept.paths if kept else []
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(cache.parent)
-        atomic_write(
-            cache, json.dumps({"error": error, "signal": signal, "seconds": seconds, "bytes_per_s": result.bytes_per_s})
-        )
-    return result
+    if kept:
+        kept.finish()
+    return error, signal
 
 
 # ------------------------------------------------------------------------------------------ priors

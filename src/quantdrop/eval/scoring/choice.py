@@ -66,11 +66,19 @@ def _letter(letters: str) -> str:
     return rf"([{upper}]{_END}|[{lower}](?=[)\]}}$*_\\]*[.。!！]?[ \t]*(?:\n|$)))"
 
 
+_Phrase = tuple[str, tuple[str, ...], re.Pattern[str]]
+
+
 @functools.cache
-def _phrases(letters: str) -> list[tuple[str, tuple[str, ...], re.Pattern[str]]]:
+def _phrases(letters: str) -> list[_Phrase]:
     """(name, cue words, pattern) of the phrase rule: a pattern runs only on a text that contains one of
     its cue words (lowercased); the lookaheads let the regex engine skip positions that cannot match."""
     letter = _letter(letters)
+    return _english_phrases(letters, letter) + _chinese_phrases(letter)
+
+
+def _english_phrases(letters: str, letter: str) -> list[_Phrase]:
+    """The answer phrases of English responses (`letter`: _letter's pattern of one of `letters`)."""
     rejected = (
         rf"(?:(?i:not)\s+(?:(?i:option|choice)\s+)?\(?[{re.escape(letters)}]\)?,?\s+(?i:but)\s+"
         r"(?:(?i:rather)\s+)?)?"
@@ -107,6 +115,12 @@ def _phrases(letters: str) -> list[tuple[str, tuple[str, ...], re.Pattern[str]]]
                 r"\blet(?:'s|\s+me|\s+us)\s+(?:go\s+with|choose|pick|select))" + _GAP + letter
             ),
         ),
+    ]
+
+
+def _chinese_phrases(letter: str) -> list[_Phrase]:
+    """The answer phrases of Chinese responses."""
+    return [
         # "答案：B", "答案是 B", "答案为（B）", "正确答案应选B".
         ("答案", ("答案",), re.compile(r"答案\s*(?:应该?|就)?\s*(?:是|为|选)?" + _GAP + letter)),
         # "答：B" (not "回答" inside a sentence).
