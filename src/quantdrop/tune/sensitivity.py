@@ -199,33 +199,6 @@ class _Pool:
             writer.finish()
 
 
-class _Pool:
-    """Tier 1's quantized bytes kept as one GGUF per type (no metadata), so tier 2 assembles its trial
-    files from them (`quantize(reuse_from=...)`) instead of quantizing every tensor again."""
-
-    def __init__(self, folder: Path, header: GGUFHeader, types: dict[str, list[T]], stack: ExitStack) -> None:
-        shapes = {t.name: tuple(t.shape) for t in header.tensors}
-        self.paths: list[Path] = []
-        self.writers: dict[T, GGUFStreamWriter] = {}
-        folder.mkdir(parents=True, exist_ok=True)
-        for qtype in sorted({q for v in types.values() for q in v}):
-            path = folder / f"pool-{qtype.name}.gguf"
-            tensors = [(name, shapes[name], qtype) for name, cands in types.items() if qtype in cands]
-            self.writers[qtype] = GGUFStreamWriter(stack.enter_context(atomic_output(path)), [], tensors)
-            self.paths.append(path)
-
-    def keep(self, qtype: T, data: np.ndarray) -> None:
-        self.writers[qtype].write(data)
-
-    def end_tensor(self, types: list[T]) -> None:
-        for qtype in types:
-            self.writers[qtype].end_tensor()
-
-    def finish(self) -> None:
-        for writer in self.writers.values():
-            writer.finish()
-
-
 def _progress(enabled: bool, total: int):
     if not enabled:
         return nullcontext(None)
