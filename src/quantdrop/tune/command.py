@@ -302,7 +302,7 @@ def tune(
     progress: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     measure_ctx: int = 512,
-    measure_chunks: int = 8,
+    measure_chunks: int = 4,
 ) -> TuneResult:
     """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
 
