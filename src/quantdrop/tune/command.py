@@ -24,6 +24,7 @@ from quantdrop.recipes.llamacpp import tensor_allows_quantization
 from quantdrop.tempfiles import sweep_stale
 from quantdrop.tune.budget import Budget, byte_budget, fit_devices, parse_budget
 from quantdrop.tune.emit import render_recipe
+from quantdrop.tune.measure import CALIBRATION_CHUNKS, N_CTX
 from quantdrop.tune.sensitivity import (
     Sensitivity,
     candidate_types,
@@ -301,8 +302,8 @@ def tune(
     threads: int | None = None,
     progress: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
-    measure_ctx: int = 512,
-    measure_chunks: int = 4,
+    measure_ctx: int = N_CTX,
+    measure_chunks: int = CALIBRATION_CHUNKS,
 ) -> TuneResult:
     """Tune a recipe for MODEL within BUDGET (see the module docstring); writes `out` if given.
 

@@ -31,7 +31,7 @@ from quantdrop.recipes.llamacpp import layer_of
 from quantdrop.tune.sensitivity import role_class, role_of
 from quantdrop.tune.solve import Item, Solution
 
-CALIBRATION_CHUNKS = 4  # 2,048 tokens: the same scales and recipe as 8 on the 1.5B, in half the time (BENCHMARKS)
+CALIBRATION_CHUNKS = 4  # 2,048 tokens; on the 1.5B, 8 gave the same scales within noise (BENCHMARKS)
 N_CTX = 512
 BLOCKS = 4  # a group spans n_layer / BLOCKS consecutive layers
 
