@@ -170,6 +170,20 @@ def check_matches(
         )
 
 
+def importance_rows(imatrix: dict[str, np.ndarray] | None, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The (n_expert, n_per_row) column importances of tensor `name`, or None: no imatrix, no entry, or
+    a token_embd entry that does not fit (llama-quant.cpp ignores that one; any other misfit is refused)."""
+    if imatrix is None or name not in imatrix:
+        return None
+    im = imatrix[name]
+    n_expert = shape[2] if len(shape) > 2 else 1
+    if im.size != shape[0] * n_expert:
+        if name in _EXEMPT:
+            return None
+        raise QuantdropError(f"imatrix size {im.size} does not match {name} ({shape[0]} x {n_expert})")
+    return im.reshape(n_expert, shape[0])
+
+
 def read_normalized(
     path: str | os.PathLike[str], shapes: dict[str, tuple[int, ...]] | None = None
 ) -> dict[str, np.ndarray]:

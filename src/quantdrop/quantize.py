@@ -24,7 +24,7 @@ from gguf import GGML_QUANT_VERSION, GGMLQuantizationType, GGUFValueType, Keys
 from quantdrop import __version__, kernels
 from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, TensorEntry, pack_field, read_header, rewritten_metadata
-from quantdrop.imatrix_io import read_normalized
+from quantdrop.imatrix_io import importance_rows, read_normalized
 from quantdrop.inventory import inventory_from_header, split_count
 from quantdrop.kernels import FLOAT_SOURCES
 from quantdrop.recipes import ResolvedPlan, TensorPlan, load_recipe, resolve
@@ -143,17 +143,6 @@ class _Quantizer:
         if self.pool:
             self.pool.shutdown()
 
-    def _imatrix_for(self, e: TensorPlan) -> np.ndarray | None:
-        if self.imatrix is None or e.name not in self.imatrix:
-            return None
-        im = self.imatrix[e.name]
-        n_expert = e.shape[2] if len(e.shape) > 2 else 1
-        if im.size != e.shape[0] * n_expert:
-            if e.name in ("token_embd.weight", "per_layer_token_embd.weight"):
-                return None  # llama.cpp ignores a mismatching token_embd entry too
-            raise QuantdropError(f"imatrix size {im.size} does not match {e.name} ({e.shape[0]} x {n_expert})")
-        return im.reshape(n_expert, e.shape[0])
-
     def _convert_block(self, e: TensorPlan, raw: np.ndarray, n_rows: int, imat: np.ndarray | None) -> np.ndarray:
         """Source rows -> e.type, in row chunks spread over the threads: each chunk is converted to
         float32, quantized and validated inside its worker (numpy and ctypes both release the GIL)."""
@@ -202,7 +191,7 @@ class _Quantizer:
                 write(fetch(r * src_row, (stop - r) * src_row))
                 advance((stop - r) * src_row)
             return
-        imat = self._imatrix_for(e)
+        imat = importance_rows(self.imatrix, e.name, e.shape)
         rows_per_expert = e.shape[1] if len(e.shape) > 1 else 1
         slab_rows = max(1, SLAB_BYTES // (4 * e.shape[0]))
         r = 0

@@ -33,6 +33,7 @@ from gguf import GGMLQuantizationType as T
 from quantdrop import kernels
 from quantdrop.errors import QuantdropError
 from quantdrop.ggufio import GGUFHeader, GGUFStreamWriter, TensorEntry, read_header
+from quantdrop.imatrix_io import importance_rows
 from quantdrop.inventory import ModelInventory, TensorInfo
 from quantdrop.recipes.llamacpp import (
     QUANTIZED,
@@ -122,19 +123,6 @@ class Sensitivity:
     bytes_per_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     pool: list[Path] = field(default_factory=list)  # tier 1's quantized tensors, one GGUF per type
-
-
-def _imatrix_rows(imatrix: dict[str, np.ndarray] | None, t: TensorInfo) -> np.ndarray | None:
-    """(n_expert, n_per_row) importances, or None (no entry, or a token_embd entry that does not fit)."""
-    if imatrix is None or t.name not in imatrix:
-        return None
-    n_expert = t.shape[2] if len(t.shape) > 2 else 1
-    im = imatrix[t.name]
-    if im.size != t.shape[0] * n_expert:
-        if is_token_embd(t.name):
-            return None
-        raise QuantdropError(f"imatrix size {im.size} does not match {t.name} ({t.shape[0]} x {n_expert})")
-    return im.reshape(n_expert, t.shape[0])
 
 
 def _neutral_importance(imatrix: dict[str, np.ndarray] | None) -> float:
@@ -229,7 +217,7 @@ def _tensor_errors(
     n = t.shape[0]
     n_rows = t.n_elements // n
     src_row = src.nbytes // n_rows  # type: ignore[attr-defined]
-    imat = _imatrix_rows(imatrix, t)
+    imat = importance_rows(imatrix, t.name, t.shape)
     per_expert = t.shape[1] if len(t.shape) > 2 else n_rows
     slab = max(1, SLAB_BYTES // (4 * n))
     errs, energy, r = np.zeros(len(types)), 0.0, 0
@@ -343,7 +331,7 @@ def _tier1_errors(
             )
             if kept:
                 kept.end_tensor(cands)
-            scale = token_weight(inv, t) * (neutral if _imatrix_rows(imatrix, t) is None else 1.0)
+            scale = token_weight(inv, t) * (neutral if importance_rows(imatrix, t.name, t.shape) is None else 1.0)
             error[name] = {q.name: e * scale for q, e in zip(cands, errs, strict=True)}
             signal[name] = energy * scale
     if kept:
