@@ -117,6 +117,16 @@ class ChoiceBenchmark(BaseBenchmark):
         options = {letter: str(text).strip() for letter, text in zip(LETTERS, choices, strict=True)}
         return render(self.template, question=str(question).strip(), **options)
 
+    def item(self, item_id: str, question: Any, choices: list[str], target: str | None, **meta: Any) -> Item:
+        """One question, prompted; its meta keeps the question and choices that log-likelihood scoring
+        reads (quantdrop.eval.loglik) next to the benchmark's own fields (subject, domain...)."""
+        return Item(
+            id=item_id,
+            prompt=self.prompt(question, choices),
+            target=target,
+            meta={**meta, "question": str(question), "choices": choices},
+        )
+
     def explain(self, item: Item | None, completion: Completion) -> Extraction:
         """The chosen letter and the rule that found it (see quantdrop.eval.scoring.choice)."""
         answer = strip_reasoning(completion.text)

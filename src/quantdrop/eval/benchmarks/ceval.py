@@ -140,12 +140,7 @@ class Ceval(ChoiceBenchmark):
                 )
             choices = [str(row[letter]) for letter in LETTERS]
             items.append(
-                Item(
-                    id=f"{subject}/{str(row['id']).strip()}",
-                    target=answer,
-                    meta={"subject": subject, "question": str(row["question"]), "choices": choices},
-                    prompt=self.prompt(row["question"], choices),
-                )
+                self.item(f"{subject}/{str(row['id']).strip()}", row["question"], choices, answer, subject=subject)
             )
         return items
 

@@ -114,14 +114,7 @@ class Cmmlu(ChoiceBenchmark):
                     f"cmmlu row {number} ({subject}): 'Answer' must be one of A-D, got {row['Answer']!r}"
                 )
             choices = [str(row[letter]) for letter in LETTERS]
-            items.append(
-                Item(
-                    id=f"{subject}/{counts[subject]}",
-                    target=answer,
-                    meta={"subject": subject, "question": str(row["Question"]), "choices": choices},
-                    prompt=self.prompt(row["Question"], choices),
-                )
-            )
+            items.append(self.item(f"{subject}/{counts[subject]}", row["Question"], choices, answer, subject=subject))
             counts[subject] += 1
         return items
 

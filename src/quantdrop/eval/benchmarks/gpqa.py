@@ -47,19 +47,10 @@ class Gpqa(ChoiceBenchmark):
             record_id = str(row["Record ID"]).strip()
             order = choice_order(record_id)
             answers = [str(row[field]).strip() for field in ANSWER_FIELDS]
-            items.append(
-                Item(
-                    id=record_id,
-                    prompt=self.prompt(row["Question"], [answers[i] for i in order]),
-                    target=LETTERS[order.index(0)],
-                    meta={
-                        "domain": row.get("High-level domain", ""),
-                        "subdomain": row.get("Subdomain", ""),
-                        "question": str(row["Question"]),
-                        "choices": [answers[i] for i in order],
-                    },
-                )
-            )
+            domain, subdomain = row.get("High-level domain", ""), row.get("Subdomain", "")
+            choices = [answers[i] for i in order]
+            target = LETTERS[order.index(0)]
+            items.append(self.item(record_id, row["Question"], choices, target, domain=domain, subdomain=subdomain))
         return items
 
 

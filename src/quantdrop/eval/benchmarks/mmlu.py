@@ -98,14 +98,8 @@ class Mmlu(ChoiceBenchmark):
             seen[item_id] += 1
             if seen[item_id] > 1:  # MMLU repeats a few questions verbatim
                 item_id += f"-{seen[item_id]}"
-            items.append(
-                Item(
-                    id=item_id,
-                    prompt=self.prompt(row["question"], choices),
-                    target=_answer_letter(row["answer"], number),
-                    meta={"subject": row.get("subject", ""), "question": str(row["question"]), "choices": choices},
-                )
-            )
+            target = _answer_letter(row["answer"], number)
+            items.append(self.item(item_id, row["question"], choices, target, subject=row.get("subject", "")))
         return items
 
 
