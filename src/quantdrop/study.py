@@ -550,13 +550,18 @@ def _prepare(model: str | os.PathLike[str] | None, progress: bool) -> tuple[Path
 
 
 def _bench_names(bench: str | list[str] | None, demo: bool) -> list[str]:
-    """The generative benchmarks; an unknown name fails here, listing the known ones."""
+    """The generative benchmarks ("none": none, e.g. a log-likelihood-only study); an unknown name fails
+    here, listing the known ones."""
     from quantdrop.eval.runner import get_benchmark
 
-    names = name_list(bench, DEMO_BENCH if demo else DEFAULT_BENCH, _EMPTY)
+    names = _without_none(name_list(bench, DEMO_BENCH if demo else DEFAULT_BENCH, _EMPTY))
     for name in names:
         get_benchmark(name)
     return names
+
+
+def _without_none(names: list[str]) -> list[str]:
+    return [n for n in names if n.lower() != "none"]
 
 
 def _check_plan_options(devices: str | None, prefer: str, ctx: int) -> None:
@@ -645,7 +650,7 @@ def study(
         limit, samples, max_tokens, proxy_chunks = _demo_defaults(limit, samples, max_tokens, proxy_chunks)
         loglik, loglik_limit, loglik_options = _demo_loglik(loglik, loglik_limit, loglik_options)
     bench_names = [] if skip_eval else _bench_names(bench, demo)
-    loglik_names = [] if skip_eval else [n for n in comma_list(loglik) if n.lower() != "none"]
+    loglik_names = [] if skip_eval else _without_none(comma_list(loglik))
     _check_plan_options(devices, prefer, ctx)
     out_dir = Path(out)
     state = StudyState(

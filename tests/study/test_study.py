@@ -91,3 +91,19 @@ def test_study_refuses_bad_input_before_any_work(demo_model: Path, tmp_path: Pat
         assert proc.returncode != 0
         assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
         assert not out.exists(), "work started before the input was checked"
+
+
+@pytest.mark.slow
+def test_bench_none_runs_a_log_likelihood_only_study(demo_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "quantdrop.cli", "study", str(demo_model), "--out", str(out), "--recipes", "Q8_0"]
+    cmd += ["--bench", "none", "--loglik", "mmlu", "--loglik-limit", "3", "--proxy-chunks", "1"]
+    cmd += ["--proxy-ctx", "128", "--threads", "2", "--no-speed"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(out / "eval.sqlite") as db:
+        runs = db.execute("SELECT label, protocol FROM runs ORDER BY label").fetchall()
+        items = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    assert [label for label, _ in runs] == ["Q8_0", "reference"]
+    assert all('"mode": "loglik"' in protocol for _, protocol in runs), runs
+    assert items == 6

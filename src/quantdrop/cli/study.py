@@ -49,7 +49,7 @@ def _source_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bench",
         default=None,
-        help=f"comma-separated (default: {','.join(DEFAULT_BENCH)}; "
+        help=f"comma-separated, or none (default: {','.join(DEFAULT_BENCH)}; "
         f"the demo: {','.join(DEMO_BENCH)} and MMLU by log-likelihood)",
     )
     parser.add_argument("--devices", default=DEFAULT_DEVICES, help=f"device sets (default: {DEFAULT_DEVICES})")
