@@ -306,17 +306,7 @@ def reference_log_probs(
 ) -> ReferenceLogProbs:
     """Compute (or reuse) the reference's log-probs file; resumes an interrupted pass chunk by chunk."""
     reference = check_gguf_file(reference)
-    if n_ctx < 16 or n_ctx % 2:
-        raise QuantdropError(f"--ctx must be an even number >= 16, got {n_ctx}")
-    if chunks is not None and chunks < 1:
-        raise QuantdropError(f"--chunks must be >= 1, got {chunks}")
-    body, label = load_text(text)
-    fingerprint = file_fingerprint(reference)
-    key = hashlib.sha256(
-        f"{_FORMAT_VERSION}|{fingerprint}|{hashlib.sha256(body.encode()).hexdigest()}|{n_ctx}|{chunks}".encode()
-    ).hexdigest()[:20]
-    folder = _cache_folder(Path(cache_dir) if cache_dir is not None else default_cache_dir())
-    final = folder / f"ref-{key}.logprobs"
+    final, fingerprint, body, label = _reference_file(reference, text, n_ctx, chunks, cache_dir)
     cached = _cached_reference(final, n_ctx, fingerprint, label)
     if cached is not None:
         return cached
@@ -334,6 +324,24 @@ def reference_log_probs(
     finally:
         model.close()
     return ReferenceLogProbs(final, n_ctx, ref.n_vocab, n_chunk, fingerprint, label)
+
+
+def _reference_file(
+    reference: Path, text: str | Path | None, n_ctx: int, chunks: int | None, cache_dir: str | Path | None
+) -> tuple[Path, str, str, str]:
+    """Where the reference's log-probs for these settings live (named by the model's fingerprint, the
+    text, n_ctx and chunks), with the fingerprint, the text and its label; the settings checked."""
+    if n_ctx < 16 or n_ctx % 2:
+        raise QuantdropError(f"--ctx must be an even number >= 16, got {n_ctx}")
+    if chunks is not None and chunks < 1:
+        raise QuantdropError(f"--chunks must be >= 1, got {chunks}")
+    body, label = load_text(text)
+    fingerprint = file_fingerprint(reference)
+    key = hashlib.sha256(
+        f"{_FORMAT_VERSION}|{fingerprint}|{hashlib.sha256(body.encode()).hexdigest()}|{n_ctx}|{chunks}".encode()
+    ).hexdigest()[:20]
+    folder = _cache_folder(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    return folder / f"ref-{key}.logprobs", fingerprint, body, label
 
 
 def _write_reference(
@@ -453,24 +461,36 @@ def proxies(
     """PPL, KL divergence (mean, median, p99) and top-1 agreement of each variant against the reference,
     over `chunks` chunks of `ctx` tokens (llama-perplexity's n_ctx).
 
-    Results are cached next to the reference's log-probs, so a rerun only measures new variants."""
-    check_gguf_file(reference)
+    Results are cached next to the reference's log-probs, so a rerun only measures new variants; when
+    every variant's result is cached the reference is not run again (its log-probs file may be gone)."""
+    reference = check_gguf_file(reference)
     variants = [check_gguf_file(v) for v in variants]
     if not variants:
         raise QuantdropError("give at least one VARIANT.gguf to compare with the reference")
+    final = _reference_file(reference, text, ctx, chunks, cache_dir)[0]
+    results = [_cached_result(final, v) for v in variants]
+    if all(results):
+        return [r for r in results if r is not None]
     ref = reference_log_probs(reference, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache_dir, progress=progress)
-    results = []
-    for variant in variants:
-        cached = ref.path.with_name(f"{ref.path.stem}-vs-{file_fingerprint(variant)}.json")
-        if cached.is_file():
-            with contextlib.suppress(ValueError, TypeError):
-                stored = json.loads(cached.read_text())
-                results.append(ProxyResult(**{**stored, "variant": Path(variant).name}))
-                continue
-        result = compare(ref, variant, progress=progress)
-        atomic_write(cached, json.dumps(result.to_dict(), indent=1))
-        results.append(result)
-    return results
+    for k, variant in enumerate(variants):
+        results[k] = results[k] or _cached_result(final, variant)  # a repeated variant: measured once
+        if results[k] is None:
+            results[k] = compare(ref, variant, progress=progress)
+            atomic_write(_result_file(final, variant), json.dumps(results[k].to_dict(), indent=1))
+    return [r for r in results if r is not None]
+
+
+def _result_file(reference_file: Path, variant: Path) -> Path:
+    return reference_file.with_name(f"{reference_file.stem}-vs-{file_fingerprint(variant)}.json")
+
+
+def _cached_result(reference_file: Path, variant: Path) -> ProxyResult | None:
+    """The variant's stored result against this reference, if it is readable."""
+    stored = _result_file(reference_file, variant)
+    if stored.is_file():
+        with contextlib.suppress(ValueError, TypeError):
+            return ProxyResult(**{**json.loads(stored.read_text()), "variant": variant.name})
+    return None
 
 
 def _progress(items: range, title: str, total: int, done: int, enabled: bool) -> Iterator[int]:

@@ -58,6 +58,26 @@ def test_results_and_reference_are_reused(reference_gguf, variants, tmp_path, mo
 
 
 @pytest.mark.slow
+def test_cached_results_need_no_reference_file(reference_gguf, variants, tmp_path, monkeypatch) -> None:
+    """A study committed without its (large) reference log-probs resumes without recomputing them; a
+    new variant brings the reference pass back."""
+    pair = [variants["Q4_K_M"], variants["Q8_0"]]
+    first = px.proxies(reference_gguf, pair, ctx=N_CTX, chunks=2, cache_dir=tmp_path, progress=False)
+    for f in tmp_path.glob("*.logprobs"):
+        f.unlink()
+    real = px.ChunkLogits
+    monkeypatch.setattr(px, "ChunkLogits", lambda *a, **k: pytest.fail("the reference was run again"))
+    assert (
+        px.proxies(reference_gguf, pair[::-1], ctx=N_CTX, chunks=2, cache_dir=tmp_path, progress=False) == first[::-1]
+    )
+    monkeypatch.setattr(px, "ChunkLogits", real)
+    third = px.proxies(
+        reference_gguf, [*pair, variants["Q2_K"]], ctx=N_CTX, chunks=2, cache_dir=tmp_path, progress=False
+    )
+    assert third[:2] == first and list(tmp_path.glob("*.logprobs"))
+
+
+@pytest.mark.slow
 def test_cli_json(reference_gguf, variants, tmp_path, capsys) -> None:
     code = cli(
         [
