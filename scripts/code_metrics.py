@@ -2,8 +2,8 @@
 
 Usage: python scripts/code_metrics.py [SRC_DIR]   (default: src/quantdrop)
 Function length is `end_lineno - lineno + 1` of each def (nested defs count on their own), and
-`--body` counts from the first statement of the body instead: under `ruff format` a signature that
-does not fit in one line takes a line per parameter, which says nothing about the function's logic.
+`--body` counts from the first statement after the docstring instead: under `ruff format` a signature
+that does not fit in one line takes a line per parameter, which says nothing about the function's logic.
 """
 
 from __future__ import annotations
@@ -15,10 +15,17 @@ from pathlib import Path
 LIMIT = 40
 
 
+def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef, body: bool) -> int:
+    if not body:
+        return node.lineno
+    statements = node.body[1:] if ast.get_docstring(node) is not None and len(node.body) > 1 else node.body
+    return statements[0].lineno
+
+
 def _functions(path: Path, body: bool) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     return [
-        (node.end_lineno - (node.body[0].lineno if body else node.lineno) + 1, f"{path}:{node.lineno} {node.name}")
+        (node.end_lineno - _first_line(node, body) + 1, f"{path}:{node.lineno} {node.name}")
         for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     ]
