@@ -56,6 +56,7 @@ class Candidate:
     significant: bool | None = None  # the drop's paired CI excludes 0
     kl: float | None = None  # mean KL divergence from the reference
     tg: float | None = None  # generation tokens/s on the machine that ran the study (quantdrop.speed)
+    evidence: str | None = None  # what a "no significant drop" rests on: agreement, detectable drop
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ def recommend_for(device: DeviceSet, candidates: list[Candidate], prefer: str = 
     if best.drop is not None:
         verdicts = {True: "significant", False: "not significant"}
         reason += f"; accuracy drop {best.drop:.2f}% ({verdicts.get(best.significant, 'significance unknown')})"
+        reason += f" ({best.evidence})" if best.evidence else ""
     alts = _alternatives(best, ranked, basis)
     if alts:
         reason += "; " + ", ".join(f"{c.label} ({c.accuracy:.2f})" for c in alts) + f" within {ACCURACY_TIE} points"
@@ -204,9 +206,11 @@ def _cheaper(fitting: list[Candidate], best: Candidate) -> str:
         return ""
     alt = min(cheaper, key=lambda c: c.size_bytes)
     text = f"; {alt.label} is {100 * (1 - alt.size_bytes / best.size_bytes):.0f}% smaller with no significant drop"
+    but = []
     if alt.kl is not None and best.kl is not None:
-        text += f" (but a mean KL divergence of {alt.kl:.4f} against {best.kl:.4f})"
-    return text
+        but.append(f"a mean KL divergence of {alt.kl:.4f} against {best.kl:.4f}")
+    but += [alt.evidence] if alt.evidence else []
+    return text + (f" (but {'; '.join(but)})" if but else "")
 
 
 def recommend(devices: list[DeviceSet], candidates: list[Candidate], prefer: str = "quality") -> list[Recommendation]:

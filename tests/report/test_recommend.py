@@ -111,3 +111,20 @@ def test_without_accuracy_the_kl_divergence_decides() -> None:
     assert rec.recipe == "Q6_K"
     assert rec.reason.startswith("lowest mean KL divergence (0.0040) of the 2 measured variants that fit")
     assert "Q8_0 would need 20.0 GiB per device" in rec.reason
+
+
+def test_no_significant_drop_says_what_it_could_have_seen(paper_data) -> None:
+    """A smaller variant "with no significant drop" is named with its agreement and the smallest drop the
+    test could detect: on a small sample "not significant" says little (issue 14)."""
+    from quantdrop.report.data import Evidence
+
+    res = paper_data.results
+    cols = [dataclasses.replace(c, significant=False) for c in res.columns]
+    title = res.benchmarks[0].title
+    weak = Evidence((53.3, 45.0, 61.7), 24, 16, 120, 120, mde=14.7, too_few_items=False)
+    results = dataclasses.replace(res, columns=cols, evidence={(title, "UD-Q2_K_XL"): weak})
+    data = dataclasses.replace(paper_data, results=results, proxies=illustrative_proxies())
+    reason = recommend(data)[0].reason
+    shown = res.benchmarks[0].display
+    assert "UD-Q2_K_XL is" in reason and "smaller with no significant drop (but a mean KL divergence" in reason
+    assert f"{shown}: agreement 53.3% [45.0, 61.7], could have detected >= 14.7 points)" in reason

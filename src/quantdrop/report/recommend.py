@@ -26,9 +26,25 @@ def candidates(data: ReportData) -> list[Candidate]:
                 significant=col.significant if col else None,
                 kl=proxy.kld_mean if proxy else None,
                 tg=speed.tg if speed else None,
+                evidence=_evidence(data, row.label),
             )
         )
     return out
+
+
+def _evidence(data: ReportData, label: str) -> str | None:
+    """Per benchmark: the answer agreement with its CI and the smallest drop the paired test could
+    detect, so that "no significant drop" says how much it could have seen."""
+    if data.results is None:
+        return None
+    names = {b.title: b.display for b in data.results.benchmarks}
+    parts = []
+    for (title, lab), ev in data.results.evidence.items():
+        if lab == label:
+            value, low, high = ev.agreement
+            seen = "" if ev.mde is None else f", could have detected >= {ev.mde:.1f} points"
+            parts.append(f"{names.get(title, title)}: agreement {value:.1f}% [{low:.1f}, {high:.1f}]{seen}")
+    return "; ".join(parts) or None
 
 
 def recommend(data: ReportData) -> list[Recommendation]:
