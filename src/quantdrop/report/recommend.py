@@ -6,6 +6,7 @@ from __future__ import annotations
 from quantdrop.recommend import Candidate, Recommendation
 from quantdrop.recommend import recommend as policy
 from quantdrop.report.data import ReportData
+from quantdrop.report.tables import power_text
 
 
 def candidates(data: ReportData) -> list[Candidate]:
@@ -34,7 +35,8 @@ def candidates(data: ReportData) -> list[Candidate]:
 
 def _evidence(data: ReportData, label: str) -> str | None:
     """Per benchmark: the answer agreement with its CI and the smallest drop the paired test could
-    detect, so that "no significant drop" says how much it could have seen."""
+    detect (or "too few items"), in the evidence table's words, so that "no significant drop" says
+    how much it could have seen."""
     if data.results is None:
         return None
     names = {b.title: b.display for b in data.results.benchmarks}
@@ -42,7 +44,8 @@ def _evidence(data: ReportData, label: str) -> str | None:
     for (title, lab), ev in data.results.evidence.items():
         if lab == label:
             value, low, high = ev.agreement
-            seen = "" if ev.mde is None else f", could have detected >= {ev.mde:.1f} points"
+            power = power_text(ev)
+            seen = f", {power}" if power else ""
             parts.append(f"{names.get(title, title)}: agreement {value:.1f}% [{low:.1f}, {high:.1f}]{seen}")
     return "; ".join(parts) or None
 

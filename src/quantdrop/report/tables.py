@@ -225,13 +225,22 @@ def _ci(t: tuple[float, float, float]) -> str:
     return f"{t[0]:.1f} [{t[1]:.1f}, {t[2]:.1f}]"
 
 
+def power_text(e: Evidence) -> str | None:
+    """What a difference found not significant could have shown: "too few items (3)" or "could have
+    detected >= 2.8 points"; None when no power is known."""
+    if e.too_few_items:
+        return f"{TOO_FEW} ({e.items})"
+    return f"could have detected >= {e.mde:.1f} points" if e.mde is not None else None
+
+
 def _power_cell(e: Evidence, cell: Cell | None) -> str:
     """The verdict on one difference and what it rests on."""
     if cell is not None and cell.differs:
         return f"differs {DIFFERS}" + (f" ({TOO_FEW} to trust: {e.items})" if e.too_few_items else "")
-    if e.too_few_items:
-        return f"{TOO_FEW} ({e.items})"
-    return f"not significant; could have detected >= {e.mde:.1f} points" if e.mde is not None else DASH
+    power = power_text(e)
+    if power is None:
+        return DASH
+    return power if e.too_few_items else f"not significant; {power}"
 
 
 def _plan_cell(e: Evidence) -> str:
