@@ -306,7 +306,15 @@ def reference_log_probs(
 ) -> ReferenceLogProbs:
     """Compute (or reuse) the reference's log-probs file; resumes an interrupted pass chunk by chunk."""
     reference = check_gguf_file(reference)
-    final, fingerprint, body, label = _reference_file(reference, text, n_ctx, chunks, cache_dir)
+    where = _reference_file(reference, text, n_ctx, chunks, cache_dir)
+    return _log_probs_at(reference, where, n_ctx, chunks, progress)
+
+
+def _log_probs_at(
+    reference: Path, where: tuple[Path, str, str, str], n_ctx: int, chunks: int | None, progress: bool
+) -> ReferenceLogProbs:
+    """The reference's log-probs in `where`'s file (see _reference_file): reused when whole, else computed."""
+    final, fingerprint, body, label = where
     cached = _cached_reference(final, n_ctx, fingerprint, label)
     if cached is not None:
         return cached
@@ -467,11 +475,12 @@ def proxies(
     variants = [check_gguf_file(v) for v in variants]
     if not variants:
         raise QuantdropError("give at least one VARIANT.gguf to compare with the reference")
-    final = _reference_file(reference, text, ctx, chunks, cache_dir)[0]
+    where = _reference_file(reference, text, ctx, chunks, cache_dir)
+    final = where[0]
     results = [_cached_result(final, v) for v in variants]
     if all(results):
         return [r for r in results if r is not None]
-    ref = reference_log_probs(reference, text=text, n_ctx=ctx, chunks=chunks, cache_dir=cache_dir, progress=progress)
+    ref = _log_probs_at(reference, where, ctx, chunks, progress)
     for k, variant in enumerate(variants):
         results[k] = results[k] or _cached_result(final, variant)  # a repeated variant: measured once
         if results[k] is None:
