@@ -157,11 +157,10 @@ def check_matches(
         if shape is None:
             continue
         matched += 1
-        n_expert = shape[2] if len(shape) > 2 else 1
-        if normalized[name].size != shape[0] * n_expert and name not in _EXEMPT:
+        if not _fits(normalized[name], shape) and name not in _EXEMPT:
             raise QuantdropError(
                 f"{path} is not this model's imatrix: {name} has {normalized[name].size} values, "
-                f"the model's tensor has {shape[0]} columns x {n_expert} experts"
+                f"the model's tensor has {shape[0]} columns x {_experts(shape)} experts"
             )
     if not matched and normalized:
         first = sorted(normalized)[0]
@@ -176,12 +175,21 @@ def importance_rows(imatrix: dict[str, np.ndarray] | None, name: str, shape: tup
     if imatrix is None or name not in imatrix:
         return None
     im = imatrix[name]
-    n_expert = shape[2] if len(shape) > 2 else 1
-    if im.size != shape[0] * n_expert:
+    if not _fits(im, shape):
         if name in _EXEMPT:
             return None
-        raise QuantdropError(f"imatrix size {im.size} does not match {name} ({shape[0]} x {n_expert})")
-    return im.reshape(n_expert, shape[0])
+        raise QuantdropError(f"imatrix size {im.size} does not match {name} ({shape[0]} x {_experts(shape)})")
+    return im.reshape(_experts(shape), shape[0])
+
+
+def _experts(shape: tuple[int, ...]) -> int:
+    """A tensor's expert count: its third dimension (ggml order), one for a dense weight."""
+    return shape[2] if len(shape) > 2 else 1
+
+
+def _fits(entry: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether an imatrix entry holds one importance per input column per expert of the tensor."""
+    return entry.size == shape[0] * _experts(shape)
 
 
 def read_normalized(
