@@ -79,6 +79,29 @@ def mmlu_items():
 
 
 @pytest.mark.slow
+def test_the_letters_are_read_from_one_forward_pass_per_item(demo_model, mmlu_items, monkeypatch):
+    """The four letters follow the same context: it is evaluated once and each letter's log-prob is
+    read from that one distribution (a re-evaluation per letter gave each its own float rounding)."""
+    pytest.importorskip("llama_cpp")
+    from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
+
+    bench, items = mmlu_items
+    backend = LlamaCppBackend(demo_model, max_tokens=1)
+    backend.load(chat=False)
+    passes: list[int] = []
+    evaluate = backend._llm.eval
+    monkeypatch.setattr(backend._llm, "eval", lambda tokens: (passes.append(len(tokens)), evaluate(tokens))[1])
+
+    async def score_all():
+        return [await backend.loglik(*bench.request(it)) for it in items]
+
+    results = asyncio.run(score_all())
+    assert len(passes) == len(items) and all(n > 1 for n in passes)
+    for result in results:
+        assert len(set(json.loads(result.text)["logprobs"])) == 4  # four letters, four values
+
+
+@pytest.mark.slow
 def test_in_process_logliks_equal_a_one_batch_computation_with_all_logits(demo_model, mmlu_items):
     """Our path evaluates the shared context once (KV cache reused across items), then each choice's
     tokens; the reference evaluates context + choice in one batch with every position's logits."""

@@ -77,6 +77,7 @@ class LlamaCppBackend(BackendBase):
         self.context_length: int | None = self.n_ctx
         self.fingerprint = gguf_file_fingerprint(path)
         self._llm: Any = None
+        self._last_logprobs: tuple[list[int], np.ndarray] | None = None  # see _next_logprobs
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 
     async def prepare(self, chat: bool = True) -> None:
@@ -151,7 +152,16 @@ class LlamaCppBackend(BackendBase):
 
     def _next_logprobs(self, tokens: list[int]) -> np.ndarray:
         """Evaluate `tokens` after what the context already holds (its longest common prefix is kept in
-        the KV cache) and return the log-softmax of the last position's logits."""
+        the KV cache) and return the log-softmax of the last position's logits. The same tokens again
+        (the next choice after a shared context) reuse them: one forward pass per context, and every
+        choice is read from the same distribution."""
+        if self._last_logprobs is not None and self._last_logprobs[0] == tokens:
+            return self._last_logprobs[1]
+        logprobs = self._evaluate_logprobs(tokens)
+        self._last_logprobs = (list(tokens), logprobs)
+        return logprobs
+
+    def _evaluate_logprobs(self, tokens: list[int]) -> np.ndarray:
         from llama_cpp import llama_get_logits_ith
 
         llm = self._llm
@@ -203,3 +213,4 @@ class LlamaCppBackend(BackendBase):
         if self._llm is not None and _LOADED.get(self._key()) is self._llm:
             del _LOADED[self._key()]
         self._llm = None
+        self._last_logprobs = None
