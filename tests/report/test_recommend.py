@@ -118,14 +118,9 @@ def test_no_significant_drop_says_what_it_could_have_seen(paper_data) -> None:
     test could detect: on a small sample "not significant" says little (issue 14)."""
     from quantdrop.report.data import Evidence
 
-    res = paper_data.results
-    cols = [dataclasses.replace(c, significant=False) for c in res.columns]
-    title = res.benchmarks[0].title
     weak = Evidence((53.3, 45.0, 61.7), 24, 16, 120, 120, mde=14.7, too_few_items=False)
-    results = dataclasses.replace(res, columns=cols, evidence={(title, "UD-Q2_K_XL"): weak})
-    data = dataclasses.replace(paper_data, results=results, proxies=illustrative_proxies())
-    reason = recommend(data)[0].reason
-    shown = res.benchmarks[0].display
+    reason = _reason_with_evidence(paper_data, weak)
+    shown = paper_data.results.benchmarks[0].display
     assert "UD-Q2_K_XL is" in reason and "smaller with no significant drop (but a mean KL divergence" in reason
     assert f"{shown}: agreement 53.3% [45.0, 61.7], could have detected >= 14.7 points)" in reason
 
@@ -134,12 +129,17 @@ def test_too_few_items_is_said_as_the_evidence_table_says_it(paper_data) -> None
     """The recommendation and the evidence table use one phrase for power (report.tables.power_text)."""
     from quantdrop.report.data import Evidence
 
-    res = paper_data.results
-    cols = [dataclasses.replace(c, significant=False) for c in res.columns]
-    title = res.benchmarks[0].title
     few = Evidence((66.7, 33.3, 100.0), 1, 0, 3, 3, mde=40.0, too_few_items=True)
-    results = dataclasses.replace(res, columns=cols, evidence={(title, "UD-Q2_K_XL"): few})
-    data = dataclasses.replace(paper_data, results=results, proxies=illustrative_proxies())
-    reason = recommend(data)[0].reason
+    reason = _reason_with_evidence(paper_data, few)
     assert "agreement 66.7% [33.3, 100.0], too few items (3))" in reason
     assert "could have detected" not in reason
+
+
+def _reason_with_evidence(paper_data, evidence) -> str:
+    """The first recommendation's reason when no drop is significant and UD-Q2_K_XL's first benchmark
+    carries `evidence`."""
+    res = paper_data.results
+    cols = [dataclasses.replace(c, significant=False) for c in res.columns]
+    results = dataclasses.replace(res, columns=cols, evidence={(res.benchmarks[0].title, "UD-Q2_K_XL"): evidence})
+    data = dataclasses.replace(paper_data, results=results, proxies=illustrative_proxies())
+    return recommend(data)[0].reason
