@@ -3,6 +3,7 @@ the same label, responses replaced only when they were failed requests."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import sqlite3
@@ -227,3 +228,28 @@ def test_a_run_is_claimed_by_one_live_process(tmp_path):
             "INSERT INTO claims VALUES (?, 'gone', ?, ?, '', 0)", (run, socket.gethostname(), int(dead.stdout))
         )
         st.release(run, st.claim(run, "x"))
+
+
+def _open_new_store(path: str, errors) -> None:
+    try:
+        Store(path).db.close()
+    except QuantdropError as err:
+        errors.put(str(err))
+
+
+def test_processes_that_open_a_new_store_at_once_all_get_it(tmp_path):
+    """Six processes create the same store together, 20 times: none may see half a schema ("not a
+    quantdrop evaluation store (its tables are meta)") or a busy file ("database is locked")."""
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    for trial in range(20):
+        path = str(tmp_path / f"s{trial}.sqlite")
+        procs = [ctx.Process(target=_open_new_store, args=(path, errors)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0] * 6
+        assert errors.empty(), errors.get()
+        with Store(path, readonly=True) as st:
+            assert st.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("1",)

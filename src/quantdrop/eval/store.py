@@ -169,17 +169,33 @@ class Store:
         self._capped = "capped" if "capped" in self._columns("responses") else "0"
 
     def _prepare(self, tables: set[str]) -> None:
-        """WAL, the tables (new ones added to an older store), the schema version."""
+        """WAL, then the tables (new ones added to an older store) and the schema version in one
+        transaction: a process opening the store at the same time sees all of the schema or none."""
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a killed process
-            self.db.executescript(_SCHEMA)
+            self._use_wal()
+            self.db.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');"
+            )
             if "responses" in tables and "capped" not in self._columns("responses"):  # stores of 0.1
                 self.db.execute("ALTER TABLE responses ADD COLUMN capped INTEGER NOT NULL DEFAULT 0")
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("COMMIT")
         except sqlite3.Error as err:
             self.db.close()
             raise StoreWriteError(f"cannot prepare the store {self.path}: {err}") from None
+
+    def _use_wal(self, wait_s: float = 30.0) -> None:
+        """Switch to WAL (+ NORMAL: a commit survives a killed process). The switch needs the file to
+        itself and SQLite answers a busy file at once, not after its timeout, so it is retried."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.db.execute("PRAGMA synchronous=NORMAL")
 
     def _connect(self) -> sqlite3.Connection:
         """Read-write, or read-only (URI mode=ro). A reader of a store no writer has open (no -wal,
