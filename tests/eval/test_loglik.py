@@ -72,33 +72,41 @@ def test_the_continuation_style_scores_the_answer_texts_as_lm_evals_mmlu_continu
         LoglikBenchmark(get_benchmark("mmlu"), style="cloze")
 
 
-@pytest.fixture(scope="module")
-def mmlu_items():
-    bench = LoglikBenchmark(get_benchmark("mmlu"))
+@pytest.fixture(scope="module", params=["letters", "continuation"])
+def mmlu_items(request):
+    bench = LoglikBenchmark(get_benchmark("mmlu"), style=request.param)
     return bench, bench.load()[:3]
 
 
+def _count_decodes(backend, monkeypatch) -> list[int]:
+    """The tokens of each llama_decode call the backend makes."""
+    decodes: list[int] = []
+    ctx = backend._llm._ctx
+    decode = ctx.decode
+    monkeypatch.setattr(ctx, "decode", lambda batch: (decodes.append(batch.batch.n_tokens), decode(batch))[1])
+    return decodes
+
+
 @pytest.mark.slow
-def test_the_letters_are_read_from_one_forward_pass_per_item(demo_model, mmlu_items, monkeypatch):
-    """The four letters follow the same context: it is evaluated once and each letter's log-prob is
-    read from that one distribution (a re-evaluation per letter gave each its own float rounding)."""
+def test_each_context_is_evaluated_once_and_each_choice_in_one_batch(demo_model, mmlu_items, monkeypatch):
+    """The choices follow the same context: it is evaluated once and every choice's first token is read
+    from that one distribution (a re-evaluation per choice gave each its own float rounding). The rest
+    of a multi-token choice is one batch, never one decode per token."""
     pytest.importorskip("llama_cpp")
     from quantdrop.eval.backends.llama_cpp import LlamaCppBackend
 
     bench, items = mmlu_items
     backend = LlamaCppBackend(demo_model, max_tokens=1)
     backend.load(chat=False)
-    passes: list[int] = []
-    evaluate = backend._llm.eval
-    monkeypatch.setattr(backend._llm, "eval", lambda tokens: (passes.append(len(tokens)), evaluate(tokens))[1])
-
-    async def score_all():
-        return [await backend.loglik(*bench.request(it)) for it in items]
-
-    results = asyncio.run(score_all())
-    assert len(passes) == len(items) and all(n > 1 for n in passes)
-    for result in results:
-        assert len(set(json.loads(result.text)["logprobs"])) == 4  # four letters, four values
+    decodes = _count_decodes(backend, monkeypatch)
+    for item in items:
+        decodes.clear()
+        context, continuations = bench.request(item)
+        result = asyncio.run(backend.loglik(context, continuations))
+        lengths = [len(cont) for _, cont in (encode_pair(backend._tokenize, context, c) for c in continuations)]
+        assert decodes[0] > 1  # the context (after what the KV cache kept from the previous item)
+        assert decodes[1:] == [n - 1 for n in lengths if n > 1]
+        assert len(set(json.loads(result.text)["logprobs"])) == 4  # four choices, four values
 
 
 @pytest.mark.slow
@@ -114,12 +122,12 @@ def test_in_process_logliks_equal_a_one_batch_computation_with_all_logits(demo_m
     async def ours():
         return [await backend.loglik(*bench.request(it)) for it in items]
 
-    got = [json.loads(c.text)["logprobs"] for c in asyncio.run(ours())]
+    got = [json.loads(c.text) for c in asyncio.run(ours())]
     ref = llama_cpp.Llama(model_path=str(demo_model), n_ctx=1024, logits_all=True, verbose=False)
     tok = lambda s: ref.tokenize(s.encode(), add_bos=True, special=True)  # noqa: E731
-    for it, lls in zip(items, got, strict=True):
+    for it, result in zip(items, got, strict=True):
         context, continuations = bench.request(it)
-        want = []
+        want, want_greedy = [], []
         for cont in continuations:
             ce, ue = encode_pair(tok, context, cont)
             ref.reset()
@@ -127,10 +135,12 @@ def test_in_process_logliks_equal_a_one_batch_computation_with_all_logits(demo_m
             scores = ref.scores[: len(ce) + len(ue)].astype(np.float64)
             logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
             want.append(sum(logp[len(ce) - 1 + j, t] for j, t in enumerate(ue)))
-        assert lls == pytest.approx(want, abs=0.05)  # batch shapes differ: float rounding, not a rule
+            want_greedy.append(all(int(logp[len(ce) - 1 + j].argmax()) == t for j, t in enumerate(ue)))
+        assert result["logprobs"] == pytest.approx(want, abs=0.05)  # batch shapes differ: float rounding
         gap = np.sort(want)[-1] - np.sort(want)[-2]
         if gap > 0.1:
-            assert int(np.argmax(lls)) == int(np.argmax(want))
+            assert int(np.argmax(result["logprobs"])) == int(np.argmax(want))
+        assert [bool(g) for g in result["greedy"]] == want_greedy
 
 
 def test_runs_are_keyed_by_mode_and_never_mix(demo_model, tmp_path):

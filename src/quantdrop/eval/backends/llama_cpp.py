@@ -162,16 +162,36 @@ class LlamaCppBackend(BackendBase):
         return logprobs
 
     def _evaluate_logprobs(self, tokens: list[int]) -> np.ndarray:
+        return self._evaluate_rows(tokens, len(tokens) - 1)[0]
+
+    def _evaluate_rows(self, tokens: list[int], first: int) -> np.ndarray:
+        """Evaluate `tokens` after the longest prefix the KV cache already holds (at most `first`
+        tokens of it) and return the log-softmax of the logits at positions first..len-1: one batch
+        (per n_batch tokens), as llama.cpp's eval, with outputs requested for those positions only.
+        Uses llama-cpp-python 0.3's `_ctx` and `_batch`, as `Llama.eval` does."""
         from llama_cpp import llama_get_logits_ith
 
         llm = self._llm
         keep = 0
-        limit = min(llm.n_tokens, len(tokens) - 1)  # always evaluate one token: fresh logits
+        limit = min(llm.n_tokens, first)
         while keep < limit and llm.input_ids[keep] == tokens[keep]:
             keep += 1
         llm.n_tokens = keep
-        llm.eval(tokens[keep:])
-        logits = np.ctypeslib.as_array(llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        rows: list[np.ndarray] = []
+        for at in range(keep, len(tokens), llm.n_batch):
+            chunk = tokens[at : at + llm.n_batch]
+            llm._batch.set_batch(batch=chunk, n_past=at, logits_all=False)
+            for i in range(max(first - at, 0), len(chunk)):  # set_batch also asks for the chunk's last
+                llm._batch.batch.logits[i] = True
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[at : at + len(chunk)] = chunk
+            llm.n_tokens = at + len(chunk)
+            rows += [self._row(llama_get_logits_ith(llm.ctx, i)) for i in range(len(chunk)) if at + i >= first]
+        return np.stack(rows)
+
+    def _row(self, pointer: Any) -> np.ndarray:
+        logits = np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),))
         top = float(logits.max())
         return logits - (top + math.log(float(np.exp(logits - top).sum())))
 
@@ -182,14 +202,14 @@ class LlamaCppBackend(BackendBase):
         if longest > self.n_ctx:
             return Completion(finish_reason="error", error=f"prompt of {longest} tokens exceeds n_ctx {self.n_ctx}")
         lls, greedy = [], []
-        for ctx, cont in pairs:  # contexts are equal for all choices: evaluated once, then cached
-            total, is_greedy = 0.0, True
-            for j, token in enumerate(cont):  # one position at a time: the logits of each
-                lp = self._next_logprobs(ctx + cont[:j])
-                total += float(lp[token])
-                is_greedy &= int(lp.argmax()) == token
-            lls.append(total)
-            greedy.append(is_greedy)
+        for ctx, cont in pairs:
+            # the first token's distribution is the context's, evaluated once for all choices; the rest
+            # of a longer choice comes from one batch over its tokens (lm-eval scores context + choice in one)
+            rows = [self._next_logprobs(ctx)]
+            if len(cont) > 1:
+                rows += list(self._evaluate_rows(ctx + cont[:-1], len(ctx)))
+            lls.append(sum(float(row[token]) for row, token in zip(rows, cont, strict=True)))
+            greedy.append(all(int(row.argmax()) == token for row, token in zip(rows, cont, strict=True)))
         return Completion(
             text=encode_result(lls, greedy),
             prompt_tokens=longest,
