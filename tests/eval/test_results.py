@@ -127,3 +127,25 @@ def test_a_benchmark_also_scored_by_loglik_is_averaged_once(tmp_path):
     with Store(loglik_only) as st:
         write_run(st, "base", "mmlu@loglik", "MMLU (loglik)", 4, 1.0, [[1], [1], [1], [0]])
     assert results_table(loglik_only).weighted["base"] == pytest.approx(75)  # alone, it counts
+
+
+def test_the_drop_interval_is_relative_to_the_benchmarks_the_variant_shares(tmp_path):
+    """A variant not yet run on every benchmark (a study in progress): its drop and the drop's interval
+    both divide by the baseline's weighted average over the shared benchmarks, so the interval holds the
+    drop (was: the interval divided by the baseline's average over all its benchmarks, narrower and
+    beside the drop)."""
+    from quantdrop.report.sources import from_results
+
+    path = tmp_path / "eval.sqlite"
+    base_mmlu = [[1]] * 30 + [[0]] * 10
+    q_mmlu = [[1]] * 15 + [[0]] * 25
+    with Store(path) as st:
+        write_run(st, "base", "mmlu", "MMLU", 40, 1.0, base_mmlu)
+        write_run(st, "q", "mmlu", "MMLU", 40, 1.0, q_mmlu)
+        write_run(st, "base", "humaneval", "HumanEval", 40, 1.0, [[1]] * 40)  # q has none yet
+    table = results_table(path, baseline="base")
+    assert table.drop["q"] == pytest.approx(0.5)  # (75 - 37.5) / 75: MMLU only
+    diff = table.diffs[("weighted", "q")]
+    col = next(c for c in from_results(table).columns if c.label == "q")
+    assert col.drop_ci == pytest.approx((-100 * diff.high / 75.0, -100 * diff.low / 75.0))
+    assert col.drop_ci[0] < col.drop < col.drop_ci[1]

@@ -60,6 +60,7 @@ def test_from_results_converts_the_paired_interval_to_the_relative_drop() -> Non
         weighted={"F16": 66.67, "Q4_K_M": 66.0, "Q2_K": 56.67},
         baseline="F16",
         drop={"Q4_K_M": 0.01, "Q2_K": 0.15},
+        drop_base={"Q4_K_M": 66.67, "Q2_K": 66.67},
         diffs={("weighted", "Q4_K_M"): Interval(-0.67, -2.0, 0.5), ("weighted", "Q2_K"): Interval(-10.0, -14.0, -6.0)},
         notes=["Q2_K: 3 truncated"],
     )

@@ -117,6 +117,8 @@ class Table:
     weighted: dict[str, float]
     baseline: str | None = None
     drop: dict[str, float] = field(default_factory=dict)  # fraction, of the weighted averages
+    # the drop's denominator: the baseline's weighted average over the benchmarks each label shares with it
+    drop_base: dict[str, float] = field(default_factory=dict)
     diffs: dict[tuple[str, str], Interval] = field(default_factory=dict)  # (benchmark | "weighted", label)
     notes: list[str] = field(default_factory=list)
     evidence: dict[tuple[str, str], Any] = field(default_factory=dict)  # (benchmark, label) -> eval.evidence.Evidence
@@ -224,6 +226,7 @@ def _compare(table: Table, weights: dict[str, float]) -> None:
         b = weighted_average({k: table.cells[(k, base)].mean for k in common}, weights)
         v = weighted_average({k: table.cells[(k, lab)].mean for k in common}, weights)
         table.drop[lab] = accuracy_drop(b, v)
+        table.drop_base[lab] = b
         for k in common:
             table.diffs[(k, lab)] = paired_bootstrap_diff(
                 {k: table.cells[(k, base)].item_means}, {k: table.cells[(k, lab)].item_means}

@@ -52,11 +52,11 @@ def from_results(table: Table, level: float = 0.95) -> ResultsTable:
     """Table 2 from `quantdrop.eval.results.results_table`: the drop and its paired CI in percent.
 
     The store's paired bootstrap gives variant minus baseline in points on the weighted average; the
-    relative drop's interval is that interval divided by the baseline's weighted average, negated. A
+    relative drop's interval is that interval divided by the baseline's weighted average over the same
+    benchmarks (those the variant shares with it, as the drop itself), negated. A
     drop is significant when the whole interval lies below zero (the variant is surely worse)."""
     benches = _bench_rows(table)
-    base_w = table.weighted.get(table.baseline) if table.baseline else None
-    columns = [_column(table, lab, base_w) for lab in table.labels]
+    columns = [_column(table, lab) for lab in table.labels]
     evidence, floors = _evidence(table)
     return ResultsTable(benches, columns, table.baseline, level, evidence, floors, table.target_drop)
 
@@ -73,7 +73,7 @@ def _bench_rows(table: Table) -> list[BenchmarkRow]:
     return benches
 
 
-def _column(table: Table, lab: str, base_w: float | None) -> VariantColumn:
+def _column(table: Table, lab: str) -> VariantColumn:
     """One variant's cells, averages, and drop with its interval (relative to the baseline's weighted average)."""
     cells = {
         key: Cell(
@@ -91,6 +91,7 @@ def _column(table: Table, lab: str, base_w: float | None) -> VariantColumn:
     drop = _finite(table.drop.get(lab))
     ci, significant = None, None
     diff = table.diffs.get(("weighted", lab))
+    base_w = table.drop_base.get(lab)
     if diff is not None and base_w and not math.isnan(diff.low):
         # a drop is at most 100% (accuracy cannot go below 0)
         ci = (-100.0 * diff.high / base_w, min(100.0, -100.0 * diff.low / base_w))
